@@ -1,0 +1,99 @@
+/**
+ * The `shoal` command line. `runCli(argv, io)` returns the exit code, so
+ * tests run it like any function; bin/shoal.mjs is a thin wrapper.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ShoalError, toShoalError } from '../common/errors.js';
+import { fetchStats } from './daemon-client.js';
+import { defaultEndpoint } from './defaults.js';
+import { runGet, type GetOptions } from './get.js';
+import { processIo, type CliIo } from './io.js';
+import { runDaemon, runScheduler, type DaemonFlags } from './serve.js';
+import { formatStatus } from './status.js';
+
+export const VERSION = '0.1.0';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function program(io: CliIo, result: { code: number }): Command {
+  const root = new Command('shoal')
+    .description('Peer-to-peer file and container-image distribution')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+
+  root
+    .command('get')
+    .description('download URL to FILE through the local daemon (or an in-process one when none runs)')
+    .argument('<url>', 'http:// or https:// URL')
+    .addOption(new Option('-O, --output <file>', 'output file ("-" for stdout)').makeOptionMandatory())
+    .addOption(new Option('-o <file>', 'same as -O (curl style)').hideHelp())
+    .option('-H, --header <header>', 'request header "Name: value" for the origin (repeatable)', collect, [])
+    .option('--digest <digest>', 'expected content digest, sha256:<hex>; also the task identity')
+    .option('--timeout <duration>', 'give up after this long (e.g. 30s, 10m, 2h)')
+    .option('--tag <tag>', 'tells apart tasks with the same URL')
+    .option('--application <name>', 'caller name, part of the task identity')
+    .option('--filter <params>', 'query parameters left out of the task identity, "&"-separated (repeatable)', collect, [])
+    .option('--piece-length <size>', 'piece size (e.g. 4MiB); part of the task identity')
+    .option('-e, --endpoint <socket>', 'daemon API: unix socket or 127.0.0.1:PORT (default: the standard local socket)')
+    .option('-q, --quiet', 'print nothing but errors', false)
+    .option('--no-progress', 'no progress bar')
+    .action(async (url: string, opts: GetOptions & { o?: string }) => {
+      result.code = await runGet(url, { ...opts, output: opts.output ?? opts.o ?? '' }, io);
+    });
+
+  root
+    .command('daemon')
+    .description('run a peer daemon (with --seed, a seed peer)')
+    .option('--config <file>', 'YAML config file (docs/configuration.md)')
+    .option('--scheduler <url>', 'scheduler URL, e.g. http://10.0.0.1:8002 (none: an in-process scheduler)')
+    .option('--listen <host:port>', 'upload server address (default 0.0.0.0:4000)')
+    .option('--advertise <host>', 'address other peers use to reach this host')
+    .option('--api <socket>', 'local API: unix socket path or 127.0.0.1:PORT')
+    .option('--data <dir>', 'data directory')
+    .option('--seed', 'run as a seed peer')
+    .option('--idc <idc>', 'idc label')
+    .option('--location <location>', 'location label, "|"-separated hierarchy')
+    .option('--upload-rate <size>', 'upload bandwidth cap per second (e.g. 100MiB)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .action(async (opts: DaemonFlags) => {
+      result.code = await runDaemon(opts, io);
+    });
+
+  root
+    .command('scheduler')
+    .description('run a scheduler')
+    .option('--config <file>', 'YAML config file')
+    .option('--listen <host:port>', 'address (default 0.0.0.0:8002)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .action(async (opts: { config?: string; listen?: string; logLevel?: string }) => {
+      result.code = await runScheduler(opts, io);
+    });
+
+  root
+    .command('status')
+    .description("show where the local daemon's bytes came from, per task and in total")
+    .option('-e, --endpoint <socket>', 'daemon API')
+    .option('--json', 'print JSON', false)
+    .action(async (opts: { endpoint?: string; json: boolean }) => {
+      const stats = await fetchStats(opts.endpoint ?? defaultEndpoint(io.env));
+      io.stdout.write(opts.json ? JSON.stringify(stats, null, 2) + '\n' : formatStatus(stats));
+    });
+  return root;
+}
+
+export async function runCli(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const result = { code: 0 };
+  try {
+    await program(io, result).parseAsync(argv, { from: 'user' });
+    return result.code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    const e = toShoalError(err);
+    io.stderr.write(`shoal: error ${e.code}: ${e.message}\n`);
+    return e instanceof ShoalError ? e.exitCode : 1;
+  }
+}

@@ -1,0 +1,48 @@
+/** A byte progress bar on a TTY (stderr), nothing otherwise. */
+import cliProgress from 'cli-progress';
+
+export interface ProgressView {
+  update(done: number, total: number | undefined): void;
+  stop(): void;
+}
+
+function human(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+export function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean }, enabled: boolean): ProgressView {
+  if (!enabled || stream.isTTY !== true) return { update() {}, stop() {} };
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: stream as NodeJS.WriteStream,
+      format: '{bar} {percentage}% | {doneH}/{totalH} | {speed}/s | ETA {eta_formatted}',
+      hideCursor: true,
+      clearOnComplete: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const started = Date.now();
+  let running = false;
+  return {
+    update(done, total) {
+      const t = total ?? Math.max(done, 1);
+      const speed = human(done / Math.max(0.001, (Date.now() - started) / 1000));
+      if (!running) {
+        bar.start(t, done, { doneH: human(done), totalH: human(t), speed });
+        running = true;
+      }
+      bar.setTotal(t);
+      bar.update(done, { doneH: human(done), totalH: human(t), speed });
+    },
+    stop() {
+      if (running) bar.stop();
+    },
+  };
+}

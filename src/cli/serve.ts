@@ -1,0 +1,116 @@
+/** `shoal daemon` and `shoal scheduler`: long-running services until SIGINT/SIGTERM. */
+import { readFileSync } from 'node:fs';
+import { DaemonConfigSchema, SchedulerConfigSchema, loadConfig, splitHostPort, validateConfig } from '../common/config.js';
+import { ShoalError } from '../common/errors.js';
+import { createLogger } from '../common/log.js';
+import { createDaemon } from '../daemon/daemon.js';
+import { createScheduler } from '../scheduler/server.js';
+import { defaultDataDir, defaultEndpoint } from './defaults.js';
+import type { CliIo } from './io.js';
+
+export interface DaemonFlags {
+  config?: string;
+  scheduler?: string;
+  listen?: string;
+  advertise?: string;
+  api?: string;
+  data?: string;
+  seed?: boolean;
+  idc?: string;
+  location?: string;
+  uploadRate?: string;
+  logLevel?: string;
+}
+
+function waitForSignal(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> {
+  const file = loadConfig(DaemonConfigSchema, flags.config);
+  // Flags override the file; the merged result is validated by the same schema.
+  const merged = validateConfig(
+    DaemonConfigSchema,
+    {
+      ...file,
+      ...(flags.scheduler === undefined ? {} : { scheduler: flags.scheduler }),
+      ...(flags.listen === undefined ? {} : { listen: flags.listen }),
+      ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
+      ...(flags.api === undefined ? {} : { api: flags.api }),
+      ...(flags.data === undefined ? {} : { data: flags.data }),
+      ...(flags.seed === true ? { seed: true } : {}),
+      ...(flags.idc === undefined ? {} : { idc: flags.idc }),
+      ...(flags.location === undefined ? {} : { location: flags.location }),
+      ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
+      upload: { ...file.upload, ...(flags.uploadRate === undefined ? {} : { rate: flags.uploadRate }) },
+    },
+    'command line',
+  );
+  const log = createLogger(merged.logLevel, 'shoal-daemon');
+  const listen = splitHostPort(merged.listen);
+  let ca: string | undefined;
+  if (merged.source.ca !== undefined) {
+    try {
+      ca = readFileSync(merged.source.ca, 'utf8');
+    } catch (err) {
+      throw new ShoalError('CONFIG_INVALID', `source.ca: cannot read ${merged.source.ca}: ${(err as Error).message}`);
+    }
+  }
+  const daemon = createDaemon({
+    dataDir: merged.data ?? defaultDataDir(io.env),
+    schedulerUrl: merged.scheduler,
+    embeddedScheduler: merged.scheduler === undefined,
+    listenHost: listen.host,
+    listenPort: listen.port,
+    advertise: merged.advertise,
+    api: merged.api ?? defaultEndpoint(io.env),
+    seed: merged.seed,
+    idc: merged.idc,
+    location: merged.location,
+    ...(merged.upload.slots === undefined ? {} : { uploadSlots: merged.upload.slots }),
+    uploadRate: merged.upload.rate,
+    cacheQuotaBytes: merged.cache.quota,
+    cacheTtlMs: merged.cache.ttl,
+    gcIntervalMs: merged.cache.gcInterval,
+    limits: {
+      maxInflight: merged.download.concurrentPieces,
+      perParent: merged.download.perParent,
+      stallMs: merged.download.pieceTimeout,
+      scheduleTimeoutMs: merged.download.scheduleTimeout,
+    },
+    source: { retries: merged.source.retries, idleTimeoutMs: merged.source.timeout, insecure: merged.source.insecure, ca },
+    logger: log,
+  });
+  await daemon.start();
+  io.stderr.write(`shoal daemon ${daemon.hostId}: upload port ${daemon.uploadPort}, scheduler ${daemon.schedulerUrl ?? 'none'}, api ${merged.api ?? defaultEndpoint(io.env)}\n`);
+  await waitForSignal(io.signal);
+  await daemon.stop();
+  return 0;
+}
+
+export async function runScheduler(flags: { config?: string; listen?: string; logLevel?: string }, io: CliIo): Promise<number> {
+  const file = loadConfig(SchedulerConfigSchema, flags.config);
+  const merged = validateConfig(
+    SchedulerConfigSchema,
+    { ...file, ...(flags.listen === undefined ? {} : { listen: flags.listen }), ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }) },
+    'command line',
+  );
+  const listen = splitHostPort(merged.listen);
+  const scheduler = createScheduler({
+    host: listen.host,
+    port: listen.port,
+    candidateParentLimit: merged.candidateParents,
+    backToSourceLimit: merged.backToSourceLimit,
+    seedTimeoutMs: merged.seedTimeout,
+    recoveryWindowMs: merged.recoveryWindow,
+    logger: createLogger(merged.logLevel, 'shoal-scheduler'),
+  });
+  await scheduler.start();
+  io.stderr.write(`shoal scheduler listening on ${listen.host}:${scheduler.port}\n`);
+  await waitForSignal(io.signal);
+  await scheduler.stop();
+  return 0;
+}

@@ -1,0 +1,163 @@
+/**
+ * Configuration files (YAML), one zod schema per component: types, defaults
+ * and validation in one place. Errors name the bad key. Command-line flags
+ * override the file.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ShoalError } from './errors.js';
+
+const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?$/i;
+const UNITS: Record<string, number> = {
+  b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2,
+  g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4,
+};
+
+/** "512MiB", "10GB", "1048576" → bytes. */
+export function parseSize(value: string | number): number {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value < 0) throw new Error(`invalid size ${value}`);
+    return value;
+  }
+  const m = SIZE_RE.exec(value.trim());
+  if (m === null) throw new Error(`invalid size ${JSON.stringify(value)} (use e.g. 512MiB, 10GB)`);
+  return Math.round(Number(m[1]) * UNITS[(m[2] ?? 'b').toLowerCase()]!);
+}
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/;
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "30s", "10m", "2h", "1500ms", a bare number = seconds → milliseconds. */
+export function parseDuration(value: string | number): number {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) throw new Error(`invalid duration ${value}`);
+    return value * 1000;
+  }
+  const m = DURATION_RE.exec(value.trim());
+  if (m === null) throw new Error(`invalid duration ${JSON.stringify(value)} (use e.g. 30s, 10m, 2h)`);
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!);
+}
+
+const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try {
+    return parseSize(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}$/, 'must be HOST:PORT');
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const DaemonConfigSchema = z
+  .object({
+    scheduler: z.url({ protocol: /^https?$/ }).optional().describe('scheduler URL, e.g. http://10.0.0.1:8002'),
+    listen: hostPort.default('0.0.0.0:4000').describe('upload server address'),
+    advertise: z.string().min(1).optional().describe('address other peers use to reach this host'),
+    api: z.string().min(1).optional().describe('local API: unix socket path or 127.0.0.1:PORT'),
+    data: z.string().min(1).optional().describe('data directory (cache and metadata)'),
+    seed: z.boolean().default(false).describe('run as a seed peer'),
+    idc: z.string().max(255).default(''),
+    location: z.string().max(1024).default(''),
+    logLevel: logLevel.default('info'),
+    upload: z
+      .object({
+        slots: z.number().int().min(1).max(10_000).optional().describe('concurrent piece uploads'),
+        rate: size.default(0).describe('upload bandwidth cap, bytes/s (0 = none)'),
+      })
+      .strict()
+      .default({ rate: 0 }),
+    download: z
+      .object({
+        concurrentPieces: z.number().int().min(1).max(256).default(16),
+        perParent: z.number().int().min(1).max(64).default(4),
+        pieceTimeout: duration.default(10_000).describe('a parent sending nothing this long loses the piece'),
+        scheduleTimeout: duration.default(15_000).describe('with no scheduler for this long, go to the origin'),
+      })
+      .strict()
+      .default({ concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000 }),
+    cache: z
+      .object({
+        quota: size.default(0).describe('bytes of content kept (0 = no quota)'),
+        ttl: duration.default(0).describe('drop tasks unused this long (0 = never)'),
+        gcInterval: duration.default(60_000),
+      })
+      .strict()
+      .default({ quota: 0, ttl: 0, gcInterval: 60_000 }),
+    source: z
+      .object({
+        retries: z.number().int().min(0).max(100).default(5),
+        timeout: duration.default(30_000).describe('origin idle timeout'),
+        ca: z.string().optional().describe('PEM file with extra CA certificates'),
+        insecure: z.boolean().default(false),
+      })
+      .strict()
+      .default({ retries: 5, timeout: 30_000, insecure: false }),
+  })
+  .strict();
+
+export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
+
+export const SchedulerConfigSchema = z
+  .object({
+    listen: hostPort.default('0.0.0.0:8002'),
+    logLevel: logLevel.default('info'),
+    candidateParents: z.number().int().min(1).max(20).default(4),
+    backToSourceLimit: z.number().int().min(1).max(1000).default(1),
+    seedTimeout: duration.default(10_000),
+    recoveryWindow: duration.default(3000),
+  })
+  .strict();
+
+export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
+
+function describeIssues(error: z.ZodError, file: string): string {
+  return error.issues
+    .map((issue) => {
+      const key = issue.path.length === 0 ? '(top level)' : issue.path.join('.');
+      return `${file}: ${key}: ${issue.message}`;
+    })
+    .join('\n');
+}
+
+/** Reads and validates a YAML config file; an absent path gives the defaults. */
+export function loadConfig<S extends z.ZodType>(schema: S, path: string | undefined): z.infer<S> {
+  let raw: unknown = {};
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ShoalError('CONFIG_INVALID', `cannot read config file ${path}: ${(err as Error).message}`);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (err) {
+      const where = err instanceof YAMLParseError && err.linePos !== undefined ? ` at line ${err.linePos[0].line}` : '';
+      throw new ShoalError('CONFIG_INVALID', `${path}: not valid YAML${where}: ${(err as Error).message.split('\n')[0] ?? ''}`);
+    }
+  }
+  return validateConfig(schema, raw, path ?? '(defaults)');
+}
+
+export function validateConfig<S extends z.ZodType>(schema: S, raw: unknown, label: string): z.infer<S> {
+  const result = schema.safeParse(raw);
+  if (!result.success) throw new ShoalError('CONFIG_INVALID', describeIssues(result.error, label));
+  return result.data;
+}
+
+export function splitHostPort(value: string): { host: string; port: number } {
+  const m = /^(\[([0-9a-fA-F:]+)\]|[\w.-]+):(\d{1,5})$/.exec(value);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || port > 65535) throw new ShoalError('USAGE', `${JSON.stringify(value)} is not HOST:PORT`);
+  return { host: m[2] ?? m[1]!, port };
+}

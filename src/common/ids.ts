@@ -1,0 +1,120 @@
+/**
+ * Task identity (DESIGN.md "Task identity"): the SHA-256 of the URL with
+ * signature-like query parameters removed, plus tag and application; or, when
+ * the content digest is known, the digest itself, so the same bytes fetched
+ * through two URLs are one swarm.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { ShoalError } from './errors.js';
+
+/** Query parameters that carry signatures or routing noise, never content identity. */
+export const DEFAULT_FILTERED_QUERY_PARAMS: readonly string[] = [
+  'X-Amz-*', // S3 presigned URLs
+  'X-Goog-*', // GCS signed URLs
+  'Expires',
+  'Signature',
+  'OSSAccessKeyId',
+  'SecurityToken',
+  'AccessKeyId',
+  'X-Obs-Date',
+  'X-Obs-Security-Token',
+  'q-sign-*', // COS
+  'q-ak',
+  'q-key-time',
+  'q-header-list',
+  'q-url-param-list',
+  'q-signature',
+  'x-cos-security-token',
+  'ns', // containerd's mirror parameter
+];
+
+const DIGEST_RE = /^sha256:([a-f0-9]{64})$/;
+
+export interface Digest {
+  readonly algorithm: 'sha256';
+  readonly hex: string;
+}
+
+/** Parses `sha256:<64 lowercase hex>`; throws DIGEST_INVALID otherwise. */
+export function parseDigest(value: string): Digest {
+  const match = DIGEST_RE.exec(value);
+  if (match === null) {
+    throw new ShoalError('DIGEST_INVALID', `digest ${JSON.stringify(value.slice(0, 100))} is not of the form sha256:<64 lowercase hex digits>`);
+  }
+  return { algorithm: 'sha256', hex: match[1]! };
+}
+
+/** Parses an origin URL; only http and https are accepted. */
+export function parseSourceUrl(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ShoalError('URL_INVALID', `${JSON.stringify(value.slice(0, 200))} is not a valid URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ShoalError('URL_INVALID', `unsupported URL scheme ${JSON.stringify(url.protocol.slice(0, -1))}: only http and https are supported`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new ShoalError('URL_INVALID', 'credentials in the URL are not accepted; pass them with -H "Authorization: ..."');
+  }
+  return url;
+}
+
+function matchesFilter(name: string, filters: readonly string[]): boolean {
+  const lower = name.toLowerCase();
+  return filters.some((filter) => {
+    const f = filter.toLowerCase();
+    return f.endsWith('*') ? lower.startsWith(f.slice(0, -1)) : lower === f;
+  });
+}
+
+/** The URL as it identifies content: filtered query parameters and the fragment removed. */
+export function filterUrl(url: URL, filters: readonly string[]): string {
+  const out = new URL(url.href);
+  out.hash = '';
+  const kept = [...out.searchParams].filter(([name]) => !matchesFilter(name, filters));
+  out.search = '';
+  for (const [name, value] of kept) out.searchParams.append(name, value);
+  return out.href;
+}
+
+export interface TaskIdInput {
+  url: string;
+  tag?: string | undefined;
+  application?: string | undefined;
+  /** Query parameters to leave out of the identity, added to the defaults. */
+  filteredQueryParams?: readonly string[] | undefined;
+  /** `sha256:<hex>`: when given, it is the identity. */
+  digest?: string | undefined;
+  /** An explicit piece size makes a different task (its pieces differ). */
+  pieceSize?: number | undefined;
+}
+
+export function taskId(input: TaskIdInput): string {
+  if (input.digest !== undefined && input.digest !== '') return parseDigest(input.digest).hex;
+  const url = parseSourceUrl(input.url);
+  const filters = [...DEFAULT_FILTERED_QUERY_PARAMS, ...(input.filteredQueryParams ?? [])];
+  const hash = createHash('sha256');
+  hash.update(filterUrl(url, filters));
+  hash.update('\0tag=' + (input.tag ?? ''));
+  hash.update('\0app=' + (input.application ?? ''));
+  if (input.pieceSize !== undefined && input.pieceSize > 0) hash.update('\0piece=' + String(input.pieceSize));
+  return hash.digest('hex');
+}
+
+const TASK_ID_RE = /^[a-f0-9]{64}$/;
+
+export function isTaskId(value: string): boolean {
+  return TASK_ID_RE.test(value);
+}
+
+/** A host's stable identity: its name and the address and port peers reach it on. */
+export function hostId(ip: string, port: number): string {
+  return `${hostname()}-${ip}-${port}`;
+}
+
+export function newPeerId(host: string): string {
+  return `${host}-${randomUUID()}`;
+}

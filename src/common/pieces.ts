@@ -1,0 +1,104 @@
+/**
+ * Piece math and the piece bitmap. Pure code: no I/O.
+ *
+ * Piece size rule (DESIGN.md "Pieces"): aim for about TARGET_PIECES pieces so
+ * a file pipelines through a large swarm, rounded up to a power of two and
+ * clamped to [1 MiB, 64 MiB]. docs/benchmarks.md records why.
+ */
+export const MIB = 1024 * 1024;
+export const MIN_PIECE_SIZE = 1 * MIB;
+export const MAX_PIECE_SIZE = 64 * MIB;
+export const TARGET_PIECES = 256;
+/** Piece size while the content length is unknown (chunked origin responses). */
+export const UNKNOWN_LENGTH_PIECE_SIZE = 4 * MIB;
+/** Upper bound on pieces per task (docs/LIMITS.md): 64 MiB × 1 M = 64 TiB. */
+export const MAX_PIECES = 1 << 20;
+
+export function pieceSizeFor(contentLength: number | undefined): number {
+  if (contentLength === undefined) return UNKNOWN_LENGTH_PIECE_SIZE;
+  const wanted = Math.ceil(contentLength / TARGET_PIECES);
+  let size = MIN_PIECE_SIZE;
+  while (size < wanted && size < MAX_PIECE_SIZE) size *= 2;
+  return size;
+}
+
+export function isValidPieceSize(size: number): boolean {
+  return Number.isInteger(size) && size >= 16 * 1024 && size <= MAX_PIECE_SIZE;
+}
+
+export function pieceCount(contentLength: number, pieceSize: number): number {
+  return Math.ceil(contentLength / pieceSize);
+}
+
+export interface PieceRange {
+  readonly number: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export function pieceRange(number: number, contentLength: number, pieceSize: number): PieceRange {
+  const offset = number * pieceSize;
+  return { number, offset, length: Math.max(0, Math.min(pieceSize, contentLength - offset)) };
+}
+
+/** A fixed-size set of piece numbers. */
+export class Bitfield {
+  readonly size: number;
+  #bits: Uint8Array;
+  #count = 0;
+
+  constructor(size: number, bytes?: Uint8Array) {
+    this.size = size;
+    this.#bits = new Uint8Array(Math.ceil(size / 8));
+    if (bytes !== undefined) {
+      this.#bits.set(bytes.subarray(0, this.#bits.length));
+      for (let i = 0; i < size; i++) if (this.has(i)) this.#count++;
+    }
+  }
+
+  has(n: number): boolean {
+    return n >= 0 && n < this.size && (this.#bits[n >> 3]! & (1 << (n & 7))) !== 0;
+  }
+
+  /** Returns true if the bit was newly set. */
+  set(n: number): boolean {
+    if (n < 0 || n >= this.size || this.has(n)) return false;
+    this.#bits[n >> 3]! |= 1 << (n & 7);
+    this.#count++;
+    return true;
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  get complete(): boolean {
+    return this.#count === this.size;
+  }
+
+  *missing(): Generator<number> {
+    for (let i = 0; i < this.size; i++) if (!this.has(i)) yield i;
+  }
+
+  *held(): Generator<number> {
+    for (let i = 0; i < this.size; i++) if (this.has(i)) yield i;
+  }
+
+  toBytes(): Uint8Array {
+    return this.#bits.slice();
+  }
+}
+
+/** Packs 32-byte digests into one buffer, in the order of `numbers`. */
+export function packDigests(digests: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(digests.length * 32);
+  digests.forEach((d, i) => out.set(d, i * 32));
+  return out;
+}
+
+export function unpackDigests(numbers: readonly number[], packed: Uint8Array): Map<number, Buffer> | undefined {
+  if (packed.length !== numbers.length * 32) return undefined;
+  const out = new Map<number, Buffer>();
+  numbers.forEach((n, i) => out.set(n, Buffer.from(packed.subarray(i * 32, i * 32 + 32))));
+  return out;
+}

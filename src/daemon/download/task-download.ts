@@ -1,0 +1,462 @@
+/**
+ * One task's download on this host: registers with the scheduler, fetches
+ * pieces from the parents it is given (rarest first, several at once, each
+ * verified before it is stored), or from the origin when told to, and
+ * finishes when every piece is held. Pieces are served to other peers the
+ * moment they are stored.
+ */
+import { EventEmitter } from 'node:events';
+import { create } from '@bufbuild/protobuf';
+import { RegisterPeerSchema, type PeerResponse, type RegisterPeer, type TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
+import { ShoalError, isErrorCode, toShoalError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { packDigests, pieceCount, pieceRange } from '../../common/pieces.js';
+import type { SchedulerClient } from '../scheduler-link.js';
+import type { HttpSource } from '../source/http-source.js';
+import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
+import { verifyContentDigest } from './content-digest.js';
+import { CorruptPieceError, ParentConn, fetchPiece, type ParentInfo } from './parent.js';
+import { PeerSession } from './peer-session.js';
+import { PieceReporter } from './reporter.js';
+import { fetchFromSource } from './source-fetch.js';
+import { TaskStats } from './task-stats.js';
+
+export interface DownloadLimits {
+  /** Pieces in flight for one task. */
+  maxInflight: number;
+  /** Pieces in flight from one parent (also its connection count). */
+  perParent: number;
+  /** A parent that sends nothing for this long loses the piece. */
+  stallMs: number;
+  /** With no scheduler stream for this long and nothing to fetch from, go to the origin. */
+  scheduleTimeoutMs: number;
+  /** Ask the scheduler for other parents after this long without progress. */
+  starvationMs: number;
+}
+
+export const DEFAULT_LIMITS: DownloadLimits = {
+  maxInflight: 16,
+  perParent: 4,
+  stallMs: 10_000,
+  scheduleTimeoutMs: 15_000,
+  starvationMs: 3000,
+};
+
+export interface TaskDownloadOptions {
+  spec: TaskSpec;
+  store: PieceStore;
+  source: HttpSource;
+  /** undefined: no scheduler; the peer goes straight to the origin. */
+  client: SchedulerClient | undefined;
+  hostId: string;
+  peerId: string;
+  seed: boolean;
+  limits: DownloadLimits;
+  logger: Logger;
+}
+
+type From = 'source' | 'peer' | 'seed';
+
+export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
+  readonly id: string;
+  readonly spec: TaskSpec;
+  readonly stats: TaskStats;
+  readonly done: Promise<StoredTask>;
+  readonly #o: TaskDownloadOptions;
+  readonly #log: Logger;
+  readonly #abort = new AbortController();
+  readonly #parents = new Map<string, ParentConn>();
+  readonly #blocked = new Set<string>();
+  /** Authoritative digests from the scheduler, for pieces we do not hold yet. */
+  readonly #digests = new Map<number, Buffer>();
+  readonly #inflight = new Map<number, Array<{ parent: ParentConn; controller: AbortController; started: number }>>();
+  readonly #reporter: PieceReporter;
+  #task: StoredTask | undefined;
+  #session: PeerSession | undefined;
+  #sourceRunning = false;
+  #settled = false;
+  #finishing = false;
+  #unpin: (() => void) | undefined;
+  #resolve!: (task: StoredTask) => void;
+  #reject!: (err: ShoalError) => void;
+  #lastProgress = Date.now();
+  #timer: NodeJS.Timeout | undefined;
+  #connectedOnce = false;
+  readonly #startedAt = Date.now();
+
+  constructor(options: TaskDownloadOptions) {
+    super();
+    this.#o = options;
+    this.id = options.spec.taskId;
+    this.spec = options.spec;
+    this.#log = options.logger.child({ task: this.id.slice(0, 12) });
+    this.stats = new TaskStats(this.id, options.spec.url);
+    this.done = new Promise<StoredTask>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.done.catch(() => undefined);
+    this.#reporter = new PieceReporter((numbers, digests) =>
+      this.#session?.send({ case: 'pieces', value: { numbers, digests } }),
+    );
+  }
+
+  get peerId(): string {
+    return this.#o.peerId;
+  }
+
+  async start(): Promise<void> {
+    try {
+      const task = await this.#o.store.ensure(this.id, this.spec.url, this.spec.digest === '' ? undefined : this.spec.digest);
+      this.#task = task;
+      this.#unpin = this.#o.store.pin(task);
+      if (task.complete) {
+        this.stats.fromCache(task.heldBytes);
+        this.#o.store.touch(task);
+        this.#settle(task);
+        return;
+      }
+      this.stats.setShape(task.shape, task.digests.size, task.heldBytes);
+      if (this.#o.client === undefined) {
+        this.#goToSource('no scheduler configured');
+        return;
+      }
+      this.#session = new PeerSession({
+        client: this.#o.client,
+        register: (reconnect) => this.#register(reconnect),
+        onResponse: (response) => this.#onResponse(response),
+        onConnection: (up) => {
+          if (up) this.#connectedOnce = true;
+          if (up) this.#log.debug('scheduler stream up');
+        },
+        logger: this.#log,
+      });
+      this.#session.start();
+      this.#timer = setInterval(() => this.#tick(), 500);
+    } catch (err) {
+      this.#fail(toShoalError(err, 'STORAGE'));
+    }
+  }
+
+  /** Cancels the download (the daemon is stopping, or nobody waits any more). Pieces held are kept. */
+  cancel(reason: ShoalError): void {
+    this.#fail(reason, false);
+  }
+
+  #register(reconnect: boolean): RegisterPeer {
+    const task = this.#task!;
+    const numbers = [...task.digests.keys()];
+    return create(RegisterPeerSchema, {
+      peerId: this.#o.peerId,
+      hostId: this.#o.hostId,
+      task: this.spec,
+      ...(task.shape === undefined ? {} : { metadata: shapeMessage(task.shape) }),
+      pieces: numbers,
+      digests: this.#sourceRunning || this.#o.seed ? packDigests(numbers.map((n) => task.digests.get(n)!)) : new Uint8Array(0),
+      backToSource: this.#sourceRunning,
+      reconnect,
+    });
+  }
+
+  #onResponse(response: PeerResponse): void {
+    if (this.#settled) return;
+    const r = response.response;
+    switch (r.case) {
+      case 'backToSource':
+        this.#goToSource(r.value.reason);
+        break;
+      case 'parents':
+        this.#setParents(r.value.parents);
+        break;
+      case 'metadata':
+        void this.#learnShape({
+          contentLength: r.value.contentLength === undefined ? undefined : Number(r.value.contentLength),
+          pieceSize: r.value.pieceSize,
+        });
+        break;
+      case 'digests': {
+        const { numbers, digests } = r.value;
+        if (digests.length !== numbers.length * 32) break;
+        numbers.forEach((n, i) => this.#digests.set(n, Buffer.from(digests.subarray(i * 32, i * 32 + 32))));
+        this.#pump();
+        break;
+      }
+      case 'parentPieces': {
+        const parent = this.#parents.get(r.value.peerId);
+        if (parent !== undefined) for (const n of r.value.numbers) parent.pieces.add(n);
+        this.#pump();
+        break;
+      }
+      case 'complete':
+        this.#checkDone();
+        break;
+      case 'failed': {
+        const code = isErrorCode(r.value.code) ? r.value.code : 'SOURCE_STATUS';
+        this.#fail(new ShoalError(code, r.value.message, r.value.status > 0 ? { sourceStatus: r.value.status } : {}), false);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  async #learnShape(shape: TaskShape): Promise<void> {
+    const task = this.#task!;
+    if (this.#sourceRunning || shape.pieceSize <= 0) return;
+    try {
+      await this.#o.store.setShape(task, shape);
+      this.stats.setShape(task.shape, task.digests.size, task.heldBytes);
+      this.#pump();
+    } catch (err) {
+      this.#fail(toShoalError(err, 'SOURCE_PROTOCOL'));
+    }
+  }
+
+  #setParents(list: readonly ParentInfo[]): void {
+    const wanted = new Set(list.map((p) => p.peerId));
+    for (const [id, parent] of this.#parents) {
+      if (!wanted.has(id)) {
+        this.#parents.delete(id);
+        if (parent.inflight === 0) parent.close();
+      }
+    }
+    for (const info of list) {
+      if (this.#parents.has(info.peerId) || this.#blocked.has(info.peerId)) continue;
+      this.#parents.set(info.peerId, new ParentConn({ peerId: info.peerId, hostId: info.hostId, ip: info.ip, port: info.port, seed: info.seed }, this.#o.limits.perParent));
+    }
+    this.#pump();
+  }
+
+  #goToSource(reason: string): void {
+    if (this.#sourceRunning || this.#settled) return;
+    this.#sourceRunning = true;
+    this.#reporter.withDigests = true;
+    this.stats.backToSource(reason);
+    this.#log.info({ reason }, 'back to source');
+    const task = this.#task!;
+    fetchFromSource({
+      source: this.#o.source,
+      store: this.#o.store,
+      task,
+      url: this.spec.url,
+      headers: this.spec.headers.map((h) => [h.name, h.value] as const),
+      pieceSize: this.spec.pieceSize,
+      signal: this.#abort.signal,
+      isHeld: (n) => task.has(n),
+      onShape: (shape) => {
+        this.stats.setShape(shape, task.digests.size, task.heldBytes);
+        this.#session?.send({ case: 'metadata', value: { metadata: shapeMessage(shape) } });
+      },
+      onPiece: (n, digest, length) => this.#stored(n, digest, length, 'source'),
+    })
+      .then(() => {
+        this.#reporter.flush();
+        this.#checkDone();
+        if (!this.#settled && !this.#finishing) throw new ShoalError('SOURCE_PROTOCOL', 'origin stream ended before every piece was stored');
+      })
+      .catch((err: unknown) => this.#fail(toShoalError(err, 'SOURCE_NETWORK')));
+  }
+
+  #stored(n: number, digest: Buffer, length: number, from: From): void {
+    this.#lastProgress = Date.now();
+    this.#digests.delete(n);
+    this.stats.piece(length, from);
+    this.#reporter.add(n, digest);
+    this.emit('progress', this.stats);
+  }
+
+  /** Starts piece fetches until the in-flight caps are reached. */
+  #pump(): void {
+    const task = this.#task;
+    if (this.#settled || this.#finishing || this.#sourceRunning || task?.shape?.contentLength === undefined) return;
+    const { contentLength, pieceSize } = task.shape;
+    const count = pieceCount(contentLength, pieceSize);
+    const limits = this.#o.limits;
+    const maxInflight = Math.max(2, Math.min(limits.maxInflight, Math.floor((256 * 1024 * 1024) / pieceSize)));
+    while (this.#inflight.size < maxInflight) {
+      const pick = this.#choose(count, task, false);
+      if (pick === undefined) break;
+      this.#fetch(pick.n, pick.parent, pieceRange(pick.n, contentLength, pieceSize).length);
+    }
+    // Endgame: every missing piece is in flight; ask a second holder for the oldest ones.
+    if (this.#inflight.size > 0 && task.digests.size + this.#inflight.size >= count) {
+      for (let i = 0; i < 4; i++) {
+        const pick = this.#choose(count, task, true);
+        if (pick === undefined) break;
+        this.#fetch(pick.n, pick.parent, pieceRange(pick.n, contentLength, pieceSize).length);
+      }
+    }
+  }
+
+  /** Rarest missing piece with a known digest and a free holder; random among equals. */
+  #choose(count: number, task: StoredTask, endgame: boolean): { n: number; parent: ParentConn } | undefined {
+    const now = Date.now();
+    const free = [...this.#parents.values()].filter((p) => p.inflight < this.#o.limits.perParent && p.busyUntil <= now);
+    if (free.length === 0) return undefined;
+    const all = [...this.#parents.values()];
+    const start = Math.floor(Math.random() * count);
+    let best: { n: number; parent: ParentConn; rarity: number } | undefined;
+    for (let i = 0; i < count; i++) {
+      const n = (start + i) % count;
+      if (task.has(n) || !this.#digests.has(n)) continue;
+      const flights = this.#inflight.get(n);
+      if (endgame) {
+        if (flights === undefined || flights.length !== 1 || now - flights[0]!.started < 500) continue;
+      } else if (flights !== undefined) continue;
+      let rarity = 0;
+      let holder: ParentConn | undefined;
+      for (const p of all) {
+        if (!p.pieces.has(n)) continue;
+        rarity++;
+        if (!free.includes(p) || flights?.some((f) => f.parent === p)) continue;
+        if (holder === undefined || p.inflight < holder.inflight || (p.inflight === holder.inflight && p.rate > holder.rate)) holder = p;
+      }
+      if (holder === undefined) continue;
+      if (best === undefined || rarity < best.rarity) best = { n, parent: holder, rarity };
+      if (rarity === 1 && !endgame) break;
+    }
+    return best;
+  }
+
+  #fetch(n: number, parent: ParentConn, length: number): void {
+    const task = this.#task!;
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort();
+    this.#abort.signal.addEventListener('abort', onAbort, { once: true });
+    const entry = { parent, controller, started: Date.now() };
+    const flights = this.#inflight.get(n) ?? [];
+    flights.push(entry);
+    this.#inflight.set(n, flights);
+    parent.inflight++;
+    const digest = this.#digests.get(n)!;
+    fetchPiece(parent, { taskId: this.id, piece: n, length, digest, stallMs: this.#o.limits.stallMs, signal: controller.signal })
+      .then(async ({ data, parentComplete }) => {
+        parent.failures = 0;
+        parent.bytes += length;
+        parent.recordRate(length, Date.now() - entry.started);
+        if (task.has(n) || this.#settled) return;
+        await this.#o.store.write(task, n * task.shape!.pieceSize, data);
+        if (!this.#o.store.commitPiece(task, n, digest)) return;
+        if (!parentComplete) this.stats.piecesFromRunningParents++;
+        this.stats.fromParent(parent.info.peerId, length);
+        this.#stored(n, digest, length, parent.info.seed ? 'seed' : 'peer');
+        for (const other of this.#inflight.get(n) ?? []) if (other !== entry) other.controller.abort();
+        this.#checkDone();
+      })
+      .catch((err: unknown) => this.#fetchFailed(parent, n, err, controller.signal.aborted))
+      .finally(() => {
+        this.#abort.signal.removeEventListener('abort', onAbort);
+        parent.inflight--;
+        const left = (this.#inflight.get(n) ?? []).filter((f) => f !== entry);
+        if (left.length === 0) this.#inflight.delete(n);
+        else this.#inflight.set(n, left);
+        if (!this.#parents.has(parent.info.peerId) && parent.inflight === 0) parent.close();
+        this.#pump();
+      });
+  }
+
+  #fetchFailed(parent: ParentConn, n: number, err: unknown, aborted: boolean): void {
+    if (aborted || this.#settled) return;
+    if (err instanceof CorruptPieceError) {
+      this.#log.warn({ parent: parent.info.peerId, piece: n, err: err.message }, 'corrupt piece; excluding parent');
+      this.stats.corruptPieces++;
+      this.#dropParent(parent, err.message, true);
+      return;
+    }
+    const code = err instanceof ShoalError ? err.code : 'PEER_FAILED';
+    if (code === 'BUSY') {
+      parent.busyUntil = Date.now() + 250;
+    } else if (code === 'PIECE_NOT_FOUND') {
+      parent.pieces.delete(n);
+    } else if (code === 'STORAGE') {
+      this.#fail(toShoalError(err));
+    } else {
+      parent.failures++;
+      this.#log.debug({ parent: parent.info.peerId, piece: n, err: (err as Error).message }, 'piece fetch failed');
+      if (parent.failures >= 2) this.#dropParent(parent, (err as Error).message, false);
+    }
+  }
+
+  #dropParent(parent: ParentConn, reason: string, corrupt: boolean): void {
+    this.#blocked.add(parent.info.peerId);
+    if (this.#parents.get(parent.info.peerId) === parent) this.#parents.delete(parent.info.peerId);
+    for (const flights of this.#inflight.values()) for (const f of flights) if (f.parent === parent) f.controller.abort();
+    this.#session?.send({ case: 'parentFailed', value: { parentPeerId: parent.info.peerId, reason: reason.slice(0, 500), corrupt } });
+  }
+
+  /** Periodic: ask for other parents when starving. */
+  #tick(): void {
+    if (this.#settled || this.#sourceRunning || this.#finishing) return;
+    const now = Date.now();
+    const idle = now - this.#lastProgress;
+    if (!this.#connectedOnce && this.#parents.size === 0 && now - this.#startedAt > this.#o.limits.scheduleTimeoutMs) {
+      this.#goToSource('scheduler unreachable');
+      return;
+    }
+    if (this.#inflight.size === 0 && idle > this.#o.limits.starvationMs) {
+      this.#lastProgress = now;
+      this.#session?.send({ case: 'reschedule', value: { reason: 'no progress' } });
+    }
+    this.#pump();
+  }
+
+  #checkDone(): void {
+    const task = this.#task;
+    if (this.#settled || this.#finishing || task?.shape?.contentLength === undefined) return;
+    if (task.digests.size < pieceCount(task.shape.contentLength, task.shape.pieceSize)) return;
+    this.#finishing = true;
+    void this.#finish(task);
+  }
+
+  async #finish(task: StoredTask): Promise<void> {
+    try {
+      this.#reporter.flush();
+      if (this.spec.digest !== '') {
+        const ok = await verifyContentDigest(task.path, this.spec.digest, this.#abort.signal);
+        if (!ok) {
+          await this.#o.store.invalidate(task);
+          throw new ShoalError('DIGEST_MISMATCH', `content of ${this.spec.url.split('?')[0]} does not match ${this.spec.digest}`);
+        }
+      }
+      this.#o.store.markComplete(task);
+      this.#session?.send({ case: 'finished', value: { contentLength: BigInt(task.shape!.contentLength!) } });
+      this.#settle(task);
+    } catch (err) {
+      this.#finishing = false;
+      this.#fail(toShoalError(err, 'STORAGE'));
+    }
+  }
+
+  #settle(task: StoredTask): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.stats.finish();
+    this.emit('progress', this.stats);
+    this.#cleanup();
+    this.#resolve(task);
+  }
+
+  #fail(err: ShoalError, report = true): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.stats.finish(err);
+    this.#log.warn({ code: err.code, err: err.message }, 'download failed');
+    if (report) this.#session?.send({ case: 'failed', value: { code: err.code, message: err.message.slice(0, 1000), status: err.sourceStatus ?? 0 } });
+    this.#abort.abort(err);
+    this.#cleanup();
+    this.#reject(err);
+  }
+
+  #cleanup(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#reporter.close();
+    for (const parent of this.#parents.values()) parent.close();
+    this.#parents.clear();
+    void this.#session?.close();
+    this.#unpin?.();
+  }
+}
+
+function shapeMessage(shape: TaskShape): { contentLength?: bigint; pieceSize: number } {
+  return shape.contentLength === undefined ? { pieceSize: shape.pieceSize } : { contentLength: BigInt(shape.contentLength), pieceSize: shape.pieceSize };
+}

@@ -1,0 +1,86 @@
+/** Where a task's bytes came from, and every fallback to the origin with its reason. */
+import type { ShoalError } from '../../common/errors.js';
+import type { TaskShape } from '../storage/store.js';
+
+export interface BackToSourceEvent {
+  at: string;
+  reason: string;
+}
+
+export class TaskStats {
+  readonly taskId: string;
+  readonly url: string;
+  state: 'running' | 'complete' | 'failed' = 'running';
+  contentLength: number | undefined;
+  pieceCount: number | undefined;
+  completedPieces = 0;
+  completedBytes = 0;
+  readonly bytes = { cache: 0, peers: 0, seeds: 0, source: 0 };
+  /** Pieces received from parents that were themselves still downloading. */
+  piecesFromRunningParents = 0;
+  corruptPieces = 0;
+  readonly parents = new Map<string, number>();
+  readonly backToSourceEvents: BackToSourceEvent[] = [];
+  readonly startedAt = Date.now();
+  finishedAt: number | undefined;
+  error: { code: string; message: string } | undefined;
+
+  constructor(taskId: string, url: string) {
+    this.taskId = taskId;
+    this.url = url.split('?')[0] ?? url;
+  }
+
+  setShape(shape: TaskShape | undefined, pieces: number, bytes: number): void {
+    this.contentLength = shape?.contentLength;
+    this.pieceCount = shape?.contentLength === undefined ? undefined : Math.ceil(shape.contentLength / shape.pieceSize);
+    this.completedPieces = pieces;
+    this.completedBytes = bytes;
+  }
+
+  fromCache(bytes: number): void {
+    this.bytes.cache += bytes;
+    this.completedBytes = bytes;
+  }
+
+  piece(length: number, from: 'source' | 'peer' | 'seed'): void {
+    this.completedPieces++;
+    this.completedBytes += length;
+    if (from === 'source') this.bytes.source += length;
+    else if (from === 'seed') this.bytes.seeds += length;
+    else this.bytes.peers += length;
+  }
+
+  fromParent(peerId: string, length: number): void {
+    this.parents.set(peerId, (this.parents.get(peerId) ?? 0) + length);
+  }
+
+  backToSource(reason: string): void {
+    this.backToSourceEvents.push({ at: new Date().toISOString(), reason });
+  }
+
+  finish(error?: ShoalError): void {
+    this.finishedAt = Date.now();
+    this.state = error === undefined ? 'complete' : 'failed';
+    if (error !== undefined) this.error = { code: error.code, message: error.message };
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      taskId: this.taskId,
+      url: this.url,
+      state: this.state,
+      contentLength: this.contentLength,
+      pieceCount: this.pieceCount,
+      completedPieces: this.completedPieces,
+      completedBytes: this.completedBytes,
+      bytes: { ...this.bytes },
+      piecesFromRunningParents: this.piecesFromRunningParents,
+      corruptPieces: this.corruptPieces,
+      parents: Object.fromEntries(this.parents),
+      backToSource: this.backToSourceEvents,
+      startedAt: new Date(this.startedAt).toISOString(),
+      durationMs: (this.finishedAt ?? Date.now()) - this.startedAt,
+      error: this.error,
+    };
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The daemon's connection to its scheduler: the SyncHost stream (announce,
+ * load, seed commands) kept open with reconnects, and the Connect client the
+ * per-task AnnouncePeer streams use.
+ */
+import { create } from '@bufbuild/protobuf';
+import { createClient, type Client } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import {
+  HostRequestSchema,
+  Scheduler,
+  type HeldTask,
+  type Host,
+  type HostRequest,
+  type SeedTask,
+} from '../gen/shoal/v1/scheduler_pb.js';
+import { AsyncQueue } from '../common/async-queue.js';
+import type { Logger } from '../common/log.js';
+
+export type SchedulerClient = Client<typeof Scheduler>;
+
+export interface SchedulerLinkOptions {
+  url: string;
+  host: () => Host;
+  heldTasks: () => HeldTask[];
+  onSeedTask: (command: SeedTask) => void;
+  logger: Logger;
+}
+
+export function createSchedulerClient(url: string): SchedulerClient {
+  const transport = createGrpcTransport({
+    baseUrl: url,
+    pingIntervalMs: 5000,
+    pingTimeoutMs: 5000,
+    idleConnectionTimeoutMs: 60_000,
+  });
+  return createClient(Scheduler, transport);
+}
+
+/** Delay before reconnect attempt `n` (0-based): 100 ms doubling to 2 s, with jitter. */
+export function reconnectDelay(attempt: number): number {
+  const base = Math.min(2000, 100 * 2 ** attempt);
+  return base / 2 + Math.random() * (base / 2);
+}
+
+export class SchedulerLink {
+  readonly client: SchedulerClient;
+  readonly #options: SchedulerLinkOptions;
+  readonly #abort = new AbortController();
+  #queue: AsyncQueue<HostRequest> | undefined;
+  #connected = false;
+  #loop: Promise<void> | undefined;
+  readonly #connectWaiters = new Set<() => void>();
+
+  constructor(options: SchedulerLinkOptions) {
+    this.#options = options;
+    this.client = createSchedulerClient(options.url);
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Resolves when the host stream is up, or after `ms`. */
+  waitConnected(ms: number): Promise<boolean> {
+    if (this.#connected) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#connectWaiters.delete(done);
+        resolve(this.#connected);
+      };
+      const timer = setTimeout(done, ms);
+      this.#connectWaiters.add(done);
+    });
+  }
+
+  reportLoad(uploadLoad: number): void {
+    this.#queue?.push(create(HostRequestSchema, { request: { case: 'load', value: { uploadLoad } } }));
+  }
+
+  reportEvicted(taskIds: string[]): void {
+    if (taskIds.length === 0) return;
+    this.#queue?.push(create(HostRequestSchema, { request: { case: 'evicted', value: { taskIds } } }));
+  }
+
+  async #run(): Promise<void> {
+    const log = this.#options.logger;
+    let attempt = 0;
+    while (!this.#abort.signal.aborted) {
+      const queue = new AsyncQueue<HostRequest>();
+      this.#queue = queue;
+      queue.push(
+        create(HostRequestSchema, {
+          request: { case: 'announce', value: { host: this.#options.host(), tasks: this.#options.heldTasks() } },
+        }),
+      );
+      try {
+        const commands = this.client.syncHost(queue, { signal: this.#abort.signal });
+        let first = true;
+        for await (const command of commands) {
+          if (first) this.#setConnected();
+          first = false;
+          attempt = 0;
+          if (command.command.case === 'seedTask') this.#options.onSeedTask(command.command.value);
+        }
+      } catch (err) {
+        if (this.#abort.signal.aborted) break;
+        if (this.#connected || attempt === 0) log.warn({ err: (err as Error).message }, 'scheduler host stream lost; reconnecting');
+      } finally {
+        queue.end();
+        this.#connected = false;
+      }
+      if (this.#abort.signal.aborted) break;
+      await sleep(reconnectDelay(attempt++), this.#abort.signal);
+    }
+  }
+
+  #setConnected(): void {
+    this.#connected = true;
+    for (const waiter of [...this.#connectWaiters]) waiter();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#queue !== undefined && !this.#queue.ended) {
+      this.#queue.push(create(HostRequestSchema, { request: { case: 'leave', value: {} } }));
+      this.#queue.end();
+      await sleep(20, undefined);
+    }
+    this.#abort.abort();
+    await this.#loop;
+  }
+}
+
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

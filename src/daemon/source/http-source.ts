@@ -1,0 +1,152 @@
+/**
+ * The back-to-source client: reads byte ranges of a URL from its HTTP(S) origin over
+ * one keep-alive undici Agent, with redirects, retries, resume after a dropped
+ * body, and exactly the bytes asked for.
+ *
+ * Errors: openRange rejects, and iterating `chunks` throws, ShoalErrors only —
+ * SOURCE_NOT_FOUND / SOURCE_AUTH / SOURCE_STATUS / SOURCE_PROTOCOL / SOURCE_NETWORK
+ * (with `sourceStatus` when the origin answered), URL_INVALID / USAGE for a bad
+ * request. Aborts (the request's signal, or close()) surface as the signal's reason
+ * when that is a ShoalError, else as ShoalError 'ABORTED' with the reason as `cause`
+ * — never as undici's AbortError.
+ */
+import { rootCertificates } from 'node:tls';
+import { Agent } from 'undici';
+import { ShoalError } from '../../common/errors.js';
+import { silentLogger, type Logger } from '../../common/log.js';
+import { RangeSession, type SessionConfig } from './range-session.js';
+import { linkSignals } from './signals.js';
+import { abortError } from './source-errors.js';
+
+export interface SourceOptions {
+  /** Retries for connection errors/resets and 5xx/429 responses, per openRange call, including mid-body drops. Default 5. */
+  retries?: number;
+  /** First backoff delay in ms (doubles each retry, with jitter, capped at maxBackoffMs). Default 200. */
+  backoffMs?: number;
+  /** Longest wait between retries, Retry-After included. Default 5000. */
+  maxBackoffMs?: number;
+  /** Abort a request that receives no bytes for this long (headers or body). Default 30000. */
+  idleTimeoutMs?: number;
+  /** Default 10000. */
+  connectTimeoutMs?: number;
+  /** Extra CA certificates (PEM) for HTTPS origins, trusted besides the system's. */
+  ca?: string | undefined;
+  /** Accept self-signed / invalid TLS certificates. Default false. */
+  insecure?: boolean;
+  /** Default 5. */
+  maxRedirects?: number;
+  /** Default silentLogger. */
+  logger?: Logger;
+}
+
+export interface RangeRequest {
+  /** http: or https: URL. */
+  url: string;
+  /**
+   * Request headers from the user, passed through verbatim, except hop-by-hop headers
+   * (and those named in Connection), Host, Range, If-Range, Content-Length and Expect,
+   * which the client controls. Authorization and Cookie go only to the user's origin.
+   */
+  headers: ReadonlyArray<readonly [string, string]>;
+  /** First byte wanted (resume). */
+  start: number;
+  /** One past the last byte wanted; undefined = to the end of the content. */
+  end?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface SourceBody {
+  /** Total length of the content (from Content-Length of a 200, or the total in Content-Range of a 206); undefined when the origin does not say (chunked). */
+  readonly contentLength: number | undefined;
+  /** Response validators, when the origin sent them. */
+  readonly etag: string | undefined;
+  readonly lastModified: string | undefined;
+  /**
+   * The bytes from `start` to `end` (or the end of content), in order, with no gaps or
+   * repeats, whatever retries happened underneath. Iterable once; read it to the end,
+   * break out of it, or abort the signal, so that the connection is released.
+   */
+  readonly chunks: AsyncIterable<Buffer>;
+}
+
+export interface HttpSource {
+  /** Opens the range; resolves once the origin has answered with a usable status and headers. */
+  openRange(request: RangeRequest): Promise<SourceBody>;
+  /** Aborts requests in flight (they fail with ABORTED) and releases pooled connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+export function createHttpSource(options: SourceOptions = {}): HttpSource {
+  return new UndiciHttpSource(options);
+}
+
+class UndiciHttpSource implements HttpSource {
+  readonly #agent: Agent;
+  readonly #config: SessionConfig;
+  readonly #closing = new AbortController();
+  #closed: Promise<void> | undefined;
+
+  constructor(options: SourceOptions) {
+    const idle = options.idleTimeoutMs ?? 30_000;
+    const connect = {
+      timeout: options.connectTimeoutMs ?? 10_000,
+      rejectUnauthorized: options.insecure !== true,
+      ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca] }),
+    };
+    this.#agent = new Agent({ headersTimeout: idle, bodyTimeout: idle, connect });
+    this.#config = {
+      dispatcher: this.#agent,
+      retries: options.retries ?? 5,
+      backoff: { baseMs: options.backoffMs ?? 200, maxMs: options.maxBackoffMs ?? 5_000 },
+      maxRedirects: options.maxRedirects ?? 5,
+      logger: options.logger ?? silentLogger,
+    };
+  }
+
+  async openRange(request: RangeRequest): Promise<SourceBody> {
+    const url = parseUrl(request.url);
+    const { start, end } = request;
+    if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) {
+      throw new ShoalError('USAGE', `bad byte range start=${start} end=${String(end)}`);
+    }
+    const linked = linkSignals(request.signal, this.#closing.signal);
+    if (linked.signal.aborted) {
+      linked.dispose();
+      throw abortError(linked.signal, url);
+    }
+    const session = new RangeSession(this.#config, { url, headers: request.headers, start, end }, linked);
+    const first = await session.open();
+    let used = false;
+    return {
+      contentLength: session.total,
+      etag: session.etag,
+      lastModified: session.lastModified,
+      chunks: {
+        [Symbol.asyncIterator]: () => {
+          if (used) throw new ShoalError('INTERNAL', 'SourceBody.chunks can be iterated only once');
+          used = true;
+          return session.chunks(first);
+        },
+      },
+    };
+  }
+
+  close(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closing.abort(new ShoalError('ABORTED', 'the HTTP source was closed'));
+      this.#closed = this.#agent.destroy();
+    }
+    return this.#closed;
+  }
+}
+
+function parseUrl(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ShoalError('URL_INVALID', 'malformed URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ShoalError('URL_INVALID', `unsupported URL scheme ${url.protocol}`);
+  return url;
+}

@@ -1,0 +1,118 @@
+/**
+ * Task and piece metadata in SQLite (WAL). Synchronous and small: every
+ * statement is prepared once.
+ */
+import Database from 'better-sqlite3';
+import type { Database as DB, Statement } from 'better-sqlite3';
+
+export type TaskState = 'running' | 'complete';
+
+export interface TaskRow {
+  id: string;
+  url: string;
+  digest: string | null;
+  content_length: number | null;
+  piece_size: number | null;
+  state: TaskState;
+  created_at: number;
+  last_access: number;
+}
+
+export interface PieceRow {
+  number: number;
+  digest: Buffer;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  url TEXT NOT NULL,
+  digest TEXT,
+  content_length INTEGER,
+  piece_size INTEGER,
+  state TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_access INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pieces (
+  task_id TEXT NOT NULL,
+  number INTEGER NOT NULL,
+  digest BLOB NOT NULL,
+  PRIMARY KEY (task_id, number)
+) WITHOUT ROWID;
+`;
+
+export class MetadataDb {
+  readonly #db: DB;
+  readonly #insertTask: Statement<[string, string, string | null, number, number]>;
+  readonly #setShape: Statement<[number | null, number, string]>;
+  readonly #setState: Statement<[TaskState, number, string]>;
+  readonly #touch: Statement<[number, string]>;
+  readonly #deleteTask: Statement<[string]>;
+  readonly #deletePieces: Statement<[string]>;
+  readonly #insertPiece: Statement<[string, number, Buffer]>;
+  readonly #tasks: Statement<[], TaskRow>;
+  readonly #pieces: Statement<[string], PieceRow>;
+
+  constructor(path: string) {
+    this.#db = new Database(path);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.exec(SCHEMA);
+    this.#insertTask = this.#db.prepare(
+      `INSERT INTO tasks (id, url, digest, state, created_at, last_access) VALUES (?, ?, ?, 'running', ?, ?)`,
+    );
+    this.#setShape = this.#db.prepare(`UPDATE tasks SET content_length = ?, piece_size = ? WHERE id = ?`);
+    this.#setState = this.#db.prepare(`UPDATE tasks SET state = ?, last_access = ? WHERE id = ?`);
+    this.#touch = this.#db.prepare(`UPDATE tasks SET last_access = ? WHERE id = ?`);
+    this.#deleteTask = this.#db.prepare(`DELETE FROM tasks WHERE id = ?`);
+    this.#deletePieces = this.#db.prepare(`DELETE FROM pieces WHERE task_id = ?`);
+    this.#insertPiece = this.#db.prepare(`INSERT OR REPLACE INTO pieces (task_id, number, digest) VALUES (?, ?, ?)`);
+    this.#tasks = this.#db.prepare(`SELECT * FROM tasks`);
+    this.#pieces = this.#db.prepare(`SELECT number, digest FROM pieces WHERE task_id = ?`);
+  }
+
+  insertTask(id: string, url: string, digest: string | null, now: number): void {
+    this.#insertTask.run(id, url, digest, now, now);
+  }
+
+  setShape(id: string, contentLength: number | null, pieceSize: number): void {
+    this.#setShape.run(contentLength, pieceSize, id);
+  }
+
+  setState(id: string, state: TaskState, now: number): void {
+    this.#setState.run(state, now, id);
+  }
+
+  touch(id: string, now: number): void {
+    this.#touch.run(now, id);
+  }
+
+  insertPiece(id: string, number: number, digest: Buffer): void {
+    this.#insertPiece.run(id, number, digest);
+  }
+
+  deleteTask(id: string): void {
+    this.#db.transaction(() => {
+      this.#deletePieces.run(id);
+      this.#deleteTask.run(id);
+    })();
+  }
+
+  /** Forgets a task's pieces (its content failed verification). */
+  clearPieces(id: string): void {
+    this.#deletePieces.run(id);
+  }
+
+  allTasks(): TaskRow[] {
+    return this.#tasks.all();
+  }
+
+  pieces(id: string): PieceRow[] {
+    return this.#pieces.all(id);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

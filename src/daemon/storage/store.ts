@@ -1,0 +1,361 @@
+/**
+ * The piece store: one content file per task, written at piece offsets, and
+ * its metadata in SQLite. Survives restarts: verified pieces are reloaded and
+ * reused. A piece counts as held only after its bytes are written and its
+ * SHA-256 checked, so a crash mid-piece never serves a partial piece.
+ */
+import { mkdirSync } from 'node:fs';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ShoalError } from '../../common/errors.js';
+import { silentLogger, type Logger } from '../../common/log.js';
+import { Bitfield, MAX_PIECES, isValidPieceSize, pieceCount, pieceRange } from '../../common/pieces.js';
+import { lockDataDir, type DirLock } from './lock.js';
+import { MetadataDb, type TaskRow } from './metadata.js';
+
+export interface PieceHandle {
+  readonly length: number;
+  readonly taskComplete: boolean;
+  read(buf: Buffer, offset: number, length: number): Promise<number>;
+  release(): void;
+}
+
+export interface PieceStoreOptions {
+  dataDir: string;
+  /** Content bytes kept before least-recently-used complete tasks are evicted. 0 = no quota. */
+  quotaBytes?: number;
+  /** Complete tasks unused for this long are evicted. 0 = never. */
+  ttlMs?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export interface TaskShape {
+  /** undefined while the origin has not said (chunked). */
+  contentLength: number | undefined;
+  pieceSize: number;
+}
+
+/** A task held (fully or partly) in the store. */
+export class StoredTask {
+  readonly id: string;
+  readonly url: string;
+  readonly digest: string | undefined;
+  readonly path: string;
+  shape: TaskShape | undefined;
+  complete = false;
+  lastAccess: number;
+  /** Verified pieces and their SHA-256. */
+  readonly digests = new Map<number, Buffer>();
+  pins = 0;
+  file: FileHandle | undefined;
+  #opening: Promise<FileHandle> | undefined;
+
+  constructor(row: Pick<TaskRow, 'id' | 'url' | 'digest' | 'last_access'>, path: string) {
+    this.id = row.id;
+    this.url = row.url;
+    this.digest = row.digest ?? undefined;
+    this.path = path;
+    this.lastAccess = row.last_access;
+  }
+
+  get pieceCount(): number | undefined {
+    if (this.shape?.contentLength === undefined) return undefined;
+    return pieceCount(this.shape.contentLength, this.shape.pieceSize);
+  }
+
+  has(n: number): boolean {
+    return this.digests.has(n);
+  }
+
+  /** Bytes held on disk (verified pieces). */
+  get heldBytes(): number {
+    if (this.shape === undefined) return 0;
+    const { contentLength, pieceSize } = this.shape;
+    if (contentLength === undefined) return this.digests.size * pieceSize;
+    let bytes = 0;
+    for (const n of this.digests.keys()) bytes += pieceRange(n, contentLength, pieceSize).length;
+    return bytes;
+  }
+
+  bitfield(): Bitfield | undefined {
+    const count = this.pieceCount;
+    if (count === undefined) return undefined;
+    const bits = new Bitfield(count);
+    for (const n of this.digests.keys()) bits.set(n);
+    return bits;
+  }
+
+  async handle(): Promise<FileHandle> {
+    if (this.file !== undefined) return this.file;
+    this.#opening ??= open(this.path, 'a+').then(async (fh) => {
+      await fh.close();
+      const rw = await open(this.path, 'r+');
+      this.file = rw;
+      return rw;
+    });
+    return this.#opening;
+  }
+
+  async closeFile(): Promise<void> {
+    const fh = this.file ?? (this.#opening === undefined ? undefined : await this.#opening.catch(() => undefined));
+    this.file = undefined;
+    this.#opening = undefined;
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+export class PieceStore {
+  readonly dataDir: string;
+  readonly #db: MetadataDb;
+  readonly #lock: DirLock;
+  readonly #tasks = new Map<string, StoredTask>();
+  readonly #quota: number;
+  readonly #ttl: number;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  #closed = false;
+
+  private constructor(options: PieceStoreOptions, db: MetadataDb, lock: DirLock) {
+    this.dataDir = options.dataDir;
+    this.#db = db;
+    this.#lock = lock;
+    this.#quota = options.quotaBytes ?? 0;
+    this.#ttl = options.ttlMs ?? 0;
+    this.#log = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+  }
+
+  static async open(options: PieceStoreOptions): Promise<PieceStore> {
+    const dir = options.dataDir;
+    try {
+      mkdirSync(join(dir, 'content'), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new ShoalError('STORAGE', `cannot create data directory ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    const lock = lockDataDir(dir);
+    let db: MetadataDb;
+    try {
+      db = new MetadataDb(join(dir, 'metadata.db'));
+    } catch (err) {
+      lock.release();
+      throw new ShoalError('STORAGE', `cannot open ${join(dir, 'metadata.db')}: ${(err as Error).message}`, { cause: err });
+    }
+    const store = new PieceStore(options, db, lock);
+    await store.#load();
+    return store;
+  }
+
+  async #load(): Promise<void> {
+    for (const row of this.#db.allTasks()) {
+      const task = new StoredTask(row, this.contentPath(row.id));
+      if (row.piece_size !== null) {
+        task.shape = { contentLength: row.content_length ?? undefined, pieceSize: row.piece_size };
+      }
+      const size = await stat(task.path).then((s) => s.size, () => -1);
+      if (size < 0) {
+        // The content file is gone: the metadata is worthless.
+        this.#db.deleteTask(row.id);
+        continue;
+      }
+      for (const piece of this.#db.pieces(row.id)) task.digests.set(piece.number, piece.digest);
+      task.complete = row.state === 'complete' && task.pieceCount === task.digests.size;
+      this.#tasks.set(task.id, task);
+    }
+    this.#log.debug({ tasks: this.#tasks.size }, 'piece store loaded');
+  }
+
+  contentPath(id: string): string {
+    return join(this.dataDir, 'content', id.slice(0, 3), id);
+  }
+
+  get(id: string): StoredTask | undefined {
+    return this.#tasks.get(id);
+  }
+
+  tasks(): StoredTask[] {
+    return [...this.#tasks.values()];
+  }
+
+  /** Returns the task, creating its record (and content file) if absent. */
+  async ensure(id: string, url: string, digest: string | undefined): Promise<StoredTask> {
+    this.#assertOpen();
+    let task = this.#tasks.get(id);
+    if (task !== undefined) return task;
+    const now = this.#now();
+    task = new StoredTask({ id, url, digest: digest ?? null, last_access: now }, this.contentPath(id));
+    try {
+      mkdirSync(join(this.dataDir, 'content', id.slice(0, 3)), { recursive: true, mode: 0o700 });
+      this.#db.insertTask(id, url, digest ?? null, now);
+      await task.handle();
+    } catch (err) {
+      throw new ShoalError('STORAGE', `cannot create task ${id}: ${(err as Error).message}`, { cause: err });
+    }
+    this.#tasks.set(id, task);
+    return task;
+  }
+
+  /**
+   * Records the task's shape. A shape that contradicts the one stored (the
+   * origin's content changed) drops every piece held.
+   */
+  async setShape(task: StoredTask, shape: TaskShape): Promise<void> {
+    if (!isValidPieceSize(shape.pieceSize)) throw new ShoalError('SOURCE_PROTOCOL', `invalid piece size ${shape.pieceSize}`);
+    if (shape.contentLength !== undefined) {
+      if (!Number.isSafeInteger(shape.contentLength) || shape.contentLength < 0) {
+        throw new ShoalError('SOURCE_PROTOCOL', `invalid content length ${shape.contentLength}`);
+      }
+      if (pieceCount(shape.contentLength, shape.pieceSize) > MAX_PIECES) {
+        throw new ShoalError('LIMIT_EXCEEDED', `content of ${shape.contentLength} bytes needs more than ${MAX_PIECES} pieces`);
+      }
+    }
+    const old = task.shape;
+    if (old !== undefined && old.pieceSize === shape.pieceSize && old.contentLength === shape.contentLength) return;
+    // A length learned at the end of a chunked response keeps the pieces; anything else is new content.
+    const lengthLearned = old !== undefined && old.pieceSize === shape.pieceSize && old.contentLength === undefined;
+    if (old !== undefined && !lengthLearned) {
+      this.#log.warn({ task: task.id, old, shape }, 'task shape changed; dropping its pieces');
+      task.digests.clear();
+      task.complete = false;
+      this.#db.clearPieces(task.id);
+    }
+    task.shape = shape;
+    this.#db.setShape(task.id, shape.contentLength ?? null, shape.pieceSize);
+    if (shape.contentLength !== undefined) {
+      const fh = await task.handle();
+      await fh.truncate(shape.contentLength).catch((err: unknown) => {
+        throw new ShoalError('STORAGE', `cannot size ${task.path}: ${(err as Error).message}`, { cause: err });
+      });
+    }
+  }
+
+  /** Writes bytes at an absolute content offset (not yet a verified piece). */
+  async write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
+    const fh = await task.handle();
+    let done = 0;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw new ShoalError('STORAGE', `write to ${task.path} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Marks a piece verified and held. Returns false if it was already held. */
+  commitPiece(task: StoredTask, n: number, digest: Buffer): boolean {
+    if (task.digests.has(n)) return false;
+    this.#db.insertPiece(task.id, n, digest);
+    task.digests.set(n, digest);
+    return true;
+  }
+
+  /** Marks a task complete: every piece is held. */
+  markComplete(task: StoredTask): void {
+    if (task.pieceCount !== task.digests.size) {
+      throw new ShoalError('INTERNAL', `task ${task.id} marked complete with ${task.digests.size}/${String(task.pieceCount)} pieces`);
+    }
+    task.complete = true;
+    task.lastAccess = this.#now();
+    this.#db.setState(task.id, 'complete', task.lastAccess);
+  }
+
+  touch(task: StoredTask): void {
+    task.lastAccess = this.#now();
+    this.#db.touch(task.id, task.lastAccess);
+  }
+
+  pin(task: StoredTask): () => void {
+    task.pins++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      task.pins--;
+    };
+  }
+
+  /** Opens a verified piece for the upload server. */
+  openPiece(id: string, n: number): PieceHandle | undefined {
+    const task = this.#tasks.get(id);
+    if (task === undefined || task.shape === undefined || !task.digests.has(n)) return undefined;
+    const { contentLength, pieceSize } = task.shape;
+    const range =
+      contentLength === undefined ? { offset: n * pieceSize, length: pieceSize } : pieceRange(n, contentLength, pieceSize);
+    const unpin = this.pin(task);
+    return {
+      length: range.length,
+      taskComplete: task.complete,
+      read: async (buf, offset, length) => {
+        const fh = await task.handle();
+        const { bytesRead } = await fh.read(buf, 0, Math.min(length, range.length - offset), range.offset + offset);
+        return bytesRead;
+      },
+      release: unpin,
+    };
+  }
+
+  async delete(id: string): Promise<void> {
+    const task = this.#tasks.get(id);
+    if (task === undefined) return;
+    this.#tasks.delete(id);
+    this.#db.deleteTask(id);
+    await task.closeFile();
+    await rm(task.path, { force: true });
+  }
+
+  /** Drops every piece of a task whose content failed verification. */
+  async invalidate(task: StoredTask): Promise<void> {
+    task.digests.clear();
+    task.complete = false;
+    this.#db.clearPieces(task.id);
+    this.#db.setState(task.id, 'running', this.#now());
+  }
+
+  /**
+   * Evicts complete tasks past their TTL, then least recently used complete
+   * tasks until the content fits the quota. Pinned tasks (being downloaded or
+   * served) are never evicted. Returns the evicted task IDs.
+   */
+  async gc(): Promise<string[]> {
+    const now = this.#now();
+    const evicted: string[] = [];
+    const candidates = this.tasks()
+      .filter((t) => t.pins === 0 && t.complete)
+      .sort((a, b) => a.lastAccess - b.lastAccess);
+    if (this.#ttl > 0) {
+      for (const task of candidates) {
+        if (now - task.lastAccess > this.#ttl) evicted.push(task.id);
+      }
+    }
+    if (this.#quota > 0) {
+      let used = this.tasks().reduce((sum, t) => sum + (evicted.includes(t.id) ? 0 : t.heldBytes), 0);
+      for (const task of candidates) {
+        if (used <= this.#quota) break;
+        if (evicted.includes(task.id)) continue;
+        evicted.push(task.id);
+        used -= task.heldBytes;
+      }
+    }
+    for (const id of evicted) await this.delete(id);
+    if (evicted.length > 0) this.#log.info({ evicted: evicted.length }, 'cache gc');
+    return evicted;
+  }
+
+  usedBytes(): number {
+    return this.tasks().reduce((sum, t) => sum + t.heldBytes, 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const task of this.#tasks.values()) await task.closeFile();
+    this.#db.close();
+    this.#lock.release();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ShoalError('STORAGE', 'piece store is closed');
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * What the upload server needs from storage: a verified piece, opened for
+ * reading. The server never turns a request path into a file path; it asks
+ * the provider for (task ID, piece number).
+ */
+
+/** A verified piece, opened for reading. */
+export interface PieceHandle {
+  readonly length: number;
+  /** The task is complete on this host (all pieces held). */
+  readonly taskComplete: boolean;
+  /** Reads up to `length` bytes at `offset` within the piece into buf; returns bytes read (positional read, no shared file offset). */
+  read(buf: Buffer, offset: number, length: number): Promise<number>;
+  /** Called exactly once when the response is done or failed. */
+  release(): void;
+}
+
+export interface PieceProvider {
+  /** Returns undefined when the task is unknown or the piece is not held and verified. Must not throw for unknown tasks. */
+  openPiece(taskId: string, piece: number): PieceHandle | undefined;
+}

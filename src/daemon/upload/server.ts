@@ -1,0 +1,264 @@
+/**
+ * The peer-to-peer data plane: children fetch pieces with plain HTTP/1.1,
+ * `GET /pieces/<taskId>/<n>`, over kept-alive connections. A piece is served
+ * as soon as the provider reports it verified.
+ *
+ * Responses:
+ *   200  piece body; Content-Length, X-Shoal-Task-Complete: 1|0
+ *   400  USAGE: malformed target, or a request with a body (connection closed)
+ *   404  PIECE_NOT_FOUND; unknown path (code USAGE, status 404)
+ *   405  other methods (code USAGE, `Allow: GET, HEAD`)
+ *   503  BUSY: every upload slot is in use, or the server is stopping
+ * A read failure mid-body destroys the socket, so the child sees a short body.
+ * HEAD answers the piece headers without taking an upload slot.
+ * `GET /healthy` → 200 {"ok":true}. Limits: ./limits.ts.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { ShoalError } from '../../common/errors.js';
+import { silentLogger, type Logger } from '../../common/log.js';
+import { UPLOAD_LIMITS } from './limits.js';
+import type { RateLimiter } from './rate-limiter.js';
+import { quote, sendError, sendJson } from './reply.js';
+import { parseTarget } from './route.js';
+import type { PieceProvider } from './piece-provider.js';
+import { PieceUploads } from './piece-uploads.js';
+
+export type { PieceHandle, PieceProvider } from './piece-provider.js';
+
+export interface UploadServerOptions {
+  /** Listen address, e.g. '127.0.0.1' or '0.0.0.0'. */
+  host: string;
+  /** 0 = any free port. */
+  port: number;
+  provider: PieceProvider;
+  /** Concurrent piece responses; beyond it answer 503 with code BUSY (a child then tries another parent). Default 64. */
+  maxConcurrentUploads?: number;
+  /** Shared upload rate limiter (bytes/s across all responses); optional. */
+  rateLimiter?: RateLimiter;
+  /** Default: silent. */
+  logger?: Logger;
+  /** Called once after each GET piece response ends (completed or not) with the body bytes flushed to the socket. */
+  onUploaded?: (taskId: string, piece: number, bytes: number) => void;
+}
+
+export interface UploadServer {
+  /** Listens; rejects (INTERNAL, with the cause) when the address cannot be bound. Idempotent. */
+  start(): Promise<void>;
+  /** Actual port after start (0 before). */
+  readonly port: number;
+  /** Current concurrent piece uploads (reported to the scheduler as load). */
+  readonly activeUploads: number;
+  /** Stops accepting, lets in-flight responses finish (destroys them after 5 s), closes every socket. Idempotent. */
+  stop(): Promise<void>;
+  /** Closes everything now. Idempotent; may be called during stop(). */
+  destroy(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export function createUploadServer(options: UploadServerOptions): UploadServer {
+  return new HttpUploadServer(options);
+}
+
+type State = 'idle' | 'listening' | 'closing' | 'closed';
+
+class HttpUploadServer implements UploadServer {
+  readonly #log: Logger;
+  readonly #shutdown = new AbortController();
+  readonly #uploads: PieceUploads;
+  readonly #host: string;
+  readonly #requestedPort: number;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  /** Responses not yet closed, per socket; a socket absent here is idle. */
+  readonly #busy = new Map<Socket, number>();
+  readonly #inflight = new Set<Promise<void>>();
+  readonly #closed: Promise<void>;
+  #state: State = 'idle';
+  #port = 0;
+  #starting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #forced = false;
+
+  constructor(options: UploadServerOptions) {
+    const max = options.maxConcurrentUploads ?? UPLOAD_LIMITS.defaultMaxConcurrentUploads;
+    if (!Number.isSafeInteger(max) || max < 1) {
+      throw new ShoalError('USAGE', `maxConcurrentUploads must be a positive integer, got ${String(max)}`);
+    }
+    if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
+      throw new ShoalError('USAGE', `port must be an integer 0..65535, got ${String(options.port)}`);
+    }
+    this.#log = (options.logger ?? silentLogger).child({ component: 'upload' });
+    this.#uploads = new PieceUploads({
+      provider: options.provider,
+      maxConcurrentUploads: max,
+      rateLimiter: options.rateLimiter,
+      log: this.#log,
+      onUploaded: options.onUploaded,
+      shutdown: this.#shutdown.signal,
+    });
+    this.#host = options.host;
+    this.#requestedPort = options.port;
+    this.#server = createServer(
+      {
+        maxHeaderSize: UPLOAD_LIMITS.maxHeaderSize,
+        headersTimeout: UPLOAD_LIMITS.headersTimeoutMs,
+        requestTimeout: UPLOAD_LIMITS.requestTimeoutMs,
+        keepAliveTimeout: UPLOAD_LIMITS.keepAliveTimeoutMs,
+        connectionsCheckingInterval: UPLOAD_LIMITS.connectionsCheckingIntervalMs,
+        keepAlive: true, // TCP keep-alive, to notice vanished peers
+        keepAliveInitialDelay: UPLOAD_LIMITS.keepAliveTimeoutMs,
+      },
+      (req, res) => this.#onRequest(req, res),
+    );
+    this.#server.keepAliveTimeout = UPLOAD_LIMITS.keepAliveTimeoutMs;
+    this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
+    this.#closed = new Promise((resolve) => this.#server.once('close', () => resolve()));
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get activeUploads(): number {
+    return this.#uploads.active;
+  }
+
+  start(): Promise<void> {
+    if (this.#closing !== undefined) return Promise.reject(new ShoalError('USAGE', 'the upload server was stopped; create a new one'));
+    this.#starting ??= this.#listen();
+    return this.#starting;
+  }
+
+  stop(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  destroy(): Promise<void> {
+    this.#forced = true;
+    if (this.#state === 'closing') this.#forceClose();
+    return this.stop();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  async #listen(): Promise<void> {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#server.once('error', reject);
+        this.#server.listen({ host: this.#host, port: this.#requestedPort }, () => {
+          this.#server.removeListener('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.#state = 'closed';
+      const message = err instanceof Error ? err.message : String(err);
+      throw new ShoalError('INTERNAL', `upload server cannot listen on ${this.#host}:${this.#requestedPort}: ${message}`, { cause: err });
+    }
+    this.#server.on('error', (err) => this.#log.error({ err }, 'upload server error'));
+    const address = this.#server.address();
+    this.#port = typeof address === 'object' && address !== null ? address.port : 0;
+    this.#state = 'listening';
+    this.#log.info({ host: this.#host, port: this.#port }, 'upload server listening');
+  }
+
+  async #close(): Promise<void> {
+    await this.#starting?.catch(() => undefined);
+    if (this.#state !== 'listening') {
+      this.#state = 'closed';
+      return;
+    }
+    this.#state = 'closing';
+    this.#server.close();
+    for (const socket of this.#sockets) if (!this.#busy.has(socket)) socket.destroy();
+    const drained = Promise.all([this.#closed, ...this.#inflight]).then(() => true);
+    if (!this.#forced) {
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), UPLOAD_LIMITS.stopGraceMs);
+      });
+      const done = await Promise.race([drained, expired]);
+      clearTimeout(timer);
+      if (!done) this.#log.warn({ active: this.#uploads.active }, 'uploads did not finish in time; closing them');
+    }
+    this.#forceClose();
+    await drained;
+    this.#state = 'closed';
+    this.#log.info('upload server stopped');
+  }
+
+  #forceClose(): void {
+    if (!this.#shutdown.signal.aborted) this.#shutdown.abort(new ShoalError('ABORTED', 'the upload server is shutting down'));
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  #onConnection(socket: Socket): void {
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      socket.destroy();
+      return;
+    }
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#busy.delete(socket);
+    });
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    this.#busy.set(socket, (this.#busy.get(socket) ?? 0) + 1);
+    res.once('close', () => {
+      const left = (this.#busy.get(socket) ?? 1) - 1;
+      if (left > 0) {
+        this.#busy.set(socket, left);
+        return;
+      }
+      this.#busy.delete(socket);
+      if (this.#state === 'closing') socket.destroySoon();
+    });
+    try {
+      this.#route(req, res);
+    } catch (err) {
+      this.#log.error({ err }, 'upload request handler failed');
+      if (!res.headersSent) sendError(res, new ShoalError('INTERNAL', 'internal error'), { close: true });
+      else res.destroy();
+    }
+  }
+
+  #route(req: IncomingMessage, res: ServerResponse): void {
+    const target = req.url ?? '';
+    const method = req.method ?? '';
+    // A body is never read: answer and close rather than drain what a peer sends.
+    const close = hasBody(req);
+    const route = parseTarget(target);
+    if (route.kind === 'unknown') {
+      sendError(res, new ShoalError('USAGE', `no such endpoint ${quote(target)}`), { status: 404, close });
+    } else if (method !== 'GET' && method !== 'HEAD') {
+      const error = new ShoalError('USAGE', `method ${quote(method)} is not allowed`);
+      sendError(res, error, { status: 405, headers: { allow: 'GET, HEAD' }, close });
+    } else if (close) {
+      sendError(res, new ShoalError('USAGE', 'requests must not have a body'), { close });
+    } else if (route.kind === 'invalid') {
+      sendError(res, new ShoalError('USAGE', `${route.message}: ${quote(target)}`));
+    } else if (route.kind === 'healthy') {
+      sendJson(res, 200, { ok: true });
+    } else if (this.#state !== 'listening') {
+      sendError(res, new ShoalError('BUSY', 'the upload server is shutting down'), { close: true });
+    } else {
+      const upload = this.#uploads.serve(res, route.taskId, route.piece, method === 'HEAD');
+      if (upload !== undefined) {
+        this.#inflight.add(upload);
+        void upload.finally(() => this.#inflight.delete(upload));
+      }
+    }
+  }
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}

@@ -1,0 +1,97 @@
+/** The scheduler's in-memory picture of hosts, tasks and peers. */
+import type { HostCommand, PeerResponse, TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
+
+export interface HostInfo {
+  id: string;
+  hostname: string;
+  ip: string;
+  port: number;
+  idc: string;
+  location: string;
+  seed: boolean;
+  uploadSlots: number;
+  uploadLoad: number;
+  uploadRate: number;
+}
+
+export class HostEntry {
+  info: HostInfo;
+  readonly peers = new Set<PeerEntry>();
+  /** Pushes a command down the host's SyncHost stream. */
+  command: (command: HostCommand) => void;
+  /** Pieces this host served that a child reported as failed or corrupt. */
+  uploadFailures = 0;
+  /** Pieces children reported receiving from this host (approximate, from parent counts). */
+  uploads = 0;
+
+  constructor(info: HostInfo, command: (command: HostCommand) => void) {
+    this.info = info;
+    this.command = command;
+  }
+}
+
+export type PeerState = 'waiting' | 'running' | 'source' | 'complete' | 'failed' | 'left';
+
+export interface TaskShape {
+  contentLength: number | undefined;
+  pieceSize: number;
+}
+
+export class TaskEntry {
+  readonly id: string;
+  spec: TaskSpec | undefined;
+  shape: TaskShape | undefined;
+  /** Authoritative piece digests, from seed peers and back-to-source peers. */
+  readonly digests = new Map<number, Uint8Array>();
+  readonly peers = new Map<string, PeerEntry>();
+  /** Host asked to seed this task, and when. */
+  seedHost: string | undefined;
+  seedRequestedAt = 0;
+  /** Back-to-source orders given over the task's life (for status). */
+  backToSourceCount = 0;
+  scheduled = false;
+
+  constructor(id: string) {
+    this.id = id;
+  }
+
+  get pieceCount(): number | undefined {
+    if (this.shape?.contentLength === undefined) return undefined;
+    return Math.ceil(this.shape.contentLength / this.shape.pieceSize);
+  }
+
+  sources(): PeerEntry[] {
+    return [...this.peers.values()].filter((p) => p.state === 'source');
+  }
+}
+
+export class PeerEntry {
+  readonly id: string;
+  readonly host: HostEntry;
+  readonly task: TaskEntry;
+  state: PeerState;
+  readonly pieces = new Set<number>();
+  readonly parents = new Set<PeerEntry>();
+  readonly children = new Set<PeerEntry>();
+  /** Parents this peer reported as failing: never offered again for this task. */
+  readonly blocked = new Set<string>();
+  /** Pushes a response down the peer's AnnouncePeer stream; undefined when no stream is open. */
+  send: ((response: PeerResponse) => void) | undefined;
+  /** Registered again after losing its stream (scheduler restart). */
+  reconnected = false;
+
+  constructor(id: string, host: HostEntry, task: TaskEntry, state: PeerState) {
+    this.id = id;
+    this.host = host;
+    this.task = task;
+    this.state = state;
+  }
+
+  get active(): boolean {
+    return this.state === 'waiting' || this.state === 'running' || this.state === 'source';
+  }
+
+  get canServe(): boolean {
+    return (this.state === 'running' || this.state === 'source' || this.state === 'complete') && (this.pieces.size > 0 || this.state === 'source');
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Parent scoring and cycle avoidance: pure functions over the model, tested
+ * without sockets. Weights are documented in docs/scheduling.md.
+ */
+import type { PeerEntry } from './model.js';
+
+export const WEIGHTS = {
+  /** Pieces the parent holds that the child lacks, as a fraction of the task. */
+  usefulPieces: 0.3,
+  /** Free upload slots on the parent's host. */
+  freeSlots: 0.25,
+  /** Seed peers and back-to-source peers early in the child's download. */
+  seedEarly: 0.15,
+  /** Same idc. */
+  idc: 0.1,
+  /** Shared prefix of the `|`-separated location. */
+  location: 0.1,
+  /** The parent's record of failed uploads. */
+  reliability: 0.1,
+} as const;
+
+/** True when `candidate` is `child` or one of its descendants: making it a parent would close a cycle. */
+export function wouldCycle(child: PeerEntry, candidate: PeerEntry): boolean {
+  const seen = new Set<PeerEntry>();
+  const stack: PeerEntry[] = [child];
+  while (stack.length > 0) {
+    const peer = stack.pop()!;
+    if (peer === candidate) return true;
+    if (seen.has(peer)) continue;
+    seen.add(peer);
+    for (const next of peer.children) stack.push(next);
+  }
+  return false;
+}
+
+export function locationAffinity(a: string, b: string): number {
+  if (a === '' || b === '') return 0;
+  const pa = a.split('|');
+  const pb = b.split('|');
+  let shared = 0;
+  while (shared < pa.length && shared < pb.length && pa[shared] === pb[shared]) shared++;
+  return Math.min(shared, 5) / 5;
+}
+
+/** Children a parent's host can serve in this task. */
+export function childCapacity(parent: PeerEntry): number {
+  return Math.max(1, parent.host.info.uploadSlots);
+}
+
+export function freeSlotFraction(parent: PeerEntry): number {
+  const slots = childCapacity(parent);
+  const used = Math.max(parent.children.size, parent.host.info.uploadLoad);
+  return Math.max(0, (slots - used) / slots);
+}
+
+export function score(child: PeerEntry, parent: PeerEntry): number {
+  const total = child.task.pieceCount;
+  let useful = 0;
+  for (const n of parent.pieces) if (!child.pieces.has(n)) useful++;
+  const usefulFraction =
+    parent.state === 'source' || parent.state === 'complete' ? 1 : total === undefined || total === 0 ? (useful > 0 ? 0.5 : 0) : useful / total;
+  const childProgress = total === undefined || total === 0 ? 0 : child.pieces.size / total;
+  const isSeedLike = parent.host.info.seed || parent.state === 'source';
+  const seedEarly = isSeedLike && childProgress < 0.5 ? 1 : 0;
+  const sameIdc = child.host.info.idc !== '' && child.host.info.idc.toLowerCase() === parent.host.info.idc.toLowerCase() ? 1 : 0;
+  const reliability = 1 - parent.host.uploadFailures / (parent.host.uploads + parent.host.uploadFailures + 1);
+  return (
+    WEIGHTS.usefulPieces * usefulFraction +
+    WEIGHTS.freeSlots * freeSlotFraction(parent) +
+    WEIGHTS.seedEarly * seedEarly +
+    WEIGHTS.idc * sameIdc +
+    WEIGHTS.location * locationAffinity(child.host.info.location, parent.host.info.location) +
+    WEIGHTS.reliability * reliability
+  );
+}
+
+/** Whether `parent` may serve `child` at all. */
+export function eligible(child: PeerEntry, parent: PeerEntry): boolean {
+  return (
+    parent !== child &&
+    parent.host !== child.host &&
+    parent.canServe &&
+    !child.blocked.has(parent.id) &&
+    !child.parents.has(parent) &&
+    freeSlotFraction(parent) > 0 &&
+    !wouldCycle(child, parent)
+  );
+}
+
+/** Picks up to `limit` new parents for `child`, best first. */
+export function pickParents(child: PeerEntry, candidates: Iterable<PeerEntry>, limit: number): PeerEntry[] {
+  if (limit <= 0) return [];
+  const scored: Array<{ peer: PeerEntry; score: number }> = [];
+  for (const peer of candidates) {
+    if (eligible(child, peer)) scored.push({ peer, score: score(child, peer) });
+  }
+  scored.sort((a, b) => b.score - a.score || a.peer.id.localeCompare(b.peer.id));
+  return scored.slice(0, limit).map((s) => s.peer);
+}

@@ -1,0 +1,443 @@
+/**
+ * The scheduler's decisions, independent of transport: which parents a peer
+ * gets, who goes back to source, when a seed peer is asked to fetch. Streams
+ * are plain callbacks, so tests drive it directly.
+ */
+import { create } from '@bufbuild/protobuf';
+import {
+  HostCommandSchema,
+  PeerResponseSchema,
+  type HeldTask,
+  type PeerResponse,
+  type RegisterPeer,
+  type TaskSpec,
+} from '../gen/shoal/v1/scheduler_pb.js';
+import { silentLogger, type Logger } from '../common/log.js';
+import { packDigests } from '../common/pieces.js';
+import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type PeerState } from './model.js';
+import { pickParents } from './scoring.js';
+
+export interface SwarmOptions {
+  /** Parents a downloading peer is given at most. Default 4. */
+  candidateParentLimit?: number;
+  /** Peers of one task fetching from the origin at once. Default 1. */
+  backToSourceLimit?: number;
+  /** How long a triggered seed peer may take to register before a normal peer goes to source instead. Default 10 s. */
+  seedTimeoutMs?: number;
+  /**
+   * After the scheduler starts, peers that re-register after losing their
+   * stream are not sent to the origin for this long, so the peer that was
+   * fetching from it can re-announce first. Default 3 s.
+   */
+  recoveryWindowMs?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** Rendezvous hashing: the same task lands on the same seed while the set of seeds is stable. */
+function rendezvous(taskId: string, hostId: string): number {
+  let h = 2166136261;
+  const s = taskId + '/' + hostId;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
+  return h;
+}
+
+export class Swarm {
+  readonly hosts = new Map<string, HostEntry>();
+  readonly tasks = new Map<string, TaskEntry>();
+  readonly #parentLimit: number;
+  readonly #sourceLimit: number;
+  readonly #seedTimeout: number;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #recoveryWindow: number;
+  readonly #startedAt: number;
+
+  constructor(options: SwarmOptions = {}) {
+    this.#parentLimit = options.candidateParentLimit ?? 4;
+    this.#sourceLimit = options.backToSourceLimit ?? 1;
+    this.#seedTimeout = options.seedTimeoutMs ?? 10_000;
+    this.#log = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    this.#recoveryWindow = options.recoveryWindowMs ?? 3000;
+    this.#startedAt = this.#now();
+    if (this.#recoveryWindow > 0) {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        for (const task of this.tasks.values()) this.#scheduleTask(task);
+      }, this.#recoveryWindow + 10);
+      timer.unref();
+      this.#timers.add(timer);
+    }
+  }
+
+  // ---- hosts ----
+
+  announceHost(info: HostInfo, command: HostEntry['command'], held: readonly HeldTask[]): HostEntry {
+    let host = this.hosts.get(info.id);
+    if (host === undefined) {
+      host = new HostEntry(info, command);
+      this.hosts.set(info.id, host);
+    } else {
+      host.info = info;
+      host.command = command;
+    }
+    for (const item of held) this.#adoptHeld(host, item);
+    this.#log.info({ host: info.id, seed: info.seed, held: held.length }, 'host announced');
+    return host;
+  }
+
+  updateLoad(hostId: string, load: number): void {
+    const host = this.hosts.get(hostId);
+    if (host !== undefined) host.info.uploadLoad = load;
+  }
+
+  leaveHost(hostId: string): void {
+    const host = this.hosts.get(hostId);
+    if (host === undefined) return;
+    this.hosts.delete(hostId);
+    for (const peer of [...host.peers]) this.#removePeer(peer, 'left');
+    this.#log.info({ host: hostId }, 'host left');
+  }
+
+  evict(hostId: string, taskIds: readonly string[]): void {
+    const host = this.hosts.get(hostId);
+    if (host === undefined) return;
+    for (const peer of [...host.peers]) if (taskIds.includes(peer.task.id)) this.#removePeer(peer, 'left');
+  }
+
+  #adoptHeld(host: HostEntry, item: HeldTask): void {
+    if (!item.complete || item.metadata === undefined) return;
+    const task = this.#task(item.taskId);
+    this.#learnShape(task, { contentLength: item.metadata.contentLength === undefined ? undefined : Number(item.metadata.contentLength), pieceSize: item.metadata.pieceSize });
+    const existing = [...host.peers].find((p) => p.task === task);
+    if (existing !== undefined) this.#removePeer(existing, 'left');
+    const peer = new PeerEntry(item.peerId, host, task, 'complete');
+    for (const n of item.pieces) peer.pieces.add(n);
+    this.#learnDigests(task, item.pieces, item.digests, host.info.seed || task.digests.size === 0);
+    task.peers.set(peer.id, peer);
+    host.peers.add(peer);
+    this.#scheduleTask(task);
+  }
+
+  // ---- peers ----
+
+  /** A peer opened its AnnouncePeer stream and registered. */
+  register(request: RegisterPeer, send: (response: PeerResponse) => void): PeerEntry | undefined {
+    const host = this.hosts.get(request.hostId);
+    const spec = request.task;
+    // The caller ends the stream; the peer retries once its host stream is up.
+    if (host === undefined || spec === undefined) return undefined;
+    const task = this.#task(spec.taskId);
+    task.spec ??= spec;
+    const old = task.peers.get(request.peerId);
+    if (old !== undefined) this.#removePeer(old, 'left');
+    // One peer per host and task: a re-registration replaces the old one.
+    for (const p of host.peers) if (p.task === task && p.id !== request.peerId) this.#removePeer(p, 'left');
+
+    const peer = new PeerEntry(request.peerId, host, task, 'waiting');
+    peer.send = send;
+    peer.reconnected = request.reconnect;
+    task.peers.set(peer.id, peer);
+    host.peers.add(peer);
+    if (request.metadata !== undefined && request.metadata.pieceSize > 0) {
+      this.#learnShape(task, {
+        contentLength: request.metadata.contentLength === undefined ? undefined : Number(request.metadata.contentLength),
+        pieceSize: request.metadata.pieceSize,
+      });
+    }
+    for (const n of request.pieces) peer.pieces.add(n);
+    this.#learnDigests(task, request.pieces, request.digests, host.info.seed || request.backToSource || task.digests.size === 0);
+
+    if (task.shape !== undefined) send(create(PeerResponseSchema, { response: { case: 'metadata', value: shapeMessage(task) } }));
+    this.#sendDigests(peer, [...task.digests.keys()]);
+
+    const count = task.pieceCount;
+    if (count !== undefined && peer.pieces.size >= count) {
+      peer.state = 'complete';
+      send(create(PeerResponseSchema, { response: { case: 'complete', value: {} } }));
+      return peer;
+    }
+    if (request.backToSource) {
+      peer.state = 'source';
+    } else if (host.info.seed && task.sources().length === 0 && !this.#hasCompletePeer(task, peer)) {
+      this.#toSource(peer, 'seed peer fetches first');
+    } else {
+      this.#schedulePeer(peer);
+    }
+    this.#scheduleTask(task);
+    return peer;
+  }
+
+  /** The back-to-source peer learned the content's shape from the origin. */
+  metadata(peer: PeerEntry, contentLength: number | undefined, pieceSize: number): void {
+    const task = peer.task;
+    if (peer.state !== 'source' && task.shape !== undefined) return;
+    const before = task.shape;
+    this.#learnShape(task, { contentLength, pieceSize });
+    if (before?.contentLength === task.shape?.contentLength && before?.pieceSize === task.shape?.pieceSize) return;
+    const message = create(PeerResponseSchema, { response: { case: 'metadata', value: shapeMessage(task) } });
+    for (const p of task.peers.values()) if (p !== peer && p.active) p.send?.(message);
+  }
+
+  /** A peer verified and stored pieces. */
+  piecesFinished(peer: PeerEntry, numbers: readonly number[], digests: Uint8Array): void {
+    const task = peer.task;
+    const wasServing = peer.canServe;
+    const fresh = numbers.filter((n) => !peer.pieces.has(n));
+    for (const n of fresh) peer.pieces.add(n);
+    if (peer.state === 'waiting' && fresh.length > 0) peer.state = 'running';
+    const trusted = peer.state === 'source' || peer.host.info.seed;
+    const newDigests = this.#learnDigests(task, numbers, digests, trusted);
+    if (newDigests.length > 0) {
+      for (const p of task.peers.values()) if (p !== peer && p.active) this.#sendDigests(p, newDigests);
+    }
+    if (fresh.length > 0) {
+      for (const child of peer.children) {
+        child.send?.(create(PeerResponseSchema, { response: { case: 'parentPieces', value: { peerId: peer.id, numbers: fresh } } }));
+      }
+      for (const parent of peer.parents) parent.host.uploads += fresh.length / Math.max(1, peer.parents.size);
+    }
+    if (!wasServing && peer.canServe) this.#scheduleTask(task);
+  }
+
+  finished(peer: PeerEntry): void {
+    const task = peer.task;
+    peer.state = 'complete';
+    for (const parent of peer.parents) parent.children.delete(peer);
+    peer.parents.clear();
+    if (task.pieceCount !== undefined) for (let n = 0; n < task.pieceCount; n++) peer.pieces.add(n);
+    this.#log.info({ task: task.id, peer: peer.id }, 'peer finished');
+    this.#scheduleTask(task);
+  }
+
+  failed(peer: PeerEntry, code: string, message: string, status: number): void {
+    const task = peer.task;
+    const wasSource = peer.state === 'source';
+    this.#removePeer(peer, 'failed');
+    this.#log.warn({ task: task.id, peer: peer.id, code, message }, 'peer failed');
+    if (wasSource && code.startsWith('SOURCE_')) {
+      // The origin said no: everyone waiting on this source would hear the same.
+      const response = failed(code, message, status);
+      for (const p of [...task.peers.values()]) {
+        if (p.active && !this.#hasSupply(p)) {
+          p.send?.(response);
+          this.#removePeer(p, 'failed');
+        }
+      }
+      task.seedHost = undefined;
+    }
+    this.#scheduleTask(task);
+  }
+
+  parentFailed(peer: PeerEntry, parentId: string, corrupt: boolean): void {
+    peer.blocked.add(parentId);
+    const parent = peer.task.peers.get(parentId);
+    if (parent !== undefined) {
+      parent.host.uploadFailures += corrupt ? 10 : 1;
+      parent.children.delete(peer);
+      peer.parents.delete(parent);
+    }
+    this.#log.warn({ task: peer.task.id, peer: peer.id, parent: parentId, corrupt }, 'parent failed');
+    this.#schedulePeer(peer, true);
+  }
+
+  reschedule(peer: PeerEntry): void {
+    this.#schedulePeer(peer, true);
+  }
+
+  /** The peer's stream closed. A complete peer stays as a holder; others leave. */
+  disconnected(peer: PeerEntry): void {
+    peer.send = undefined;
+    if (peer.state === 'complete') return;
+    if (peer.task.peers.get(peer.id) !== peer) return;
+    this.#removePeer(peer, 'left');
+    this.#scheduleTask(peer.task);
+  }
+
+  close(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  // ---- decisions ----
+
+  #task(id: string): TaskEntry {
+    let task = this.tasks.get(id);
+    if (task === undefined) {
+      task = new TaskEntry(id);
+      this.tasks.set(id, task);
+    }
+    return task;
+  }
+
+  #learnShape(task: TaskEntry, shape: { contentLength: number | undefined; pieceSize: number }): void {
+    if (task.shape === undefined || task.shape.contentLength === undefined) task.shape = shape;
+  }
+
+  /** Records digests from a trusted reporter; returns the piece numbers whose digest is new. */
+  #learnDigests(task: TaskEntry, numbers: readonly number[], packed: Uint8Array, trusted: boolean): number[] {
+    if (!trusted || packed.length !== numbers.length * 32) return [];
+    const fresh: number[] = [];
+    numbers.forEach((n, i) => {
+      if (task.digests.has(n)) return;
+      task.digests.set(n, packed.slice(i * 32, i * 32 + 32));
+      fresh.push(n);
+    });
+    return fresh;
+  }
+
+  #sendDigests(peer: PeerEntry, numbers: number[]): void {
+    if (numbers.length === 0 || peer.send === undefined) return;
+    const digests = numbers.map((n) => peer.task.digests.get(n)!);
+    peer.send(create(PeerResponseSchema, { response: { case: 'digests', value: { numbers, digests: packDigests(digests) } } }));
+  }
+
+  #hasCompletePeer(task: TaskEntry, except: PeerEntry): boolean {
+    for (const p of task.peers.values()) if (p !== except && p.state === 'complete' && p.host !== except.host) return true;
+    return false;
+  }
+
+  #toSource(peer: PeerEntry, reason: string): void {
+    peer.state = 'source';
+    peer.task.backToSourceCount++;
+    this.#log.info({ task: peer.task.id, peer: peer.id, reason }, 'back to source');
+    peer.send?.(create(PeerResponseSchema, { response: { case: 'backToSource', value: { reason } } }));
+  }
+
+  /** Gives `peer` parents up to the limit, or decides who goes to the origin. */
+  #schedulePeer(peer: PeerEntry, force = false): void {
+    if (!peer.active || peer.state === 'source' || peer.send === undefined) return;
+    const task = peer.task;
+    const room = this.#parentLimit - peer.parents.size;
+    if (room <= 0 && !force) return;
+    const picked = pickParents(peer, task.peers.values(), Math.max(room, force ? 1 : 0));
+    if (picked.length > 0) {
+      for (const parent of picked) {
+        peer.parents.add(parent);
+        parent.children.add(peer);
+      }
+      this.#sendParents(peer, picked);
+      return;
+    }
+    // Pieces will keep coming while a source or a complete peer this peer may use exists.
+    if (this.#hasSupply(peer)) return;
+    // Right after a restart, peers re-register one by one: give the old source time to come back.
+    if (peer.reconnected && this.#now() - this.#startedAt < this.#recoveryWindow) return;
+    if (task.sources().length >= this.#sourceLimit) return;
+    if (this.#seedFor(task) !== undefined) return;
+    this.#toSource(peer, this.#seedHosts().length === 0 ? 'no seed peer' : 'seed peer unavailable');
+  }
+
+  #hasSupply(peer: PeerEntry): boolean {
+    for (const p of peer.task.peers.values()) {
+      if ((p.state === 'source' || p.state === 'complete') && p.host !== peer.host && !peer.blocked.has(p.id)) return true;
+    }
+    return false;
+  }
+
+  /** The seed host asked for this task, asking one now if needed; undefined when no seed can help. */
+  #seedFor(task: TaskEntry): HostEntry | undefined {
+    const now = this.#now();
+    if (task.seedHost !== undefined) {
+      const host = this.hosts.get(task.seedHost);
+      if (host !== undefined && now - task.seedRequestedAt < this.#seedTimeout) return host;
+      if (host !== undefined && [...host.peers].some((p) => p.task === task && p.active)) return host;
+      return undefined;
+    }
+    const seeds = this.#seedHosts();
+    if (seeds.length === 0 || task.spec === undefined) return undefined;
+    seeds.sort((a, b) => rendezvous(task.id, b.info.id) - rendezvous(task.id, a.info.id));
+    const seed = seeds[0]!;
+    task.seedHost = seed.info.id;
+    task.seedRequestedAt = now;
+    this.#log.info({ task: task.id, seed: seed.info.id }, 'seed peer asked to fetch');
+    seed.command(create(HostCommandSchema, { command: { case: 'seedTask', value: { task: task.spec as TaskSpec } } }));
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#scheduleTask(task);
+    }, this.#seedTimeout + 10);
+    timer.unref();
+    this.#timers.add(timer);
+    return seed;
+  }
+
+  #seedHosts(): HostEntry[] {
+    return [...this.hosts.values()].filter((h) => h.info.seed);
+  }
+
+  #sendParents(peer: PeerEntry, added: PeerEntry[]): void {
+    const send = peer.send;
+    if (send === undefined) return;
+    send(
+      create(PeerResponseSchema, {
+        response: {
+          case: 'parents',
+          value: {
+            parents: [...peer.parents].map((p) => ({
+              peerId: p.id,
+              hostId: p.host.info.id,
+              ip: p.host.info.ip,
+              port: p.host.info.port,
+              seed: p.host.info.seed,
+            })),
+          },
+        },
+      }),
+    );
+    for (const parent of added) {
+      if (parent.pieces.size === 0) continue;
+      send(create(PeerResponseSchema, { response: { case: 'parentPieces', value: { peerId: parent.id, numbers: [...parent.pieces] } } }));
+    }
+  }
+
+  /** Re-runs scheduling for every peer of the task that could use more parents (once per tick). */
+  #scheduleTask(task: TaskEntry): void {
+    if (task.scheduled) return;
+    task.scheduled = true;
+    setImmediate(() => {
+      task.scheduled = false;
+      for (const peer of task.peers.values()) {
+        if (peer.active && peer.state !== 'source' && peer.parents.size < this.#parentLimit) this.#schedulePeer(peer);
+      }
+      this.#forgetIfEmpty(task);
+    });
+  }
+
+  #removePeer(peer: PeerEntry, state: PeerState): void {
+    peer.state = state;
+    peer.send = undefined;
+    peer.host.peers.delete(peer);
+    if (peer.task.peers.get(peer.id) === peer) peer.task.peers.delete(peer.id);
+    for (const parent of peer.parents) parent.children.delete(peer);
+    peer.parents.clear();
+    const orphans = [...peer.children];
+    peer.children.clear();
+    for (const child of orphans) {
+      child.parents.delete(peer);
+      if (child.send !== undefined) {
+        this.#sendParentsAll(child);
+        this.#schedulePeer(child);
+      }
+    }
+    this.#scheduleTask(peer.task);
+  }
+
+  #sendParentsAll(peer: PeerEntry): void {
+    this.#sendParents(peer, []);
+  }
+
+  #forgetIfEmpty(task: TaskEntry): void {
+    if (task.peers.size === 0) this.tasks.delete(task.id);
+  }
+}
+
+function shapeMessage(task: TaskEntry): { contentLength?: bigint; pieceSize: number } {
+  const shape = task.shape!;
+  return shape.contentLength === undefined ? { pieceSize: shape.pieceSize } : { contentLength: BigInt(shape.contentLength), pieceSize: shape.pieceSize };
+}
+
+function failed(code: string, message: string, status = 0): PeerResponse {
+  return create(PeerResponseSchema, { response: { case: 'failed', value: { code, message, status } } });
+}
