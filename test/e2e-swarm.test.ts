@@ -1,0 +1,62 @@
+/**
+ * Swarms of real processes on 127.0.0.1: a scheduler, a seed peer and peers,
+ * against a byte-counting origin.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { fetchStats } from '../src/cli/daemon-client.js';
+import { Cluster } from './fixtures/cluster.js';
+import { startOrigin, type Origin } from './fixtures/origin.js';
+
+const MiB = 1024 * 1024;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe('swarm of real processes', { timeout: 240_000 }, () => {
+  const content = randomBytes(64 * MiB);
+  const expected = sha(content);
+  let origin: Origin;
+  let cluster: Cluster;
+
+  before(async () => {
+    origin = await startOrigin({ files: new Map([['/big.bin', content]]) });
+    cluster = new Cluster();
+  });
+  after(async () => {
+    await cluster.close();
+    await origin.close();
+  });
+
+  test('a seed and 5 peers at once: identical outputs, origin sends about one copy; a second wave uses no origin bytes; a late joiner gets pieces from peers still downloading', async () => {
+    const { url: scheduler } = await cluster.scheduler();
+    // Throttled uploads keep the swarm busy long enough for a peer to join mid-download.
+    await cluster.daemon({ scheduler, seed: true, uploadRate: '48MiB' });
+    const peers = await Promise.all(Array.from({ length: 6 }, () => cluster.daemon({ scheduler, uploadRate: '24MiB' })));
+    const url = `${origin.url}/big.bin`;
+
+    const wave = peers.slice(0, 5).map((p, i) => cluster.get(url, cluster.path(`out-${i}`), ['-e', p.api]));
+    await new Promise((r) => setTimeout(r, 700));
+    const late = cluster.get(url, cluster.path('out-late'), ['-e', peers[5]!.api]);
+    const codes = await Promise.all([...wave, late].map((p) => p.exited));
+    assert.deepEqual(codes, [0, 0, 0, 0, 0, 0], [...wave, late].map((p) => p.stderr()).join('\n'));
+    for (const name of ['out-0', 'out-1', 'out-2', 'out-3', 'out-4', 'out-late']) {
+      assert.equal(sha(readFileSync(cluster.path(name))), expected, `${name} differs from the origin`);
+    }
+    const served = origin.bytesServed('/big.bin');
+    assert.ok(served <= content.length * 1.05, `origin served ${served / content.length} copies`);
+
+    const lateStats = await fetchStats(peers[5]!.api);
+    const task = (lateStats['tasks'] as Array<Record<string, unknown>>)[0]!;
+    assert.ok(Number(task['piecesFromRunningParents']) > 0, `late joiner got no piece from a running parent: ${JSON.stringify(task)}`);
+    assert.ok(Number((task['bytes'] as Record<string, number>)['peers']) > 0);
+
+    // Second wave: new daemons, the file is in the swarm already.
+    const before2 = origin.bytesServed('/big.bin');
+    const second = await Promise.all(Array.from({ length: 3 }, () => cluster.daemon({ scheduler })));
+    const gets = second.map((p, i) => cluster.get(url, cluster.path(`second-${i}`), ['-e', p.api]));
+    assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0]);
+    for (let i = 0; i < 3; i++) assert.equal(sha(readFileSync(cluster.path(`second-${i}`))), expected);
+    assert.equal(origin.bytesServed('/big.bin') - before2, 0, 'second wave touched the origin');
+  });
+});
