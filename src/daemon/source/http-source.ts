@@ -116,11 +116,12 @@ class UndiciHttpSource implements HttpSource {
     }
     const session = new RangeSession(this.#config, { url, headers: request.headers, start, end }, linked);
     const first = await session.open();
+    const version = session.version;
     let used = false;
     return {
-      contentLength: session.total,
-      etag: session.etag,
-      lastModified: session.lastModified,
+      contentLength: version?.total,
+      etag: version?.etag,
+      lastModified: version?.lastModified,
       chunks: {
         [Symbol.asyncIterator]: () => {
           if (used) throw new ShoalError('INTERNAL', 'SourceBody.chunks can be iterated only once');

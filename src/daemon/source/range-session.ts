@@ -9,7 +9,8 @@ import type { Logger } from '../../common/log.js';
 import { backoffDelay, wait, type BackoffPolicy } from './backoff.js';
 import { discard, getFollowingRedirects, type OriginResponse } from './origin-request.js';
 import type { HeaderList } from './request-headers.js';
-import { header, ifRangeValidator, parseContentRange, parseLength, parseRetryAfter } from './response-meta.js';
+import { checkResponse, type ContentVersion } from './response-check.js';
+import { header, ifRangeValidator, parseRetryAfter } from './response-meta.js';
 import type { LinkedSignal } from './signals.js';
 import { abortError, judgeStatus, protocolError, redactUrl, statusError, transportFailure, type Failure } from './source-errors.js';
 
@@ -49,9 +50,7 @@ export class RangeSession {
   #pos: number;
   #retriesUsed = 0;
   /** What the first response said; later responses must agree. */
-  #total: number | undefined;
-  #etag: string | undefined;
-  #lastModified: string | undefined;
+  #version: ContentVersion | undefined;
 
   constructor(config: SessionConfig, request: SessionRequest, linked: LinkedSignal) {
     this.#config = config;
@@ -60,20 +59,15 @@ export class RangeSession {
     this.#pos = request.start;
   }
 
-  get total(): number | undefined {
-    return this.#total;
-  }
-  get etag(): string | undefined {
-    return this.#etag;
-  }
-  get lastModified(): string | undefined {
-    return this.#lastModified;
+  /** Set once open() has resolved. */
+  get version(): ContentVersion | undefined {
+    return this.#version;
   }
 
   /** Resolves with the first usable response; the caller must then read `chunks(attempt)` or abort. */
   async open(): Promise<Attempt> {
     try {
-      return await this.#connect(false);
+      return await this.#connect();
     } catch (err) {
       this.#linked.dispose();
       throw err;
@@ -98,7 +92,7 @@ export class RangeSession {
               throw protocolError(attempt.response.url, `content ended at byte ${this.#pos}, before byte ${limit}`);
             }
             if (this.#pos > attempt.from) {
-              attempt = await this.#connect(true); // a shorter 206 than asked for: ask for the rest, no retry used
+              attempt = await this.#connect(); // a shorter 206 than asked for: ask for the rest, no retry used
               continue;
             }
           }
@@ -109,7 +103,7 @@ export class RangeSession {
         }
         this.#config.logger.warn({ url: redactUrl(attempt.response.url), offset: this.#pos, err: failure.error.message }, 'origin body interrupted');
         await this.#backoff(failure);
-        attempt = await this.#connect(true);
+        attempt = await this.#connect();
       }
     } finally {
       this.#linked.dispose();
@@ -122,7 +116,7 @@ export class RangeSession {
 
   /** One past the last byte to yield, when known. */
   #limit(): number | undefined {
-    return this.#request.end ?? this.#total;
+    return this.#request.end ?? this.#version?.total;
   }
 
   /** Yields the body of one response, trimmed to what is wanted; returns how it stopped. */
@@ -156,12 +150,12 @@ export class RangeSession {
     }
   }
 
-  /** Requests from #pos until a usable response arrives, the budget runs out, or an error is final. */
-  async #connect(resuming: boolean): Promise<Attempt> {
+  /** Requests from #pos (with If-Range once a version is known) until a usable response arrives, the budget runs out, or an error is final. */
+  async #connect(): Promise<Attempt> {
     const { url } = this.#request;
     for (;;) {
       if (this.#signal.aborted) throw abortError(this.#signal, url);
-      const validator = resuming ? ifRangeValidator(this.#etag, this.#lastModified) : undefined;
+      const validator = this.#version === undefined ? undefined : ifRangeValidator(this.#version.etag, this.#version.lastModified);
       let failure: Failure;
       try {
         const response = await getFollowingRedirects(this.#config.dispatcher, {
@@ -172,7 +166,7 @@ export class RangeSession {
           signal: this.#signal,
         });
         const verdict = judgeStatus(response.status);
-        if (verdict === 'ok') return this.#accept(response, resuming, validator !== undefined);
+        if (verdict === 'ok') return this.#accept(response, validator !== undefined);
         await discard(response.body, this.#signal);
         const retryAfterMs = response.status === 429 || response.status === 503 ? parseRetryAfter(header(response.headers, 'retry-after')) : undefined;
         const error = statusError(verdict === 'retry' ? 'SOURCE_STATUS' : verdict, response.url, response.status, retryAfterMs);
@@ -195,51 +189,18 @@ export class RangeSession {
     return own;
   }
 
-  /** Checks a 200/206 against what was asked and what earlier responses said; throws SOURCE_PROTOCOL otherwise. */
-  #accept(response: OriginResponse, resuming: boolean, sentIfRange: boolean): Attempt {
+  /** Checks a 200/206 against what was asked and what the first response said; throws SOURCE_PROTOCOL otherwise. */
+  #accept(response: OriginResponse, sentIfRange: boolean): Attempt {
+    const expect = { pos: this.#pos, end: this.#request.end, version: this.#version, sentIfRange };
     try {
-      return this.#check(response, resuming, sentIfRange);
+      const { skip, end, version } = checkResponse(response.url, response.status, response.headers, expect);
+      this.#version = version;
+      if (skip > 0) this.#config.logger.debug({ url: redactUrl(response.url), skip }, 'origin ignored Range; skipping');
+      return { response, from: this.#pos, skip, end };
     } catch (err) {
       response.body.on('error', () => undefined).destroy();
       throw err;
     }
-  }
-
-  #check(response: OriginResponse, resuming: boolean, sentIfRange: boolean): Attempt {
-    const { url, status, headers } = response;
-    const length = parseLength(header(headers, 'content-length'));
-    if (length === 'invalid') throw protocolError(url, `bad or too large Content-Length ${header(headers, 'content-length')}`, status);
-    let total: number | undefined;
-    let attempt: Attempt;
-    if (status === 206) {
-      const range = parseContentRange(header(headers, 'content-range'));
-      if (range === undefined) throw protocolError(url, `bad Content-Range ${header(headers, 'content-range') ?? '(none)'}`, status);
-      if (range.first !== this.#pos) throw protocolError(url, `Content-Range starts at ${range.first}, asked for ${this.#pos}`, status);
-      if (length !== undefined && length !== range.last + 1 - range.first) throw protocolError(url, 'Content-Length disagrees with Content-Range', status);
-      total = range.total;
-      attempt = { response, from: this.#pos, skip: 0, end: range.last + 1 };
-    } else {
-      // A 200 to If-Range means a new version, unless it carries the same strong ETag: then the origin just ignores Range.
-      const sameVersion = this.#etag !== undefined && ifRangeValidator(this.#etag, undefined) === header(headers, 'etag');
-      if (resuming && sentIfRange && !sameVersion) throw protocolError(url, 'content changed while downloading (If-Range not honoured)', status);
-      total = length;
-      attempt = { response, from: this.#pos, skip: this.#pos, end: length };
-    }
-    const etag = header(headers, 'etag');
-    if (!resuming) {
-      this.#total = total;
-      this.#etag = etag;
-      this.#lastModified = header(headers, 'last-modified');
-      const limit = this.#request.end ?? this.#request.start;
-      if (total !== undefined && limit > total) throw protocolError(url, `range ends at ${limit}, beyond the content length ${total}`, status);
-    } else {
-      if (total !== undefined && this.#total !== undefined && total !== this.#total) {
-        throw protocolError(url, `content changed while downloading (length ${this.#total} became ${total})`, status);
-      }
-      if (etag !== undefined && this.#etag !== undefined && etag !== this.#etag) throw protocolError(url, 'content changed while downloading (ETag differs)', status);
-    }
-    if (attempt.skip > 0) this.#config.logger.debug({ url: redactUrl(url), skip: attempt.skip }, 'origin ignored Range; skipping');
-    return attempt;
   }
 
   /** Waits before the next retry, or throws the failure when it is final or the budget is spent. */
