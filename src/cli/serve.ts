@@ -1,6 +1,6 @@
 /** `shoal daemon` and `shoal scheduler`: long-running services until SIGINT/SIGTERM. */
 import { readFileSync } from 'node:fs';
-import { DaemonConfigSchema, SchedulerConfigSchema, loadConfig, splitHostPort, validateConfig } from '../common/config.js';
+import { DaemonConfigSchema, SchedulerConfigSchema, readConfigFile, splitHostPort, validateConfig } from '../common/config.js';
 import { ShoalError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { createDaemon } from '../daemon/daemon.js';
@@ -30,8 +30,9 @@ function waitForSignal(signal: AbortSignal): Promise<void> {
 }
 
 export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> {
-  const file = loadConfig(DaemonConfigSchema, flags.config);
-  // Flags override the file; the merged result is validated by the same schema.
+  // Flags override the file; the merged raw values are validated once, by the same schema.
+  const file = readConfigFile(flags.config);
+  const upload = typeof file['upload'] === 'object' && file['upload'] !== null ? (file['upload'] as Record<string, unknown>) : file['upload'];
   const merged = validateConfig(
     DaemonConfigSchema,
     {
@@ -45,9 +46,9 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
       ...(flags.idc === undefined ? {} : { idc: flags.idc }),
       ...(flags.location === undefined ? {} : { location: flags.location }),
       ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
-      upload: { ...file.upload, ...(flags.uploadRate === undefined ? {} : { rate: flags.uploadRate }) },
+      ...(flags.uploadRate === undefined ? {} : { upload: { ...(upload as Record<string, unknown> | undefined), rate: flags.uploadRate } }),
     },
-    'command line',
+    flags.config ?? 'command line',
   );
   const log = createLogger(merged.logLevel, 'shoal-daemon');
   const listen = splitHostPort(merged.listen);
@@ -92,11 +93,14 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
 }
 
 export async function runScheduler(flags: { config?: string; listen?: string; logLevel?: string }, io: CliIo): Promise<number> {
-  const file = loadConfig(SchedulerConfigSchema, flags.config);
   const merged = validateConfig(
     SchedulerConfigSchema,
-    { ...file, ...(flags.listen === undefined ? {} : { listen: flags.listen }), ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }) },
-    'command line',
+    {
+      ...readConfigFile(flags.config),
+      ...(flags.listen === undefined ? {} : { listen: flags.listen }),
+      ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
+    },
+    flags.config ?? 'command line',
   );
   const listen = splitHostPort(merged.listen);
   const scheduler = createScheduler({

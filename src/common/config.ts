@@ -22,7 +22,9 @@ export function parseSize(value: string | number): number {
   }
   const m = SIZE_RE.exec(value.trim());
   if (m === null) throw new Error(`invalid size ${JSON.stringify(value)} (use e.g. 512MiB, 10GB)`);
-  return Math.round(Number(m[1]) * UNITS[(m[2] ?? 'b').toLowerCase()]!);
+  const bytes = Math.round(Number(m[1]) * UNITS[(m[2] ?? 'b').toLowerCase()]!);
+  if (!Number.isSafeInteger(bytes)) throw new Error(`size ${JSON.stringify(value)} is too large`);
+  return bytes;
 }
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/;
@@ -129,24 +131,31 @@ function describeIssues(error: z.ZodError, file: string): string {
     .join('\n');
 }
 
+/** Reads a YAML config file as an unvalidated object; an absent path gives `{}`. */
+export function readConfigFile(path: string | undefined): Record<string, unknown> {
+  if (path === undefined) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ShoalError('CONFIG_INVALID', `cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos !== undefined ? ` at line ${err.linePos[0].line}` : '';
+    throw new ShoalError('CONFIG_INVALID', `${path}: not valid YAML${where}: ${(err as Error).message.split('\n')[0] ?? ''}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ShoalError('CONFIG_INVALID', `${path}: (top level): expected a mapping of keys to values`);
+  }
+  return raw as Record<string, unknown>;
+}
+
 /** Reads and validates a YAML config file; an absent path gives the defaults. */
 export function loadConfig<S extends z.ZodType>(schema: S, path: string | undefined): z.infer<S> {
-  let raw: unknown = {};
-  if (path !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (err) {
-      throw new ShoalError('CONFIG_INVALID', `cannot read config file ${path}: ${(err as Error).message}`);
-    }
-    try {
-      raw = parseYaml(text) ?? {};
-    } catch (err) {
-      const where = err instanceof YAMLParseError && err.linePos !== undefined ? ` at line ${err.linePos[0].line}` : '';
-      throw new ShoalError('CONFIG_INVALID', `${path}: not valid YAML${where}: ${(err as Error).message.split('\n')[0] ?? ''}`);
-    }
-  }
-  return validateConfig(schema, raw, path ?? '(defaults)');
+  return validateConfig(schema, readConfigFile(path), path ?? '(defaults)');
 }
 
 export function validateConfig<S extends z.ZodType>(schema: S, raw: unknown, label: string): z.infer<S> {
