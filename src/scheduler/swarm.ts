@@ -148,7 +148,8 @@ export class Swarm {
       });
     }
     for (const n of request.pieces) peer.pieces.add(n);
-    this.#learnDigests(task, request.pieces, request.digests, host.info.seed || request.backToSource || task.digests.size === 0);
+    // Only a seed or a peer fetching from the origin vouches for digests.
+    this.#learnDigests(task, request.pieces, request.digests, host.info.seed || request.backToSource);
 
     if (task.shape !== undefined) send(create(PeerResponseSchema, { response: { case: 'metadata', value: shapeMessage(task) } }));
     this.#sendDigests(peer, [...task.digests.keys()]);
@@ -215,19 +216,22 @@ export class Swarm {
   failed(peer: PeerEntry, code: string, message: string, status: number): void {
     const task = peer.task;
     const wasSource = peer.state === 'source';
-    this.#removePeer(peer, 'failed');
     this.#log.warn({ task: task.id, peer: peer.id, code, message }, 'peer failed');
     if (wasSource && code.startsWith('SOURCE_')) {
-      // The origin said no: everyone waiting on this source would hear the same.
+      // The origin said no: everyone who has no other supply would hear the same.
+      // Decided before the source is removed, so its orphans are not sent to the origin instead.
+      peer.state = 'failed';
       const response = failed(code, message, status);
-      for (const p of [...task.peers.values()]) {
-        if (p.active && !this.#hasSupply(p)) {
-          p.send?.(response);
-          this.#removePeer(p, 'failed');
-        }
+      const doomed = [...task.peers.values()].filter((p) => p !== peer && p.active && !this.#hasSupply(p));
+      for (const p of doomed) {
+        p.send?.(response);
+        p.send = undefined;
+        p.state = 'failed';
       }
+      for (const p of doomed) this.#removePeer(p, 'failed');
       task.seedHost = undefined;
     }
+    this.#removePeer(peer, 'failed');
     this.#scheduleTask(task);
   }
 
