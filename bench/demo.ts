@@ -31,11 +31,12 @@ try {
   let ok = true;
   for (const [i, r] of results.entries()) {
     const stats = await fetchStats(peers[i]!.api);
-    const bytes = ((stats['tasks'] as Array<Record<string, unknown>>)[0]?.['bytes'] ?? {}) as Record<string, number>;
+    const task = (stats['tasks'] as Array<Record<string, unknown>>)[0] ?? {};
+    const bytes = (task['bytes'] ?? {}) as Record<string, number>;
     const same = r.code === 0 && createHash('sha256').update(readFileSync(cluster.path(`out-${i}`))).digest('hex') === expected;
     ok &&= same;
     console.log(
-      `peer ${i}: ${(r.ms / 1000).toFixed(2)} s, from origin ${((bytes['source'] ?? 0) / MiB).toFixed(1)} MiB, ` +
+      `peer ${i}: ${(r.ms / 1000).toFixed(2)} s (daemon ${(Number(task['durationMs'] ?? 0) / 1000).toFixed(2)} s), from origin ${((bytes['source'] ?? 0) / MiB).toFixed(1)} MiB, ` +
         `seed ${((bytes['seeds'] ?? 0) / MiB).toFixed(1)} MiB, peers ${((bytes['peers'] ?? 0) / MiB).toFixed(1)} MiB, sha256 ${same ? 'OK' : 'MISMATCH ' + r.stderr}`,
     );
   }

@@ -12,6 +12,10 @@ function find(dir) {
   });
 }
 
+// Spawned `shoal` processes run the bundle; build it so it matches the sources.
+const built = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+if (built.status !== 0) process.exit(built.status ?? 1);
+
 const filter = process.argv.slice(2);
 const files = find('test').filter((f) => filter.length === 0 || filter.some((p) => f.includes(p))).sort();
 const result = spawnSync(
