@@ -1,0 +1,661 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { create } from '@bufbuild/protobuf';
+import {
+  HeldTaskSchema,
+  RegisterPeerSchema,
+  TaskSpecSchema,
+  type HostCommand,
+  type PeerResponse,
+} from '../src/gen/shoal/v1/scheduler_pb.js';
+import { packDigests } from '../src/common/pieces.js';
+import type { HostInfo, PeerEntry } from '../src/scheduler/model.js';
+import { Swarm } from '../src/scheduler/swarm.js';
+
+const MIB = 1024 * 1024;
+const TASK = 'c0ffee'.repeat(10) + 'c0ff';
+const URL = 'https://origin.example/files/blob.tar';
+
+function hostInfo(id: string, seed = false): HostInfo {
+  return { id, hostname: id, ip: `10.0.0.${id.length}`, port: 4000, idc: '', location: '', seed, uploadSlots: 64, uploadLoad: 0, uploadRate: 0 };
+}
+
+function digestFor(n: number, salt = 0): Uint8Array {
+  return new Uint8Array(32).fill((n * 7 + salt) & 0xff);
+}
+
+function digests(numbers: number[], salt = 0): Uint8Array {
+  return packDigests(numbers.map((n) => digestFor(n, salt)));
+}
+
+/** Lets the scheduler's setImmediate re-scheduling run. */
+async function tick(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+interface Client {
+  peer: PeerEntry;
+  out: PeerResponse[];
+}
+
+type Case = PeerResponse['response']['case'];
+
+type ValueOf<C extends NonNullable<Case>> = Extract<PeerResponse['response'], { case: C }>['value'];
+
+function ofCase<C extends NonNullable<Case>>(client: Client, c: C): Array<ValueOf<C>> {
+  const out: Array<ValueOf<C>> = [];
+  for (const r of client.out) if (r.response.case === c) out.push(r.response.value as ValueOf<C>);
+  return out;
+}
+
+function cases(client: Client): Case[] {
+  return client.out.map((r) => r.response.case);
+}
+
+/** Every parent id ever offered to the client, in order of the `parents` messages. */
+function offeredParents(client: Client): string[][] {
+  return ofCase(client, 'parents').map((m) => m.parents.map((p) => p.peerId));
+}
+
+function lastParents(client: Client): string[] | undefined {
+  return offeredParents(client).at(-1);
+}
+
+/** The last digest the client was sent for piece `n`. */
+function lastDigestSent(client: Client, n: number): Uint8Array | undefined {
+  let found: Uint8Array | undefined;
+  for (const m of ofCase(client, 'digests')) {
+    const i = m.numbers.indexOf(n);
+    if (i >= 0) found = m.digests.subarray(i * 32, i * 32 + 32);
+  }
+  return found;
+}
+
+function backToSourceCount(clients: Client[]): number {
+  return clients.reduce((n, c) => n + ofCase(c, 'backToSource').length, 0);
+}
+
+let swarm: Swarm;
+let hostCommands: Map<string, HostCommand[]>;
+
+function setup(): Swarm {
+  swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200 });
+  hostCommands = new Map();
+  return swarm;
+}
+
+afterEach(() => swarm.close());
+
+function announce(id: string, seed = false, held: Parameters<Swarm['announceHost']>[2] = []): void {
+  const commands: HostCommand[] = [];
+  hostCommands.set(id, commands);
+  swarm.announceHost(hostInfo(id, seed), (c) => commands.push(c), held);
+}
+
+interface RegisterExtra {
+  pieces?: number[];
+  digests?: Uint8Array;
+  metadata?: { contentLength?: bigint; pieceSize: number };
+  backToSource?: boolean;
+  reconnect?: boolean;
+}
+
+function register(peerId: string, hostId: string, extra: RegisterExtra = {}): Client {
+  const out: PeerResponse[] = [];
+  const request = create(RegisterPeerSchema, {
+    peerId,
+    hostId,
+    task: create(TaskSpecSchema, { taskId: TASK, url: URL }),
+    pieces: extra.pieces ?? [],
+    digests: extra.digests ?? new Uint8Array(0),
+    backToSource: extra.backToSource ?? false,
+    reconnect: extra.reconnect ?? false,
+    ...(extra.metadata === undefined ? {} : { metadata: extra.metadata }),
+  });
+  const peer = swarm.register(request, (r) => out.push(r));
+  assert.ok(peer !== undefined, `register ${peerId} on ${hostId} was refused`);
+  return { peer, out };
+}
+
+/** A task of 4 pieces of 1 MiB. */
+const LENGTH = 4 * MIB;
+const PIECE = MIB;
+
+/** Source peer A on host ha (no seeds), with `others` waiting peers; returns [source, ...others]. */
+async function sourceSwarm(others: string[]): Promise<Client[]> {
+  setup();
+  announce('ha');
+  for (const name of others) announce(`h${name}`);
+  const a = register('A', 'ha');
+  const rest = others.map((name) => register(name, `h${name}`));
+  await tick();
+  assert.equal(ofCase(a, 'backToSource').length, 1, 'A goes back to source');
+  return [a, ...rest];
+}
+
+describe('Swarm: back to source without seeds', () => {
+  it('exactly one of three peers goes back to source, and the others learn everything from it', async () => {
+    setup();
+    announce('h1');
+    announce('h2');
+    announce('h3');
+    const p1 = register('p1', 'h1');
+    await tick();
+    const p2 = register('p2', 'h2');
+    const p3 = register('p3', 'h3');
+    await tick();
+
+    assert.deepEqual(cases(p1), ['backToSource']);
+    assert.equal(p1.peer.state, 'source');
+    assert.equal(backToSourceCount([p2, p3]), 0);
+    assert.equal(swarm.tasks.get(TASK)?.backToSourceCount, 1);
+
+    swarm.metadata(p1.peer, LENGTH, PIECE);
+    swarm.piecesFinished(p1.peer, [0, 1], digests([0, 1]));
+    await tick();
+
+    for (const waiting of [p2, p3]) {
+      const meta = ofCase(waiting, 'metadata');
+      assert.equal(meta.length, 1, 'one metadata message');
+      assert.equal(meta[0]!.contentLength, BigInt(LENGTH));
+      assert.equal(meta[0]!.pieceSize, PIECE);
+
+      const ds = ofCase(waiting, 'digests');
+      assert.equal(ds.length, 1);
+      assert.deepEqual(ds[0]!.numbers, [0, 1]);
+      assert.deepEqual(ds[0]!.digests, digests([0, 1]));
+
+      assert.ok(offeredParents(waiting).some((ids) => ids.includes('p1')), 'p1 offered as a parent');
+      const fromSource = ofCase(waiting, 'parentPieces').filter((m) => m.peerId === 'p1');
+      assert.deepEqual(fromSource.flatMap((m) => m.numbers).sort(), [0, 1]);
+    }
+    // Nobody else is ever sent to the origin, even after more scheduling rounds.
+    swarm.piecesFinished(p1.peer, [2, 3], digests([2, 3]));
+    await tick();
+    assert.equal(backToSourceCount([p1, p2, p3]), 1);
+    // The source itself is not told about its own data.
+    assert.deepEqual(cases(p1), ['backToSource']);
+  });
+
+  it('a child that blocked the only source waits with limit 1, and goes to source with backToSourceLimit 2', async () => {
+    for (const limit of [1, 2]) {
+      swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, backToSourceLimit: limit });
+      hostCommands = new Map();
+      announce('h1');
+      announce('h2');
+      const p1 = register('p1', 'h1');
+      const p2 = register('p2', 'h2');
+      await tick();
+      assert.deepEqual(lastParents(p2), ['p1'], 'a source can serve at once: no second back-to-source');
+      assert.equal(backToSourceCount([p1, p2]), 1);
+      swarm.parentFailed(p2.peer, 'p1', false);
+      await tick();
+      assert.equal(ofCase(p2, 'backToSource').length, limit === 1 ? 0 : 1, `limit ${limit}`);
+      swarm.close();
+    }
+  });
+
+  it('pieces reported later reach children as parentPieces, only the new ones', async () => {
+    const [a, b] = await sourceSwarm(['B']);
+    swarm.metadata(a!.peer, LENGTH, PIECE);
+    swarm.piecesFinished(a!.peer, [0], digests([0]));
+    swarm.piecesFinished(a!.peer, [0, 1], digests([0, 1]));
+    await tick();
+    const pieces = ofCase(b!, 'parentPieces').filter((m) => m.peerId === 'A');
+    assert.deepEqual(pieces.map((m) => m.numbers), [[0], [1]]);
+    const ds = ofCase(b!, 'digests');
+    assert.deepEqual(ds.map((m) => m.numbers), [[0], [1]]);
+  });
+});
+
+describe('Swarm: seed peers', () => {
+  it('the first register triggers seedTask on the seed host; nobody but the seed goes to source', async () => {
+    setup();
+    announce('seed', true);
+    announce('h1');
+    announce('h2');
+    const p1 = register('p1', 'h1');
+    const p2 = register('p2', 'h2');
+    await tick();
+
+    const commands = hostCommands.get('seed')!;
+    assert.equal(commands.length, 1, 'exactly one seedTask');
+    const command = commands[0]!.command;
+    assert.equal(command.case, 'seedTask');
+    assert.equal(command.value?.task?.taskId, TASK);
+    assert.equal(command.value?.task?.url, URL);
+    assert.equal(hostCommands.get('h1')!.length, 0);
+    assert.equal(backToSourceCount([p1, p2]), 0);
+
+    const s = register('s', 'seed');
+    await tick();
+    assert.equal(ofCase(s, 'backToSource').length, 1, 'the seed goes back to source');
+    assert.equal(backToSourceCount([p1, p2]), 0);
+    // The waiting peers now have the seed as a parent.
+    for (const p of [p1, p2]) {
+      assert.ok(offeredParents(p).some((ids) => ids.includes('s')));
+      const parent = ofCase(p, 'parents').at(-1)!.parents.find((x) => x.peerId === 's')!;
+      assert.equal(parent.seed, true);
+      assert.equal(parent.hostId, 'seed');
+    }
+    // Still exactly one seedTask command.
+    assert.equal(hostCommands.get('seed')!.length, 1);
+  });
+
+  it('with two seed hosts, only one is asked', async () => {
+    setup();
+    announce('seed-a', true);
+    announce('seed-b', true);
+    announce('h1');
+    register('p1', 'h1');
+    await tick();
+    const asked = ['seed-a', 'seed-b'].filter((id) => hostCommands.get(id)!.length > 0);
+    assert.equal(asked.length, 1);
+  });
+
+  it('the seed asked for a task does not depend on the order seeds were announced', async () => {
+    const askedWith = async (order: string[]): Promise<string[]> => {
+      setup();
+      for (const id of order) announce(id, true);
+      announce('h1');
+      register('p1', 'h1');
+      await tick();
+      const asked = order.filter((id) => hostCommands.get(id)!.length > 0);
+      swarm.close();
+      return asked;
+    };
+    const seeds = ['seed-a', 'seed-b', 'seed-c', 'seed-d'];
+    const forward = await askedWith(seeds);
+    const backward = await askedWith([...seeds].reverse());
+    assert.equal(forward.length, 1);
+    assert.deepEqual(backward, forward);
+  });
+});
+
+describe('Swarm: timeouts (injected clock)', () => {
+  it('a seed that does not register within seedTimeout lets a normal peer go to source', async () => {
+    let now = 1_000_000;
+    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, now: () => now });
+    hostCommands = new Map();
+    announce('seed', true);
+    announce('h1');
+    const p1 = register('p1', 'h1');
+    await tick();
+    assert.equal(hostCommands.get('seed')!.length, 1);
+    now += 100;
+    swarm.reschedule(p1.peer);
+    await tick();
+    assert.equal(ofCase(p1, 'backToSource').length, 0, 'still within the seed timeout');
+    now += 200;
+    swarm.reschedule(p1.peer);
+    await tick();
+    assert.equal(ofCase(p1, 'backToSource').length, 1, 'seed timed out');
+    assert.equal(ofCase(p1, 'backToSource')[0]!.reason, 'seed peer unavailable');
+    assert.equal(hostCommands.get('seed')!.length, 1, 'the seed is not asked twice');
+  });
+
+  it('a seed that registered and is fetching is waited for past the timeout', async () => {
+    let now = 1_000_000;
+    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, now: () => now });
+    hostCommands = new Map();
+    announce('seed', true);
+    announce('h1');
+    announce('h2');
+    const p1 = register('p1', 'h1');
+    await tick();
+    const s = register('s', 'seed');
+    await tick();
+    assert.equal(ofCase(s, 'backToSource').length, 1);
+    now += 10_000;
+    const p2 = register('p2', 'h2');
+    swarm.reschedule(p1.peer);
+    await tick();
+    assert.equal(backToSourceCount([p1, p2]), 0);
+  });
+
+  it('a reconnecting peer is not sent to source during the recovery window', async () => {
+    let now = 1_000_000;
+    swarm = new Swarm({ recoveryWindowMs: 1000, seedTimeoutMs: 200, now: () => now });
+    hostCommands = new Map();
+    announce('h1');
+    const p = register('p', 'h1', { reconnect: true });
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 0);
+    now += 1500;
+    swarm.reschedule(p.peer);
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 1);
+  });
+
+  it('a new (not reconnecting) peer is not held back by the recovery window', async () => {
+    swarm = new Swarm({ recoveryWindowMs: 1000, seedTimeoutMs: 200, now: () => 1_000_000 });
+    hostCommands = new Map();
+    announce('h1');
+    const p = register('p', 'h1');
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 1);
+  });
+});
+
+describe('Swarm: complete peers', () => {
+  it('a peer registering with all pieces gets complete', async () => {
+    setup();
+    announce('h1');
+    const p = register('p', 'h1', { metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE }, pieces: [0, 1, 2, 3], digests: digests([0, 1, 2, 3]) });
+    await tick();
+    assert.equal(ofCase(p, 'complete').length, 1);
+    assert.equal(ofCase(p, 'backToSource').length, 0);
+    assert.equal(ofCase(p, 'parents').length, 0);
+    assert.equal(p.peer.state, 'complete');
+  });
+
+  it('a peer missing a piece does not get complete', async () => {
+    setup();
+    announce('h1');
+    const p = register('p', 'h1', { metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE }, pieces: [0, 1, 2], digests: digests([0, 1, 2]) });
+    await tick();
+    assert.equal(ofCase(p, 'complete').length, 0);
+  });
+});
+
+describe('Swarm: digest trust', () => {
+  it('digests from a non-source, non-seed peer are not forwarded once authoritative ones exist', async () => {
+    const [a, b, c] = await sourceSwarm(['B', 'C']);
+    swarm.metadata(a!.peer, LENGTH, PIECE);
+    swarm.piecesFinished(a!.peer, [0], digests([0]));
+    await tick();
+    const task = swarm.tasks.get(TASK)!;
+    assert.deepEqual(new Uint8Array(task.digests.get(0)!), digestFor(0));
+
+    // B lies about piece 0 and reports piece 1 before the source does.
+    swarm.piecesFinished(b!.peer, [0, 1], digests([0, 1], 99));
+    await tick();
+    for (const digestMessage of ofCase(c!, 'digests')) {
+      assert.ok(!digestMessage.numbers.includes(1), 'piece 1 digest from B was forwarded');
+      assert.deepEqual(digestMessage.digests, digests(digestMessage.numbers), 'forwarded digests are the source ones');
+    }
+    assert.deepEqual(new Uint8Array(task.digests.get(0)!), digestFor(0), 'the source digest is kept');
+    assert.equal(task.digests.has(1), false);
+
+    // The source's digest for piece 1 does get through.
+    swarm.piecesFinished(a!.peer, [1], digests([1]));
+    await tick();
+    const piece1 = ofCase(c!, 'digests').filter((m) => m.numbers.includes(1));
+    assert.equal(piece1.length, 1);
+    assert.deepEqual(piece1[0]!.digests, digests([1]));
+  });
+
+  it(
+    'a source digest wins over one reported at register by a resuming non-source peer',
+    async () => {
+      const [a] = await sourceSwarm(['B']);
+      // C resumes with stale/bogus pieces while the source has reported nothing yet.
+      announce('hC');
+      register('C', 'hC', { metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE }, pieces: [0], digests: digests([0], 99) });
+      swarm.metadata(a!.peer, LENGTH, PIECE);
+      swarm.piecesFinished(a!.peer, [0], digests([0]));
+      await tick();
+      assert.deepEqual(new Uint8Array(swarm.tasks.get(TASK)!.digests.get(0)!), digestFor(0));
+      announce('hD');
+      const d = register('D', 'hD');
+      assert.deepEqual(lastDigestSent(d, 0), digestFor(0));
+    },
+  );
+
+  it('digests from a seed-host peer are trusted even when it is not the source', async () => {
+    setup();
+    announce('seed', true);
+    announce('h1');
+    const p1 = register('p1', 'h1');
+    const s = register('s', 'seed');
+    await tick();
+    // Normally s goes to source; force it to look like a plain running peer.
+    s.peer.state = 'running';
+    swarm.piecesFinished(s.peer, [0], digests([0]));
+    await tick();
+    assert.deepEqual(ofCase(p1, 'digests').flatMap((m) => m.numbers), [0]);
+  });
+});
+
+describe('Swarm: parent failures and cycles', () => {
+  it('a parent reported as failed is never offered to that child again', async () => {
+    const [a, b, c] = await sourceSwarm(['B', 'C']);
+    swarm.metadata(a!.peer, LENGTH, PIECE);
+    swarm.piecesFinished(a!.peer, [0, 1], digests([0, 1]));
+    await tick();
+    assert.ok(b!.peer.parents.has(a!.peer));
+
+    const before = b!.out.length;
+    swarm.parentFailed(b!.peer, 'A', false);
+    assert.ok(!b!.peer.parents.has(a!.peer));
+    assert.ok(!a!.peer.children.has(b!.peer));
+    assert.equal(a!.peer.host.uploadFailures, 1);
+
+    // Lots of scheduling opportunities afterwards.
+    swarm.piecesFinished(c!.peer, [0], digests([0]));
+    swarm.piecesFinished(a!.peer, [2, 3], digests([2, 3]));
+    swarm.reschedule(b!.peer);
+    await tick();
+    swarm.reschedule(b!.peer);
+    await tick();
+
+    const after = b!.out.slice(before).filter((r) => r.response.case === 'parents');
+    for (const m of after) {
+      assert.ok(m.response.case === 'parents');
+      assert.ok(!m.response.value.parents.some((p) => p.peerId === 'A'), 'A offered again after it failed');
+    }
+    assert.ok(!b!.peer.parents.has(a!.peer));
+    // B is not stranded: it gets C, which has a piece.
+    assert.ok(after.length > 0 && b!.peer.parents.has(c!.peer));
+    // And B does not go to source while A (blocked) is still the source.
+    assert.equal(ofCase(b!, 'backToSource').length, 0);
+  });
+
+  it('a corrupt report counts as ten upload failures', async () => {
+    const [a, b] = await sourceSwarm(['B']);
+    swarm.parentFailed(b!.peer, 'A', true);
+    assert.equal(a!.peer.host.uploadFailures, 10);
+  });
+
+  it('A (source) → B → C: C is never a parent of A or B', async () => {
+    const [a, b] = await sourceSwarm(['B']);
+    swarm.metadata(a!.peer, LENGTH, PIECE);
+    swarm.piecesFinished(a!.peer, [0, 1, 2, 3], digests([0, 1, 2, 3]));
+    await tick();
+    swarm.piecesFinished(b!.peer, [0], digests([0]));
+    await tick();
+    announce('hC');
+    const cc = register('C', 'hC');
+    await tick();
+    assert.ok(cc.peer.parents.has(b!.peer), 'C has B as a parent');
+    assert.ok(b!.peer.parents.has(a!.peer), 'B has A as a parent');
+
+    // C gets pieces B lacks: the only thing stopping B from picking C is the cycle rule.
+    swarm.piecesFinished(cc.peer, [1, 2, 3], digests([1, 2, 3]));
+    await tick();
+    swarm.reschedule(b!.peer);
+    await tick();
+
+    for (const ids of offeredParents(b!)) assert.ok(!ids.includes('C'), `C offered to B: ${ids.join(',')}`);
+    for (const ids of offeredParents(a!)) assert.ok(!ids.includes('C') && !ids.includes('B'));
+    assert.ok(!b!.peer.parents.has(cc.peer));
+    assert.equal(a!.peer.parents.size, 0);
+  });
+});
+
+describe('Swarm: source failure and departures', () => {
+  it('the source failing with SOURCE_NOT_FOUND fails the waiting peers with that code', async () => {
+    const [a, b, c] = await sourceSwarm(['B', 'C']);
+    swarm.failed(a!.peer, 'SOURCE_NOT_FOUND', 'origin answered 404', 404);
+    await tick();
+    for (const waiting of [b!, c!]) {
+      const failures = ofCase(waiting, 'failed');
+      assert.equal(failures.length, 1, `${waiting.peer.id} gets one failed`);
+      assert.equal(failures[0]!.code, 'SOURCE_NOT_FOUND');
+      assert.equal(failures[0]!.status, 404);
+      assert.equal(waiting.peer.state, 'failed');
+    }
+    assert.equal(swarm.tasks.has(TASK), false, 'the task is forgotten once nobody is left');
+  });
+
+  it(
+    'the source failing with SOURCE_NOT_FOUND sends no other peer to the origin',
+    async () => {
+      const [a, b, c] = await sourceSwarm(['B', 'C']);
+      swarm.failed(a!.peer, 'SOURCE_NOT_FOUND', 'origin answered 404', 404);
+      await tick();
+      assert.equal(backToSourceCount([b!, c!]), 0);
+    },
+  );
+
+  it('a waiting peer that has another supply (a complete holder) is not failed with the source', async () => {
+    setup();
+    const held = create(HeldTaskSchema, {
+      taskId: TASK,
+      peerId: 'holder-peer',
+      metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE },
+      pieces: [0, 1, 2, 3],
+      digests: digests([0, 1, 2, 3]),
+      complete: true,
+    });
+    announce('hS');
+    announce('hB');
+    const src = register('S', 'hS', { backToSource: true });
+    announce('holder', false, [held]);
+    const b = register('B', 'hB');
+    await tick();
+    swarm.failed(src.peer, 'SOURCE_NOT_FOUND', 'gone', 404);
+    await tick();
+    assert.equal(ofCase(b, 'failed').length, 0);
+    assert.equal(ofCase(b, 'backToSource').length, 0);
+    assert.ok(b.peer.parents.has(swarm.tasks.get(TASK)!.peers.get('holder-peer')!));
+  });
+
+  it('a non-source failure does not fail the others', async () => {
+    const [a, b, c] = await sourceSwarm(['B', 'C']);
+    swarm.failed(b!.peer, 'SOURCE_NOT_FOUND', 'b failed', 404);
+    await tick();
+    assert.equal(ofCase(c!, 'failed').length, 0);
+    assert.equal(a!.peer.state, 'source');
+  });
+
+  it('a host leaving removes its peers; their children get parents without them', async () => {
+    const [a, b] = await sourceSwarm(['B']);
+    swarm.metadata(a!.peer, LENGTH, PIECE);
+    swarm.piecesFinished(a!.peer, [0, 1, 2, 3], digests([0, 1, 2, 3]));
+    swarm.piecesFinished(b!.peer, [0, 1], digests([0, 1]));
+    await tick();
+    announce('hC');
+    const c = register('C', 'hC');
+    await tick();
+    assert.ok(c.peer.parents.has(b!.peer) && c.peer.parents.has(a!.peer));
+    const before = c.out.length;
+
+    swarm.leaveHost('hB');
+    await tick();
+    assert.equal(swarm.hosts.has('hB'), false);
+    const task = swarm.tasks.get(TASK)!;
+    assert.equal(task.peers.has('B'), false);
+    assert.equal(b!.peer.state, 'left');
+    assert.ok(!c.peer.parents.has(b!.peer));
+    assert.ok(!a!.peer.children.has(b!.peer));
+
+    const update = c.out.slice(before).filter((r) => r.response.case === 'parents');
+    assert.ok(update.length >= 1, 'C is told its new parent set');
+    assert.deepEqual(lastParents(c), ['A']);
+  });
+
+  it('a peer disconnecting before finishing is removed; a complete one stays as a holder', async () => {
+    const [a, b, c] = await sourceSwarm(['B', 'C']);
+    swarm.metadata(a!.peer, LENGTH, PIECE);
+    swarm.piecesFinished(a!.peer, [0, 1, 2, 3], digests([0, 1, 2, 3]));
+    await tick();
+    swarm.finished(b!.peer);
+    swarm.disconnected(b!.peer);
+    swarm.disconnected(c!.peer);
+    await tick();
+    const task = swarm.tasks.get(TASK)!;
+    assert.equal(task.peers.get('B')?.state, 'complete');
+    assert.equal(task.peers.has('C'), false);
+  });
+});
+
+describe('Swarm: scheduler restart recovery', () => {
+  it('a re-announced host with a complete HeldTask becomes a parent; nobody goes to source', async () => {
+    setup();
+    const held = create(HeldTaskSchema, {
+      taskId: TASK,
+      peerId: 'old',
+      metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE },
+      pieces: [0, 1, 2, 3],
+      digests: digests([0, 1, 2, 3]),
+      complete: true,
+    });
+    announce('holder', false, [held]);
+    announce('h1');
+    await tick();
+    const task = swarm.tasks.get(TASK);
+    assert.ok(task !== undefined, 'the held task is known');
+    assert.equal(task.peers.get('old')?.state, 'complete');
+
+    const p = register('p', 'h1');
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 0);
+    assert.deepEqual(lastParents(p), ['old']);
+    const meta = ofCase(p, 'metadata');
+    assert.equal(meta.length, 1);
+    assert.equal(meta[0]!.contentLength, BigInt(LENGTH));
+    assert.deepEqual(ofCase(p, 'digests').flatMap((m) => m.numbers).sort(), [0, 1, 2, 3]);
+    assert.deepEqual(ofCase(p, 'parentPieces').find((m) => m.peerId === 'old')?.numbers, [0, 1, 2, 3]);
+    assert.equal(task.backToSourceCount, 0);
+  });
+
+  it(
+    "a seed's held digests win over those of a non-seed holder that re-announced first",
+    async () => {
+      setup();
+      const heldBy = (peerId: string, salt: number) =>
+        create(HeldTaskSchema, {
+          taskId: TASK,
+          peerId,
+          metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE },
+          pieces: [0, 1, 2, 3],
+          digests: digests([0, 1, 2, 3], salt),
+          complete: true,
+        });
+      announce('plain', false, [heldBy('plain-peer', 99)]);
+      announce('seed', true, [heldBy('seed-peer', 0)]);
+      announce('h1');
+      const p = register('p', 'h1');
+      await tick();
+      assert.deepEqual(lastDigestSent(p, 0), digestFor(0));
+    },
+  );
+
+  it('an incomplete HeldTask is not adopted', async () => {
+    setup();
+    const held = create(HeldTaskSchema, {
+      taskId: TASK,
+      peerId: 'old',
+      metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE },
+      pieces: [0, 1],
+      digests: digests([0, 1]),
+      complete: false,
+    });
+    announce('holder', false, [held]);
+    await tick();
+    assert.equal(swarm.tasks.has(TASK), false);
+  });
+
+  it('a peer re-registering as back-to-source after a restart is the source; others do not go to the origin', async () => {
+    setup();
+    announce('h1');
+    announce('h2');
+    const src = register('src', 'h1', { backToSource: true, reconnect: true, metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE }, pieces: [0], digests: digests([0]) });
+    const p = register('p', 'h2', { reconnect: true });
+    await tick();
+    assert.equal(src.peer.state, 'source');
+    assert.equal(backToSourceCount([src, p]), 0);
+    assert.deepEqual(lastParents(p), ['src']);
+  });
+});
