@@ -43,6 +43,8 @@ export class TaskEntry {
   shape: TaskShape | undefined;
   /** Authoritative piece digests, from seed peers and back-to-source peers. */
   readonly digests = new Map<number, Uint8Array>();
+  /** Pieces whose digest came from a seed or back-to-source peer (not a fallback from a normal peer). */
+  readonly trusted = new Set<number>();
   readonly peers = new Map<string, PeerEntry>();
   /** Host asked to seed this task, and when. */
   seedHost: string | undefined;

@@ -115,7 +115,9 @@ export class Swarm {
     if (existing !== undefined) this.#removePeer(existing, 'left');
     const peer = new PeerEntry(item.peerId, host, task, 'complete');
     for (const n of item.pieces) peer.pieces.add(n);
-    this.#learnDigests(task, item.pieces, item.digests, host.info.seed || task.digests.size === 0);
+    // A complete normal peer's digests stand in until a seed or source vouches for the piece.
+    const learned = this.#learnDigests(task, item.pieces, item.digests, host.info.seed ? 'trusted' : 'fallback');
+    this.#broadcastDigests(task, learned, undefined);
     task.peers.set(peer.id, peer);
     host.peers.add(peer);
     this.#scheduleTask(task);
@@ -149,7 +151,7 @@ export class Swarm {
     }
     for (const n of request.pieces) peer.pieces.add(n);
     // Only a seed or a peer fetching from the origin vouches for digests.
-    this.#learnDigests(task, request.pieces, request.digests, host.info.seed || request.backToSource);
+    this.#broadcastDigests(task, this.#learnDigests(task, request.pieces, request.digests, host.info.seed || request.backToSource ? 'trusted' : 'none'), peer);
 
     if (task.shape !== undefined) send(create(PeerResponseSchema, { response: { case: 'metadata', value: shapeMessage(task) } }));
     this.#sendDigests(peer, [...task.digests.keys()]);
@@ -190,10 +192,7 @@ export class Swarm {
     for (const n of fresh) peer.pieces.add(n);
     if (peer.state === 'waiting' && fresh.length > 0) peer.state = 'running';
     const trusted = peer.state === 'source' || peer.host.info.seed;
-    const newDigests = this.#learnDigests(task, numbers, digests, trusted);
-    if (newDigests.length > 0) {
-      for (const p of task.peers.values()) if (p !== peer && p.active) this.#sendDigests(p, newDigests);
-    }
+    this.#broadcastDigests(task, this.#learnDigests(task, numbers, digests, trusted ? 'trusted' : 'none'), peer);
     if (fresh.length > 0) {
       for (const child of peer.children) {
         child.send?.(create(PeerResponseSchema, { response: { case: 'parentPieces', value: { peerId: peer.id, numbers: fresh } } }));
@@ -280,16 +279,32 @@ export class Swarm {
     if (task.shape === undefined || task.shape.contentLength === undefined) task.shape = shape;
   }
 
-  /** Records digests from a trusted reporter; returns the piece numbers whose digest is new. */
-  #learnDigests(task: TaskEntry, numbers: readonly number[], packed: Uint8Array, trusted: boolean): number[] {
-    if (!trusted || packed.length !== numbers.length * 32) return [];
+  /**
+   * Records reported digests; returns the piece numbers whose digest is new or
+   * changed. A trusted digest (seed, back-to-source peer) replaces a fallback
+   * one and is never replaced; a fallback digest only fills a gap.
+   */
+  #learnDigests(task: TaskEntry, numbers: readonly number[], packed: Uint8Array, trust: 'trusted' | 'fallback' | 'none'): number[] {
+    if (trust === 'none' || packed.length !== numbers.length * 32) return [];
     const fresh: number[] = [];
     numbers.forEach((n, i) => {
-      if (task.digests.has(n)) return;
-      task.digests.set(n, packed.slice(i * 32, i * 32 + 32));
+      const known = task.digests.get(n);
+      if (known !== undefined && (task.trusted.has(n) || trust === 'fallback')) return;
+      const digest = packed.slice(i * 32, i * 32 + 32);
+      if (known !== undefined && Buffer.from(known).equals(digest)) {
+        task.trusted.add(n);
+        return;
+      }
+      task.digests.set(n, digest);
+      if (trust === 'trusted') task.trusted.add(n);
       fresh.push(n);
     });
     return fresh;
+  }
+
+  #broadcastDigests(task: TaskEntry, numbers: number[], except: PeerEntry | undefined): void {
+    if (numbers.length === 0) return;
+    for (const p of task.peers.values()) if (p !== except && p.active) this.#sendDigests(p, numbers);
   }
 
   #sendDigests(peer: PeerEntry, numbers: number[]): void {
