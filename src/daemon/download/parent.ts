@@ -69,6 +69,8 @@ export interface FetchPieceOptions {
   /** A parent that sends no bytes for this long loses the piece. */
   stallMs: number;
   signal: AbortSignal;
+  /** Where the piece is received (exactly `length` bytes); the caller owns it. */
+  buffer: Buffer;
 }
 
 /** Fetches and verifies one piece; throws CorruptPieceError, ShoalError('BUSY'|'PIECE_NOT_FOUND'|'PEER_FAILED'). */
@@ -99,7 +101,7 @@ export async function fetchPiece(parent: ParentConn, options: FetchPieceOptions)
     body.destroy();
     throw new CorruptPieceError(`parent ${parent.info.peerId} declared ${String(headers['content-length'])} bytes for piece ${piece} of ${length}`);
   }
-  const data = Buffer.allocUnsafe(length);
+  const data = options.buffer;
   let received = 0;
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {

@@ -15,6 +15,7 @@ import type { SchedulerClient } from '../scheduler-link.js';
 import type { HttpSource } from '../source/http-source.js';
 import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
 import { verifyContentDigest } from './content-digest.js';
+import { BufferPool } from './buffer-pool.js';
 import { CorruptPieceError, ParentConn, fetchPiece, type ParentInfo } from './parent.js';
 import { PeerSession } from './peer-session.js';
 import { PieceReporter } from './reporter.js';
@@ -36,7 +37,7 @@ export interface DownloadLimits {
 
 export const DEFAULT_LIMITS: DownloadLimits = {
   maxInflight: 16,
-  perParent: 4,
+  perParent: 8,
   stallMs: 10_000,
   scheduleTimeoutMs: 15_000,
   starvationMs: 3000,
@@ -56,6 +57,9 @@ export interface TaskDownloadOptions {
 }
 
 type From = 'source' | 'peer' | 'seed';
+
+/** Piece buffers shared by every download in the process. */
+const pieceBuffers = new BufferPool();
 
 export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
   readonly id: string;
@@ -329,7 +333,8 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     this.#inflight.set(n, flights);
     parent.inflight++;
     const digest = this.#digests.get(n)!;
-    fetchPiece(parent, { taskId: this.id, piece: n, length, digest, stallMs: this.#o.limits.stallMs, signal: controller.signal })
+    const buffer = pieceBuffers.acquire(length, task.shape!.pieceSize);
+    fetchPiece(parent, { taskId: this.id, piece: n, length, digest, stallMs: this.#o.limits.stallMs, signal: controller.signal, buffer })
       .then(async ({ data, parentComplete }) => {
         parent.failures = 0;
         parent.bytes += length;
@@ -345,6 +350,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
       })
       .catch((err: unknown) => this.#fetchFailed(parent, n, err, controller.signal.aborted))
       .finally(() => {
+        pieceBuffers.release(buffer);
         this.#abort.signal.removeEventListener('abort', onAbort);
         parent.inflight--;
         const left = (this.#inflight.get(n) ?? []).filter((f) => f !== entry);
