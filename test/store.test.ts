@@ -1,0 +1,110 @@
+/** The piece store on a real file system: pieces, restart, GC, locking. */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, test } from 'node:test';
+import { ShoalError } from '../src/common/errors.js';
+import { PieceStore, type StoredTask } from '../src/daemon/storage/store.js';
+
+const MiB = 1024 * 1024;
+const id = (n: number): string => createHash('sha256').update(String(n)).digest('hex');
+const dirs: string[] = [];
+const tempDir = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-store-'));
+  dirs.push(dir);
+  return dir;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function fill(store: PieceStore, task: StoredTask, pieces: number): Promise<void> {
+  await store.setShape(task, { contentLength: pieces * MiB, pieceSize: MiB });
+  for (let n = 0; n < pieces; n++) {
+    const data = Buffer.alloc(MiB, n);
+    await store.write(task, n * MiB, data);
+    store.commitPiece(task, n, createHash('sha256').update(data).digest());
+  }
+  store.markComplete(task);
+}
+
+describe('piece store', () => {
+  test('pieces written and committed survive a restart; uncommitted ones do not count', async () => {
+    const dataDir = tempDir();
+    let store = await PieceStore.open({ dataDir });
+    const task = await store.ensure(id(1), 'http://o/x', undefined);
+    await store.setShape(task, { contentLength: 3 * MiB, pieceSize: MiB });
+    await store.write(task, 0, Buffer.alloc(MiB, 7));
+    store.commitPiece(task, 0, createHash('sha256').update(Buffer.alloc(MiB, 7)).digest());
+    await store.write(task, MiB, Buffer.alloc(MiB, 8)); // written, never verified
+    await store.close();
+
+    store = await PieceStore.open({ dataDir });
+    const again = store.get(id(1))!;
+    assert.deepEqual([...again.digests.keys()], [0]);
+    assert.equal(again.complete, false);
+    const handle = store.openPiece(id(1), 0)!;
+    const buf = Buffer.alloc(MiB);
+    assert.equal(await handle.read(buf, 0, MiB), MiB);
+    handle.release();
+    assert.deepEqual(buf, Buffer.alloc(MiB, 7));
+    assert.equal(store.openPiece(id(1), 1), undefined, 'an unverified piece is served');
+    await store.close();
+  });
+
+  test('a second process cannot open the same data directory', async () => {
+    const dataDir = tempDir();
+    const store = await PieceStore.open({ dataDir });
+    // The lock holds our own PID, so fake another live owner: PID 1.
+    await store.close();
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dataDir, 'lock'), '1');
+    await assert.rejects(PieceStore.open({ dataDir }), (err: unknown) => err instanceof ShoalError && err.code === 'DATA_DIR_LOCKED');
+  });
+
+  test('GC evicts by TTL, then least recently used past the quota, never a pinned task', async () => {
+    let now = 1_000_000;
+    const dataDir = tempDir();
+    const store = await PieceStore.open({ dataDir, quotaBytes: 5 * MiB, ttlMs: 60_000, now: () => now });
+    const old = await store.ensure(id(1), 'http://o/1', undefined);
+    await fill(store, old, 2);
+    now += 10_000;
+    const lru = await store.ensure(id(2), 'http://o/2', undefined);
+    await fill(store, lru, 2);
+    now += 10_000;
+    const pinned = await store.ensure(id(3), 'http://o/3', undefined);
+    await fill(store, pinned, 2);
+    now += 10_000;
+    const fresh = await store.ensure(id(4), 'http://o/4', undefined);
+    await fill(store, fresh, 2);
+    const unpin = store.pin(pinned);
+    store.touch(fresh);
+
+    // 8 MiB held, quota 5 MiB: the two least recently used unpinned tasks go.
+    assert.deepEqual(await store.gc(), [id(1), id(2)]);
+    assert.equal(existsSync(old.path), false);
+    assert.ok(store.get(id(3)) !== undefined && store.get(id(4)) !== undefined);
+
+    now += 120_000; // past the TTL for both; the pinned one stays
+    assert.deepEqual(await store.gc(), [id(4)]);
+    unpin();
+    assert.deepEqual(await store.gc(), [id(3)]);
+    await store.close();
+  });
+
+  test('a changed shape drops the pieces held; a learned length keeps them', async () => {
+    const store = await PieceStore.open({ dataDir: tempDir() });
+    const task = await store.ensure(id(5), 'http://o/5', undefined);
+    await store.setShape(task, { contentLength: undefined, pieceSize: MiB });
+    await store.write(task, 0, Buffer.alloc(MiB, 1));
+    store.commitPiece(task, 0, Buffer.alloc(32));
+    await store.setShape(task, { contentLength: 2 * MiB, pieceSize: MiB });
+    assert.equal(task.digests.size, 1);
+    await store.setShape(task, { contentLength: 3 * MiB, pieceSize: MiB });
+    assert.equal(task.digests.size, 0);
+    await assert.rejects(store.setShape(task, { contentLength: 10, pieceSize: 3 }), ShoalError);
+    await store.close();
+  });
+});
