@@ -27,7 +27,7 @@ async function fill(store: PieceStore, task: StoredTask, pieces: number): Promis
     await store.write(task, n * MiB, data);
     store.commitPiece(task, n, createHash('sha256').update(data).digest());
   }
-  store.markComplete(task);
+  await store.markComplete(task);
 }
 
 describe('piece store', () => {
@@ -91,6 +91,22 @@ describe('piece store', () => {
     assert.deepEqual(await store.gc(), [id(4)]);
     unpin();
     assert.deepEqual(await store.gc(), [id(3)]);
+    await store.close();
+  });
+
+  test('content written after completion (a hard-linked output edited in place) is detected and refetched', async () => {
+    const store = await PieceStore.open({ dataDir: tempDir() });
+    const task = await store.ensure(id(6), 'http://o/6', undefined);
+    await fill(store, task, 3);
+    assert.equal(await store.checkIntact(task), 0);
+    const { open } = await import('node:fs/promises');
+    await new Promise((r) => setTimeout(r, 20));
+    const fh = await open(task.path, 'r+');
+    await fh.write(Buffer.from('tampered'), 0, 8, MiB + 100);
+    await fh.close();
+    assert.equal(await store.checkIntact(task), 1);
+    assert.equal(task.complete, false);
+    assert.deepEqual([...task.digests.keys()].sort(), [0, 2]);
     await store.close();
   });
 

@@ -114,6 +114,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
       const task = await this.#o.store.ensure(this.id, this.spec.url, this.spec.digest === '' ? undefined : this.spec.digest);
       this.#task = task;
       this.#unpin = this.#o.store.pin(task);
+      if (task.complete) await this.#o.store.checkIntact(task);
       if (task.complete) {
         this.stats.fromCache(task.heldBytes);
         this.#o.store.touch(task);
@@ -424,7 +425,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
           throw new ShoalError('DIGEST_MISMATCH', `content of ${this.spec.url.split('?')[0]} does not match ${this.spec.digest}`);
         }
       }
-      this.#o.store.markComplete(task);
+      await this.#o.store.markComplete(task);
       this.#session?.send({ case: 'finished', value: { contentLength: BigInt(task.shape!.contentLength!) } });
       this.#settle(task);
     } catch (err) {

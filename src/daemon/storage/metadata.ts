@@ -16,6 +16,8 @@ export interface TaskRow {
   state: TaskState;
   created_at: number;
   last_access: number;
+  /** The content file's mtime when the task completed: a change means someone wrote into it. */
+  content_mtime: number | null;
 }
 
 export interface PieceRow {
@@ -47,6 +49,7 @@ export class MetadataDb {
   readonly #insertTask: Statement<[string, string, string | null, number, number]>;
   readonly #setShape: Statement<[number | null, number, string]>;
   readonly #setState: Statement<[TaskState, number, string]>;
+  readonly #setMtime: Statement<[number | null, string]>;
   readonly #touch: Statement<[number, string]>;
   readonly #deleteTask: Statement<[string]>;
   readonly #deletePieces: Statement<[string]>;
@@ -59,12 +62,15 @@ export class MetadataDb {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
     this.#db.exec(SCHEMA);
+    const columns = this.#db.prepare(`PRAGMA table_info(tasks)`).all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'content_mtime')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN content_mtime REAL`);
     this.#insertTask = this.#db.prepare(
       `INSERT INTO tasks (id, url, digest, state, created_at, last_access) VALUES (?, ?, ?, 'running', ?, ?)`,
     );
     this.#setShape = this.#db.prepare(`UPDATE tasks SET content_length = ?, piece_size = ? WHERE id = ?`);
     this.#setState = this.#db.prepare(`UPDATE tasks SET state = ?, last_access = ? WHERE id = ?`);
     this.#touch = this.#db.prepare(`UPDATE tasks SET last_access = ? WHERE id = ?`);
+    this.#setMtime = this.#db.prepare(`UPDATE tasks SET content_mtime = ? WHERE id = ?`);
     this.#deleteTask = this.#db.prepare(`DELETE FROM tasks WHERE id = ?`);
     this.#deletePieces = this.#db.prepare(`DELETE FROM pieces WHERE task_id = ?`);
     this.#insertPiece = this.#db.prepare(`INSERT OR REPLACE INTO pieces (task_id, number, digest) VALUES (?, ?, ?)`);
@@ -82,6 +88,10 @@ export class MetadataDb {
 
   setState(id: string, state: TaskState, now: number): void {
     this.#setState.run(state, now, id);
+  }
+
+  setContentMtime(id: string, mtime: number | null): void {
+    this.#setMtime.run(mtime, id);
   }
 
   touch(id: string, now: number): void {

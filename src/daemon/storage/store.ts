@@ -4,6 +4,7 @@
  * reused. A piece counts as held only after its bytes are written and its
  * SHA-256 checked, so a crash mid-piece never serves a partial piece.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,6 +46,8 @@ export class StoredTask {
   shape: TaskShape | undefined;
   complete = false;
   lastAccess: number;
+  /** The content file's mtime when it completed (see PieceStore.checkIntact). */
+  contentMtime: number | undefined;
   /** Verified pieces and their SHA-256. */
   readonly digests = new Map<number, Buffer>();
   pins = 0;
@@ -162,6 +165,7 @@ export class PieceStore {
       }
       for (const piece of this.#db.pieces(row.id)) task.digests.set(piece.number, piece.digest);
       task.complete = row.state === 'complete' && task.pieceCount === task.digests.size;
+      task.contentMtime = row.content_mtime ?? undefined;
       this.#tasks.set(task.id, task);
     }
     this.#log.debug({ tasks: this.#tasks.size }, 'piece store loaded');
@@ -264,13 +268,48 @@ export class PieceStore {
   }
 
   /** Marks a task complete: every piece is held. */
-  markComplete(task: StoredTask): void {
+  async markComplete(task: StoredTask): Promise<void> {
     if (task.pieceCount !== task.digests.size) {
       throw new ShoalError('INTERNAL', `task ${task.id} marked complete with ${task.digests.size}/${String(task.pieceCount)} pieces`);
     }
     task.complete = true;
     task.lastAccess = this.#now();
     this.#db.setState(task.id, 'complete', task.lastAccess);
+    task.contentMtime = await stat(task.path).then((s) => s.mtimeMs, () => undefined);
+    this.#db.setContentMtime(task.id, task.contentMtime ?? null);
+  }
+
+  /**
+   * Checks that a complete task's content file was not written since it
+   * completed (an output hard-linked from the cache is the same file). If its
+   * mtime moved, every piece is hashed again and the ones that fail are
+   * dropped, so they are fetched again. Returns the number of pieces dropped.
+   */
+  async checkIntact(task: StoredTask): Promise<number> {
+    const mtime = await stat(task.path).then((s) => s.mtimeMs, () => undefined);
+    if (mtime !== undefined && mtime === task.contentMtime) return 0;
+    const { contentLength, pieceSize } = task.shape!;
+    const fh = await task.handle();
+    const buf = Buffer.allocUnsafe(pieceSize);
+    const bad: number[] = [];
+    for (const [n, digest] of task.digests) {
+      const range = pieceRange(n, contentLength!, pieceSize);
+      const { bytesRead } = await fh.read(buf, 0, range.length, range.offset);
+      const actual = createHash('sha256').update(buf.subarray(0, bytesRead)).digest();
+      if (bytesRead !== range.length || !actual.equals(digest)) bad.push(n);
+    }
+    if (bad.length === 0) {
+      task.contentMtime = mtime;
+      this.#db.setContentMtime(task.id, mtime ?? null);
+      return 0;
+    }
+    this.#log.warn({ task: task.id, pieces: bad.length }, 'cached content was modified; refetching those pieces');
+    task.complete = false;
+    for (const n of bad) task.digests.delete(n);
+    this.#db.clearPieces(task.id);
+    for (const [n, digest] of task.digests) this.#db.insertPiece(task.id, n, digest);
+    this.#db.setState(task.id, 'running', this.#now());
+    return bad.length;
   }
 
   touch(task: StoredTask): void {
