@@ -343,7 +343,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
         if (task.has(n) || this.#settled) return;
         await this.#o.store.write(task, n * task.shape!.pieceSize, data);
         if (!this.#o.store.commitPiece(task, n, digest)) return;
-        if (!parentComplete) this.stats.piecesFromRunningParents++;
+        if (!parentComplete && !parent.info.seed) this.stats.piecesFromRunningParents++;
         this.stats.fromParent(parent.info.peerId, length);
         this.#stored(n, digest, length, parent.info.seed ? 'seed' : 'peer');
         for (const other of this.#inflight.get(n) ?? []) if (other !== entry) other.controller.abort();

@@ -16,7 +16,7 @@ export class TaskStats {
   completedPieces = 0;
   completedBytes = 0;
   readonly bytes = { cache: 0, peers: 0, seeds: 0, source: 0 };
-  /** Pieces received from parents that were themselves still downloading. */
+  /** Pieces received from non-seed parents that were themselves still downloading. */
   piecesFromRunningParents = 0;
   corruptPieces = 0;
   readonly parents = new Map<string, number>();
