@@ -168,6 +168,8 @@ describe('SchedulerConfigSchema', () => {
       backToSourceLimit: 1,
       seedTimeout: 10_000,
       recoveryWindow: 3000,
+      seedChildren: 0,
+      peerChildren: 0,
     });
   });
 

@@ -312,3 +312,21 @@ describe('locationAffinity', () => {
     assert.equal(locationAffinity('', ''), 0);
   });
 });
+
+describe('child limits', () => {
+  it('a parent whose host has reached its child limit is not eligible, below its upload slots', () => {
+    const task = new TaskEntry('t'.repeat(64));
+    task.shape = { contentLength: 4 * 1024 * 1024, pieceSize: 1024 * 1024 };
+    const info = (id: string, seed = false) => ({ id, hostname: id, ip: '10.0.0.1', port: 1, idc: '', location: '', seed, uploadSlots: 64, uploadLoad: 0, uploadRate: 0 });
+    const seedHost = new HostEntry(info('s', true), () => {});
+    seedHost.childLimit = 1;
+    const seed = new PeerEntry('seed', seedHost, task, 'complete');
+    for (let n = 0; n < 4; n++) seed.pieces.add(n);
+    const a = new PeerEntry('a', new HostEntry(info('ha'), () => {}), task, 'waiting');
+    const b = new PeerEntry('b', new HostEntry(info('hb'), () => {}), task, 'waiting');
+    assert.equal(eligible(a, seed), true);
+    seed.children.add(a);
+    a.parents.add(seed);
+    assert.equal(eligible(b, seed), false, 'the seed already has its one child');
+  });
+});

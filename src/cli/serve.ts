@@ -108,6 +108,8 @@ export async function runScheduler(flags: { config?: string; listen?: string; lo
     port: listen.port,
     candidateParentLimit: merged.candidateParents,
     backToSourceLimit: merged.backToSourceLimit,
+    seedChildren: merged.seedChildren,
+    peerChildren: merged.peerChildren,
     seedTimeoutMs: merged.seedTimeout,
     recoveryWindowMs: merged.recoveryWindow,
     logger: createLogger(merged.logLevel, 'shoal-scheduler'),

@@ -23,6 +23,8 @@ export class HostEntry {
   uploadFailures = 0;
   /** Pieces children reported receiving from this host (approximate, from parent counts). */
   uploads = 0;
+  /** Children one peer of this host may have in one task (the scheduler's cap; 0 = its upload slots). */
+  childLimit = 0;
 
   constructor(info: HostInfo, command: (command: HostCommand) => void) {
     this.info = info;

@@ -44,7 +44,8 @@ export function locationAffinity(a: string, b: string): number {
 
 /** Children a parent's host can serve in this task. */
 export function childCapacity(parent: PeerEntry): number {
-  return Math.max(1, parent.host.info.uploadSlots);
+  const slots = Math.max(1, parent.host.info.uploadSlots);
+  return parent.host.childLimit > 0 ? Math.min(slots, parent.host.childLimit) : slots;
 }
 
 export function freeSlotFraction(parent: PeerEntry): number {

@@ -22,6 +22,14 @@ export interface SwarmOptions {
   candidateParentLimit?: number;
   /** Peers of one task fetching from the origin at once. Default 1. */
   backToSourceLimit?: number;
+  /**
+   * Children a seed peer may have in one task; 0 = its upload slots. With the
+   * seed on the origin's link, 1 makes it send each byte once (the rest flows
+   * peer to peer). Default 0.
+   */
+  seedChildren?: number;
+  /** Children a normal peer may have in one task; 0 = its upload slots. Default 0. */
+  peerChildren?: number;
   /** How long a triggered seed peer may take to register before a normal peer goes to source instead. Default 10 s. */
   seedTimeoutMs?: number;
   /**
@@ -46,6 +54,8 @@ export class Swarm {
   readonly hosts = new Map<string, HostEntry>();
   readonly tasks = new Map<string, TaskEntry>();
   readonly #parentLimit: number;
+  readonly #seedChildren: number;
+  readonly #peerChildren: number;
   readonly #sourceLimit: number;
   readonly #seedTimeout: number;
   readonly #log: Logger;
@@ -56,6 +66,8 @@ export class Swarm {
 
   constructor(options: SwarmOptions = {}) {
     this.#parentLimit = options.candidateParentLimit ?? 4;
+    this.#seedChildren = options.seedChildren ?? 0;
+    this.#peerChildren = options.peerChildren ?? 0;
     this.#sourceLimit = options.backToSourceLimit ?? 1;
     this.#seedTimeout = options.seedTimeoutMs ?? 10_000;
     this.#log = options.logger ?? silentLogger;
@@ -83,6 +95,7 @@ export class Swarm {
       host.info = info;
       host.command = command;
     }
+    host.childLimit = info.seed ? this.#seedChildren : this.#peerChildren;
     for (const item of held) this.#adoptHeld(host, item);
     this.#log.info({ host: info.id, seed: info.seed, held: held.length }, 'host announced');
     return host;
