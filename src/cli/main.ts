@@ -8,6 +8,7 @@ import { fetchStats } from './daemon-client.js';
 import { defaultEndpoint } from './defaults.js';
 import { runGet, type GetOptions } from './get.js';
 import { processIo, type CliIo } from './io.js';
+import { runRuntimeConfig, type RuntimeConfigFlags } from './runtime-config.js';
 import { runDaemon, runScheduler, type DaemonFlags } from './serve.js';
 import { formatStatus } from './status.js';
 
@@ -55,6 +56,8 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--idc <idc>', 'idc label')
     .option('--location <location>', 'location label, "|"-separated hierarchy')
     .option('--upload-rate <size>', 'upload bandwidth cap per second (e.g. 100MiB)')
+    .option('--mirror <host:port>', 'run the OCI registry mirror here (e.g. 127.0.0.1:4001; docs/containers.md)')
+    .option('--upstream <registry>', 'mirror: registry for requests that name none (host such as docker.io, or URL)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: DaemonFlags) => {
       result.code = await runDaemon(opts, io);
@@ -68,6 +71,18 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: { config?: string; listen?: string; logLevel?: string }) => {
       result.code = await runScheduler(opts, io);
+    });
+
+  root
+    .command('runtime-config')
+    .description('print (or --write) the containerd, podman/CRI-O or docker files that send pulls through the mirror')
+    .argument('<runtime>', 'containerd | podman | docker')
+    .option('--mirror <host:port>', 'the mirror as the runtime reaches it', '127.0.0.1:4001')
+    .option('--registry <host|url>', 'registry to pull through the mirror (repeatable; default docker.io)', collect, [])
+    .option('--dial-timeout <duration>', 'containerd: fall back to the registry after this (default 1s)')
+    .option('--write <dir>', 'write the files under DIR instead of printing them')
+    .action((runtime: string, opts: RuntimeConfigFlags) => {
+      result.code = runRuntimeConfig(runtime, opts, io);
     });
 
   root

@@ -20,6 +20,16 @@ export interface DaemonFlags {
   location?: string;
   uploadRate?: string;
   logLevel?: string;
+  mirror?: string;
+  upstream?: string;
+}
+
+function readPem(path: string, key: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ShoalError('CONFIG_INVALID', `${key}: cannot read ${path}: ${(err as Error).message}`);
+  }
 }
 
 function waitForSignal(signal: AbortSignal): Promise<void> {
@@ -33,6 +43,7 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
   // Flags override the file; the merged raw values are validated once, by the same schema.
   const file = readConfigFile(flags.config);
   const upload = typeof file['upload'] === 'object' && file['upload'] !== null ? (file['upload'] as Record<string, unknown>) : file['upload'];
+  const mirror = typeof file['mirror'] === 'object' && file['mirror'] !== null ? (file['mirror'] as Record<string, unknown>) : file['mirror'];
   const merged = validateConfig(
     DaemonConfigSchema,
     {
@@ -47,19 +58,29 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
       ...(flags.location === undefined ? {} : { location: flags.location }),
       ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
       ...(flags.uploadRate === undefined ? {} : { upload: { ...(upload as Record<string, unknown> | undefined), rate: flags.uploadRate } }),
+      ...(flags.mirror === undefined && flags.upstream === undefined
+        ? {}
+        : {
+            mirror: {
+              ...(mirror as Record<string, unknown> | undefined),
+              ...(flags.mirror === undefined ? {} : { listen: flags.mirror }),
+              ...(flags.upstream === undefined ? {} : { upstream: flags.upstream }),
+            },
+          }),
     },
     flags.config ?? 'command line',
   );
   const log = createLogger(merged.logLevel, 'shoal-daemon');
   const listen = splitHostPort(merged.listen);
-  let ca: string | undefined;
-  if (merged.source.ca !== undefined) {
-    try {
-      ca = readFileSync(merged.source.ca, 'utf8');
-    } catch (err) {
-      throw new ShoalError('CONFIG_INVALID', `source.ca: cannot read ${merged.source.ca}: ${(err as Error).message}`);
-    }
-  }
+  const cas: string[] = [];
+  if (merged.source.ca !== undefined) cas.push(readPem(merged.source.ca, 'source.ca'));
+  const m = merged.mirror;
+  if (m?.upstream !== undefined && m.listen === undefined) throw new ShoalError('CONFIG_INVALID', 'mirror.upstream (--upstream) needs mirror.listen (--mirror HOST:PORT)');
+  const mirrorListen = m?.listen === undefined ? undefined : splitHostPort(m.listen);
+  const upstreams = (m?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
+  // Blobs come through the daemon's HTTP source (here or on a seed peer): it trusts the registries' CAs too.
+  for (const u of upstreams) if (u.ca !== undefined) cas.push(u.ca);
+  const ca = cas.length === 0 ? undefined : cas.join('\n');
   const daemon = createDaemon({
     dataDir: merged.data ?? defaultDataDir(io.env),
     schedulerUrl: merged.scheduler,
@@ -83,10 +104,23 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
       scheduleTimeoutMs: merged.download.scheduleTimeout,
     },
     source: { retries: merged.source.retries, idleTimeoutMs: merged.source.timeout, insecure: merged.source.insecure, ca },
+    mirror:
+      m === undefined || mirrorListen === undefined
+        ? undefined
+        : {
+            host: mirrorListen.host,
+            port: mirrorListen.port,
+            upstreams,
+            defaultUpstream: m.upstream,
+            tagTtlMs: m.tagTtl,
+            authTtlMs: m.authTtl,
+            manifestCacheBytes: m.manifestCache,
+          },
     logger: log,
   });
   await daemon.start();
-  io.stderr.write(`shoal daemon ${daemon.hostId}: upload port ${daemon.uploadPort}, scheduler ${daemon.schedulerUrl ?? 'none'}, api ${merged.api ?? defaultEndpoint(io.env)}\n`);
+  const mirrorNote = mirrorListen === undefined ? '' : `, mirror ${mirrorListen.host}:${daemon.mirrorPort ?? 0}`;
+  io.stderr.write(`shoal daemon ${daemon.hostId}: upload port ${daemon.uploadPort}, scheduler ${daemon.schedulerUrl ?? 'none'}, api ${merged.api ?? defaultEndpoint(io.env)}${mirrorNote}\n`);
   await waitForSignal(io.signal);
   await daemon.stop();
   return 0;

@@ -101,10 +101,38 @@ export const DaemonConfigSchema = z
       })
       .strict()
       .default({ retries: 5, timeout: 30_000, insecure: false }),
+    mirror: z
+      .object({
+        listen: hostPort.optional().describe('registry mirror address, e.g. 127.0.0.1:4001; absent: no mirror'),
+        upstream: z.string().min(1).max(300).optional().describe('registry used when a request names none: a host (docker.io) or URL'),
+        upstreams: z
+          .array(
+            z
+              .object({
+                host: z.string().min(1).max(261).describe('the registry as clients name it: docker.io, 127.0.0.1:5000'),
+                url: z.url({ protocol: /^https?$/ }).optional().describe('where it is served; default https://<host>'),
+                insecure: z.boolean().default(false).describe('allow plain HTTP'),
+                ca: z.string().min(1).optional().describe('PEM file with extra CA certificates for this registry'),
+              })
+              .strict()
+              .refine((u) => u.insecure || u.url === undefined || !u.url.startsWith('http:'), {
+                message: 'url is plain http: set insecure: true to allow it',
+                path: ['url'],
+              }),
+          )
+          .max(256)
+          .default([]),
+        tagTtl: duration.default(0).describe('cache tag → digest this long; 0 = ask the registry every time'),
+        authTtl: duration.default(60_000).describe('cache a successful registry access check this long'),
+        manifestCache: size.default(64 * 1024 * 1024).describe('bytes of manifests kept in memory'),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
 export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
+export type MirrorConfig = NonNullable<DaemonConfig['mirror']>;
 
 export const SchedulerConfigSchema = z
   .object({

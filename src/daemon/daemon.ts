@@ -16,6 +16,7 @@ import { DEFAULT_LIMITS, TaskDownload, type DownloadLimits } from './download/ta
 import type { TaskStats } from './download/task-stats.js';
 import { toTaskSpec, type DownloadRequest } from './request.js';
 import { createSchedulerClient, SchedulerLink, type SchedulerClient } from './scheduler-link.js';
+import { createMirror, type Mirror, type MirrorOptions } from './mirror/server.js';
 import { createHttpSource, type HttpSource, type SourceOptions } from './source/http-source.js';
 import { PieceStore, type StoredTask } from './storage/store.js';
 import { createRateLimiter } from './upload/rate-limiter.js';
@@ -46,6 +47,8 @@ export interface DaemonOptions {
   gcIntervalMs?: number;
   limits?: Partial<DownloadLimits>;
   source?: SourceOptions;
+  /** The OCI registry mirror (src/daemon/mirror); undefined: none. */
+  mirror?: Omit<MirrorOptions, 'daemon' | 'logger'> | undefined;
   logger?: Logger;
 }
 
@@ -60,6 +63,8 @@ export interface DownloadHandle {
 export interface Daemon {
   readonly hostId: string;
   readonly uploadPort: number;
+  /** The registry mirror's port, when it runs. */
+  readonly mirrorPort: number | undefined;
   readonly schedulerUrl: string | undefined;
   readonly store: PieceStore;
   start(): Promise<void>;
@@ -78,6 +83,8 @@ export interface DaemonStats {
   cache: { usedBytes: number; tasks: number };
   totals: { cache: number; peers: number; seeds: number; source: number; backToSource: number };
   tasks: Array<Record<string, unknown>>;
+  /** Registry mirror counters, when it runs. */
+  mirror?: ReturnType<Mirror['stats']>;
 }
 
 function firstExternalIPv4(): string {
@@ -99,6 +106,7 @@ class ShoalDaemon implements Daemon {
   #link: SchedulerLink | undefined;
   #client: SchedulerClient | undefined;
   #api: ApiServer | undefined;
+  #mirror: Mirror | undefined;
   #source: HttpSource;
   #gcTimer: NodeJS.Timeout | undefined;
   #loadTimer: NodeJS.Timeout | undefined;
@@ -121,6 +129,10 @@ class ShoalDaemon implements Daemon {
 
   get uploadPort(): number {
     return this.#upload?.port ?? 0;
+  }
+
+  get mirrorPort(): number | undefined {
+    return this.#mirror?.port;
   }
 
   get schedulerUrl(): string | undefined {
@@ -184,6 +196,10 @@ class ShoalDaemon implements Daemon {
       if (o.api !== undefined) {
         this.#api = createApiServer({ address: o.api, daemon: this, logger: this.#log });
         await this.#api.start();
+      }
+      if (o.mirror !== undefined) {
+        this.#mirror = createMirror({ ...o.mirror, daemon: this, logger: this.#log });
+        await this.#mirror.start();
       }
       const gcEvery = o.gcIntervalMs ?? 60_000;
       this.#gcTimer = setInterval(() => void this.#gc(), gcEvery);
@@ -334,6 +350,7 @@ class ShoalDaemon implements Daemon {
       cache: { usedBytes: this.#store?.usedBytes() ?? 0, tasks: this.#store?.tasks().length ?? 0 },
       totals,
       tasks: all.map((s) => s.toJSON()),
+      ...(this.#mirror === undefined ? {} : { mirror: this.#mirror.stats() }),
     };
   }
 
@@ -350,6 +367,7 @@ class ShoalDaemon implements Daemon {
     this.#stopping ??= (async () => {
       if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
       if (this.#loadTimer !== undefined) clearInterval(this.#loadTimer);
+      await this.#mirror?.stop().catch(() => undefined);
       await this.#api?.stop().catch(() => undefined);
       for (const { download } of this.#downloads.values()) download.cancel(new ShoalError('ABORTED', 'daemon stopping'));
       await Promise.allSettled([...this.#downloads.values()].map((e) => e.download.done));

@@ -1,0 +1,119 @@
+/**
+ * `GET/HEAD /v2/<name>/blobs/<digest>`: the P2P path. The registry first
+ * accepts the client's credentials for the repository (access check); then the
+ * blob comes from the daemon, whose task is the digest itself (the same layer
+ * through two registries is one swarm) and which completes only once the whole
+ * content matches the digest. Only then is a byte sent, from the verified file,
+ * with Range. HEAD answers from the registry's HEAD and downloads nothing.
+ */
+import { open } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { toShoalError } from '../../common/errors.js';
+import type { StoredTask } from '../storage/store.js';
+import { USER_AGENT } from './access.js';
+import { forwardedHeaders, type MirrorRequest, type MirrorShared } from './context.js';
+import { answerRange } from './range.js';
+import { relayError } from './reply.js';
+
+export async function serveBlob(shared: MirrorShared, r: MirrorRequest, digest: string): Promise<void> {
+  const access = await shared.access.check({ upstream: r.upstream, name: r.name, kind: 'blobs', digest, authorization: r.authorization });
+  if (!access.ok) {
+    shared.stats.denied++;
+    relayError(r.res, access.response, 'blob');
+    return;
+  }
+  if (r.method === 'HEAD') {
+    const size = access.size ?? heldSize(shared, digest) ?? (await probeSize(shared, r, digest));
+    blobHeaders(r, digest, size);
+    r.res.statusCode = 200;
+    r.res.end();
+    return;
+  }
+  const headers = forwardedHeaders(r, USER_AGENT, false);
+  const url = `${r.upstream.origin}/v2/${r.name}/blobs/${digest}`;
+  const handle = shared.daemon.download({ url, headers, digest }, r.signal);
+  const task = await handle.done;
+  shared.stats.blobs++;
+  await sendVerified(shared, r, task, digest);
+}
+
+function blobHeaders(r: MirrorRequest, digest: string, size: number | undefined): void {
+  const res = r.res;
+  res.setHeader('Docker-Content-Digest', digest);
+  res.setHeader('Content-Type', 'application/octet-stream');
+  res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('ETag', `"${digest}"`);
+  if (size !== undefined) res.setHeader('Content-Length', size);
+}
+
+function heldSize(shared: MirrorShared, digest: string): number | undefined {
+  const task = shared.daemon.store.get(digest.slice('sha256:'.length));
+  return task?.complete === true ? task.shape?.contentLength : undefined;
+}
+
+/** The blob's size when the registry's HEAD did not say (it redirected to storage): a one-byte ranged GET. */
+async function probeSize(shared: MirrorShared, r: MirrorRequest, digest: string): Promise<number | undefined> {
+  try {
+    const response = await shared.client.request({
+      upstream: r.upstream,
+      method: 'GET',
+      path: `/v2/${r.name}/blobs/${digest}`,
+      headers: forwardedHeaders(r, USER_AGENT, false),
+      own: [['Range', 'bytes=0-0']],
+      maxBody: 1,
+      signal: r.signal,
+    });
+    const total = /\/(\d+)$/.exec(String(response.headers['content-range'] ?? ''));
+    return total === null ? undefined : Number(total[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Streams the verified content file, pinned in the store until the response ends. */
+async function sendVerified(shared: MirrorShared, r: MirrorRequest, task: StoredTask, digest: string): Promise<void> {
+  const { res, req } = r;
+  const unpin = shared.daemon.store.pin(task);
+  let file;
+  try {
+    file = await open(task.path, 'r');
+  } catch (err) {
+    unpin();
+    throw toShoalError(err, 'STORAGE');
+  }
+  try {
+    const size = (await file.stat()).size;
+    const ifRange = req.headers['if-range'];
+    const range = ifRange === undefined || ifRange === `"${digest}"` ? answerRange(req.headers.range, size) : ({ kind: 'full' } as const);
+    blobHeaders(r, digest, undefined);
+    if (range.kind === 'unsatisfiable') {
+      res.statusCode = 416;
+      res.setHeader('Content-Range', `bytes */${size}`);
+      res.setHeader('Content-Length', 0);
+      res.end();
+      return;
+    }
+    const start = range.kind === 'partial' ? range.start : 0;
+    const end = range.kind === 'partial' ? range.end : size - 1;
+    res.statusCode = range.kind === 'partial' ? 206 : 200;
+    if (range.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
+    res.setHeader('Content-Length', end - start + 1);
+    if (size === 0) {
+      res.end();
+      return;
+    }
+    const stream = file.createReadStream({ start, end, autoClose: false, highWaterMark: 1 << 20 });
+    let sent = 0;
+    stream.on('data', (chunk: string | Buffer) => {
+      sent += chunk.length;
+    });
+    try {
+      await pipeline(stream, res, { signal: r.signal });
+    } finally {
+      shared.stats.blobBytes += sent;
+    }
+  } finally {
+    await file.close().catch(() => undefined);
+    unpin();
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The OCI distribution spec's pull-side routes and reference grammar, as pure
+ * functions: a request line in, a Route (or the spec's error) out. No sockets.
+ *
+ *   name   [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)* components joined by '/', ≤ 255 characters
+ *   tag    [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
+ *   digest sha256:[a-f0-9]{64} (the only algorithm Shoal verifies)
+ */
+import { ShoalError } from '../../common/errors.js';
+
+export const NAME_MAX = 255;
+const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: string };
+
+export type Route =
+  | { kind: 'base' }
+  | { kind: 'manifest'; name: string; reference: Reference }
+  | { kind: 'blob'; name: string; digest: string }
+  | { kind: 'tags'; name: string }
+  | { kind: 'referrers'; name: string; digest: string };
+
+/** The spec's answer for a request Shoal does not route: push (405) or unknown (404). */
+export type Refusal = { status: 404 | 405; code: 'UNSUPPORTED'; message: string };
+
+export function isValidName(name: string): boolean {
+  if (name.length === 0 || name.length > NAME_MAX) return false;
+  return name.split('/').every((component) => COMPONENT.test(component));
+}
+
+export function isValidTag(tag: string): boolean {
+  return TAG.test(tag);
+}
+
+export function isValidDigest(digest: string): boolean {
+  return DIGEST.test(digest);
+}
+
+export function checkName(name: string): string {
+  if (!isValidName(name)) {
+    throw new ShoalError('NAME_INVALID', `invalid repository name ${JSON.stringify(name.slice(0, 300))}: components [a-z0-9]+((.|_|__|-+)[a-z0-9]+)* joined by '/', at most ${NAME_MAX} characters`);
+  }
+  return name;
+}
+
+export function checkDigest(digest: string): string {
+  if (!isValidDigest(digest)) throw new ShoalError('DIGEST_INVALID', `invalid digest ${JSON.stringify(digest.slice(0, 100))}: expected sha256:<64 lowercase hex>`);
+  return digest;
+}
+
+export function parseReference(value: string): Reference {
+  if (value.includes(':')) return { kind: 'digest', digest: checkDigest(value) };
+  if (!isValidTag(value)) throw new ShoalError('TAG_INVALID', `invalid tag ${JSON.stringify(value.slice(0, 200))}: expected [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`);
+  return { kind: 'tag', tag: value };
+}
+
+const PULL_METHODS = new Set(['GET', 'HEAD']);
+const MANIFEST = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
+const BLOB = /^\/v2\/(.+)\/blobs\/([^/]+)$/;
+const TAGS = /^\/v2\/(.+)\/tags\/list$/;
+const REFERRERS = /^\/v2\/(.+)\/referrers\/([^/]+)$/;
+const UPLOADS = /^\/v2\/.+\/blobs\/uploads(?:\/.*)?$/;
+
+/**
+ * Routes a request. `path` is the raw path without the query. Throws a
+ * ShoalError (NAME_INVALID, TAG_INVALID, DIGEST_INVALID) for a routed request
+ * with a malformed name or reference; returns a Refusal for what a pull-through
+ * mirror does not serve.
+ */
+export function route(method: string, path: string): Route | Refusal {
+  const pull = PULL_METHODS.has(method);
+  if (!pull && (path === '/v2' || path.startsWith('/v2/'))) {
+    return { status: 405, code: 'UNSUPPORTED', message: `${method} is not supported: this is a pull-through mirror (push to the registry itself)` };
+  }
+  if (!pull) return { status: 405, code: 'UNSUPPORTED', message: `${method} is not supported` };
+  if (path === '/v2/' || path === '/v2') return { kind: 'base' };
+  if (UPLOADS.test(path)) return { status: 405, code: 'UNSUPPORTED', message: 'blob uploads are not supported: this is a pull-through mirror' };
+  // Percent-encoding, dot segments and empty components never form a valid name;
+  // checking the raw path keeps a decoded '..' from ever reaching the upstream URL.
+  let m = MANIFEST.exec(path);
+  if (m !== null) return { kind: 'manifest', name: checkName(m[1]!), reference: parseReference(m[2]!) };
+  m = BLOB.exec(path);
+  if (m !== null) return { kind: 'blob', name: checkName(m[1]!), digest: checkDigest(m[2]!) };
+  m = TAGS.exec(path);
+  if (m !== null) return { kind: 'tags', name: checkName(m[1]!) };
+  m = REFERRERS.exec(path);
+  if (m !== null) return { kind: 'referrers', name: checkName(m[1]!), digest: checkDigest(m[2]!) };
+  return { status: 404, code: 'UNSUPPORTED', message: 'unknown endpoint: this mirror serves /v2/, manifests, blobs, tags/list and referrers' };
+}
+
+export function isRefusal(value: Route | Refusal): value is Refusal {
+  return 'status' in value;
+}

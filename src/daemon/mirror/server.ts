@@ -1,0 +1,235 @@
+/**
+ * `createMirror(options)`: the daemon's OCI registry mirror, the pull side of
+ * the distribution spec on its own node:http server. Containerd (hosts.toml),
+ * CRI-O/podman/skopeo (registries.conf) and docker (registry-mirrors) point at
+ * it; blobs travel through the daemon's P2P downloads, everything else is
+ * relayed to the registry named by the request (upstream.ts).
+ *
+ * Every request is bounded: 16 KiB of headers, an 8 KiB URL, no body accepted,
+ * 30 s to send a request; registry answers are capped (manifests 4 MiB, lists
+ * 8 MiB, error bodies 64 KiB). Authorization values are never logged.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { ShoalError, toShoalError } from '../../common/errors.js';
+import { silentLogger, type Logger } from '../../common/log.js';
+import { AccessChecker } from './access.js';
+import { serveBlob } from './blobs.js';
+import { ManifestCache, TtlCache } from './caches.js';
+import type { MirrorDaemon, MirrorRequest, MirrorShared, MirrorStats } from './context.js';
+import { serveManifest } from './manifests.js';
+import { serveList, servePing } from './passthrough.js';
+import { RegistryClient } from './registry-client.js';
+import { sendShoalError, sendSpecError } from './reply.js';
+import { isRefusal, route, type Route } from './route.js';
+import { UpstreamResolver, upstreamName, type Upstream, type UpstreamEntry } from './upstream.js';
+
+export interface MirrorOptions {
+  /** Listen address. Default 127.0.0.1. */
+  host?: string;
+  /** Default 4001 (Dragonfly's); 0 = any free port. */
+  port?: number;
+  daemon: MirrorDaemon;
+  /** Registries by the host clients name them with; see UpstreamEntry. */
+  upstreams?: readonly UpstreamEntry[];
+  /** Used when a request names no registry (no `ns`, no header): a host or a URL. */
+  defaultUpstream?: string | undefined;
+  /** Tag → digest cache lifetime; 0 (default) asks the registry every time. */
+  tagTtlMs?: number;
+  /** Lifetime of a successful access check. Default 60 s. */
+  authTtlMs?: number;
+  /** Bytes of manifests kept in memory. Default 64 MiB. */
+  manifestCacheBytes?: number;
+  /** A registry sending nothing this long fails the request. Default 30 s. */
+  upstreamTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface Mirror {
+  /** The bound port (after start). */
+  readonly port: number;
+  readonly resolver: UpstreamResolver;
+  start(): Promise<void>;
+  stats(): MirrorStats & { manifestCache: { entries: number; bytes: number } };
+  /** Stops accepting, aborts requests in flight, closes registry connections. Idempotent. */
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Limits on what a mirror client controls (docs/LIMITS.md). */
+export const MIRROR_LIMITS = { headerBytes: 16 * 1024, urlLength: 8192, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, connections: 1024 } as const;
+
+export function createMirror(options: MirrorOptions): Mirror {
+  return new RegistryMirror(options);
+}
+
+class RegistryMirror implements Mirror {
+  readonly resolver: UpstreamResolver;
+  readonly #o: MirrorOptions;
+  readonly #log: Logger;
+  readonly #closing = new AbortController();
+  readonly #shared: MirrorShared;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  #started = false;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: MirrorOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? silentLogger;
+    this.resolver = new UpstreamResolver({ upstreams: options.upstreams ?? [], defaultUpstream: options.defaultUpstream });
+    const client = new RegistryClient({ timeoutMs: options.upstreamTimeoutMs ?? 30_000 });
+    const tagTtlMs = options.tagTtlMs ?? 0;
+    this.#shared = {
+      daemon: options.daemon,
+      client,
+      access: new AccessChecker(client, options.authTtlMs ?? 60_000, this.#closing.signal),
+      manifests: new ManifestCache(options.manifestCacheBytes ?? 64 * 1024 * 1024),
+      tags: new TtlCache<string>(tagTtlMs, 10_000),
+      tagTtlMs,
+      stats: { requests: 0, blobs: 0, blobBytes: 0, manifestsFromCache: 0, manifestsFromUpstream: 0, denied: 0, errors: 0 },
+      logger: this.#log,
+    };
+    this.#server = createServer({
+      maxHeaderSize: MIRROR_LIMITS.headerBytes,
+      headersTimeout: MIRROR_LIMITS.headersTimeoutMs,
+      requestTimeout: MIRROR_LIMITS.requestTimeoutMs,
+      keepAliveTimeout: 60_000,
+    });
+    this.#server.maxConnections = MIRROR_LIMITS.connections;
+    this.#server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res));
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    this.#server.on('clientError', (_err, socket: Socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const host = this.#o.host ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(new ShoalError('USAGE', `mirror cannot listen on ${host}:${this.#o.port ?? 4001}: ${err.message}`, { cause: err }));
+      this.#server.once('error', onError);
+      this.#server.listen(this.#o.port ?? 4001, host, () => {
+        this.#server.off('error', onError);
+        resolve();
+      });
+    });
+    const d = this.resolver.defaultUpstream;
+    if (d?.origin.startsWith('http:') === true) this.#log.warn({ upstream: d.origin }, 'mirror default upstream is plain HTTP');
+    this.#log.info({ port: this.port, upstream: d?.origin }, 'registry mirror listening');
+  }
+
+  stats(): MirrorStats & { manifestCache: { entries: number; bytes: number } } {
+    return { ...this.#shared.stats, manifestCache: { entries: this.#shared.manifests.size, bytes: this.#shared.manifests.bytes } };
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    this.#shared.stats.requests++;
+    res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+    const rawUrl = req.url ?? '';
+    const method = req.method ?? '';
+    const qmark = rawUrl.indexOf('?');
+    const path = qmark < 0 ? rawUrl : rawUrl.slice(0, qmark);
+    let subject: 'blob' | 'manifest' | 'name' = 'name';
+    const controller = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableFinished) controller.abort(new ShoalError('ABORTED', 'the mirror client went away'));
+    };
+    const onStop = (): void => controller.abort(this.#closing.signal.reason);
+    res.once('close', onClose);
+    this.#closing.signal.addEventListener('abort', onStop, { once: true });
+    try {
+      if (method !== 'GET' && method !== 'HEAD') res.setHeader('Connection', 'close');
+      if (rawUrl.length > MIRROR_LIMITS.urlLength) {
+        sendSpecError(res, 414, 'UNSUPPORTED', `request URL over ${MIRROR_LIMITS.urlLength} characters`);
+        return;
+      }
+      if (!path.startsWith('/')) {
+        sendSpecError(res, 404, 'UNSUPPORTED', 'this is a registry mirror, not an HTTP proxy');
+        return;
+      }
+      const routed = route(method, path);
+      if (isRefusal(routed)) {
+        sendSpecError(res, routed.status, routed.code, routed.message, routed.status === 405 ? { Allow: 'GET, HEAD' } : {});
+        return;
+      }
+      subject = routed.kind === 'blob' ? 'blob' : routed.kind === 'manifest' ? 'manifest' : 'name';
+      const query = new URLSearchParams(qmark < 0 ? '' : rawUrl.slice(qmark + 1));
+      const ns = query.get('ns') ?? undefined;
+      query.delete('ns');
+      const upstream = this.resolver.resolve(ns, headerValue(req, 'x-shoal-registry') ?? headerValue(req, 'x-dragonfly-registry'));
+      const r: MirrorRequest = {
+        req,
+        res,
+        method: method as 'GET' | 'HEAD',
+        upstream,
+        name: 'name' in routed ? upstreamName(upstream, routed.name) : '',
+        query,
+        ns,
+        authorization: headerValue(req, 'authorization'),
+        accept: headerValue(req, 'accept'),
+        signal: controller.signal,
+      };
+      await this.#dispatch(r, routed);
+    } catch (err) {
+      const e = toShoalError(err);
+      if (e.code !== 'ABORTED' || !controller.signal.aborted) this.#shared.stats.errors++;
+      if (controller.signal.aborted && res.destroyed) return;
+      this.#log.debug({ code: e.code, err: e.message, path }, 'mirror request failed');
+      sendShoalError(res, e, subject);
+    } finally {
+      res.off('close', onClose);
+      this.#closing.signal.removeEventListener('abort', onStop);
+      this.#log.debug({ method, path, status: res.statusCode, ms: Date.now() - started }, 'mirror request');
+    }
+  }
+
+  #dispatch(r: MirrorRequest, routed: Route): Promise<void> {
+    switch (routed.kind) {
+      case 'base':
+        return servePing(this.#shared, r);
+      case 'manifest':
+        return serveManifest(this.#shared, r, routed.reference);
+      case 'blob':
+        return serveBlob(this.#shared, r, routed.digest);
+      case 'tags':
+        return serveList(this.#shared, r, `/v2/${r.name}/tags/list`, ['n', 'last']);
+      case 'referrers':
+        return serveList(this.#shared, r, `/v2/${r.name}/referrers/${routed.digest}`, ['artifactType']);
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#closing.abort(new ShoalError('ABORTED', 'the mirror is stopping'));
+      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      for (const socket of this.#sockets) socket.destroy();
+      if (this.#started) await closed;
+      await this.#shared.client.close();
+    })();
+    return this.#stopping;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  if (Array.isArray(value)) return value[0];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+export type { Upstream, UpstreamEntry };

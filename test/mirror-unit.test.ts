@@ -1,0 +1,222 @@
+/** The registry mirror's pure parts: routes and grammar, Range, upstream choice, caches, runtime config files. */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parse as parseToml } from 'smol-toml';
+import { DaemonConfigSchema, validateConfig } from '../src/common/config.js';
+import { ShoalError } from '../src/common/errors.js';
+import { ManifestCache, TtlCache } from '../src/daemon/mirror/caches.js';
+import { withNs } from '../src/daemon/mirror/passthrough.js';
+import { answerRange } from '../src/daemon/mirror/range.js';
+import { isRefusal, isValidName, route } from '../src/daemon/mirror/route.js';
+import { mergeDaemonJson, runtimeConfig } from '../src/daemon/mirror/runtime-config.js';
+import { UpstreamResolver, upstreamName } from '../src/daemon/mirror/upstream.js';
+
+const D = 'sha256:' + 'a'.repeat(64);
+
+function code(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ShoalError, String(err));
+    return err.code;
+  }
+  return 'none';
+}
+
+describe('mirror routes', () => {
+  test('pull endpoints', () => {
+    assert.deepEqual(route('GET', '/v2/'), { kind: 'base' });
+    assert.deepEqual(route('HEAD', '/v2'), { kind: 'base' });
+    assert.deepEqual(route('GET', '/v2/library/alpine/manifests/3.20'), { kind: 'manifest', name: 'library/alpine', reference: { kind: 'tag', tag: '3.20' } });
+    assert.deepEqual(route('HEAD', `/v2/a/b/c/manifests/${D}`), { kind: 'manifest', name: 'a/b/c', reference: { kind: 'digest', digest: D } });
+    assert.deepEqual(route('GET', `/v2/test/app/blobs/${D}`), { kind: 'blob', name: 'test/app', digest: D });
+    assert.deepEqual(route('GET', '/v2/test/app/tags/list'), { kind: 'tags', name: 'test/app' });
+    assert.deepEqual(route('GET', `/v2/test/app/referrers/${D}`), { kind: 'referrers', name: 'test/app', digest: D });
+    // A component named like an endpoint stays part of the name.
+    assert.deepEqual(route('GET', '/v2/x/manifests/y/manifests/latest'), { kind: 'manifest', name: 'x/manifests/y', reference: { kind: 'tag', tag: 'latest' } });
+  });
+
+  test('name, tag and digest grammar', () => {
+    for (const good of ['a', 'a/b', 'foo.bar/baz_qux', 'a__b', 'a---b/c.d', 'x'.repeat(255)]) assert.ok(isValidName(good), good);
+    for (const bad of ['', 'A', 'a//b', '/a', 'a/', '..', 'a/../b', 'a/./b', '_a', 'a_', 'a___b', 'a..b', 'a%2fb', 'a b', 'x'.repeat(256)]) {
+      assert.ok(!isValidName(bad), bad);
+    }
+    assert.equal(code(() => route('GET', '/v2/a/../b/manifests/1')), 'NAME_INVALID');
+    assert.equal(code(() => route('GET', '/v2/a//b/blobs/' + D)), 'NAME_INVALID');
+    assert.equal(code(() => route('GET', '/v2/UPPER/manifests/1')), 'NAME_INVALID');
+    assert.equal(code(() => route('GET', '/v2/%2e%2e/manifests/1')), 'NAME_INVALID');
+    assert.equal(code(() => route('GET', '/v2/a/manifests/-bad')), 'TAG_INVALID');
+    assert.equal(code(() => route('GET', `/v2/a/manifests/${'t'.repeat(129)}`)), 'TAG_INVALID');
+    assert.equal(code(() => route('GET', '/v2/a/manifests/sha256:abc')), 'DIGEST_INVALID');
+    assert.equal(code(() => route('GET', '/v2/a/blobs/sha512:' + 'a'.repeat(128))), 'DIGEST_INVALID');
+    assert.equal(code(() => route('GET', '/v2/a/blobs/' + D.toUpperCase())), 'DIGEST_INVALID');
+    assert.equal(code(() => route('GET', '/v2/a/blobs/latest')), 'DIGEST_INVALID');
+  });
+
+  test('push and unknown endpoints are refused with the spec code', () => {
+    for (const [method, path] of [
+      ['POST', '/v2/a/blobs/uploads/'],
+      ['PUT', '/v2/a/manifests/1'],
+      ['PATCH', '/v2/a/blobs/uploads/123'],
+      ['DELETE', `/v2/a/blobs/${D}`],
+      ['GET', '/v2/a/blobs/uploads/123'],
+    ] as const) {
+      const r = route(method, path);
+      assert.ok(isRefusal(r) && r.status === 405 && r.code === 'UNSUPPORTED', `${method} ${path}`);
+    }
+    for (const path of ['/', '/v1/_ping', '/v2/_catalog', '/v2/a/unknown/x', '/healthy']) {
+      const r = route('GET', path);
+      assert.ok(isRefusal(r) && r.status === 404 && r.code === 'UNSUPPORTED', path);
+    }
+  });
+});
+
+describe('mirror Range', () => {
+  test('single ranges, suffixes, open ends', () => {
+    assert.deepEqual(answerRange(undefined, 100), { kind: 'full' });
+    assert.deepEqual(answerRange('bytes=0-9', 100), { kind: 'partial', start: 0, end: 9 });
+    assert.deepEqual(answerRange('bytes=90-', 100), { kind: 'partial', start: 90, end: 99 });
+    assert.deepEqual(answerRange('bytes=90-500', 100), { kind: 'partial', start: 90, end: 99 });
+    assert.deepEqual(answerRange('bytes=-10', 100), { kind: 'partial', start: 90, end: 99 });
+    assert.deepEqual(answerRange('bytes=-500', 100), { kind: 'partial', start: 0, end: 99 });
+  });
+  test('unsatisfiable, multi-range and malformed', () => {
+    assert.deepEqual(answerRange('bytes=100-', 100), { kind: 'unsatisfiable' });
+    assert.deepEqual(answerRange('bytes=-0', 100), { kind: 'unsatisfiable' });
+    assert.deepEqual(answerRange('bytes=0-0', 0), { kind: 'unsatisfiable' });
+    assert.deepEqual(answerRange('bytes=0-1,5-6', 100), { kind: 'full' });
+    assert.deepEqual(answerRange('bytes=5-1', 100), { kind: 'full' });
+    assert.deepEqual(answerRange('items=0-1', 100), { kind: 'full' });
+    assert.deepEqual(answerRange('bytes=x-y', 100), { kind: 'full' });
+    assert.deepEqual(answerRange('bytes=-', 100), { kind: 'full' });
+  });
+});
+
+describe('mirror upstreams', () => {
+  const resolver = new UpstreamResolver({
+    upstreams: [
+      { host: '127.0.0.1:5000', insecure: true },
+      { host: 'registry.internal', url: 'https://mirror.internal:8443', ca: 'PEM' },
+    ],
+    defaultUpstream: 'docker.io',
+  });
+
+  test('ns, then the header, then the default', () => {
+    assert.equal(resolver.resolve('ghcr.io', 'quay.io').origin, 'https://ghcr.io');
+    assert.equal(resolver.resolve(undefined, 'quay.io').origin, 'https://quay.io');
+    assert.equal(resolver.resolve(undefined, 'https://index.docker.io').origin, 'https://index.docker.io');
+    assert.equal(resolver.resolve(undefined, undefined).origin, 'https://registry-1.docker.io');
+    assert.equal(resolver.resolve('docker.io', undefined).dockerHub, true);
+    assert.equal(resolver.resolve('127.0.0.1:5000', undefined).origin, 'http://127.0.0.1:5000');
+    const internal = resolver.resolve('registry.internal', undefined);
+    assert.equal(internal.origin, 'https://mirror.internal:8443');
+    assert.equal(internal.ca, 'PEM');
+  });
+
+  test('plain HTTP only when configured; malformed hosts refused', () => {
+    assert.equal(code(() => resolver.resolve(undefined, 'http://10.1.2.3:5000')), 'UPSTREAM_INVALID');
+    assert.equal(resolver.resolve(undefined, 'http://127.0.0.1:5000').origin, 'http://127.0.0.1:5000');
+    assert.equal(resolver.resolve('localhost:5000', undefined).origin, 'https://localhost:5000');
+    for (const bad of ['a b', 'evil.com/path', 'x@y', 'http://a/b', '-a.com', 'a'.repeat(300)]) assert.equal(code(() => resolver.resolve(bad, undefined)), 'UPSTREAM_INVALID', bad);
+    assert.equal(code(() => resolver.resolve(undefined, 'https://u:p@host')), 'UPSTREAM_INVALID');
+    assert.equal(code(() => new UpstreamResolver({}).resolve(undefined, undefined)), 'UPSTREAM_INVALID');
+    assert.equal(code(() => new UpstreamResolver({ upstreams: [{ host: 'r', url: 'http://r' }] })), 'CONFIG_INVALID');
+    // The operator's own http:// default is their explicit choice.
+    assert.equal(new UpstreamResolver({ defaultUpstream: 'http://127.0.0.1:5000' }).resolve(undefined, undefined).origin, 'http://127.0.0.1:5000');
+  });
+
+  test("Docker Hub's official images get library/", () => {
+    const hub = resolver.resolve('docker.io', undefined);
+    assert.equal(upstreamName(hub, 'alpine'), 'library/alpine');
+    assert.equal(upstreamName(hub, 'bitnami/redis'), 'bitnami/redis');
+    assert.equal(upstreamName(resolver.resolve('ghcr.io', undefined), 'alpine'), 'alpine');
+  });
+
+  test('Link headers keep ns', () => {
+    assert.equal(withNs('</v2/a/tags/list?last=b&n=2>; rel="next"', '127.0.0.1:5000'), '</v2/a/tags/list?last=b&n=2&ns=127.0.0.1%3A5000>; rel="next"');
+    assert.equal(withNs('<https://elsewhere/v2/a>; rel="next"', 'x'), '<https://elsewhere/v2/a>; rel="next"');
+  });
+});
+
+describe('mirror caches', () => {
+  test('manifests: LRU by bytes', () => {
+    const cache = new ManifestCache(100);
+    const m = (d: string, n: number) => ({ digest: d, body: Buffer.alloc(n), contentType: 't' });
+    cache.set(m('a', 40));
+    cache.set(m('b', 40));
+    cache.get('a');
+    cache.set(m('c', 40));
+    assert.equal(cache.get('b'), undefined);
+    assert.ok(cache.get('a') !== undefined && cache.get('c') !== undefined);
+    cache.set(m('huge', 101));
+    assert.equal(cache.get('huge'), undefined);
+    assert.ok(cache.bytes <= 100);
+  });
+  test('ttl entries expire; a TTL of 0 keeps nothing', () => {
+    let now = 0;
+    const cache = new TtlCache<number>(1000, 2, () => now);
+    cache.set('a', 1);
+    now = 999;
+    assert.equal(cache.get('a'), 1);
+    now = 1000;
+    assert.equal(cache.get('a'), undefined);
+    cache.set('a', 1);
+    cache.set('b', 2);
+    cache.set('c', 3);
+    assert.equal(cache.size, 2);
+    assert.equal(cache.get('a'), undefined);
+    const none = new TtlCache<number>(0, 10);
+    none.set('a', 1);
+    assert.equal(none.get('a'), undefined);
+  });
+});
+
+describe('shoal runtime-config', () => {
+  test('containerd: hosts.toml per registry and _default, parsed back', () => {
+    const files = runtimeConfig({ runtime: 'containerd', mirror: '127.0.0.1:4001', registries: ['docker.io', 'http://127.0.0.1:5000'] });
+    assert.deepEqual(files.map((f) => f.path), ['docker.io/hosts.toml', '127.0.0.1:5000/hosts.toml', '_default/hosts.toml']);
+    const hub = parseToml(files[0]!.content) as { server: string; host: Record<string, { capabilities: string[]; dial_timeout: string; header: Record<string, string[]> }> };
+    assert.equal(hub.server, 'https://registry-1.docker.io');
+    const host = hub.host['http://127.0.0.1:4001']!;
+    assert.deepEqual(host.capabilities, ['pull', 'resolve']);
+    assert.equal(host.dial_timeout, '1s');
+    assert.deepEqual(host.header['X-Shoal-Registry'], ['docker.io']);
+    assert.equal((parseToml(files[1]!.content) as { server: string }).server, 'http://127.0.0.1:5000');
+    const def = parseToml(files[2]!.content) as { server?: string; host: Record<string, { capabilities: string[] }> };
+    assert.equal(def.server, undefined);
+    assert.deepEqual(def.host['http://127.0.0.1:4001']!.capabilities, ['pull', 'resolve']);
+  });
+
+  test('podman: one registries.conf drop-in, insecure for plain HTTP', () => {
+    const [file] = runtimeConfig({ runtime: 'podman', mirror: '127.0.0.1:4001', registries: ['http://127.0.0.1:5000'] });
+    const conf = parseToml(file!.content) as { registry: Array<{ prefix: string; location: string; insecure?: boolean; mirror: Array<{ location: string; insecure: boolean }> }> };
+    assert.deepEqual(JSON.parse(JSON.stringify(conf.registry)), [{ prefix: '127.0.0.1:5000', location: '127.0.0.1:5000', insecure: true, mirror: [{ location: '127.0.0.1:4001', insecure: true }] }]);
+    const hub = parseToml(runtimeConfig({ runtime: 'podman' })[0]!.content) as { registry: Array<{ prefix: string; insecure?: boolean }> };
+    assert.equal(hub.registry[0]!.prefix, 'docker.io');
+    assert.equal(hub.registry[0]!.insecure, undefined);
+    assert.equal(code(() => runtimeConfig({ runtime: 'podman', registries: ['a.io', 'b.io'] })), 'USAGE');
+  });
+
+  test('docker: daemon.json merged into an existing one', () => {
+    const [file] = runtimeConfig({ runtime: 'docker', mirror: '127.0.0.1:4001' });
+    assert.deepEqual(JSON.parse(file!.content), { 'registry-mirrors': ['http://127.0.0.1:4001'], 'insecure-registries': ['127.0.0.1:4001'] });
+    const merged = JSON.parse(mergeDaemonJson('{"log-driver":"json-file","registry-mirrors":["https://other"]}', file!.content)) as Record<string, unknown>;
+    assert.deepEqual(merged, { 'log-driver': 'json-file', 'registry-mirrors': ['http://127.0.0.1:4001', 'https://other'], 'insecure-registries': ['127.0.0.1:4001'] });
+    assert.equal(code(() => mergeDaemonJson('[1]', file!.content)), 'CONFIG_INVALID');
+    assert.equal(code(() => runtimeConfig({ runtime: 'docker', registries: ['ghcr.io'] })), 'USAGE');
+    assert.equal(code(() => runtimeConfig({ runtime: 'docker', mirror: 'nope' })), 'USAGE');
+  });
+});
+
+describe('mirror config', () => {
+  test('mirror section: defaults and validation', () => {
+    const config = validateConfig(DaemonConfigSchema, { mirror: { listen: '127.0.0.1:4001', upstreams: [{ host: '127.0.0.1:5000', url: 'http://127.0.0.1:5000', insecure: true }] } }, 'f');
+    assert.equal(config.mirror?.tagTtl, 0);
+    assert.equal(config.mirror?.authTtl, 60_000);
+    assert.equal(config.mirror?.manifestCache, 64 * 1024 * 1024);
+    assert.equal(validateConfig(DaemonConfigSchema, {}, 'f').mirror, undefined);
+    assert.equal(code(() => validateConfig(DaemonConfigSchema, { mirror: { upstreams: [{ host: 'r', url: 'http://r:5000' }] } }, 'f')), 'CONFIG_INVALID');
+    assert.equal(code(() => validateConfig(DaemonConfigSchema, { mirror: { listen: 'x' } }, 'f')), 'CONFIG_INVALID');
+    assert.equal(code(() => validateConfig(DaemonConfigSchema, { mirror: { tagTTL: '5s' } }, 'f')), 'CONFIG_INVALID');
+  });
+});
