@@ -5,6 +5,7 @@
  * written, so a liar's bytes never reach the content file.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { Pool } from 'undici';
 import { ShoalError } from '../../common/errors.js';
 
@@ -73,53 +74,58 @@ export interface FetchPieceOptions {
   buffer: Buffer;
 }
 
-/** Fetches and verifies one piece; throws CorruptPieceError, ShoalError('BUSY'|'PIECE_NOT_FOUND'|'PEER_FAILED'). */
+/**
+ * Fetches and verifies one piece; throws CorruptPieceError, ShoalError('BUSY'|'PIECE_NOT_FOUND'|'PEER_FAILED').
+ * Uses undici's `stream()` with a Writable that copies each chunk into the
+ * piece buffer: no promise per chunk (shaped links deliver many small chunks).
+ */
 export async function fetchPiece(parent: ParentConn, options: FetchPieceOptions): Promise<FetchedPiece> {
   const { taskId, piece, length, digest } = options;
-  let response;
-  try {
-    response = await parent.pool.request({
-      path: `/pieces/${taskId}/${piece}`,
-      method: 'GET',
-      signal: options.signal,
-      headersTimeout: options.stallMs,
-      bodyTimeout: options.stallMs,
-      highWaterMark: 1024 * 1024,
-    });
-  } catch (err) {
-    throw new ShoalError('PEER_FAILED', `parent ${parent.info.peerId}: ${(err as Error).message}`, { cause: err });
-  }
-  const { statusCode, headers, body } = response;
-  if (statusCode !== 200) {
-    await body.dump().catch(() => undefined);
-    if (statusCode === 503) throw new ShoalError('BUSY', `parent ${parent.info.peerId} is busy`);
-    if (statusCode === 404) throw new ShoalError('PIECE_NOT_FOUND', `parent ${parent.info.peerId} does not hold piece ${piece}`);
-    throw new ShoalError('PEER_FAILED', `parent ${parent.info.peerId} answered ${statusCode} for piece ${piece}`);
-  }
-  const declared = Number(headers['content-length']);
-  if (declared !== length) {
-    body.destroy();
-    throw new CorruptPieceError(`parent ${parent.info.peerId} declared ${String(headers['content-length'])} bytes for piece ${piece} of ${length}`);
-  }
   const data = options.buffer;
+  const who = `parent ${parent.info.peerId}`;
   let received = 0;
+  let status = 0;
+  let complete = false;
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (received + chunk.length > length) {
-        body.destroy();
-        throw new CorruptPieceError(`parent ${parent.info.peerId} sent more than ${length} bytes for piece ${piece}`);
-      }
-      chunk.copy(data, received);
-      received += chunk.length;
-    }
+    await parent.pool.stream(
+      {
+        path: `/pieces/${taskId}/${piece}`,
+        method: 'GET',
+        signal: options.signal,
+        headersTimeout: options.stallMs,
+        bodyTimeout: options.stallMs,
+        opaque: null,
+      },
+      ({ statusCode, headers }) => {
+        status = statusCode;
+        complete = headers['x-shoal-task-complete'] === '1';
+        if (statusCode !== 200) return new Writable({ write: (_chunk, _encoding, callback) => callback() });
+        if (Number(headers['content-length']) !== length) {
+          const declared = String(headers['content-length']);
+          return new Writable({ write: (_c, _e, callback) => callback(new CorruptPieceError(`${who} declared ${declared} bytes for piece ${piece} of ${length}`)) });
+        }
+        return new Writable({
+          highWaterMark: 1024 * 1024,
+          write(chunk: Buffer, _encoding, callback) {
+            if (received + chunk.length > length) return callback(new CorruptPieceError(`${who} sent more than ${length} bytes for piece ${piece}`));
+            chunk.copy(data, received);
+            received += chunk.length;
+            callback();
+          },
+        });
+      },
+    );
   } catch (err) {
     if (err instanceof ShoalError) throw err;
-    throw new ShoalError('PEER_FAILED', `parent ${parent.info.peerId}: ${(err as Error).message}`, { cause: err });
+    throw new ShoalError('PEER_FAILED', `${who}: ${(err as Error).message}`, { cause: err });
   }
-  if (received !== length) throw new ShoalError('PEER_FAILED', `parent ${parent.info.peerId} sent ${received}/${length} bytes of piece ${piece}`);
+  if (status === 503) throw new ShoalError('BUSY', `${who} is busy`);
+  if (status === 404) throw new ShoalError('PIECE_NOT_FOUND', `${who} does not hold piece ${piece}`);
+  if (status !== 200) throw new ShoalError('PEER_FAILED', `${who} answered ${status} for piece ${piece}`);
+  if (received !== length) throw new ShoalError('PEER_FAILED', `${who} sent ${received}/${length} bytes of piece ${piece}`);
   const actual = createHash('sha256').update(data).digest();
   if (!timingSafeEqual(actual, digest)) {
-    throw new CorruptPieceError(`piece ${piece} from parent ${parent.info.peerId} failed its SHA-256 check`);
+    throw new CorruptPieceError(`piece ${piece} from ${who} failed its SHA-256 check`);
   }
-  return { data, parentComplete: headers['x-shoal-task-complete'] === '1' };
+  return { data, parentComplete: complete };
 }

@@ -5,7 +5,7 @@
  * finishes when every piece is held. Pieces are served to other peers the
  * moment they are stored.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { create } from '@bufbuild/protobuf';
 import { RegisterPeerSchema, type PeerResponse, type RegisterPeer, type TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
 import { ShoalError, isErrorCode, toShoalError } from '../../common/errors.js';
@@ -90,6 +90,8 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
 
   constructor(options: TaskDownloadOptions) {
     super();
+    // One listener per piece in flight.
+    setMaxListeners(256, this.#abort.signal);
     this.#o = options;
     this.id = options.spec.taskId;
     this.spec = options.spec;
