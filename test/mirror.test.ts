@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
-import { authFile, buildImage, missingTools, pushImage, registriesConf, runTool, skopeoCopy, startRegistry, type BuiltImage, type Registry } from './fixtures/registry.js';
+import { createMirror } from '../src/daemon/mirror/server.js';
+import { startOrigin, type Origin } from './fixtures/origin.js';
+import { authFile, buildImage, missingTools, pushImage, registriesConf, runTool, skopeoCopy, startRegistry, TEST_TLS, type BuiltImage, type Registry } from './fixtures/registry.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
@@ -57,13 +59,30 @@ function verifyDir(dir: string, image: BuiltImage): void {
 }
 
 /** A registry that misbehaves on purpose. */
-async function startFakeRegistry(): Promise<{ server: Server; host: string; lies: { blob: Buffer; digest: string; manifestDigest: string } }> {
+interface FakeRegistry {
+  server: Server;
+  host: string;
+  lies: { blob: Buffer; digest: string; manifestDigest: string };
+  /** A blob the registry redirects to `storage` (another origin), as S3-backed registries and Docker Hub do. */
+  redirected: { blob: Buffer; digest: string };
+  /** Authorization headers received, by path. */
+  seen: Array<{ method: string; path: string; authorization: string | undefined }>;
+}
+
+async function startFakeRegistry(storage: Origin, redirectedBlob: Buffer): Promise<FakeRegistry> {
+  const redirected = { blob: redirectedBlob, digest: sha256(redirectedBlob) };
+  const seen: FakeRegistry['seen'] = [];
   const blob = randomBytes(300_000);
   const digest = sha256(randomBytes(300_000));
   const manifestDigest = sha256(Buffer.from('something else'));
   const big = Buffer.alloc(5 * MiB, 0x20);
   const server = createServer((req, res) => {
     const path = req.url ?? '';
+    seen.push({ method: req.method ?? '', path, authorization: req.headers.authorization });
+    if (path === `/v2/redir/blobs/${redirected.digest}`) {
+      res.writeHead(307, { Location: `${storage.url}/storage/blob?X-Amz-Signature=abc`, 'Content-Length': 0 });
+      return res.end();
+    }
     const json = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
       const data = Buffer.from(JSON.stringify(body));
       res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': data.length, ...headers });
@@ -96,7 +115,7 @@ async function startFakeRegistry(): Promise<{ server: Server; host: string; lies
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
-  return { server, host: `127.0.0.1:${port}`, lies: { blob, digest, manifestDigest } };
+  return { server, host: `127.0.0.1:${port}`, lies: { blob, digest, manifestDigest }, redirected, seen };
 }
 
 describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout: 300_000 }, () => {
@@ -105,13 +124,16 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
   let image: BuiltImage;
   let daemon: Daemon;
   let mirror: string;
-  let fake: Awaited<ReturnType<typeof startFakeRegistry>>;
+  let fake: FakeRegistry;
+  let storage: Origin;
   const http = client();
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'shoal-mirror-'));
     registry = await startRegistry();
-    fake = await startFakeRegistry();
+    const redirectedBlob = randomBytes(2 * MiB + 3);
+    storage = await startOrigin({ files: new Map([['/storage/blob', redirectedBlob]]) });
+    fake = await startFakeRegistry(storage, redirectedBlob);
     image = buildImage(join(dir, 'oci'), [1 * MiB + 123, 2 * MiB + 7, 4 * MiB - 5]);
     pushImage(image, registry, 'test/app:1');
     pushImage(image, registry, 'test/app:2');
@@ -141,6 +163,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     await registry?.close();
     await new Promise<void>((resolve) => (fake === undefined ? resolve() : fake.server.close(() => resolve())));
     fake?.server.closeAllConnections();
+    await storage?.close();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -313,6 +336,43 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     assert.equal(alive.status, 200);
   });
 
+  test('registry redirects are followed; Authorization never reaches the other origin', async () => {
+    const url = `${mirror}/v2/redir/blobs/${fake.redirected.digest}`;
+    const h = { 'X-Shoal-Registry': fake.host, Authorization: 'Bearer secret-token' };
+    const head = await http.get(url, { method: 'HEAD', headers: h });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-length'], String(fake.redirected.blob.length));
+    const got = await http.get(url, { headers: h });
+    assert.equal(got.status, 200);
+    assert.ok(got.body.equals(fake.redirected.blob));
+    assert.ok(fake.seen.some((s) => s.path.startsWith('/v2/redir/') && s.authorization === 'Bearer secret-token'), 'the registry did not get the client credentials');
+    const atStorage = storage.received('/storage/blob');
+    assert.ok(atStorage.length >= 2, 'storage was not asked');
+    assert.deepEqual(atStorage.filter((r) => r.headers.authorization !== undefined), [], 'Authorization followed the redirect');
+  });
+
+  test('tags go to the registry every time; with tagTtl a mirror answers them from its cache', async () => {
+    const accept = 'application/vnd.oci.image.manifest.v1+json';
+    const tagRequests = (): number => registry.accessLog().filter((e) => e.path === '/v2/test/app/manifests/1' && e.userAgent.startsWith('shoal-mirror')).length;
+    const before = tagRequests();
+    for (let i = 0; i < 2; i++) assert.equal((await http.get(`${mirror}/v2/test/app/manifests/1`, { headers: { Accept: accept } })).status, 200);
+    assert.equal(tagRequests() - before, 2);
+    const cached = createMirror({ daemon, port: 0, defaultUpstream: registry.url, tagTtlMs: 60_000 });
+    await cached.start();
+    try {
+      const start = tagRequests();
+      for (let i = 0; i < 3; i++) {
+        const reply = await http.get(`http://127.0.0.1:${cached.port}/v2/test/app/manifests/1`, { headers: { Accept: accept } });
+        assert.equal(reply.status, 200);
+        assert.ok(reply.body.equals(image.manifest));
+      }
+      assert.equal(tagRequests() - start, 1, 'tagTtl did not cache the tag');
+      assert.equal(cached.stats().manifestsFromCache, 2);
+    } finally {
+      await cached.stop();
+    }
+  });
+
   test('a blob corrupted in the registry: the client gets an error, the daemon keeps nothing, nothing wrong is served', { timeout: 120_000 }, async () => {
     const second = buildImage(join(dir, 'oci-corrupt'), [1 * MiB, 1 * MiB + 1, 2 * MiB]);
     pushImage(second, registry, 'test/corrupt:1');
@@ -414,5 +474,57 @@ describe('registry mirror: private registry (htpasswd)', { skip: SKIP, timeout: 
 
     const anonymousPull = await skopeoCopy(`${registry.host}/private/app:1`, join(dir, 'out-anon'), { registriesConf: join(dir, 'registries.conf') });
     assert.notEqual(anonymousPull.code, 0, 'a pull without credentials succeeded');
+  });
+});
+
+describe('registry mirror: HTTPS registry with its own CA', { skip: SKIP, timeout: 120_000 }, () => {
+  let dir: string;
+  let registry: Registry;
+  let image: BuiltImage;
+  let daemon: Daemon;
+  const http = client();
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'shoal-mirror-tls-'));
+    registry = await startRegistry({ tls: true });
+    image = buildImage(join(dir, 'oci'), [1 * MiB, 1 * MiB + 1]);
+    pushImage(image, registry, 'secure/app:1');
+    daemon = createDaemon({
+      dataDir: join(dir, 'data'),
+      embeddedScheduler: true,
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      mirror: { port: 0, defaultUpstream: registry.host, upstreams: [{ host: registry.host, ca: TEST_TLS.cert }] },
+    });
+    await daemon.start();
+  });
+
+  after(async () => {
+    await http.agent.close();
+    await daemon?.stop();
+    await registry?.close();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the configured CA is trusted for manifests and for blobs through P2P; without it, a clear error', async () => {
+    assert.ok(registry.url.startsWith('https://'));
+    const mirror = `http://127.0.0.1:${daemon.mirrorPort}`;
+    const manifest = await http.get(`${mirror}/v2/secure/app/manifests/1`, { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    assert.equal(manifest.status, 200);
+    assert.ok(manifest.body.equals(image.manifest));
+    const layer = image.layers[1]!;
+    const blob = await http.get(`${mirror}/v2/secure/app/blobs/${layer.digest}`);
+    assert.equal(blob.status, 200);
+    assert.ok(blob.body.equals(image.blobs.get(layer.digest)!));
+    // The same registry without its CA: TLS fails, and the client is told.
+    const untrusting = createMirror({ daemon, port: 0, defaultUpstream: `https://${registry.host}` });
+    await untrusting.start();
+    try {
+      const reply = await http.get(`http://127.0.0.1:${untrusting.port}/v2/secure/app/manifests/1`);
+      assert.equal(reply.status, 502);
+      assert.match(specError(reply).message, /SOURCE_NETWORK.*cert/i);
+    } finally {
+      await untrusting.stop();
+    }
   });
 });

@@ -72,15 +72,11 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
   );
   const log = createLogger(merged.logLevel, 'shoal-daemon');
   const listen = splitHostPort(merged.listen);
-  const cas: string[] = [];
-  if (merged.source.ca !== undefined) cas.push(readPem(merged.source.ca, 'source.ca'));
+  const ca = merged.source.ca === undefined ? undefined : readPem(merged.source.ca, 'source.ca');
   const m = merged.mirror;
   if (m?.upstream !== undefined && m.listen === undefined) throw new ShoalError('CONFIG_INVALID', 'mirror.upstream (--upstream) needs mirror.listen (--mirror HOST:PORT)');
   const mirrorListen = m?.listen === undefined ? undefined : splitHostPort(m.listen);
   const upstreams = (m?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
-  // Blobs come through the daemon's HTTP source (here or on a seed peer): it trusts the registries' CAs too.
-  for (const u of upstreams) if (u.ca !== undefined) cas.push(u.ca);
-  const ca = cas.length === 0 ? undefined : cas.join('\n');
   const daemon = createDaemon({
     dataDir: merged.data ?? defaultDataDir(io.env),
     schedulerUrl: merged.scheduler,

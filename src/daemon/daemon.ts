@@ -120,7 +120,9 @@ class ShoalDaemon implements Daemon {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.#source = createHttpSource({ ...options.source, logger: this.#log });
+    // Blobs the mirror asks for come through this source: it trusts the mirror's registry CAs too.
+    const cas = [options.source?.ca, ...(options.mirror?.upstreams ?? []).map((u) => u.ca)].filter((c): c is string => c !== undefined);
+    this.#source = createHttpSource({ ...options.source, ...(cas.length === 0 ? {} : { ca: cas.join('\n') }), logger: this.#log });
   }
 
   get hostId(): string {
