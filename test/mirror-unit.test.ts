@@ -1,5 +1,10 @@
 /** The registry mirror's pure parts: routes and grammar, Range, upstream choice, caches, runtime config files. */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { runCli } from '../src/cli/main.js';
 import { describe, test } from 'node:test';
 import { parse as parseToml } from 'smol-toml';
 import { DaemonConfigSchema, validateConfig } from '../src/common/config.js';
@@ -205,6 +210,51 @@ describe('shoal runtime-config', () => {
     assert.equal(code(() => mergeDaemonJson('[1]', file!.content)), 'CONFIG_INVALID');
     assert.equal(code(() => runtimeConfig({ runtime: 'docker', registries: ['ghcr.io'] })), 'USAGE');
     assert.equal(code(() => runtimeConfig({ runtime: 'docker', mirror: 'nope' })), 'USAGE');
+  });
+});
+
+describe('shoal runtime-config (CLI)', () => {
+  async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = '';
+    let err = '';
+    stdout.on('data', (d: Buffer) => (out += d.toString()));
+    stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await runCli(argv, { stdout, stderr, env: {}, signal: new AbortController().signal });
+    return { code, stdout: out, stderr: err };
+  }
+
+  test('prints, writes, merges daemon.json, and refuses what a runtime cannot do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shoal-runtime-config-'));
+    try {
+      const printed = await cli(['runtime-config', 'containerd', '--mirror', '127.0.0.1:4555']);
+      assert.equal(printed.code, 0);
+      assert.match(printed.stdout, /# \/etc\/containerd\/certs\.d\/docker\.io\/hosts\.toml\n/);
+      assert.match(printed.stdout, /\[host\."http:\/\/127\.0\.0\.1:4555"\]/);
+      const written = await cli(['runtime-config', 'containerd', '--registry', 'ghcr.io', '--registry', 'http://127.0.0.1:5000', '--dial-timeout', '300ms', '--write', join(dir, 'certs.d')]);
+      assert.equal(written.code, 0, written.stderr);
+      const ghcr = parseToml(readFileSync(join(dir, 'certs.d/ghcr.io/hosts.toml'), 'utf8')) as { server: string; host: Record<string, { dial_timeout: string }> };
+      assert.equal(ghcr.server, 'https://ghcr.io');
+      assert.equal(ghcr.host['http://127.0.0.1:4001']!.dial_timeout, '300ms');
+      parseToml(readFileSync(join(dir, 'certs.d/127.0.0.1:5000/hosts.toml'), 'utf8'));
+      parseToml(readFileSync(join(dir, 'certs.d/_default/hosts.toml'), 'utf8'));
+      writeFileSync(join(dir, 'daemon.json'), '{"data-root":"/srv/docker"}');
+      assert.equal((await cli(['runtime-config', 'docker', '--write', dir])).code, 0);
+      assert.deepEqual(JSON.parse(readFileSync(join(dir, 'daemon.json'), 'utf8')), {
+        'data-root': '/srv/docker',
+        'registry-mirrors': ['http://127.0.0.1:4001'],
+        'insecure-registries': ['127.0.0.1:4001'],
+      });
+      assert.equal((await cli(['runtime-config', 'podman', '--write', join(dir, 'containers')])).code, 0);
+      parseToml(readFileSync(join(dir, 'containers/shoal-mirror.conf'), 'utf8'));
+      const twoRegistries = await cli(['runtime-config', 'podman', '--registry', 'a.io', '--registry', 'b.io']);
+      assert.equal(twoRegistries.code, 2);
+      assert.match(twoRegistries.stderr, /USAGE.*one registry/);
+      assert.equal((await cli(['runtime-config', 'rkt'])).code, 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -304,6 +304,16 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
       const answer = await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
       assert.match(answer, /^HTTP\/1\.1 400 .*"code":"NAME_INVALID"/s, path);
     }
+    // Random request lines: every one gets an HTTP answer, none kills the mirror.
+    const alphabet = ['/', 'v2', 'a', 'B', '..', '.', '%', '%2F', ':', 'sha256:', 'f'.repeat(64), 'manifests', 'blobs', 'uploads', 'tags', 'list', '?', '&', '=', 'ns', '\\', '~', '@', ' '];
+    let seed = 42;
+    const next = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 150; i++) {
+      const path = '/' + Array.from({ length: 1 + next(10) }, () => alphabet[next(alphabet.length)]).join('');
+      const method = ['GET', 'HEAD', 'POST', 'OPTIONS', 'BREW'][next(5)]!;
+      const answer = await raw(`${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      assert.match(answer, /^HTTP\/1\.1 \d{3} /, `${method} ${path}`);
+    }
     const alive = await http.get(`${mirror}/v2/`);
     assert.equal(alive.status, 200);
   });
@@ -342,6 +352,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     const head = await http.get(url, { method: 'HEAD', headers: h });
     assert.equal(head.status, 200);
     assert.equal(head.headers['content-length'], String(fake.redirected.blob.length));
+    assert.equal(daemon.store.get(fake.redirected.digest.slice(7)), undefined, 'a HEAD downloaded the blob');
     const got = await http.get(url, { headers: h });
     assert.equal(got.status, 200);
     assert.ok(got.body.equals(fake.redirected.blob));
@@ -397,16 +408,22 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
 
   test('podman pull through the mirror', { skip: missingTools(['podman']), timeout: 180_000 }, async () => {
     const root = join(dir, 'podman');
+    // An image of its own, so every layer goes through the P2P path for podman.
+    const own = buildImage(join(dir, 'oci-podman'), [1 * MiB + 11, 2 * MiB, 1 * MiB - 3]);
+    pushImage(own, registry, 'test/podman:1');
     const before = registry.accessLog().length;
     const r = await runTool(
       'podman',
-      ['--root', join(root, 'root'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', 'pull', '--quiet', `${registry.host}/test/app:1`],
+      ['--root', join(root, 'root'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', 'pull', '--quiet', `${registry.host}/test/podman:1`],
       { env: { CONTAINERS_REGISTRIES_CONF: join(dir, 'registries.conf'), XDG_RUNTIME_DIR: join(root, 'xdg') }, timeoutMs: 150_000 },
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^[a-f0-9]{64}\s*$/);
     const direct = registry.accessLog().slice(before).filter((e) => !e.userAgent.startsWith('shoal-mirror') && e.method === 'GET' && e.path.includes('/blobs/'));
     assert.deepEqual(direct, [], 'podman fetched blobs from the registry directly');
+    for (const blob of [own.config, ...own.layers]) assert.equal(registry.blobGets(blob.digest, 'shoal-mirror'), 1, `${blob.digest} did not come through Shoal`);
+    const inspect = await runTool('podman', ['--root', join(root, 'root'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', 'image', 'inspect', '--format', '{{.Digest}}', `${registry.host}/test/podman:1`], { timeoutMs: 60_000 });
+    assert.equal(inspect.stdout.trim(), own.manifestDigest);
     await runTool('podman', ['--root', join(root, 'root'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', 'rmi', '-a', '-f'], { timeoutMs: 60_000 });
   });
 });
