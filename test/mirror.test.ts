@@ -20,7 +20,8 @@ import { authFile, buildImage, missingTools, pushImage, registriesConf, runTool,
 
 const MiB = 1024 * 1024;
 const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
-const SKIP = missingTools(['docker-registry', 'skopeo', 'htpasswd']);
+const SKIP = missingTools(['docker-registry', 'skopeo']);
+const SKIP_AUTH = missingTools(['docker-registry', 'skopeo', 'htpasswd']);
 
 interface Reply {
   status: number;
@@ -428,7 +429,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
   });
 });
 
-describe('registry mirror: private registry (htpasswd)', { skip: SKIP, timeout: 240_000 }, () => {
+describe('registry mirror: private registry (htpasswd)', { skip: SKIP_AUTH, timeout: 240_000 }, () => {
   const creds = { user: 'shoal', password: 'p2p-secret' };
   let dir: string;
   let registry: Registry;
