@@ -104,6 +104,7 @@ async function startFakeRegistry(storage: Origin, redirectedBlob: Buffer): Promi
       res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' });
       return res.end(req.method === 'HEAD' ? undefined : '{"schemaVersion":2}');
     }
+    if (path.startsWith('/v2/paged/tags/list')) return json(200, { name: 'paged', tags: ['a'] }, { Link: '</v2/paged/tags/list?last=a&n=1>; rel="next"' });
     if (path === '/v2/busy/manifests/1') return json(429, { errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }, { 'Retry-After': '7' });
     if (path.startsWith('/v2/private/')) {
       return json(401, { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }, { 'WWW-Authenticate': 'Bearer realm="http://127.0.0.1:1/token",service="fake",scope="repository:private:pull"' });
@@ -330,6 +331,11 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     const liar = await http.get(`${mirror}/v2/liar/manifests/${fake.lies.manifestDigest}`, { headers: h });
     assert.equal(liar.status, 502);
     assert.equal(specError(liar).code, 'DIGEST_INVALID');
+    // A paginated tags list: n and last forwarded, ns kept in the Link for the next page but never forwarded.
+    const paged = await http.get(`${mirror}/v2/paged/tags/list?n=1&ns=${fake.host}&bogus=1`);
+    assert.equal(paged.status, 200);
+    assert.equal(paged.headers['link'], `</v2/paged/tags/list?last=a&n=1&ns=${encodeURIComponent(fake.host)}>; rel="next"`);
+    assert.ok(fake.seen.some((r) => r.path === '/v2/paged/tags/list?n=1'), JSON.stringify(fake.seen.filter((r) => r.path.includes('paged'))));
     const busy = await http.get(`${mirror}/v2/busy/manifests/1`, { headers: h });
     assert.equal(busy.status, 429);
     assert.equal(busy.headers['retry-after'], '7');
