@@ -94,6 +94,23 @@ describe('piece store', () => {
     await store.close();
   });
 
+  test('GC also drops a partial task no one uses, after the complete ones', async () => {
+    let now = 1_000_000;
+    const store = await PieceStore.open({ dataDir: tempDir(), quotaBytes: 2 * MiB, ttlMs: 60_000, now: () => now });
+    const partial = await store.ensure(id(7), 'http://o/7', undefined);
+    await store.setShape(partial, { contentLength: 4 * MiB, pieceSize: MiB });
+    await store.write(partial, 0, Buffer.alloc(MiB, 1));
+    store.commitPiece(partial, 0, Buffer.alloc(32));
+    now += 1000;
+    const complete = await store.ensure(id(8), 'http://o/8', undefined);
+    await fill(store, complete, 2);
+    // 3 MiB held, quota 2 MiB: the complete task goes first although the partial one is older.
+    assert.deepEqual(await store.gc(), [id(8)]);
+    now += 120_000;
+    assert.deepEqual(await store.gc(), [id(7)]);
+    await store.close();
+  });
+
   test('content written after completion (a hard-linked output edited in place) is detected and refetched', async () => {
     const store = await PieceStore.open({ dataDir: tempDir() });
     const task = await store.ensure(id(6), 'http://o/6', undefined);

@@ -365,33 +365,33 @@ export class PieceStore {
   }
 
   /**
-   * Evicts complete tasks past their TTL, then least recently used complete
-   * tasks until the content fits the quota. Pinned tasks (being downloaded or
-   * served) are never evicted. Returns the evicted task IDs.
+   * Evicts tasks unused for longer than the TTL, then least recently used
+   * tasks until the content fits the quota (complete ones first, then partial
+   * ones: a partial task no one downloads any more is only dead weight).
+   * Pinned tasks (being downloaded or served) are never evicted. Returns the
+   * evicted task IDs.
    */
   async gc(): Promise<string[]> {
     const now = this.#now();
-    const evicted: string[] = [];
-    const candidates = this.tasks()
-      .filter((t) => t.pins === 0 && t.complete)
-      .sort((a, b) => a.lastAccess - b.lastAccess);
+    const evicted = new Set<string>();
+    const byAge = (a: StoredTask, b: StoredTask): number => a.lastAccess - b.lastAccess;
+    const unpinned = this.tasks().filter((t) => t.pins === 0);
+    const candidates = [...unpinned.filter((t) => t.complete).sort(byAge), ...unpinned.filter((t) => !t.complete).sort(byAge)];
     if (this.#ttl > 0) {
-      for (const task of candidates) {
-        if (now - task.lastAccess > this.#ttl) evicted.push(task.id);
-      }
+      for (const task of candidates) if (now - task.lastAccess > this.#ttl) evicted.add(task.id);
     }
     if (this.#quota > 0) {
-      let used = this.tasks().reduce((sum, t) => sum + (evicted.includes(t.id) ? 0 : t.heldBytes), 0);
+      let used = this.tasks().reduce((sum, t) => sum + (evicted.has(t.id) ? 0 : t.heldBytes), 0);
       for (const task of candidates) {
         if (used <= this.#quota) break;
-        if (evicted.includes(task.id)) continue;
-        evicted.push(task.id);
+        if (evicted.has(task.id)) continue;
+        evicted.add(task.id);
         used -= task.heldBytes;
       }
     }
     for (const id of evicted) await this.delete(id);
-    if (evicted.length > 0) this.#log.info({ evicted: evicted.length }, 'cache gc');
-    return evicted;
+    if (evicted.size > 0) this.#log.info({ evicted: evicted.size }, 'cache gc');
+    return [...evicted];
   }
 
   usedBytes(): number {
