@@ -659,3 +659,34 @@ describe('Swarm: scheduler restart recovery', () => {
     assert.deepEqual(lastParents(p), ['src']);
   });
 });
+
+describe('Swarm: child limits shape a chain', () => {
+  it('with one child per seed and per peer, peers line up behind the seed, and an orphan reattaches to its grandparent', async () => {
+    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, seedChildren: 1, peerChildren: 1 });
+    hostCommands = new Map();
+    announce('hs', true);
+    for (const name of ['a', 'b', 'c']) announce(`h${name}`);
+    const meta = { contentLength: BigInt(LENGTH), pieceSize: PIECE };
+    const seed = register('S', 'hs', { pieces: [0, 1, 2, 3], digests: digests([0, 1, 2, 3]), metadata: meta });
+    swarm.finished(seed.peer);
+    const a = register('A', 'ha');
+    const b = register('B', 'hb');
+    const c = register('C', 'hc');
+    await tick();
+    assert.deepEqual(lastParents(a), ['S']);
+    assert.equal(lastParents(b), undefined, 'B waits: the seed has its one child');
+    swarm.piecesFinished(a.peer, [0], new Uint8Array(0));
+    await tick();
+    assert.deepEqual(lastParents(b), ['A']);
+    assert.equal(lastParents(c), undefined);
+    swarm.piecesFinished(b.peer, [0], new Uint8Array(0));
+    await tick();
+    assert.deepEqual(lastParents(c), ['B']);
+    assert.equal(seed.peer.children.size, 1);
+    // B leaves: C attaches to A, whose one child slot B freed.
+    swarm.disconnected(b.peer);
+    await tick();
+    assert.deepEqual(lastParents(c), ['A']);
+    assert.equal(backToSourceCount([a, b, c]), 0);
+  });
+});
