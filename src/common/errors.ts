@@ -40,6 +40,10 @@ export const ERRORS = {
   UPSTREAM_TOO_LARGE: { exit: 7, status: 502, summary: 'a registry response is over a size cap, e.g. a manifest over 4 MiB (docs/LIMITS.md)' },
   LIMIT_EXCEEDED: { exit: 7, status: 413, summary: 'a size or count limit was exceeded (docs/LIMITS.md)' },
   BUSY: { exit: 4, status: 503, summary: 'no free upload slot; try another parent' },
+  SEED_UNAVAILABLE: { exit: 4, status: 503, summary: 'preheat: no seed peer is connected to the scheduler, or the one asked left or never started the task' },
+  PREHEAT_INCOMPLETE: { exit: 11, status: 502, summary: 'preheat: some tasks failed (each is listed with its own code)' },
+  PLATFORM_UNKNOWN: { exit: 8, status: 404, summary: 'preheat image: the image index has no manifest for the requested --platform' },
+  PROXY_LOOP: { exit: 2, status: 508, summary: 'HTTP proxy: the request targets the proxy itself, or already passed through it (Via)' },
   INTERNAL: { exit: 1, status: 500, summary: 'an unexpected internal error' },
 } as const satisfies Record<string, ErrorInfo>;
 

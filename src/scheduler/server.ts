@@ -6,6 +6,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { silentLogger, type Logger } from '../common/log.js';
+import { Preheater } from './preheat.js';
 import { schedulerRoutes } from './service.js';
 import { Swarm, type SwarmOptions } from './swarm.js';
 
@@ -39,7 +40,8 @@ class Scheduler implements SchedulerService {
     this.swarm = new Swarm({ ...options, logger: log });
     this.#host = options.host ?? '127.0.0.1';
     this.#port = options.port ?? 0;
-    this.#server = http2.createServer({}, connectNodeAdapter({ routes: schedulerRoutes(this.swarm, log) }));
+    const preheater = new Preheater(this.swarm, { logger: log });
+    this.#server = http2.createServer({}, connectNodeAdapter({ routes: schedulerRoutes(this.swarm, log, preheater) }));
     this.#server.on('session', (session) => {
       this.#sessions.add(session);
       session.on('close', () => this.#sessions.delete(session));

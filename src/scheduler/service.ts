@@ -6,16 +6,21 @@ import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
 import {
   HostCommandSchema,
+  PreheatProgressSchema,
   Scheduler,
   StatResponseSchema,
   type HostCommand,
   type HostRequest,
   type PeerRequest,
   type PeerResponse,
+  type PreheatProgress,
+  type PreheatRequest,
 } from '../gen/shoal/v1/scheduler_pb.js';
 import { AsyncQueue } from '../common/async-queue.js';
+import { isErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { HostInfo, PeerEntry } from './model.js';
+import { PREHEAT_LIMITS, Preheater } from './preheat.js';
 import type { Swarm } from './swarm.js';
 
 /** Caps on what a peer may send (docs/LIMITS.md). */
@@ -43,7 +48,7 @@ function hostInfo(raw: NonNullable<Extract<HostRequest['request'], { case: 'anno
   };
 }
 
-export function schedulerRoutes(swarm: Swarm, log: Logger) {
+export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater = new Preheater(swarm, { logger: log })) {
   return (router: ConnectRouter): void => {
     router.service(Scheduler, {
       syncHost(requests: AsyncIterable<HostRequest>, context: HandlerContext): AsyncIterable<HostCommand> {
@@ -121,6 +126,7 @@ export function schedulerRoutes(swarm: Swarm, log: Logger) {
                   swarm.finished(peer);
                   break;
                 case 'failed':
+                  preheater.peerFailed(peer, isErrorCode(request.value.code) ? request.value.code : 'INTERNAL', request.value.message.slice(0, RPC_LIMITS.stringLength));
                   swarm.failed(peer, request.value.code, request.value.message, request.value.status);
                   peer = undefined;
                   break;
@@ -139,6 +145,25 @@ export function schedulerRoutes(swarm: Swarm, log: Logger) {
           }
         })();
         return out;
+      },
+
+      async *preheat(request: PreheatRequest, context: HandlerContext): AsyncIterable<PreheatProgress> {
+        if (request.tasks.length > PREHEAT_LIMITS.tasks) throw new ConnectError(`at most ${PREHEAT_LIMITS.tasks} tasks per preheat`, Code.InvalidArgument);
+        for (const task of request.tasks) {
+          if (task.taskId === '' || task.url === '' || task.url.length > RPC_LIMITS.stringLength) throw new ConnectError('a preheat task needs a task ID and a URL', Code.InvalidArgument);
+        }
+        for await (const update of preheater.run(request.tasks, request.timeoutMs, context.signal)) {
+          yield create(PreheatProgressSchema, {
+            taskId: update.taskId,
+            url: update.url,
+            state: update.state,
+            seedHostId: update.seedHostId,
+            completedBytes: BigInt(update.completedBytes),
+            ...(update.contentLength === undefined ? {} : { contentLength: BigInt(update.contentLength) }),
+            errorCode: update.error?.code ?? '',
+            errorMessage: update.error?.message ?? '',
+          });
+        }
       },
 
       stat() {

@@ -43,7 +43,7 @@ export interface SwarmOptions {
 }
 
 /** Rendezvous hashing: the same task lands on the same seed while the set of seeds is stable. */
-function rendezvous(taskId: string, hostId: string): number {
+export function rendezvous(taskId: string, hostId: string): number {
   let h = 2166136261;
   const s = taskId + '/' + hostId;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/scheduler.proto.
  */
 export const file_shoal_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("ChhzaG9hbC92MS9zY2hlZHVsZXIucHJvdG8SCHNob2FsLnYxIrIBCgRIb3N0EgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgoKAmlwGAMgASgJEhMKC3VwbG9hZF9wb3J0GAQgASgNEgsKA2lkYxgFIAEoCRIQCghsb2NhdGlvbhgGIAEoCRIMCgRzZWVkGAcgASgIEhQKDHVwbG9hZF9zbG90cxgIIAEoDRITCgt1cGxvYWRfbG9hZBgJIAEoDRITCgt1cGxvYWRfcmF0ZRgKIAEoBCJSCgxUYXNrTWV0YWRhdGESGwoOY29udGVudF9sZW5ndGgYASABKARIAIgBARISCgpwaWVjZV9zaXplGAIgASgNQhEKD19jb250ZW50X2xlbmd0aCKbAQoIVGFza1NwZWMSDwoHdGFza19pZBgBIAEoCRILCgN1cmwYAiABKAkSIQoHaGVhZGVycxgDIAMoCzIQLnNob2FsLnYxLkhlYWRlchIOCgZkaWdlc3QYBCABKAkSEgoKcGllY2Vfc2l6ZRgFIAEoDRILCgN0YWcYBiABKAkSHQoVZmlsdGVyZWRfcXVlcnlfcGFyYW1zGAcgAygJIiUKBkhlYWRlchIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIo0BCghIZWxkVGFzaxIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkSKAoIbWV0YWRhdGEYAyABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGESEgoGcGllY2VzGAQgAygNQgIQARIPCgdkaWdlc3RzGAUgASgMEhAKCGNvbXBsZXRlGAYgASgIIrkBCgtIb3N0UmVxdWVzdBIqCghhbm5vdW5jZRgBIAEoCzIWLnNob2FsLnYxLkhvc3RBbm5vdW5jZUgAEiIKBGxvYWQYAiABKAsyEi5zaG9hbC52MS5Ib3N0TG9hZEgAEiQKBWxlYXZlGAMgASgLMhMuc2hvYWwudjEuSG9zdExlYXZlSAASKQoHZXZpY3RlZBgEIAEoCzIWLnNob2FsLnYxLlRhc2tzRXZpY3RlZEgAQgkKB3JlcXVlc3QiTwoMSG9zdEFubm91bmNlEhwKBGhvc3QYASABKAsyDi5zaG9hbC52MS5Ib3N0EiEKBXRhc2tzGAIgAygLMhIuc2hvYWwudjEuSGVsZFRhc2siHwoISG9zdExvYWQSEwoLdXBsb2FkX2xvYWQYASABKA0iCwoJSG9zdExlYXZlIiAKDFRhc2tzRXZpY3RlZBIQCgh0YXNrX2lkcxgBIAMoCSJjCgtIb3N0Q29tbWFuZBInCglzZWVkX3Rhc2sYASABKAsyEi5zaG9hbC52MS5TZWVkVGFza0gAEiAKA2FjaxgCIAEoCzIRLnNob2FsLnYxLkhvc3RBY2tIAEIJCgdjb21tYW5kIgkKB0hvc3RBY2siLAoIU2VlZFRhc2sSIAoEdGFzaxgBIAEoCzISLnNob2FsLnYxLlRhc2tTcGVjItMCCgtQZWVyUmVxdWVzdBIqCghyZWdpc3RlchgBIAEoCzIWLnNob2FsLnYxLlJlZ2lzdGVyUGVlckgAEjAKCG1ldGFkYXRhGAIgASgLMhwuc2hvYWwudjEuVGFza01ldGFkYXRhUmVwb3J0SAASKgoGcGllY2VzGAMgASgLMhguc2hvYWwudjEuUGllY2VzRmluaXNoZWRIABIvCg1wYXJlbnRfZmFpbGVkGAQgASgLMhYuc2hvYWwudjEuUGFyZW50RmFpbGVkSAASKgoIZmluaXNoZWQYBSABKAsyFi5zaG9hbC52MS5QZWVyRmluaXNoZWRIABImCgZmYWlsZWQYBiABKAsyFC5zaG9hbC52MS5QZWVyRmFpbGVkSAASKgoKcmVzY2hlZHVsZRgHIAEoCzIULnNob2FsLnYxLlJlc2NoZWR1bGVIAEIJCgdyZXF1ZXN0IswBCgxSZWdpc3RlclBlZXISDwoHcGVlcl9pZBgBIAEoCRIPCgdob3N0X2lkGAIgASgJEiAKBHRhc2sYAyABKAsyEi5zaG9hbC52MS5UYXNrU3BlYxIoCghtZXRhZGF0YRgEIAEoCzIWLnNob2FsLnYxLlRhc2tNZXRhZGF0YRISCgZwaWVjZXMYBSADKA1CAhABEg8KB2RpZ2VzdHMYBiABKAwSFgoOYmFja190b19zb3VyY2UYByABKAgSEQoJcmVjb25uZWN0GAggASgIIj4KElRhc2tNZXRhZGF0YVJlcG9ydBIoCghtZXRhZGF0YRgBIAEoCzIWLnNob2FsLnYxLlRhc2tNZXRhZGF0YSI2Cg5QaWVjZXNGaW5pc2hlZBITCgdudW1iZXJzGAEgAygNQgIQARIPCgdkaWdlc3RzGAIgASgMIkcKDFBhcmVudEZhaWxlZBIWCg5wYXJlbnRfcGVlcl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSDwoHY29ycnVwdBgDIAEoCCImCgxQZWVyRmluaXNoZWQSFgoOY29udGVudF9sZW5ndGgYASABKAQiOwoKUGVlckZhaWxlZBIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSDgoGc3RhdHVzGAMgASgNIhwKClJlc2NoZWR1bGUSDgoGcmVhc29uGAEgASgJItoCCgxQZWVyUmVzcG9uc2USMAoOYmFja190b19zb3VyY2UYASABKAsyFi5zaG9hbC52MS5CYWNrVG9Tb3VyY2VIABItCgdwYXJlbnRzGAIgASgLMhouc2hvYWwudjEuQ2FuZGlkYXRlUGFyZW50c0gAEioKCG1ldGFkYXRhGAMgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhSAASKQoHZGlnZXN0cxgEIAEoCzIWLnNob2FsLnYxLlBpZWNlRGlnZXN0c0gAEi8KDXBhcmVudF9waWVjZXMYBSABKAsyFi5zaG9hbC52MS5QYXJlbnRQaWVjZXNIABItCghjb21wbGV0ZRgGIAEoCzIZLnNob2FsLnYxLkFscmVhZHlDb21wbGV0ZUgAEiYKBmZhaWxlZBgHIAEoCzIULnNob2FsLnYxLlRhc2tGYWlsZWRIAEIKCghyZXNwb25zZSIeCgxCYWNrVG9Tb3VyY2USDgoGcmVhc29uGAEgASgJIlIKBlBhcmVudBIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSCgoCaXAYAyABKAkSDAoEcG9ydBgEIAEoDRIMCgRzZWVkGAUgASgIIjUKEENhbmRpZGF0ZVBhcmVudHMSIQoHcGFyZW50cxgBIAMoCzIQLnNob2FsLnYxLlBhcmVudCI0CgxQaWVjZURpZ2VzdHMSEwoHbnVtYmVycxgBIAMoDUICEAESDwoHZGlnZXN0cxgCIAEoDCI0CgxQYXJlbnRQaWVjZXMSDwoHcGVlcl9pZBgBIAEoCRITCgdudW1iZXJzGAIgAygNQgIQASIRCg9BbHJlYWR5Q29tcGxldGUiOwoKVGFza0ZhaWxlZBIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSDgoGc3RhdHVzGAMgASgNIg0KC1N0YXRSZXF1ZXN0IlAKDFN0YXRSZXNwb25zZRIdCgVob3N0cxgBIAMoCzIOLnNob2FsLnYxLkhvc3QSIQoFdGFza3MYAiADKAsyEi5zaG9hbC52MS5UYXNrU3RhdCKTAQoIVGFza1N0YXQSDwoHdGFza19pZBgBIAEoCRILCgN1cmwYAiABKAkSKAoIbWV0YWRhdGEYAyABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGESIQoFcGVlcnMYBCADKAsyEi5zaG9hbC52MS5QZWVyU3RhdBIcChRiYWNrX3RvX3NvdXJjZV9jb3VudBgFIAEoDSJcCghQZWVyU3RhdBIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSDQoFc3RhdGUYAyABKAkSDgoGcGllY2VzGAQgASgNEg8KB3BhcmVudHMYBSADKAkywwEKCVNjaGVkdWxlchI8CghTeW5jSG9zdBIVLnNob2FsLnYxLkhvc3RSZXF1ZXN0GhUuc2hvYWwudjEuSG9zdENvbW1hbmQoATABEkEKDEFubm91bmNlUGVlchIVLnNob2FsLnYxLlBlZXJSZXF1ZXN0GhYuc2hvYWwudjEuUGVlclJlc3BvbnNlKAEwARI1CgRTdGF0EhUuc2hvYWwudjEuU3RhdFJlcXVlc3QaFi5zaG9hbC52MS5TdGF0UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChhzaG9hbC92MS9zY2hlZHVsZXIucHJvdG8SCHNob2FsLnYxIrIBCgRIb3N0EgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgoKAmlwGAMgASgJEhMKC3VwbG9hZF9wb3J0GAQgASgNEgsKA2lkYxgFIAEoCRIQCghsb2NhdGlvbhgGIAEoCRIMCgRzZWVkGAcgASgIEhQKDHVwbG9hZF9zbG90cxgIIAEoDRITCgt1cGxvYWRfbG9hZBgJIAEoDRITCgt1cGxvYWRfcmF0ZRgKIAEoBCJSCgxUYXNrTWV0YWRhdGESGwoOY29udGVudF9sZW5ndGgYASABKARIAIgBARISCgpwaWVjZV9zaXplGAIgASgNQhEKD19jb250ZW50X2xlbmd0aCKbAQoIVGFza1NwZWMSDwoHdGFza19pZBgBIAEoCRILCgN1cmwYAiABKAkSIQoHaGVhZGVycxgDIAMoCzIQLnNob2FsLnYxLkhlYWRlchIOCgZkaWdlc3QYBCABKAkSEgoKcGllY2Vfc2l6ZRgFIAEoDRILCgN0YWcYBiABKAkSHQoVZmlsdGVyZWRfcXVlcnlfcGFyYW1zGAcgAygJIiUKBkhlYWRlchIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIo0BCghIZWxkVGFzaxIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkSKAoIbWV0YWRhdGEYAyABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGESEgoGcGllY2VzGAQgAygNQgIQARIPCgdkaWdlc3RzGAUgASgMEhAKCGNvbXBsZXRlGAYgASgIIrkBCgtIb3N0UmVxdWVzdBIqCghhbm5vdW5jZRgBIAEoCzIWLnNob2FsLnYxLkhvc3RBbm5vdW5jZUgAEiIKBGxvYWQYAiABKAsyEi5zaG9hbC52MS5Ib3N0TG9hZEgAEiQKBWxlYXZlGAMgASgLMhMuc2hvYWwudjEuSG9zdExlYXZlSAASKQoHZXZpY3RlZBgEIAEoCzIWLnNob2FsLnYxLlRhc2tzRXZpY3RlZEgAQgkKB3JlcXVlc3QiTwoMSG9zdEFubm91bmNlEhwKBGhvc3QYASABKAsyDi5zaG9hbC52MS5Ib3N0EiEKBXRhc2tzGAIgAygLMhIuc2hvYWwudjEuSGVsZFRhc2siHwoISG9zdExvYWQSEwoLdXBsb2FkX2xvYWQYASABKA0iCwoJSG9zdExlYXZlIiAKDFRhc2tzRXZpY3RlZBIQCgh0YXNrX2lkcxgBIAMoCSJjCgtIb3N0Q29tbWFuZBInCglzZWVkX3Rhc2sYASABKAsyEi5zaG9hbC52MS5TZWVkVGFza0gAEiAKA2FjaxgCIAEoCzIRLnNob2FsLnYxLkhvc3RBY2tIAEIJCgdjb21tYW5kIgkKB0hvc3RBY2siPQoIU2VlZFRhc2sSIAoEdGFzaxgBIAEoCzISLnNob2FsLnYxLlRhc2tTcGVjEg8KB3ByZWhlYXQYAiABKAgi0wIKC1BlZXJSZXF1ZXN0EioKCHJlZ2lzdGVyGAEgASgLMhYuc2hvYWwudjEuUmVnaXN0ZXJQZWVySAASMAoIbWV0YWRhdGEYAiABKAsyHC5zaG9hbC52MS5UYXNrTWV0YWRhdGFSZXBvcnRIABIqCgZwaWVjZXMYAyABKAsyGC5zaG9hbC52MS5QaWVjZXNGaW5pc2hlZEgAEi8KDXBhcmVudF9mYWlsZWQYBCABKAsyFi5zaG9hbC52MS5QYXJlbnRGYWlsZWRIABIqCghmaW5pc2hlZBgFIAEoCzIWLnNob2FsLnYxLlBlZXJGaW5pc2hlZEgAEiYKBmZhaWxlZBgGIAEoCzIULnNob2FsLnYxLlBlZXJGYWlsZWRIABIqCgpyZXNjaGVkdWxlGAcgASgLMhQuc2hvYWwudjEuUmVzY2hlZHVsZUgAQgkKB3JlcXVlc3QizAEKDFJlZ2lzdGVyUGVlchIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSIAoEdGFzaxgDIAEoCzISLnNob2FsLnYxLlRhc2tTcGVjEigKCG1ldGFkYXRhGAQgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhEhIKBnBpZWNlcxgFIAMoDUICEAESDwoHZGlnZXN0cxgGIAEoDBIWCg5iYWNrX3RvX3NvdXJjZRgHIAEoCBIRCglyZWNvbm5lY3QYCCABKAgiPgoSVGFza01ldGFkYXRhUmVwb3J0EigKCG1ldGFkYXRhGAEgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhIjYKDlBpZWNlc0ZpbmlzaGVkEhMKB251bWJlcnMYASADKA1CAhABEg8KB2RpZ2VzdHMYAiABKAwiRwoMUGFyZW50RmFpbGVkEhYKDnBhcmVudF9wZWVyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIPCgdjb3JydXB0GAMgASgIIiYKDFBlZXJGaW5pc2hlZBIWCg5jb250ZW50X2xlbmd0aBgBIAEoBCI7CgpQZWVyRmFpbGVkEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZzdGF0dXMYAyABKA0iHAoKUmVzY2hlZHVsZRIOCgZyZWFzb24YASABKAki2gIKDFBlZXJSZXNwb25zZRIwCg5iYWNrX3RvX3NvdXJjZRgBIAEoCzIWLnNob2FsLnYxLkJhY2tUb1NvdXJjZUgAEi0KB3BhcmVudHMYAiABKAsyGi5zaG9hbC52MS5DYW5kaWRhdGVQYXJlbnRzSAASKgoIbWV0YWRhdGEYAyABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGFIABIpCgdkaWdlc3RzGAQgASgLMhYuc2hvYWwudjEuUGllY2VEaWdlc3RzSAASLwoNcGFyZW50X3BpZWNlcxgFIAEoCzIWLnNob2FsLnYxLlBhcmVudFBpZWNlc0gAEi0KCGNvbXBsZXRlGAYgASgLMhkuc2hvYWwudjEuQWxyZWFkeUNvbXBsZXRlSAASJgoGZmFpbGVkGAcgASgLMhQuc2hvYWwudjEuVGFza0ZhaWxlZEgAQgoKCHJlc3BvbnNlIh4KDEJhY2tUb1NvdXJjZRIOCgZyZWFzb24YASABKAkiUgoGUGFyZW50Eg8KB3BlZXJfaWQYASABKAkSDwoHaG9zdF9pZBgCIAEoCRIKCgJpcBgDIAEoCRIMCgRwb3J0GAQgASgNEgwKBHNlZWQYBSABKAgiNQoQQ2FuZGlkYXRlUGFyZW50cxIhCgdwYXJlbnRzGAEgAygLMhAuc2hvYWwudjEuUGFyZW50IjQKDFBpZWNlRGlnZXN0cxITCgdudW1iZXJzGAEgAygNQgIQARIPCgdkaWdlc3RzGAIgASgMIjQKDFBhcmVudFBpZWNlcxIPCgdwZWVyX2lkGAEgASgJEhMKB251bWJlcnMYAiADKA1CAhABIhEKD0FscmVhZHlDb21wbGV0ZSI7CgpUYXNrRmFpbGVkEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZzdGF0dXMYAyABKA0iDQoLU3RhdFJlcXVlc3QiUAoMU3RhdFJlc3BvbnNlEh0KBWhvc3RzGAEgAygLMg4uc2hvYWwudjEuSG9zdBIhCgV0YXNrcxgCIAMoCzISLnNob2FsLnYxLlRhc2tTdGF0IpMBCghUYXNrU3RhdBIPCgd0YXNrX2lkGAEgASgJEgsKA3VybBgCIAEoCRIoCghtZXRhZGF0YRgDIAEoCzIWLnNob2FsLnYxLlRhc2tNZXRhZGF0YRIhCgVwZWVycxgEIAMoCzISLnNob2FsLnYxLlBlZXJTdGF0EhwKFGJhY2tfdG9fc291cmNlX2NvdW50GAUgASgNIlwKCFBlZXJTdGF0Eg8KB3BlZXJfaWQYASABKAkSDwoHaG9zdF9pZBgCIAEoCRINCgVzdGF0ZRgDIAEoCRIOCgZwaWVjZXMYBCABKA0SDwoHcGFyZW50cxgFIAMoCSJHCg5QcmVoZWF0UmVxdWVzdBIhCgV0YXNrcxgBIAMoCzISLnNob2FsLnYxLlRhc2tTcGVjEhIKCnRpbWVvdXRfbXMYAiABKA0iyAEKD1ByZWhlYXRQcm9ncmVzcxIPCgd0YXNrX2lkGAEgASgJEgsKA3VybBgCIAEoCRINCgVzdGF0ZRgDIAEoCRIUCgxzZWVkX2hvc3RfaWQYBCABKAkSFwoPY29tcGxldGVkX2J5dGVzGAUgASgEEhsKDmNvbnRlbnRfbGVuZ3RoGAYgASgESACIAQESEgoKZXJyb3JfY29kZRgHIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAggASgJQhEKD19jb250ZW50X2xlbmd0aDKFAgoJU2NoZWR1bGVyEjwKCFN5bmNIb3N0EhUuc2hvYWwudjEuSG9zdFJlcXVlc3QaFS5zaG9hbC52MS5Ib3N0Q29tbWFuZCgBMAESQQoMQW5ub3VuY2VQZWVyEhUuc2hvYWwudjEuUGVlclJlcXVlc3QaFi5zaG9hbC52MS5QZWVyUmVzcG9uc2UoATABEjUKBFN0YXQSFS5zaG9hbC52MS5TdGF0UmVxdWVzdBoWLnNob2FsLnYxLlN0YXRSZXNwb25zZRJACgdQcmVoZWF0Ehguc2hvYWwudjEuUHJlaGVhdFJlcXVlc3QaGS5zaG9hbC52MS5QcmVoZWF0UHJvZ3Jlc3MwAWIGcHJvdG8z");
 
 /**
  * @generated from message shoal.v1.Host
@@ -392,6 +392,13 @@ export type SeedTask = Message<"shoal.v1.SeedTask"> & {
    * @generated from field: shoal.v1.TaskSpec task = 1;
    */
   task?: TaskSpec | undefined;
+
+  /**
+   * Asked by a preheat rather than by a peer's first download.
+   *
+   * @generated from field: bool preheat = 2;
+   */
+  preheat: boolean;
 };
 
 /**
@@ -980,6 +987,92 @@ export const PeerStatSchema: GenMessage<PeerStat> = /*@__PURE__*/
   messageDesc(file_shoal_v1_scheduler, 32);
 
 /**
+ * @generated from message shoal.v1.PreheatRequest
+ */
+export type PreheatRequest = Message<"shoal.v1.PreheatRequest"> & {
+  /**
+   * @generated from field: repeated shoal.v1.TaskSpec tasks = 1;
+   */
+  tasks: TaskSpec[];
+
+  /**
+   * Give up on a task that is not done after this long; 0 = the scheduler's default.
+   *
+   * @generated from field: uint32 timeout_ms = 2;
+   */
+  timeoutMs: number;
+};
+
+/**
+ * Describes the message shoal.v1.PreheatRequest.
+ * Use `create(PreheatRequestSchema)` to create a new message.
+ */
+export const PreheatRequestSchema: GenMessage<PreheatRequest> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_scheduler, 33);
+
+/**
+ * @generated from message shoal.v1.PreheatProgress
+ */
+export type PreheatProgress = Message<"shoal.v1.PreheatProgress"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * "running", "done" or "failed"; a task's last message is "done" or "failed".
+   *
+   * @generated from field: string state = 3;
+   */
+  state: string;
+
+  /**
+   * The seed host asked to fetch it (or the seed that already held it).
+   *
+   * @generated from field: string seed_host_id = 4;
+   */
+  seedHostId: string;
+
+  /**
+   * Bytes the seed holds (whole pieces).
+   *
+   * @generated from field: uint64 completed_bytes = 5;
+   */
+  completedBytes: bigint;
+
+  /**
+   * Absent until the origin has said.
+   *
+   * @generated from field: optional uint64 content_length = 6;
+   */
+  contentLength?: bigint | undefined;
+
+  /**
+   * A failed task: a Shoal error code (docs/errors.md) and message.
+   *
+   * @generated from field: string error_code = 7;
+   */
+  errorCode: string;
+
+  /**
+   * @generated from field: string error_message = 8;
+   */
+  errorMessage: string;
+};
+
+/**
+ * Describes the message shoal.v1.PreheatProgress.
+ * Use `create(PreheatProgressSchema)` to create a new message.
+ */
+export const PreheatProgressSchema: GenMessage<PreheatProgress> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_scheduler, 34);
+
+/**
  * @generated from service shoal.v1.Scheduler
  */
 export const Scheduler: GenService<{
@@ -1018,6 +1111,18 @@ export const Scheduler: GenService<{
     methodKind: "unary";
     input: typeof StatRequestSchema;
     output: typeof StatResponseSchema;
+  },
+  /**
+   * Preheat: seed peers fetch these tasks ahead of demand. Each task goes, as
+   * a SeedTask marked preheat, to the seed host a first download would use;
+   * the stream reports every task's progress until each is done or failed.
+   *
+   * @generated from rpc shoal.v1.Scheduler.Preheat
+   */
+  preheat: {
+    methodKind: "server_streaming";
+    input: typeof PreheatRequestSchema;
+    output: typeof PreheatProgressSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shoal_v1_scheduler, 0);
