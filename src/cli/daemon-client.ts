@@ -2,6 +2,7 @@
 import { Client } from 'undici';
 import { ShoalError, fromJSON } from '../common/errors.js';
 import { parseApiAddress, socketAlive, type ApiDownloadRequest } from '../daemon/api/server.js';
+import type { PreheatEvent, PreheatInput } from '../daemon/preheat/run.js';
 
 export interface DownloadEvent {
   event: 'started' | 'progress' | 'done' | 'error';
@@ -35,16 +36,26 @@ function openClient(endpoint: string): Client {
 }
 
 /** Streams a download's events; the last one is `done` or `error`. */
-export async function* requestDownload(endpoint: string, request: ApiDownloadRequest, signal: AbortSignal): AsyncGenerator<DownloadEvent> {
+export function requestDownload(endpoint: string, request: ApiDownloadRequest, signal: AbortSignal): AsyncGenerator<DownloadEvent> {
+  return postEvents<DownloadEvent>(endpoint, '/v1/download', request, signal);
+}
+
+/** Streams a preheat's events; the last one is `end` or `error`. */
+export function requestPreheat(endpoint: string, input: PreheatInput, signal: AbortSignal): AsyncGenerator<PreheatEvent> {
+  return postEvents<PreheatEvent>(endpoint, '/v1/preheat', input, signal);
+}
+
+/** POSTs JSON to the local API and yields the NDJSON events it answers with. */
+async function* postEvents<E>(endpoint: string, path: string, body: unknown, signal: AbortSignal): AsyncGenerator<E> {
   const client = openClient(endpoint);
   try {
     let res;
     try {
       res = await client.request({
-        path: '/v1/download',
+        path,
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(request),
+        body: JSON.stringify(body),
         signal,
         bodyTimeout: 0,
       });
@@ -54,13 +65,13 @@ export async function* requestDownload(endpoint: string, request: ApiDownloadReq
     }
     if (res.statusCode !== 200) {
       const text = await res.body.text();
-      let body: Record<string, unknown> = {};
+      let parsed: Record<string, unknown> = {};
       try {
-        body = JSON.parse(text) as Record<string, unknown>;
+        parsed = JSON.parse(text) as Record<string, unknown>;
       } catch {
-        body = { code: 'INTERNAL', message: text.slice(0, 500) };
+        parsed = { code: 'INTERNAL', message: text.slice(0, 500) };
       }
-      throw fromJSON(body);
+      throw fromJSON(parsed);
     }
     let buffered = '';
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
@@ -69,7 +80,7 @@ export async function* requestDownload(endpoint: string, request: ApiDownloadReq
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        if (line.trim() !== '') yield JSON.parse(line) as DownloadEvent;
+        if (line.trim() !== '') yield JSON.parse(line) as E;
       }
       if (buffered.length > 1024 * 1024) throw new ShoalError('LIMIT_EXCEEDED', 'daemon sent an oversized event');
     }

@@ -7,6 +7,7 @@ import { ShoalError, toShoalError } from '../common/errors.js';
 import { fetchStats } from './daemon-client.js';
 import { defaultEndpoint } from './defaults.js';
 import { runGet, type GetOptions } from './get.js';
+import { runPreheat, type PreheatFlags } from './preheat.js';
 import { processIo, type CliIo } from './io.js';
 import { runRuntimeConfig, type RuntimeConfigFlags } from './runtime-config.js';
 import { runDaemon, runScheduler, type DaemonFlags } from './serve.js';
@@ -58,6 +59,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--upload-rate <size>', 'upload bandwidth cap per second (e.g. 100MiB)')
     .option('--mirror <host:port>', 'run the OCI registry mirror here (e.g. 127.0.0.1:4001; docs/containers.md)')
     .option('--upstream <registry>', 'mirror: registry for requests that name none (host such as docker.io, or URL)')
+    .option('--proxy <host:port>', 'run the HTTP forward proxy here (e.g. 127.0.0.1:4002, or a port on loopback; docs/containers.md)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: DaemonFlags) => {
       result.code = await runDaemon(opts, io);
@@ -83,6 +85,22 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--write <dir>', 'write the files under DIR instead of printing them')
     .action((runtime: string, opts: RuntimeConfigFlags) => {
       result.code = runRuntimeConfig(runtime, opts, io);
+    });
+
+  root
+    .command('preheat')
+    .description('have seed peers fetch URLs, or an image (shoal preheat image REF), ahead of demand')
+    .argument('<targets...>', 'URL… | image REF')
+    .option('-H, --header <header>', 'request header "Name: value" for the origin or registry (repeatable)', collect, [])
+    .option('--digest <digest>', 'expected content digest of a URL, sha256:<hex> (one per URL, in order)', collect, [])
+    .option('--platform <os/arch>', 'image: the platform picked from an index (default linux/amd64)')
+    .option('--upstream <url>', 'image: where the registry is reached, e.g. http://127.0.0.1:5000 (default: the reference\'s registry)')
+    .option('--timeout <duration>', 'fail a task not held by its seed after this long (default 1h)')
+    .option('-e, --endpoint <socket>', 'daemon API: unix socket or 127.0.0.1:PORT')
+    .option('--json', 'print the result as JSON on stdout', false)
+    .option('-q, --quiet', 'print only failures', false)
+    .action(async (targets: string[], opts: PreheatFlags) => {
+      result.code = await runPreheat(targets, opts, io);
     });
 
   root

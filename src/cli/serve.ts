@@ -22,6 +22,7 @@ export interface DaemonFlags {
   logLevel?: string;
   mirror?: string;
   upstream?: string;
+  proxy?: string;
 }
 
 function readPem(path: string, key: string): string {
@@ -44,6 +45,7 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
   const file = readConfigFile(flags.config);
   const upload = typeof file['upload'] === 'object' && file['upload'] !== null ? (file['upload'] as Record<string, unknown>) : file['upload'];
   const mirror = typeof file['mirror'] === 'object' && file['mirror'] !== null ? (file['mirror'] as Record<string, unknown>) : file['mirror'];
+  const proxy = typeof file['proxy'] === 'object' && file['proxy'] !== null ? (file['proxy'] as Record<string, unknown>) : file['proxy'];
   const merged = validateConfig(
     DaemonConfigSchema,
     {
@@ -67,6 +69,7 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
               ...(flags.upstream === undefined ? {} : { upstream: flags.upstream }),
             },
           }),
+      ...(flags.proxy === undefined ? {} : { proxy: { ...(proxy as Record<string, unknown> | undefined), listen: flags.proxy } }),
     },
     flags.config ?? 'command line',
   );
@@ -76,6 +79,8 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
   const m = merged.mirror;
   if (m?.upstream !== undefined && m.listen === undefined) throw new ShoalError('CONFIG_INVALID', 'mirror.upstream (--upstream) needs mirror.listen (--mirror HOST:PORT)');
   const mirrorListen = m?.listen === undefined ? undefined : splitHostPort(m.listen);
+  const p = merged.proxy;
+  const proxyListen = p?.listen === undefined ? undefined : proxyAddress(p.listen);
   const upstreams = (m?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
   const daemon = createDaemon({
     dataDir: merged.data ?? defaultDataDir(io.env),
@@ -112,14 +117,34 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
             authTtlMs: m.authTtl,
             manifestCacheBytes: m.manifestCache,
           },
+    proxy:
+      p === undefined || proxyListen === undefined
+        ? undefined
+        : {
+            host: proxyListen.host,
+            port: proxyListen.port,
+            rules: p.rules,
+            upstreamTimeoutMs: p.upstreamTimeout,
+            connectTimeoutMs: p.connectTimeout,
+            tunnelIdleTimeoutMs: p.tunnelIdleTimeout,
+          },
     logger: log,
   });
   await daemon.start();
   const mirrorNote = mirrorListen === undefined ? '' : `, mirror ${mirrorListen.host}:${daemon.mirrorPort ?? 0}`;
-  io.stderr.write(`shoal daemon ${daemon.hostId}: upload port ${daemon.uploadPort}, scheduler ${daemon.schedulerUrl ?? 'none'}, api ${merged.api ?? defaultEndpoint(io.env)}${mirrorNote}\n`);
+  const proxyNote = proxyListen === undefined ? '' : `, proxy ${proxyListen.host}:${daemon.proxyPort ?? 0}`;
+  io.stderr.write(`shoal daemon ${daemon.hostId}: upload port ${daemon.uploadPort}, scheduler ${daemon.schedulerUrl ?? 'none'}, api ${merged.api ?? defaultEndpoint(io.env)}${mirrorNote}${proxyNote}\n`);
   await waitForSignal(io.signal);
   await daemon.stop();
   return 0;
+}
+
+/** `--proxy` / `proxy.listen`: HOST:PORT, or a bare port on loopback. */
+function proxyAddress(value: string | number): { host: string; port: number } {
+  const text = String(value);
+  if (!/^\d{1,5}$/.test(text)) return splitHostPort(text);
+  if (Number(text) > 65535) throw new ShoalError('USAGE', `proxy port ${text} is over 65535`);
+  return { host: '127.0.0.1', port: Number(text) };
 }
 
 export async function runScheduler(flags: { config?: string; listen?: string; logLevel?: string }, io: CliIo): Promise<number> {

@@ -128,6 +128,30 @@ export const DaemonConfigSchema = z
       })
       .strict()
       .optional(),
+    proxy: z
+      .object({
+        listen: z
+          .union([hostPort, z.string().regex(/^\d{1,5}$/, 'must be HOST:PORT or PORT'), z.number().int().min(0).max(65535)])
+          .optional()
+          .describe('HTTP proxy address, e.g. 127.0.0.1:4002; a bare port listens on 127.0.0.1; absent: no proxy'),
+        rules: z
+          .array(
+            z
+              .object({
+                regex: z.string().min(1).max(1024).describe('regular expression searched in the absolute URL'),
+                direct: z.boolean().default(false).describe('matching URLs go straight to the origin'),
+              })
+              .strict(),
+          )
+          .max(256)
+          .default([{ regex: 'blobs/sha256.*', direct: false }])
+          .describe('first match decides: P2P unless direct; no match: straight to the origin'),
+        upstreamTimeout: duration.default(120_000).describe('the origin must answer, and keep sending, within this'),
+        connectTimeout: duration.default(10_000),
+        tunnelIdleTimeout: duration.default(300_000).describe('a CONNECT tunnel idle this long is closed'),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

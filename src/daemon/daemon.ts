@@ -14,9 +14,11 @@ import { createScheduler, type SchedulerService } from '../scheduler/server.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import { DEFAULT_LIMITS, TaskDownload, type DownloadLimits } from './download/task-download.js';
 import type { TaskStats } from './download/task-stats.js';
-import { toTaskSpec, type DownloadRequest } from './request.js';
+import { toTaskSpec, type DownloadRequest, type Requester } from './request.js';
 import { createSchedulerClient, SchedulerLink, type SchedulerClient } from './scheduler-link.js';
 import { createMirror, type Mirror, type MirrorOptions } from './mirror/server.js';
+import { runPreheat, type PreheatEvent, type PreheatInput } from './preheat/run.js';
+import { createProxy, type Proxy, type ProxyOptions } from './proxy/server.js';
 import { createHttpSource, type HttpSource, type SourceOptions } from './source/http-source.js';
 import { PieceStore, type StoredTask } from './storage/store.js';
 import { createRateLimiter } from './upload/rate-limiter.js';
@@ -49,6 +51,8 @@ export interface DaemonOptions {
   source?: SourceOptions;
   /** The OCI registry mirror (src/daemon/mirror); undefined: none. */
   mirror?: Omit<MirrorOptions, 'daemon' | 'logger'> | undefined;
+  /** The HTTP forward proxy (src/daemon/proxy); undefined: none. */
+  proxy?: Omit<ProxyOptions, 'daemon' | 'logger'> | undefined;
   logger?: Logger;
 }
 
@@ -65,11 +69,15 @@ export interface Daemon {
   readonly uploadPort: number;
   /** The registry mirror's port, when it runs. */
   readonly mirrorPort: number | undefined;
+  /** The HTTP proxy's port, when it runs. */
+  readonly proxyPort: number | undefined;
   readonly schedulerUrl: string | undefined;
   readonly store: PieceStore;
   start(): Promise<void>;
   /** Starts (or joins) a download. The signal releases this caller; the task stops when no caller is left. */
   download(request: DownloadRequest, signal?: AbortSignal): DownloadHandle;
+  /** Has seed peers fetch URLs or an image's blobs ahead of demand (through the scheduler); events end with `end`. */
+  preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent>;
   stats(): DaemonStats;
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -82,10 +90,18 @@ export interface DaemonStats {
   uploads: { active: number; bytes: number; pieces: number };
   cache: { usedBytes: number; tasks: number };
   totals: { cache: number; peers: number; seeds: number; source: number; backToSource: number };
+  /** The same for tasks active within the last `windowMs` (the one-line answer of `shoal status`). */
+  recent: { windowMs: number; tasks: number; bytes: number; cache: number; peers: number; seeds: number; source: number; backToSource: number };
+  /** Each with `requesters`: who asked for it (get, mirror, proxy, seed, preheat). */
   tasks: Array<Record<string, unknown>>;
   /** Registry mirror counters, when it runs. */
   mirror?: ReturnType<Mirror['stats']>;
+  /** HTTP proxy counters, when it runs. */
+  proxy?: ReturnType<Proxy['stats']>;
 }
+
+/** The window of `stats().recent`. */
+export const RECENT_WINDOW_MS = 10 * 60_000;
 
 function firstExternalIPv4(): string {
   for (const addresses of Object.values(networkInterfaces())) {
@@ -100,6 +116,8 @@ class ShoalDaemon implements Daemon {
   readonly #limits: DownloadLimits;
   readonly #downloads = new Map<string, { download: TaskDownload; waiters: number; pinned: boolean }>();
   readonly #history: TaskStats[] = [];
+  /** Who asked for each download (by its stats object, so a later download of the task starts afresh). */
+  readonly #requesters = new WeakMap<TaskStats, Set<Requester>>();
   #store: PieceStore | undefined;
   #upload: UploadServer | undefined;
   #scheduler: SchedulerService | undefined;
@@ -107,6 +125,7 @@ class ShoalDaemon implements Daemon {
   #client: SchedulerClient | undefined;
   #api: ApiServer | undefined;
   #mirror: Mirror | undefined;
+  #proxy: Proxy | undefined;
   #source: HttpSource;
   #gcTimer: NodeJS.Timeout | undefined;
   #loadTimer: NodeJS.Timeout | undefined;
@@ -135,6 +154,10 @@ class ShoalDaemon implements Daemon {
 
   get mirrorPort(): number | undefined {
     return this.#mirror?.port;
+  }
+
+  get proxyPort(): number | undefined {
+    return this.#proxy?.port;
   }
 
   get schedulerUrl(): string | undefined {
@@ -187,7 +210,7 @@ class ShoalDaemon implements Daemon {
           host: () => this.#hostMessage(),
           heldTasks: () => this.#heldTasks(),
           onSeedTask: (command) => {
-            if (command.task !== undefined) this.#seedTask(command.task);
+            if (command.task !== undefined) this.#seedTask(command.task, command.preheat ? 'preheat' : 'seed');
           },
           logger: this.#log,
         });
@@ -202,6 +225,10 @@ class ShoalDaemon implements Daemon {
       if (o.mirror !== undefined) {
         this.#mirror = createMirror({ ...o.mirror, daemon: this, logger: this.#log });
         await this.#mirror.start();
+      }
+      if (o.proxy !== undefined) {
+        this.#proxy = createProxy({ ...o.proxy, daemon: this, logger: this.#log });
+        await this.#proxy.start();
       }
       const gcEvery = o.gcIntervalMs ?? 60_000;
       this.#gcTimer = setInterval(() => void this.#gc(), gcEvery);
@@ -263,9 +290,10 @@ class ShoalDaemon implements Daemon {
       });
   }
 
-  #seedTask(spec: TaskSpec): void {
+  #seedTask(spec: TaskSpec, requester: Requester): void {
     try {
       const entry = this.#ensureDownload(spec);
+      this.#asked(entry.download.stats, requester);
       entry.pinned = true;
       entry.download.done.catch(() => undefined).finally(() => (entry.pinned = false));
     } catch (err) {
@@ -304,6 +332,7 @@ class ShoalDaemon implements Daemon {
     if (this.#stopping !== undefined) throw new ShoalError('ABORTED', 'daemon is stopping');
     const spec = toTaskSpec(request);
     const entry = this.#ensureDownload(spec);
+    this.#asked(entry.download.stats, request.requester ?? 'get');
     entry.waiters++;
     const release = (): void => {
       entry.waiters--;
@@ -333,16 +362,37 @@ class ShoalDaemon implements Daemon {
     };
   }
 
+  #asked(stats: TaskStats, requester: Requester): void {
+    let set = this.#requesters.get(stats);
+    if (set === undefined) this.#requesters.set(stats, (set = new Set()));
+    set.add(requester);
+  }
+
+  preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent> {
+    if (this.#stopping !== undefined) throw new ShoalError('ABORTED', 'daemon is stopping');
+    return runPreheat(input, { client: this.#client, upstreams: this.#o.mirror?.upstreams ?? [] }, signal);
+  }
+
   stats(): DaemonStats {
     const live = [...this.#downloads.values()].map((e) => e.download.stats);
     const all = [...this.#history.filter((s) => !live.includes(s)), ...live];
     const totals = { cache: 0, peers: 0, seeds: 0, source: 0, backToSource: 0 };
+    const since = Date.now() - RECENT_WINDOW_MS;
+    const recent = { windowMs: RECENT_WINDOW_MS, tasks: 0, bytes: 0, cache: 0, peers: 0, seeds: 0, source: 0, backToSource: 0 };
     for (const s of all) {
       totals.cache += s.bytes.cache;
       totals.peers += s.bytes.peers;
       totals.seeds += s.bytes.seeds;
       totals.source += s.bytes.source;
       totals.backToSource += s.backToSourceEvents.length;
+      if ((s.finishedAt ?? Date.now()) < since) continue;
+      recent.tasks++;
+      recent.cache += s.bytes.cache;
+      recent.peers += s.bytes.peers;
+      recent.seeds += s.bytes.seeds;
+      recent.source += s.bytes.source;
+      recent.bytes += s.bytes.cache + s.bytes.peers + s.bytes.seeds + s.bytes.source;
+      recent.backToSource += s.backToSourceEvents.filter((e) => Date.parse(e.at) >= since).length;
     }
     return {
       hostId: this.#hostId,
@@ -351,8 +401,10 @@ class ShoalDaemon implements Daemon {
       uploads: { active: this.#upload?.activeUploads ?? 0, ...this.#uploaded },
       cache: { usedBytes: this.#store?.usedBytes() ?? 0, tasks: this.#store?.tasks().length ?? 0 },
       totals,
-      tasks: all.map((s) => s.toJSON()),
+      recent,
+      tasks: all.map((s) => ({ ...s.toJSON(), requesters: [...(this.#requesters.get(s) ?? [])] })),
       ...(this.#mirror === undefined ? {} : { mirror: this.#mirror.stats() }),
+      ...(this.#proxy === undefined ? {} : { proxy: this.#proxy.stats() }),
     };
   }
 
@@ -369,6 +421,7 @@ class ShoalDaemon implements Daemon {
     this.#stopping ??= (async () => {
       if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
       if (this.#loadTimer !== undefined) clearInterval(this.#loadTimer);
+      await this.#proxy?.stop().catch(() => undefined);
       await this.#mirror?.stop().catch(() => undefined);
       await this.#api?.stop().catch(() => undefined);
       for (const { download } of this.#downloads.values()) download.cancel(new ShoalError('ABORTED', 'daemon stopping'));

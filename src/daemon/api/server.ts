@@ -2,6 +2,8 @@
  * The daemon's local API for the CLI: HTTP/1.1 on a unix socket (mode 0600)
  * or on a loopback address only.
  *   POST /v1/download  JSON request → NDJSON events: started, progress…, done | error
+ *   POST /v1/preheat   JSON {urls | image, headers, timeoutMs} → NDJSON events:
+ *                      [resolved], started, task… (running, then done | failed), end | error
  *   GET  /v1/stats     where bytes came from, per task and in total
  *   GET  /healthy
  */
@@ -13,6 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { ShoalError, toShoalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { Daemon } from '../daemon.js';
+import type { PreheatInput } from '../preheat/run.js';
 import type { DownloadRequest } from '../request.js';
 
 export interface ApiServerOptions {
@@ -92,6 +95,55 @@ function asRequest(body: unknown): ApiDownloadRequest {
   };
 }
 
+function asHeaders(value: unknown): Array<[string, string]> {
+  const headers = value ?? [];
+  if (!Array.isArray(headers) || !headers.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === 'string' && typeof h[1] === 'string')) {
+    throw new ShoalError('USAGE', 'headers must be a list of [name, value] string pairs');
+  }
+  return headers as Array<[string, string]>;
+}
+
+function optionalString(b: Record<string, unknown>, k: string): string | undefined {
+  const v = b[k];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new ShoalError('USAGE', `${k} must be a string`);
+  return v;
+}
+
+/** Files preheated in one request, at most (the scheduler's cap too). */
+export const MAX_PREHEAT_URLS = 1024;
+
+export function asPreheat(body: unknown): PreheatInput {
+  if (typeof body !== 'object' || body === null) throw new ShoalError('USAGE', 'request must be a JSON object');
+  const b = body as Record<string, unknown>;
+  const headers = asHeaders(b['headers']);
+  const timeout = b['timeoutMs'];
+  if (timeout !== undefined && timeout !== null && (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0)) {
+    throw new ShoalError('USAGE', 'timeoutMs must be a non-negative number');
+  }
+  const timeoutMs = typeof timeout === 'number' ? timeout : undefined;
+  if (b['image'] !== undefined && b['image'] !== null) {
+    if (typeof b['image'] !== 'object') throw new ShoalError('USAGE', 'image must be an object');
+    const i = b['image'] as Record<string, unknown>;
+    const ref = optionalString(i, 'ref');
+    if (ref === undefined) throw new ShoalError('USAGE', 'image.ref is required');
+    return { image: { ref, platform: optionalString(i, 'platform'), upstream: optionalString(i, 'upstream') }, headers, timeoutMs };
+  }
+  const urls = b['urls'];
+  if (!Array.isArray(urls) || urls.length === 0) throw new ShoalError('USAGE', 'urls (a non-empty list) or image is required');
+  if (urls.length > MAX_PREHEAT_URLS) throw new ShoalError('LIMIT_EXCEEDED', `at most ${MAX_PREHEAT_URLS} URLs per preheat`);
+  return {
+    urls: urls.map((u: unknown) => {
+      if (typeof u !== 'object' || u === null) throw new ShoalError('USAGE', 'each of urls must be {url, digest?}');
+      const url = optionalString(u as Record<string, unknown>, 'url');
+      if (url === undefined) throw new ShoalError('USAGE', 'each of urls needs a url');
+      return { url, digest: optionalString(u as Record<string, unknown>, 'digest') };
+    }),
+    headers,
+    timeoutMs,
+  };
+}
+
 class LocalApi implements ApiServer {
   readonly #o: ApiServerOptions;
   readonly #server: Server;
@@ -108,6 +160,7 @@ class LocalApi implements ApiServer {
       if (req.method === 'GET' && path === '/healthy') return json(res, 200, { ok: true });
       if (req.method === 'GET' && path === '/v1/stats') return json(res, 200, this.#o.daemon.stats());
       if (req.method === 'POST' && path === '/v1/download') return await this.#download(req, res);
+      if (req.method === 'POST' && path === '/v1/preheat') return await this.#preheat(req, res);
       json(res, 404, { code: 'USAGE', message: `no route ${req.method ?? ''} ${path ?? ''}` });
     } catch (err) {
       const e = toShoalError(err);
@@ -126,7 +179,7 @@ class LocalApi implements ApiServer {
       request.timeoutMs !== undefined && request.timeoutMs > 0
         ? setTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
         : undefined;
-    const handle = this.#o.daemon.download(request, abort.signal);
+    const handle = this.#o.daemon.download({ ...request, requester: 'get' }, abort.signal);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     const write = (event: Record<string, unknown>): void => {
       if (!res.writableEnded) res.write(JSON.stringify(event) + '\n');
@@ -147,6 +200,25 @@ class LocalApi implements ApiServer {
     } finally {
       off();
       if (timer !== undefined) clearTimeout(timer);
+      res.end();
+    }
+  }
+
+  async #preheat(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const input = asPreheat(await readJson(req));
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort(new ShoalError('ABORTED', 'client went away'));
+    });
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    const write = (event: unknown): void => {
+      if (!res.writableEnded) res.write(JSON.stringify(event) + '\n');
+    };
+    try {
+      for await (const event of this.#o.daemon.preheat(input, abort.signal)) write(event);
+    } catch (err) {
+      write({ event: 'error', error: toShoalError(err).toJSON() });
+    } finally {
       res.end();
     }
   }

@@ -6,14 +6,11 @@
  * content matches the digest. Only then is a byte sent, from the verified file,
  * with Range. HEAD answers from the registry's HEAD and downloads nothing.
  */
-import { open } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
-import { toShoalError } from '../../common/errors.js';
 import type { StoredTask } from '../storage/store.js';
 import { USER_AGENT } from './access.js';
 import { forwardedHeaders, type MirrorRequest, type MirrorShared } from './context.js';
-import { answerRange } from './range.js';
 import { relayError } from './reply.js';
+import { sendStored } from './send-stored.js';
 
 export async function serveBlob(shared: MirrorShared, r: MirrorRequest, digest: string): Promise<void> {
   const access = await shared.access.check({ upstream: r.upstream, name: r.name, kind: 'blobs', digest, authorization: r.authorization });
@@ -31,7 +28,7 @@ export async function serveBlob(shared: MirrorShared, r: MirrorRequest, digest: 
   }
   const headers = forwardedHeaders(r, USER_AGENT, false);
   const url = `${r.upstream.origin}/v2/${r.name}/blobs/${digest}`;
-  const handle = shared.daemon.download({ url, headers, digest }, r.signal);
+  const handle = shared.daemon.download({ url, headers, digest, requester: 'mirror' }, r.signal);
   const task = await handle.done;
   shared.stats.blobs++;
   await sendVerified(shared, r, task, digest);
@@ -71,49 +68,17 @@ async function probeSize(shared: MirrorShared, r: MirrorRequest, digest: string)
 }
 
 /** Streams the verified content file, pinned in the store until the response ends. */
-async function sendVerified(shared: MirrorShared, r: MirrorRequest, task: StoredTask, digest: string): Promise<void> {
-  const { res, req } = r;
-  const unpin = shared.daemon.store.pin(task);
-  let file;
-  try {
-    file = await open(task.path, 'r');
-  } catch (err) {
-    unpin();
-    throw toShoalError(err, 'STORAGE');
-  }
-  try {
-    const size = (await file.stat()).size;
-    const ifRange = req.headers['if-range'];
-    const range = ifRange === undefined || ifRange === `"${digest}"` ? answerRange(req.headers.range, size) : ({ kind: 'full' } as const);
-    blobHeaders(r, digest, undefined);
-    if (range.kind === 'unsatisfiable') {
-      res.statusCode = 416;
-      res.setHeader('Content-Range', `bytes */${size}`);
-      res.setHeader('Content-Length', 0);
-      res.end();
-      return;
-    }
-    const start = range.kind === 'partial' ? range.start : 0;
-    const end = range.kind === 'partial' ? range.end : size - 1;
-    res.statusCode = range.kind === 'partial' ? 206 : 200;
-    if (range.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
-    res.setHeader('Content-Length', end - start + 1);
-    if (size === 0) {
-      res.end();
-      return;
-    }
-    const stream = file.createReadStream({ start, end, autoClose: false, highWaterMark: 1 << 20 });
-    let sent = 0;
-    stream.on('data', (chunk: string | Buffer) => {
-      sent += chunk.length;
-    });
-    try {
-      await pipeline(stream, res, { signal: r.signal });
-    } finally {
-      shared.stats.blobBytes += sent;
-    }
-  } finally {
-    await file.close().catch(() => undefined);
-    unpin();
-  }
+function sendVerified(shared: MirrorShared, r: MirrorRequest, task: StoredTask, digest: string): Promise<void> {
+  return sendStored({
+    store: shared.daemon.store,
+    task,
+    req: r.req,
+    res: r.res,
+    etag: `"${digest}"`,
+    setHeaders: () => blobHeaders(r, digest, undefined),
+    signal: r.signal,
+    onSent: (bytes) => {
+      shared.stats.blobBytes += bytes;
+    },
+  });
 }
