@@ -45,6 +45,8 @@ interface Watch {
   /** When the seed was asked, or last seen without the task (it may register again). */
   askedAt: number;
   lastBytes: number;
+  /** The seed's peer for the task has been seen downloading. */
+  seen: boolean;
   settled: boolean;
   fail(code: ErrorCode, message: string): void;
 }
@@ -87,6 +89,7 @@ export class Preheater {
         seedHostId: '',
         askedAt: started,
         lastBytes: -1,
+        seen: false,
         settled: false,
         fail: (code, message) => this.#settle(watch, out, { state: 'failed', error: { code, message } }),
       };
@@ -178,10 +181,15 @@ export class Preheater {
     if (peer === undefined || !peer.active) {
       // Not registered yet, or between two registrations (its stream broke).
       if (now - watch.askedAt > this.#startTimeout) {
-        watch.fail('SEED_UNAVAILABLE', `seed peer ${watch.seedHostId} did not start the task within ${Math.round(this.#startTimeout / 1000)} s`);
+        const s = Math.round(this.#startTimeout / 1000);
+        watch.fail(
+          'SEED_UNAVAILABLE',
+          watch.seen ? `seed peer ${watch.seedHostId} stopped the task without holding it, and did not resume it within ${s} s (see its log)` : `seed peer ${watch.seedHostId} did not start the task within ${s} s`,
+        );
       }
       return;
     }
+    watch.seen = true;
     watch.askedAt = now;
     this.#emit(watch, out, 'running', this.#bytes(peer));
   }
