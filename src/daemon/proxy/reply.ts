@@ -37,6 +37,8 @@ export function statusFor(err: ShoalError): number {
       return 400;
     case 'PROXY_LOOP':
       return 508;
+    case 'ABORTED':
+      return 503;
     default:
       return err.status >= 500 ? 502 : err.status >= 400 ? err.status : 502;
   }
