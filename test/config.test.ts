@@ -168,8 +168,8 @@ describe('SchedulerConfigSchema', () => {
       backToSourceLimit: 1,
       seedTimeout: 10_000,
       recoveryWindow: 3000,
-      seedChildren: 0,
-      peerChildren: 0,
+      seedChildren: 1,
+      peerChildren: 1,
     });
   });
 

@@ -79,7 +79,8 @@ let swarm: Swarm;
 let hostCommands: Map<string, HostCommand[]>;
 
 function setup(): Swarm {
-  swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200 });
+  // Unlimited children: these tests are about other rules (child limits have their own test).
+  swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, seedChildren: 0, peerChildren: 0 });
   hostCommands = new Map();
   return swarm;
 }
@@ -688,5 +689,10 @@ describe('Swarm: child limits shape a chain', () => {
     await tick();
     assert.deepEqual(lastParents(c), ['A']);
     assert.equal(backToSourceCount([a, b, c]), 0);
+    // A completes: the seed's one child slot stays spent, C is not handed the seed.
+    swarm.finished(a.peer);
+    swarm.reschedule(c.peer);
+    await tick();
+    assert.ok(!(lastParents(c) ?? []).includes('S'), 'the seed took a second child');
   });
 });

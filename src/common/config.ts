@@ -164,8 +164,8 @@ export const SchedulerConfigSchema = z
     logLevel: logLevel.default('info'),
     candidateParents: z.number().int().min(1).max(20).default(4),
     backToSourceLimit: z.number().int().min(1).max(1000).default(1),
-    seedChildren: z.number().int().min(0).max(10_000).default(0).describe('children of a seed peer per task, 0 = its upload slots'),
-    peerChildren: z.number().int().min(0).max(10_000).default(0).describe('children of a normal peer per task, 0 = its upload slots'),
+    seedChildren: z.number().int().min(0).max(10_000).default(1).describe('children of a seed peer per task, 0 = its upload slots'),
+    peerChildren: z.number().int().min(0).max(10_000).default(1).describe('children of a normal peer per task, 0 = its upload slots'),
     seedTimeout: duration.default(10_000),
     recoveryWindow: duration.default(3000),
   })

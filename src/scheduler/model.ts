@@ -83,6 +83,8 @@ export class PeerEntry {
   send: ((response: PeerResponse) => void) | undefined;
   /** Registered again after losing its stream (scheduler restart). */
   reconnected = false;
+  /** Children that completed while this peer was their parent (a seed's child budget stays spent). */
+  retiredChildren = 0;
 
   constructor(id: string, host: HostEntry, task: TaskEntry, state: PeerState) {
     this.id = id;

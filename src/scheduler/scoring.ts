@@ -48,9 +48,17 @@ export function childCapacity(parent: PeerEntry): number {
   return parent.host.childLimit > 0 ? Math.min(slots, parent.host.childLimit) : slots;
 }
 
-export function freeSlotFraction(parent: PeerEntry): number {
-  const slots = childCapacity(parent);
-  const used = Math.max(parent.children.size, parent.host.info.uploadLoad);
+/**
+ * The parent's free child slots as a fraction. `overLimit` ignores the
+ * scheduler's child limits (only the host's upload slots count): the way out
+ * for a child that starves with every limited parent full.
+ */
+export function freeSlotFraction(parent: PeerEntry, overLimit = false): number {
+  const slots = overLimit ? Math.max(1, parent.host.info.uploadSlots) : childCapacity(parent);
+  // A seed with a child limit spends it for the task: a child that completed
+  // does not free its slot, so the seed sends each byte about once.
+  const retired = !overLimit && parent.host.info.seed && parent.host.childLimit > 0 ? parent.retiredChildren : 0;
+  const used = Math.max(parent.children.size + retired, parent.host.info.uploadLoad);
   return Math.max(0, (slots - used) / slots);
 }
 
@@ -76,24 +84,24 @@ export function score(child: PeerEntry, parent: PeerEntry): number {
 }
 
 /** Whether `parent` may serve `child` at all. */
-export function eligible(child: PeerEntry, parent: PeerEntry): boolean {
+export function eligible(child: PeerEntry, parent: PeerEntry, overLimit = false): boolean {
   return (
     parent !== child &&
     parent.host !== child.host &&
     parent.canServe &&
     !child.blocked.has(parent.id) &&
     !child.parents.has(parent) &&
-    freeSlotFraction(parent) > 0 &&
+    freeSlotFraction(parent, overLimit) > 0 &&
     !wouldCycle(child, parent)
   );
 }
 
 /** Picks up to `limit` new parents for `child`, best first. */
-export function pickParents(child: PeerEntry, candidates: Iterable<PeerEntry>, limit: number): PeerEntry[] {
+export function pickParents(child: PeerEntry, candidates: Iterable<PeerEntry>, limit: number, overLimit = false): PeerEntry[] {
   if (limit <= 0) return [];
   const scored: Array<{ peer: PeerEntry; score: number }> = [];
   for (const peer of candidates) {
-    if (eligible(child, peer)) scored.push({ peer, score: score(child, peer) });
+    if (eligible(child, peer, overLimit)) scored.push({ peer, score: score(child, peer) });
   }
   scored.sort((a, b) => b.score - a.score || a.peer.id.localeCompare(b.peer.id));
   return scored.slice(0, limit).map((s) => s.peer);

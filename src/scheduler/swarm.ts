@@ -23,12 +23,15 @@ export interface SwarmOptions {
   /** Peers of one task fetching from the origin at once. Default 1. */
   backToSourceLimit?: number;
   /**
-   * Children a seed peer may have in one task; 0 = its upload slots. With the
-   * seed on the origin's link, 1 makes it send each byte once (the rest flows
-   * peer to peer). Default 0.
+   * Children a seed peer may have in one task (0 = its upload slots). 1: the
+   * seed sends each byte about once and the rest flows peer to peer.
+   * Default 1 (docs/benchmarks.md, lab).
    */
   seedChildren?: number;
-  /** Children a normal peer may have in one task; 0 = its upload slots. Default 0. */
+  /**
+   * Children a normal peer may have in one task (0 = its upload slots). 1
+   * lines peers up in a pipeline that keeps every uploader busy. Default 1.
+   */
   peerChildren?: number;
   /** How long a triggered seed peer may take to register before a normal peer goes to source instead. Default 10 s. */
   seedTimeoutMs?: number;
@@ -66,8 +69,8 @@ export class Swarm {
 
   constructor(options: SwarmOptions = {}) {
     this.#parentLimit = options.candidateParentLimit ?? 4;
-    this.#seedChildren = options.seedChildren ?? 0;
-    this.#peerChildren = options.peerChildren ?? 0;
+    this.#seedChildren = options.seedChildren ?? 1;
+    this.#peerChildren = options.peerChildren ?? 1;
     this.#sourceLimit = options.backToSourceLimit ?? 1;
     this.#seedTimeout = options.seedTimeoutMs ?? 10_000;
     this.#log = options.logger ?? silentLogger;
@@ -218,7 +221,10 @@ export class Swarm {
   finished(peer: PeerEntry): void {
     const task = peer.task;
     peer.state = 'complete';
-    for (const parent of peer.parents) parent.children.delete(peer);
+    for (const parent of peer.parents) {
+      parent.children.delete(peer);
+      parent.retiredChildren++;
+    }
     peer.parents.clear();
     if (task.pieceCount !== undefined) for (let n = 0; n < task.pieceCount; n++) peer.pieces.add(n);
     this.#log.info({ task: task.id, peer: peer.id }, 'peer finished');
@@ -344,7 +350,11 @@ export class Swarm {
     const task = peer.task;
     const room = this.#parentLimit - peer.parents.size;
     if (room <= 0 && !force) return;
-    const picked = pickParents(peer, task.peers.values(), Math.max(room, force ? 1 : 0));
+    let picked = pickParents(peer, task.peers.values(), Math.max(room, force ? 1 : 0));
+    // Starving (it asked again) with no parent able to serve it: past the child limits.
+    if (picked.length === 0 && force && ![...peer.parents].some((p) => p.canServe)) {
+      picked = pickParents(peer, task.peers.values(), 1, true);
+    }
     if (picked.length > 0) {
       for (const parent of picked) {
         peer.parents.add(parent);
