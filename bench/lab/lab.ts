@@ -1,0 +1,288 @@
+/**
+ * One lab point: build the topology, make the file, run the chosen scenarios on
+ * it one after another, tear everything down. Used by bench/lab/run.ts (the
+ * `npm run lab` CLI) and test/lab.test.ts.
+ *
+ * Cleanup of everything created (namespaces and every process inside them, the
+ * temp dir) happens at the end, on failure, and on SIGINT/SIGTERM (installed by
+ * installSignalCleanup).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Bound, kumarRoss, round, TBF_GOODPUT } from './measure.js';
+import { cleanupStale, formatRate, namespaceProblem, probeNetem, Topology } from './netns.js';
+import { type Ctx, type LabFile, REPO, runScenario, type ScenarioName, type ScenarioResult, startOriginServer } from './scenarios.js';
+import { Procs } from './netns.js';
+
+export interface PointOptions {
+  peers: number;
+  /** file size in bytes */
+  sizeBytes: number;
+  peerRate: number;
+  originUp: number;
+  originDown: number;
+  slowPeers: number;
+  slowRate: number;
+  scenarios: ScenarioName[];
+  /** each scenario's bound: max(minTimeoutS, timeoutFactor × the direct-download estimate) */
+  timeoutFactor: number;
+  minTimeoutS: number;
+  log: (s: string) => void;
+  /** how `shoal` is run; default: a snapshot of dist/shoal.mjs taken when the point starts */
+  shoal?: ShoalBin;
+  /** YAML config for the Shoal scheduler */
+  schedulerConfig?: string | undefined;
+  /** extra `shoal get` arguments */
+  getArgs?: string[] | undefined;
+  /** YAML config for every Shoal daemon */
+  daemonConfig?: string | undefined;
+}
+
+export interface ShoalBin {
+  /** script run with node */
+  bin: string;
+  /** what it is: a snapshot of the bundle, or the executable */
+  kind: 'bundle snapshot' | 'bin/shoal.mjs';
+  bundleSha256?: string;
+  bundleMtime?: string;
+  gitHead?: string;
+  /** src/ files with uncommitted changes when the snapshot was taken */
+  srcChanges?: string[];
+}
+
+export interface PointResult {
+  config: {
+    peers: number;
+    sizeBytes: number;
+    peerRate: string;
+    originUp: string;
+    originDown: string;
+    slowPeers: number;
+    slowRate: string;
+  };
+  bound: Bound;
+  /** the direct-download estimate max(N·F/u_s, F/d_min) with tbf goodput, seconds */
+  directEstimateS: number;
+  timeoutS: number;
+  netem: boolean;
+  tbfGoodput: number;
+  startedAt: string;
+  shoal?: ShoalBin;
+  results: ScenarioResult[];
+  error?: string;
+}
+
+// ------------------------------------------------------------- cleanup registry
+
+const live = { topologies: new Set<Topology>(), dirs: new Set<string>() };
+
+function cleanupAllSync(): void {
+  for (const t of live.topologies) {
+    try {
+      t.destroy();
+    } catch {
+      /* keep going */
+    }
+  }
+  live.topologies.clear();
+  for (const d of live.dirs) rmSync(d, { recursive: true, force: true });
+  live.dirs.clear();
+}
+
+let installed = false;
+/** On SIGINT/SIGTERM (and at exit): kill what runs in the lab's namespaces, delete them and the temp dirs. */
+export function installSignalCleanup(log: (s: string) => void = (s) => process.stderr.write(s + '\n')): void {
+  if (installed) return;
+  installed = true;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      log(`\nlab: ${sig}, cleaning up`);
+      cleanupAllSync();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
+  process.on('exit', () => cleanupAllSync());
+}
+
+export function newWorkDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), `shl-lab-${process.pid.toString(36)}-`));
+  live.dirs.add(dir);
+  return dir;
+}
+
+export function removeWorkDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  live.dirs.delete(dir);
+}
+
+/** Writes `size` random bytes to work/origin/NAME; returns its SHA-256. */
+export function makeFile(work: string, size: number): LabFile {
+  const dir = join(work, 'origin');
+  mkdirSync(dir, { recursive: true });
+  const name = `lab-${size}.bin`;
+  const path = join(dir, name);
+  const h = createHash('sha256');
+  const fd = openSync(path, 'w');
+  try {
+    for (let done = 0; done < size; ) {
+      const n = Math.min(8 << 20, size - done);
+      const chunk = randomBytes(n);
+      h.update(chunk);
+      for (let off = 0; off < n; ) off += writeSync(fd, chunk, off, n - off);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { path, name, size, sha256: h.digest('hex') };
+}
+
+/** Why the lab cannot run here (not root, no namespaces), or undefined. */
+export function labProblem(): string | undefined {
+  return namespaceProblem();
+}
+
+/** True when bin/shoal.mjs will run the esbuild bundle (else it compiles the sources with tsx, which costs CPU). */
+export function shoalBundleFresh(): boolean {
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
+  try {
+    return statSync(join(REPO, 'dist/shoal.mjs')).mtimeMs >= newest(join(REPO, 'src'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Copies dist/shoal.mjs into `dir` with a two-line runner, so that a rebuild or a
+ * source edit by someone else during a long run does not change what is measured
+ * (bin/shoal.mjs would also fall back to compiling the sources with tsx as soon as
+ * any file under src/ is newer than the bundle). node_modules is linked for the
+ * one external package (better-sqlite3).
+ */
+export function snapshotShoal(dir: string): ShoalBin {
+  const bundle = join(REPO, 'dist/shoal.mjs');
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(bundle, join(dir, 'shoal.mjs'));
+  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(join(dir, 'run.mjs'), "import { runCli } from './shoal.mjs';\nprocess.exitCode = await runCli(process.argv.slice(2));\n");
+  const git = (args: string[]): string => spawnSync('git', ['-C', REPO, ...args], { encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
+  return {
+    bin: join(dir, 'run.mjs'),
+    kind: 'bundle snapshot',
+    bundleSha256: createHash('sha256').update(readFileSync(join(dir, 'shoal.mjs'))).digest('hex'),
+    bundleMtime: statSync(bundle).mtime.toISOString(),
+    gitHead: git(['rev-parse', 'HEAD']),
+    srcChanges: git(['status', '--short', '--', 'src']).split('\n').filter(Boolean),
+  };
+}
+
+export const SHOAL_EXECUTABLE: ShoalBin = { bin: join(REPO, 'bin/shoal.mjs'), kind: 'bin/shoal.mjs' };
+
+let netemChecked: boolean | undefined;
+export function netemAvailable(): boolean {
+  netemChecked ??= probeNetem();
+  return netemChecked;
+}
+
+export function pointBound(o: Pick<PointOptions, 'peers' | 'sizeBytes' | 'peerRate' | 'originUp' | 'slowPeers' | 'slowRate'>): { bound: Bound; directEstimateS: number } {
+  const peers = Array.from({ length: o.peers }, (_, i) => (i < o.slowPeers ? { up: o.slowRate, down: o.slowRate } : { up: o.peerRate, down: o.peerRate }));
+  const bound = kumarRoss(o.sizeBytes, o.originUp, peers);
+  return { bound, directEstimateS: bound.clientServerAdjusted };
+}
+
+/**
+ * Runs one point (one topology, one file, the chosen scenarios). `file` may be
+ * passed to reuse one across points (a sweep); it must live in `work`/origin.
+ */
+export async function runPoint(o: PointOptions, shared?: { work: string; file: LabFile }): Promise<PointResult> {
+  const { bound, directEstimateS } = pointBound(o);
+  const timeoutS = Math.max(o.minTimeoutS, Math.ceil(o.timeoutFactor * directEstimateS));
+  const result: PointResult = {
+    config: {
+      peers: o.peers,
+      sizeBytes: o.sizeBytes,
+      peerRate: formatRate(o.peerRate),
+      originUp: formatRate(o.originUp),
+      originDown: formatRate(o.originDown),
+      slowPeers: o.slowPeers,
+      slowRate: formatRate(o.slowRate),
+    },
+    bound,
+    directEstimateS: round(directEstimateS, 2),
+    timeoutS,
+    netem: netemAvailable(),
+    tbfGoodput: TBF_GOODPUT,
+    startedAt: new Date().toISOString(),
+    results: [],
+  };
+  cleanupStale(o.log);
+  const work = shared?.work ?? newWorkDir();
+  const topo = new Topology({
+    peers: o.peers,
+    peerUp: o.peerRate,
+    peerDown: o.peerRate,
+    originUp: o.originUp,
+    originDown: o.originDown,
+    slowPeers: o.slowPeers,
+    slowRate: o.slowRate,
+  });
+  live.topologies.add(topo);
+  const procs = new Procs();
+  try {
+    const file = shared?.file ?? makeFile(work, o.sizeBytes);
+    topo.create();
+    const shoal = o.scenarios.includes('shoal') ? (o.shoal ?? snapshotShoal(join(work, `shoal-bin-${Date.now()}`))) : SHOAL_EXECUTABLE;
+    if (o.scenarios.includes('shoal')) result.shoal = shoal;
+    const ctx: Ctx = { topo, procs, work, file, timeoutMs: timeoutS * 1000, log: o.log, shoalBin: shoal.bin, schedulerConfig: o.schedulerConfig, getArgs: o.getArgs, daemonConfig: o.daemonConfig };
+    await startOriginServer(ctx);
+    for (const name of o.scenarios) {
+      o.log(`  ${name}: running (bound ${timeoutS} s) …`);
+      let r: ScenarioResult;
+      try {
+        r = await runScenario(ctx, name);
+      } catch (err) {
+        o.log(`  ${name}: FAILED to set up: ${(err as Error).stack ?? String(err)}`);
+        r = failedResult(name, (err as Error).message);
+      }
+      result.results.push(r);
+      o.log(`  ${name}: ${r.ok ? `last ${r.lastS} s` : `FAILED: ${r.error ?? '?'}`}`);
+      // let queues drain and sockets close before the next scenario
+      await new Promise((res) => setTimeout(res, 1500));
+    }
+  } catch (err) {
+    result.error = (err as Error).message;
+    o.log(`lab point failed: ${(err as Error).stack ?? String(err)}`);
+  } finally {
+    await procs.stopAll();
+    topo.destroy();
+    live.topologies.delete(topo);
+    if (shared === undefined) removeWorkDir(work);
+  }
+  return result;
+}
+
+function failedResult(scenario: ScenarioName, error: string): ScenarioResult {
+  return {
+    scenario,
+    ok: false,
+    error,
+    timedOut: false,
+    lastS: null,
+    medianS: null,
+    p90S: null,
+    firstS: null,
+    hosts: [],
+    originTxBytes: 0,
+    originTxPackets: 0,
+    originCopies: 0,
+    originPayloadCopiesEst: 0,
+    peersTxBytes: 0,
+    cpu: { userS: 0, systemS: 0, busyS: 0, wallS: 0, cores: 0, meanPct: 0, peakPct: 0, saturatedS: 0 },
+    verified: 0,
+    mismatched: [],
+  };
+}

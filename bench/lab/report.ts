@@ -1,0 +1,167 @@
+/** Tables and the sweep chart for lab results. */
+import type { PointResult } from './lab.js';
+import type { ScenarioResult } from './scenarios.js';
+
+const f = (x: number | null | undefined, d = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
+const MB = (n: number): string => `${(n / 1e6).toFixed(n % 1e6 === 0 ? 0 : 1)} MB`;
+
+export function describePoint(p: PointResult): string {
+  const c = p.config;
+  const slow = c.slowPeers > 0 ? `, ${c.slowPeers} slow peer(s) at ${c.slowRate}` : '';
+  return `N = ${c.peers}, F = ${MB(c.sizeBytes)} (${c.sizeBytes} B), peers ${c.peerRate} up/down${slow}, origin ${c.originUp} up / ${c.originDown} down`;
+}
+
+export function boundLines(p: PointResult): string[] {
+  return [
+    `T_min = max(F/u_s, F/d_min, N·F/(u_s+Σu_i)) = ${f(p.bound.raw, 2)} s from the set rates (${p.bound.term}); ` +
+      `${f(p.bound.adjusted, 2)} s at tbf's TCP goodput (${(p.tbfGoodput * 100).toFixed(1)} % of the rate): ratios below use ${f(p.bound.adjusted, 2)} s`,
+    `client–server bound max(N·F/u_s, F/d_min) at goodput: ${f(p.bound.clientServerAdjusted, 2)} s; each scenario bounded at ${p.timeoutS} s`,
+    p.netem ? 'netem: available (not used)' : 'netem: unavailable in this kernel: no added delay (RTT ≈ 0.1 ms)',
+  ];
+}
+
+function ratio(r: ScenarioResult, p: PointResult): string {
+  return r.lastS === null ? '–' : (r.lastS / p.bound.adjusted).toFixed(2);
+}
+
+export function pointTable(p: PointResult): string {
+  const rows = [
+    '| scenario | last s | median s | p90 s | ratio to T_min | origin link copies | CPU user s | CPU sys s | CPU mean / peak % | s at ≥95 % | lab procs CPU s (user+sys) | others\' user s | outputs OK |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of p.results) {
+    const last = r.ok ? f(r.lastS, 1) : r.timedOut ? `TIMEOUT (>${p.timeoutS})` : 'FAILED';
+    rows.push(
+      `| ${r.scenario} | ${last} | ${f(r.medianS, 1)} | ${f(r.p90S, 1)} | ${ratio(r, p)} | ${f(r.originCopies, 3)} | ${f(r.cpu.userS, 1)} | ${f(r.cpu.systemS, 1)} | ${f(r.cpu.meanPct, 0)} / ${f(r.cpu.peakPct, 0)} | ${r.cpu.saturatedS} | ${f(r.cpu.labUserS, 1)}+${f(r.cpu.labSystemS, 1)} | ${f(r.cpu.foreignUserS, 1)} | ${r.verified}/${r.hosts.length} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+/** Per-peer details of a Shoal run: where the bytes came from. */
+export function shoalPeerLines(r: ScenarioResult): string[] {
+  const d = r.details as { peers?: Array<Record<string, unknown>>; seed?: Record<string, unknown>; logs?: Record<string, string> } | undefined;
+  if (d?.peers === undefined) return [];
+  const lines: string[] = [];
+  const byClient = (r.details?.['originHttpBodyBytesByClient'] ?? {}) as Record<string, number>;
+  lines.push(`  origin HTTP body bytes by client: ${Object.entries(byClient).map(([ip, n]) => `${ip} ${(n / 1048576).toFixed(1)} MiB`).join(', ') || 'none'}`);
+  lines.push(`  seed: from origin ${String(d.seed?.['fromOriginMiB'])} MiB in ${String(d.seed?.['durationS'])} s; uploads ${JSON.stringify(d.seed?.['uploads'])}`);
+  for (const p of d.peers) {
+    const host = r.hosts.find((h) => h.host === p['host']);
+    const parents = Object.entries((p['parentsMiB'] ?? {}) as Record<string, number>)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    lines.push(
+      `  ${String(p['host'])}: ${f(host?.s, 1)} s; MiB from seed ${String(p['fromSeedsMiB'])}, peers ${String(p['fromPeersMiB'])}, origin ${String(p['fromOriginMiB'])}; ` +
+        `first bytes seen at ${String(p['firstBytesS'])} s, longest stall after that ${String(p['longestStallS'])} s; parents (MiB): ${parents}` +
+        ((p['backToSource'] as unknown[] | undefined)?.length ? `; back-to-source ${JSON.stringify(p['backToSource'])}` : '') +
+        (p['error'] !== undefined ? `; error ${JSON.stringify(p['error'])}` : ''),
+    );
+  }
+  for (const [name, text] of Object.entries(d.logs ?? {})) lines.push(`  log ${name}: ${text.split('\n').slice(-5).join(' / ').slice(0, 600)}`);
+  return lines;
+}
+
+// ----------------------------------------------------------------- sweep
+
+export function sweepTable(points: PointResult[]): string {
+  const rows = [
+    '| N | peer links | T_min s (raw / at goodput) | direct last s (ratio) | BitTorrent last s (median / p90) | BT ratio | Shoal last s (median / p90) | Shoal ratio | origin copies direct / BT / Shoal | CPU busy s BT / Shoal (user+sys) | CPU peak % BT / Shoal |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const p of points) {
+    const get = (n: string): ScenarioResult | undefined => p.results.find((r) => r.scenario === n);
+    const d = get('direct');
+    const b = get('bittorrent');
+    const s = get('shoal');
+    const last = (r: ScenarioResult | undefined): string => (r === undefined ? 'n/a' : r.ok ? f(r.lastS, 1) : r.timedOut ? 'TIMEOUT' : 'FAILED');
+    const mp = (r: ScenarioResult | undefined): string => (r === undefined || !r.ok ? '' : ` (${f(r.medianS, 1)} / ${f(r.p90S, 1)})`);
+    const rr = (r: ScenarioResult | undefined): string => (r === undefined ? '–' : ratio(r, p));
+    const cp = (r: ScenarioResult | undefined): string => (r === undefined ? '–' : f(r.originCopies, 2));
+    const cpu = (r: ScenarioResult | undefined): string => (r === undefined ? '–' : `${f(r.cpu.busyS, 0)} (${f(r.cpu.userS, 0)}+${f(r.cpu.systemS, 0)})`);
+    rows.push(
+      `| ${p.config.peers} | ${p.config.peerRate}${p.config.slowPeers > 0 ? ` (${p.config.slowPeers} at ${p.config.slowRate})` : ''} | ${f(p.bound.raw, 1)} / ${f(p.bound.adjusted, 1)} | ${last(d)}${d?.ok === true ? ` (${rr(d)})` : ''} | ${last(b)}${mp(b)} | ${rr(b)} | ${last(s)}${mp(s)} | ${rr(s)} | ${cp(d)} / ${cp(b)} / ${cp(s)} | ${cpu(b)} / ${cpu(s)} | ${f(b?.cpu.peakPct, 0)} / ${f(s?.cpu.peakPct, 0)} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+/** Time to last completion vs N (log x axis) for direct, BitTorrent, Shoal and T_min. Hand-written SVG. */
+export function sweepSvg(points: PointResult[], title: string): string {
+  const W = 760;
+  const H = 460;
+  const m = { l: 70, r: 200, t: 50, b: 60 };
+  const main = points.filter((p) => p.config.slowPeers === 0 && p.config.peerRate === points[0]?.config.peerRate);
+  const extra = points.filter((p) => !main.includes(p));
+  const ns = [...new Set(points.map((p) => p.config.peers))].sort((a, b) => a - b);
+  const series: Array<{ name: string; color: string; dash?: string; value: (p: PointResult) => number | null }> = [
+    { name: 'direct (curl)', color: '#d62728', value: (p) => p.results.find((r) => r.scenario === 'direct')?.lastS ?? null },
+    { name: 'BitTorrent (aria2c)', color: '#1f77b4', value: (p) => p.results.find((r) => r.scenario === 'bittorrent')?.lastS ?? null },
+    { name: 'Shoal', color: '#2ca02c', value: (p) => p.results.find((r) => r.scenario === 'shoal')?.lastS ?? null },
+    { name: 'T_min (at tbf goodput)', color: '#555', dash: '6 4', value: (p) => p.bound.adjusted },
+  ];
+  const all = points.flatMap((p) => series.map((s) => s.value(p))).filter((v): v is number => v !== null);
+  const yMax = niceCeil(Math.max(10, ...all) * 1.05);
+  const lx = (n: number): number => Math.log(n);
+  const x0 = lx(Math.min(...ns, 1));
+  const x1 = lx(Math.max(...ns, 2));
+  const X = (n: number): number => m.l + ((lx(n) - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
+  const Y = (v: number): number => H - m.b - (v / yMax) * (H - m.t - m.b);
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<text x="${W / 2 - m.r / 2 + m.l / 2}" y="24" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`);
+  // axes and grid
+  for (let i = 0; i <= 5; i++) {
+    const v = (yMax * i) / 5;
+    out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${Y(v)}" y2="${Y(v)}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${m.l - 8}" y="${Y(v) + 4}" text-anchor="end">${Math.round(v)}</text>`);
+  }
+  for (const n of ns) {
+    out.push(`<line x1="${X(n)}" x2="${X(n)}" y1="${m.t}" y2="${H - m.b}" stroke="#f0f0f0"/>`);
+    out.push(`<text x="${X(n)}" y="${H - m.b + 18}" text-anchor="middle">${n}</text>`);
+  }
+  out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="black"/>`);
+  out.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/>`);
+  out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 18}" text-anchor="middle">N peer hosts (log scale)</text>`);
+  out.push(`<text transform="translate(20 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">seconds until the last host is done</text>`);
+  // series
+  series.forEach((s, si) => {
+    const pts = main.map((p) => [p.config.peers, s.value(p)] as const).filter((q): q is readonly [number, number] => q[1] !== null);
+    if (pts.length > 1) out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} points="${pts.map(([n, v]) => `${X(n).toFixed(1)},${Y(v).toFixed(1)}`).join(' ')}"/>`);
+    for (const [n, v] of pts) out.push(`<circle cx="${X(n).toFixed(1)}" cy="${Y(v).toFixed(1)}" r="3.5" fill="${s.color}"/>`);
+    // failed points: a cross on the x axis
+    for (const p of main) {
+      const r = p.results.find((q) => q.scenario === ['direct', 'bittorrent', 'shoal'][si]);
+      if (r !== undefined && !r.ok) out.push(`<text x="${X(p.config.peers)}" y="${H - m.b - 6 - si * 12}" text-anchor="middle" fill="${s.color}" font-weight="bold">×</text>`);
+    }
+    for (const p of extra) {
+      const v = s.value(p);
+      if (v !== null) out.push(`<rect x="${(X(p.config.peers) - 4).toFixed(1)}" y="${(Y(v) - 4).toFixed(1)}" width="8" height="8" fill="none" stroke="${s.color}" stroke-width="2"/>`);
+    }
+    const ly = m.t + 10 + si * 20;
+    out.push(`<line x1="${W - m.r + 16}" x2="${W - m.r + 40}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    out.push(`<text x="${W - m.r + 46}" y="${ly + 4}">${esc(s.name)}</text>`);
+  });
+  let ly = m.t + 10 + series.length * 20 + 10;
+  if (extra.length > 0) {
+    out.push(`<rect x="${W - m.r + 24}" y="${ly - 4}" width="8" height="8" fill="none" stroke="#333" stroke-width="2"/>`);
+    const labels = extra.map((p) => `N=${p.config.peers}, ${p.config.slowPeers > 0 ? `${p.config.slowPeers}×${p.config.slowRate}` : p.config.peerRate} peers`);
+    out.push(`<text x="${W - m.r + 46}" y="${ly + 4}">${esc(labels.join('; '))}</text>`);
+    ly += 20;
+  }
+  out.push(`<text x="${W - m.r + 16}" y="${ly + 4}" fill="#333">× = failed or timed out</text>`);
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+function niceCeil(v: number): number {
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const k of [1, 2, 2.5, 5, 10]) if (k * p >= v) return k * p;
+  return 10 * p;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

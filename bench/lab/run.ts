@@ -1,0 +1,195 @@
+/**
+ * `npm run lab [-- options]`: the multi-host lab (docs/lab.md). Hosts are
+ * network namespaces with tbf-shaped veth links to a bridge in a switch
+ * namespace; one file goes from the origin host to N peer hosts three ways
+ * (direct HTTP, aria2c BitTorrent, Shoal) and each is compared with the
+ * Kumar–Ross bound. Needs root.
+ *
+ *   --peers N            peer hosts (default 5)
+ *   --size SIZE          file size: MB (decimal) by default, or 32MiB, 1GB … (default 200)
+ *   --peer-rate R        peer links, both ways (default 100mbit)
+ *   --origin-rate R      origin upload (default 200mbit)
+ *   --origin-down R      origin download (default 1gbit)
+ *   --slow-peers K       the first K peers get --slow-rate both ways (default 0)
+ *   --slow-rate R        (default 20mbit)
+ *   --scenarios LIST     direct,bittorrent,shoal (default all three)
+ *   --timeout-factor X   each scenario bounded at max(--min-timeout, X × direct estimate) (default 4)
+ *   --min-timeout S      (default 60)
+ *   --out FILE           JSON of the results (default bench/lab/results/lab-<time>.json)
+ *   --sweep              N = 1,2,5,10,20,40 at F = 200 MB, plus N = 40 with 50mbit peers;
+ *                        JSON + markdown table + SVG chart (docs/lab-sweep.svg)
+ *   --sweep-points LIST  override, e.g. "1,2,5,40@50mbit"
+ *   --markdown FILE      sweep table (default docs/lab-sweep.md)
+ *   --svg FILE           sweep chart (default docs/lab-sweep.svg)
+ *   --shoal-bin FILE     run this script as `shoal` (e.g. bin/shoal.mjs); default: a snapshot
+ *                        of dist/shoal.mjs taken at the start, the same for every point
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { installSignalCleanup, labProblem, makeFile, netemAvailable, newWorkDir, type PointOptions, type PointResult, removeWorkDir, runPoint, shoalBundleFresh, snapshotShoal } from './lab.js';
+import { parseRate } from './netns.js';
+import { boundLines, describePoint, pointTable, shoalPeerLines, sweepSvg, sweepTable } from './report.js';
+import { REPO, SCENARIOS, type ScenarioName } from './scenarios.js';
+
+function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?$/i.exec(text.trim());
+  if (m === null) throw new Error(`bad size "${text}" (e.g. 200 for 200 MB, 32MiB)`);
+  const unit = (m[2] ?? 'mb').toLowerCase();
+  const mult = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1048576, gib: 1073741824 }[unit]!;
+  return Math.round(Number(m[1]) * mult);
+}
+
+const log = (s: string): void => void process.stderr.write(s + '\n');
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      peers: { type: 'string', short: 'n', default: '5' },
+      size: { type: 'string', default: '200' },
+      'peer-rate': { type: 'string', default: '100mbit' },
+      'origin-rate': { type: 'string', default: '200mbit' },
+      'origin-down': { type: 'string', default: '1gbit' },
+      'slow-peers': { type: 'string', default: '0' },
+      'slow-rate': { type: 'string', default: '20mbit' },
+      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      'timeout-factor': { type: 'string', default: '4' },
+      'min-timeout': { type: 'string', default: '60' },
+      out: { type: 'string' },
+      sweep: { type: 'boolean', default: false },
+      'sweep-points': { type: 'string', default: '1,2,5,10,20,40,40@50mbit' },
+      markdown: { type: 'string', default: join(REPO, 'docs/lab-sweep.md') },
+      svg: { type: 'string', default: join(REPO, 'docs/lab-sweep.svg') },
+      'shoal-bin': { type: 'string' },
+      'scheduler-config': { type: 'string' },
+      'get-args': { type: 'string' },
+      'daemon-config': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    allowPositionals: false,
+  });
+  if (values.help) {
+    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--scenarios direct,bittorrent,shoal] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
+    return 0;
+  }
+  const problem = labProblem();
+  if (problem !== undefined) {
+    log(`lab: ${problem}. Run it as root: sudo npm run lab`);
+    return 2;
+  }
+  installSignalCleanup(log);
+  const scenarios = values.scenarios.split(',').map((s) => s.trim()).filter(Boolean) as ScenarioName[];
+  for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}" (${SCENARIOS.join(', ')})`);
+  for (const [tool, scenario] of [['curl', 'direct'], ['aria2c', 'bittorrent'], ['opentracker', 'bittorrent'], ['mktorrent', 'bittorrent']] as const) {
+    if (scenarios.includes(scenario) && !(await hasTool(tool))) {
+      log(`lab: ${tool} not found (the ${scenario} scenario needs it): apt-get install -y aria2 opentracker mktorrent curl`);
+      return 2;
+    }
+  }
+  if (scenarios.includes('shoal') && !shoalBundleFresh()) log('lab: warning: dist/shoal.mjs is older than some file in src/: the lab measures the bundle as built (npm run build to refresh)');
+  if (!netemAvailable()) log('lab: netem is not available in this kernel: links get bandwidth (tbf) but no added delay (RTT ≈ 0.1 ms)');
+
+  const base: PointOptions = {
+    peers: Number(values.peers),
+    sizeBytes: parseSize(values.size),
+    peerRate: parseRate(values['peer-rate']),
+    originUp: parseRate(values['origin-rate']),
+    originDown: parseRate(values['origin-down']),
+    slowPeers: Number(values['slow-peers']),
+    slowRate: parseRate(values['slow-rate']),
+    scenarios,
+    timeoutFactor: Number(values['timeout-factor']),
+    minTimeoutS: Number(values['min-timeout']),
+    schedulerConfig: values['scheduler-config'] === undefined ? undefined : resolve(values['scheduler-config']),
+    getArgs: values['get-args']?.split(' ').filter(Boolean),
+    daemonConfig: values['daemon-config'] === undefined ? undefined : resolve(values['daemon-config']),
+    log,
+  };
+  if (!Number.isInteger(base.peers) || base.peers < 1 || base.peers > 500) throw new Error('--peers must be 1..500');
+  if (base.slowPeers > base.peers) throw new Error('--slow-peers must be at most --peers');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const outPath = values.out ?? join(REPO, 'bench/lab/results', `${values.sweep ? 'sweep' : 'lab'}-${stamp}.json`);
+  mkdirSync(dirname(outPath), { recursive: true });
+
+  const points: Array<Partial<PointOptions>> = values.sweep
+    ? values['sweep-points'].split(',').map((t) => {
+        const [n, rate] = t.trim().split('@');
+        return rate === undefined ? { peers: Number(n) } : { peers: Number(n), peerRate: parseRate(rate) };
+      })
+    : [{}];
+  const results: PointResult[] = [];
+  const work = newWorkDir();
+  let failed = false;
+  try {
+    log(`lab: making a ${base.sizeBytes} B random file …`);
+    const file = makeFile(work, base.sizeBytes);
+    // one Shoal for the whole run (a sweep takes half an hour; src/ may change meanwhile)
+    if (scenarios.includes('shoal')) {
+      base.shoal = values['shoal-bin'] !== undefined ? { bin: values['shoal-bin'], kind: 'bin/shoal.mjs' } : snapshotShoal(join(work, 'shoal-bin'));
+      log(`lab: shoal = ${base.shoal.kind} ${base.shoal.bin}${base.shoal.bundleSha256 !== undefined ? ` (bundle sha256 ${base.shoal.bundleSha256.slice(0, 12)}, built ${base.shoal.bundleMtime}, HEAD ${base.shoal.gitHead?.slice(0, 9)}, uncommitted src changes: ${base.shoal.srcChanges?.length ? base.shoal.srcChanges.join(', ') : 'none'})` : ''}`);
+    }
+    for (const [i, pt] of points.entries()) {
+      const o = { ...base, ...pt };
+      const header = `\n== point ${i + 1}/${points.length}: N = ${o.peers}, peers ${values.sweep && pt.peerRate !== undefined ? formatPeer(pt.peerRate) : values['peer-rate']}`;
+      log(header);
+      const r = await runPoint(o, { work, file });
+      results.push(r);
+      printPoint(r);
+      failed ||= r.error !== undefined || r.results.some((s) => !s.ok);
+      writeFileSync(outPath, JSON.stringify({ sweep: values.sweep, command: process.argv.slice(2), points: results }, null, 2) + '\n');
+    }
+  } finally {
+    removeWorkDir(work);
+  }
+  log(`\nresults: ${outPath}`);
+  if (values.sweep) {
+    const title = `Time to the last host, F = ${(base.sizeBytes / 1e6).toFixed(0)} MB, peers ${values['peer-rate']}, origin ${values['origin-rate']} up`;
+    const md =
+      `# Lab sweep (${new Date().toISOString().slice(0, 10)})\n\n` +
+      `Command: \`npm run lab -- ${process.argv.slice(2).join(' ')}\`. ${describePoint(results[0]!).replace(/^N = \d+, /, '')}. ` +
+      `Ratios are to T_min at tbf goodput (${results[0]!.tbfGoodput * 100} % of the set rates). CPU: whole machine (2 cores), user + system seconds during the scenario.\n\n` +
+      sweepTable(results) +
+      '\n';
+    writeFileSync(values.markdown, md);
+    writeFileSync(values.svg, sweepSvg(results, title));
+    console.log('\n' + sweepTable(results));
+    log(`markdown: ${values.markdown}\nchart: ${values.svg}`);
+  }
+  return failed ? 1 : 0;
+}
+
+function formatPeer(bps: number): string {
+  return `${bps / 1e6}mbit`;
+}
+
+function printPoint(r: PointResult): void {
+  console.log(`\n${describePoint(r)}`);
+  for (const l of boundLines(r)) console.log(l);
+  if (r.error !== undefined) console.log(`POINT FAILED: ${r.error}`);
+  console.log(pointTable(r));
+  for (const s of r.results) {
+    if (s.error !== undefined) console.log(`${s.scenario}: ${s.error}`);
+    const times = s.hosts.map((h) => `${h.host} ${h.s === null ? '✗' : h.s.toFixed(1)}`).join(', ');
+    console.log(`${s.scenario} per-host s: ${times}`);
+    console.log(`${s.scenario} origin link: ${s.originTxBytes} B in ${s.originTxPackets} packets (≈ ${s.originPayloadCopiesEst} copies of payload without 66 B/packet of headers); peers' links sent ${(s.peersTxBytes / r.config.sizeBytes).toFixed(2)} copies`);
+    if (s.cpu.samples !== undefined) console.log(`${s.scenario} machine busy % per second (2 cores = 100; ${s.cpu.backgroundPct ?? '?'} % in the 2 s before): ${s.cpu.samples.join(' ')}`);
+    const fg = (s.details?.['foreignProcessesCpuS'] ?? []) as Array<{ pid: number; comm: string; cpuS: number }>;
+    if (fg.length > 0) console.log(`${s.scenario} other processes on the VM during the run (CPU s): ${fg.map((x) => `${x.comm}[${x.pid}] ${x.cpuS}`).join(', ')}`);
+    const pc = (s.details?.['processCpuS'] ?? {}) as Record<string, { user: number; system: number; processes: number }>;
+    if (Object.keys(pc).length > 0) console.log(`${s.scenario} CPU s by process (user+sys, processes alive at the end): ${Object.entries(pc).map(([k, v]) => `${k} ×${v.processes} ${v.user.toFixed(1)}+${v.system.toFixed(1)}`).join(', ')}`);
+    if (s.scenario === 'shoal') for (const l of shoalPeerLines(s)) console.log(l);
+  }
+}
+
+async function hasTool(name: string): Promise<boolean> {
+  const { spawnSync } = await import('node:child_process');
+  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore', timeout: 5000 }).status === 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    log(`lab: ${(err as Error).stack ?? String(err)}`);
+    process.exit(1);
+  },
+);
