@@ -696,3 +696,27 @@ describe('Swarm: child limits shape a chain', () => {
     assert.ok(!(lastParents(c) ?? []).includes('S'), 'the seed took a second child');
   });
 });
+
+describe('Swarm: a starving peer past the child limits', () => {
+  it('is given a normal peer before the seed, whose upload crosses the origin link', async () => {
+    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, seedChildren: 1, peerChildren: 1 });
+    hostCommands = new Map();
+    announce('hs', true);
+    for (const name of ['a', 'b', 'c']) announce(`h${name}`);
+    const meta = { contentLength: BigInt(LENGTH), pieceSize: PIECE };
+    const seed = register('S', 'hs', { pieces: [0, 1, 2, 3], digests: digests([0, 1, 2, 3]), metadata: meta });
+    swarm.finished(seed.peer);
+    const a = register('A', 'ha');
+    await tick();
+    swarm.piecesFinished(a.peer, [0, 1], new Uint8Array(0));
+    const b = register('B', 'hb');
+    const c = register('C', 'hc');
+    await tick();
+    assert.deepEqual(lastParents(b), ['A']);
+    assert.equal(lastParents(c), undefined, 'C waits: every limited parent is full');
+    swarm.reschedule(c.peer);
+    await tick();
+    assert.deepEqual(lastParents(c), ['A']);
+    assert.equal(seed.peer.children.size, 1);
+  });
+});

@@ -351,9 +351,13 @@ export class Swarm {
     const room = this.#parentLimit - peer.parents.size;
     if (room <= 0 && !force) return;
     let picked = pickParents(peer, task.peers.values(), Math.max(room, force ? 1 : 0));
-    // Starving (it asked again) with no parent able to serve it: past the child limits.
+    // Starving (it asked again) with no parent able to serve it: past the child
+    // limits, a normal peer first; a seed (whose upload crosses the origin's
+    // link) only when no one else can serve.
     if (picked.length === 0 && force && ![...peer.parents].some((p) => p.canServe)) {
-      picked = pickParents(peer, task.peers.values(), 1, true);
+      const others = [...task.peers.values()].filter((p) => !p.host.info.seed);
+      picked = pickParents(peer, others, 1, true);
+      if (picked.length === 0) picked = pickParents(peer, task.peers.values(), 1, true);
     }
     if (picked.length > 0) {
       for (const parent of picked) {
