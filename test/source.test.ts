@@ -11,6 +11,7 @@ import { Agent } from 'undici';
 import { ShoalError, type ErrorCode } from '../src/common/errors.js';
 import { createHttpSource, type HttpSource, type RangeRequest, type SourceBody, type SourceOptions } from '../src/daemon/source/http-source.js';
 import { startOrigin, type Origin, type OriginOptions } from './fixtures/origin.js';
+import { TEST_TLS } from './fixtures/tls.js';
 
 const T = { timeout: 5_000 };
 const MiB = 1 << 20;
@@ -456,25 +457,7 @@ describe('http source: abort and close', () => {
 });
 
 describe('http source: TLS', () => {
-  // Self-signed for IP 127.0.0.1, valid until 2126; test use only.
-  const key = `-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQghOLCKfpYGRS44v7A
-eCKqwFojLvfZtnR6/NvRJ+d9rWyhRANCAAQ4KibQpODVzIwAjoTZK/Mwnkb0b/zZ
-5WxP8MsMxssevYdUwPvS0u1o6I/Mq116pYYtrass16g4fXuYqWWZiwqL
------END PRIVATE KEY-----
-`;
-  const cert = `-----BEGIN CERTIFICATE-----
-MIIBjzCCATagAwIBAgIUYhP5eptl/00uHYcdxp82ozmqhKMwCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTEyNjEzNDc0MFoYDzIxMjYxMTAy
-MTM0NzQwWjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAQ4KibQpODVzIwAjoTZK/Mwnkb0b/zZ5WxP8MsMxssevYdUwPvS0u1o
-6I/Mq116pYYtrass16g4fXuYqWWZiwqLo2QwYjAdBgNVHQ4EFgQU9lZ6uhAtqUS9
-Rr4XCDJpH+v7kSwwHwYDVR0jBBgwFoAU9lZ6uhAtqUS9Rr4XCDJpH+v7kSwwDwYD
-VR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMAoGCCqGSM49BAMCA0cAMEQC
-IAkAZVVoKPdNTbfOmmhOAJWByDA2cmhDy+vAxlJSLG1yAiAfKTEBU9KhSS+2tSGx
-9fm91DujoL7au/DMg+sbzcfUqQ==
------END CERTIFICATE-----
-`;
+  const { key, cert } = TEST_TLS;
 
   test('an untrusted certificate is SOURCE_NETWORK; ca or insecure makes it work', T, async (t) => {
     const { source, url } = await setup(t, { retries: 0 }, { tls: { key, cert } });

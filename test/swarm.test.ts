@@ -661,15 +661,21 @@ describe('Swarm: scheduler restart recovery', () => {
   });
 });
 
+/** One child per seed and per peer; a complete seed S on host hs; hosts ha, hb, hc announced. */
+function limitedSwarm(): Client {
+  swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, seedChildren: 1, peerChildren: 1 });
+  hostCommands = new Map();
+  announce('hs', true);
+  for (const name of ['a', 'b', 'c']) announce(`h${name}`);
+  const meta = { contentLength: BigInt(LENGTH), pieceSize: PIECE };
+  const seed = register('S', 'hs', { pieces: [0, 1, 2, 3], digests: digests([0, 1, 2, 3]), metadata: meta });
+  swarm.finished(seed.peer);
+  return seed;
+}
+
 describe('Swarm: child limits shape a chain', () => {
   it('with one child per seed and per peer, peers line up behind the seed, and an orphan reattaches to its grandparent', async () => {
-    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, seedChildren: 1, peerChildren: 1 });
-    hostCommands = new Map();
-    announce('hs', true);
-    for (const name of ['a', 'b', 'c']) announce(`h${name}`);
-    const meta = { contentLength: BigInt(LENGTH), pieceSize: PIECE };
-    const seed = register('S', 'hs', { pieces: [0, 1, 2, 3], digests: digests([0, 1, 2, 3]), metadata: meta });
-    swarm.finished(seed.peer);
+    const seed = limitedSwarm();
     const a = register('A', 'ha');
     const b = register('B', 'hb');
     const c = register('C', 'hc');
@@ -699,13 +705,7 @@ describe('Swarm: child limits shape a chain', () => {
 
 describe('Swarm: a starving peer past the child limits', () => {
   it('is given a normal peer before the seed, whose upload crosses the origin link', async () => {
-    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, seedChildren: 1, peerChildren: 1 });
-    hostCommands = new Map();
-    announce('hs', true);
-    for (const name of ['a', 'b', 'c']) announce(`h${name}`);
-    const meta = { contentLength: BigInt(LENGTH), pieceSize: PIECE };
-    const seed = register('S', 'hs', { pieces: [0, 1, 2, 3], digests: digests([0, 1, 2, 3]), metadata: meta });
-    swarm.finished(seed.peer);
+    const seed = limitedSwarm();
     const a = register('A', 'ha');
     await tick();
     swarm.piecesFinished(a.peer, [0, 1], new Uint8Array(0));
