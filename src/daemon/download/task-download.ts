@@ -31,7 +31,11 @@ export interface DownloadLimits {
   stallMs: number;
   /** With no scheduler stream for this long and nothing to fetch from, go to the origin. */
   scheduleTimeoutMs: number;
-  /** Ask the scheduler for other parents after this long without progress. */
+  /**
+   * Ask the scheduler for other parents after this long without progress.
+   * Long enough for a pipeline to reach a waiting peer (lab: 3 s made late
+   * peers attach past the child limits and halved their parents' rates).
+   */
   starvationMs: number;
 }
 
@@ -40,7 +44,7 @@ export const DEFAULT_LIMITS: DownloadLimits = {
   perParent: 8,
   stallMs: 10_000,
   scheduleTimeoutMs: 15_000,
-  starvationMs: 3000,
+  starvationMs: 10_000,
 };
 
 export interface TaskDownloadOptions {
