@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  Bitfield,
   MAX_PIECE_SIZE,
   MIB,
   MIN_PIECE_SIZE,
@@ -117,94 +116,6 @@ describe('pieceCount and pieceRange', () => {
     assert.equal(pieceRange(3, 12, 4).length, 0);
     assert.equal(pieceRange(10, 12, 4).length, 0);
     assert.equal(pieceRange(0, 0, MIB).length, 0);
-  });
-});
-
-describe('Bitfield', () => {
-  it('starts empty', () => {
-    const b = new Bitfield(10);
-    assert.equal(b.size, 10);
-    assert.equal(b.count, 0);
-    assert.equal(b.complete, false);
-    assert.deepEqual([...b.missing()], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    assert.deepEqual([...b.held()], []);
-    assert.equal(b.toBytes().length, 2);
-  });
-
-  it('set/has/count; set reports whether the bit was new', () => {
-    const b = new Bitfield(10);
-    assert.equal(b.set(3), true);
-    assert.equal(b.set(3), false);
-    assert.equal(b.set(9), true);
-    assert.equal(b.set(8), true);
-    assert.equal(b.has(3), true);
-    assert.equal(b.has(4), false);
-    assert.equal(b.count, 3);
-    assert.deepEqual([...b.held()], [3, 8, 9]);
-    assert.deepEqual([...b.missing()], [0, 1, 2, 4, 5, 6, 7]);
-  });
-
-  it('ignores out-of-range numbers', () => {
-    const b = new Bitfield(10);
-    assert.equal(b.set(10), false);
-    assert.equal(b.set(-1), false);
-    assert.equal(b.set(16), false);
-    assert.equal(b.has(10), false);
-    assert.equal(b.has(-1), false);
-    assert.equal(b.count, 0);
-  });
-
-  it('is complete exactly when every piece is set', () => {
-    const b = new Bitfield(9);
-    for (let i = 0; i < 8; i++) b.set(i);
-    assert.equal(b.complete, false);
-    assert.deepEqual([...b.missing()], [8]);
-    b.set(8);
-    assert.equal(b.complete, true);
-    assert.equal(b.count, 9);
-    assert.deepEqual([...b.missing()], []);
-  });
-
-  it('a zero-size bitfield is complete', () => {
-    const b = new Bitfield(0);
-    assert.equal(b.complete, true);
-    assert.equal(b.toBytes().length, 0);
-  });
-
-  it('round-trips through toBytes and the constructor', () => {
-    const a = new Bitfield(21);
-    for (const n of [0, 5, 7, 8, 15, 20]) a.set(n);
-    const bytes = a.toBytes();
-    assert.equal(bytes.length, 3);
-    const b = new Bitfield(21, bytes);
-    assert.equal(b.count, 6);
-    assert.deepEqual([...b.held()], [0, 5, 7, 8, 15, 20]);
-    assert.deepEqual(b.toBytes(), bytes);
-  });
-
-  it('toBytes is a copy, not a view of the internal state', () => {
-    const a = new Bitfield(8);
-    a.set(1);
-    const bytes = a.toBytes();
-    bytes[0] = 0xff;
-    assert.equal(a.count, 1);
-    assert.equal(a.has(2), false);
-  });
-
-  it('the constructor copies the bytes it is given and ignores extra ones', () => {
-    const source = new Uint8Array([0b0000_0011, 0xff, 0xff]);
-    const b = new Bitfield(8, source);
-    assert.equal(b.count, 2);
-    source[0] = 0;
-    assert.equal(b.has(0), true);
-    assert.equal(b.toBytes().length, 1);
-  });
-
-  it('does not count bits beyond size in the last byte', () => {
-    const b = new Bitfield(4, new Uint8Array([0xff]));
-    assert.equal(b.count, 4);
-    assert.equal(b.complete, true);
-    assert.equal(b.has(5), false);
   });
 });
 

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fetchStats } from '../src/cli/daemon-client.js';
-import { createSchedulerClient } from '../src/daemon/daemon.js';
+import { createSchedulerClient } from '../src/daemon/scheduler-link.js';
 import { Cluster, run, type Proc } from './fixtures/cluster.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { buildImage, missingTools, pushImage, registriesConf, skopeoCopy, startRegistry, type BuiltImage, type Registry } from './fixtures/registry.js';

@@ -104,6 +104,16 @@ export function taskId(input: TaskIdInput): string {
   return hash.digest('hex');
 }
 
+/** A URL as it may appear in messages, logs and stats: no credentials, query string (signatures) or fragment. */
+export function redactUrl(url: string | URL): string {
+  try {
+    const u = typeof url === 'string' ? new URL(url) : url;
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return (typeof url === 'string' ? url : url.href).slice(0, 200).split(/[?#]/)[0] ?? '';
+  }
+}
+
 const TASK_ID_RE = /^[a-f0-9]{64}$/;
 
 export function isTaskId(value: string): boolean {

@@ -1,5 +1,5 @@
 /**
- * Piece math and the piece bitmap. Pure code: no I/O.
+ * Piece math and digest packing. Pure code: no I/O.
  *
  * Piece size rule (DESIGN.md "Pieces"): aim for about TARGET_PIECES pieces so
  * a file pipelines through a large swarm, rounded up to a power of two and
@@ -39,54 +39,6 @@ export interface PieceRange {
 export function pieceRange(number: number, contentLength: number, pieceSize: number): PieceRange {
   const offset = number * pieceSize;
   return { number, offset, length: Math.max(0, Math.min(pieceSize, contentLength - offset)) };
-}
-
-/** A fixed-size set of piece numbers. */
-export class Bitfield {
-  readonly size: number;
-  #bits: Uint8Array;
-  #count = 0;
-
-  constructor(size: number, bytes?: Uint8Array) {
-    this.size = size;
-    this.#bits = new Uint8Array(Math.ceil(size / 8));
-    if (bytes !== undefined) {
-      this.#bits.set(bytes.subarray(0, this.#bits.length));
-      for (let i = 0; i < size; i++) if (this.has(i)) this.#count++;
-    }
-  }
-
-  has(n: number): boolean {
-    return n >= 0 && n < this.size && (this.#bits[n >> 3]! & (1 << (n & 7))) !== 0;
-  }
-
-  /** Returns true if the bit was newly set. */
-  set(n: number): boolean {
-    if (n < 0 || n >= this.size || this.has(n)) return false;
-    this.#bits[n >> 3]! |= 1 << (n & 7);
-    this.#count++;
-    return true;
-  }
-
-  get count(): number {
-    return this.#count;
-  }
-
-  get complete(): boolean {
-    return this.#count === this.size;
-  }
-
-  *missing(): Generator<number> {
-    for (let i = 0; i < this.size; i++) if (!this.has(i)) yield i;
-  }
-
-  *held(): Generator<number> {
-    for (let i = 0; i < this.size; i++) if (this.has(i)) yield i;
-  }
-
-  toBytes(): Uint8Array {
-    return this.#bits.slice();
-  }
 }
 
 /** Packs 32-byte digests into one buffer, in the order of `numbers`. */

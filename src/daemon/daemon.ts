@@ -15,7 +15,7 @@ import { createApiServer, type ApiServer } from './api/server.js';
 import { DEFAULT_LIMITS, TaskDownload, type DownloadLimits } from './download/task-download.js';
 import type { TaskStats } from './download/task-stats.js';
 import { toTaskSpec, type DownloadRequest, type Requester } from './request.js';
-import { createSchedulerClient, SchedulerLink, type SchedulerClient } from './scheduler-link.js';
+import { SchedulerLink, type SchedulerClient } from './scheduler-link.js';
 import { createMirror, type Mirror, type MirrorOptions } from './mirror/server.js';
 import { runPreheat, type PreheatEvent, type PreheatInput } from './preheat/run.js';
 import { createProxy, type Proxy, type ProxyOptions } from './proxy/server.js';
@@ -445,4 +445,3 @@ export function createDaemon(options: DaemonOptions): Daemon {
   return new ShoalDaemon(options);
 }
 
-export { createSchedulerClient };

@@ -136,8 +136,6 @@ export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater 
             }
           } catch (err) {
             if (!context.signal.aborted) log.debug({ err }, 'peer stream ended with an error');
-            if (peer !== undefined) swarm.disconnected(peer);
-            peer = undefined;
             out.end(err instanceof ConnectError ? err : new ConnectError(String(err), Code.InvalidArgument));
           } finally {
             if (peer !== undefined) swarm.disconnected(peer);

@@ -13,7 +13,7 @@ import {
   type TaskSpec,
 } from '../gen/shoal/v1/scheduler_pb.js';
 import { silentLogger, type Logger } from '../common/log.js';
-import { packDigests } from '../common/pieces.js';
+import { packDigests, unpackDigests } from '../common/pieces.js';
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type PeerState } from './model.js';
 import { pickParents } from './scoring.js';
 
@@ -304,20 +304,19 @@ export class Swarm {
    * one and is never replaced; a fallback digest only fills a gap.
    */
   #learnDigests(task: TaskEntry, numbers: readonly number[], packed: Uint8Array, trust: 'trusted' | 'fallback' | 'none'): number[] {
-    if (trust === 'none' || packed.length !== numbers.length * 32) return [];
+    const reported = trust === 'none' ? undefined : unpackDigests(numbers, packed);
     const fresh: number[] = [];
-    numbers.forEach((n, i) => {
+    for (const [n, digest] of reported ?? []) {
       const known = task.digests.get(n);
-      if (known !== undefined && (task.trusted.has(n) || trust === 'fallback')) return;
-      const digest = packed.slice(i * 32, i * 32 + 32);
-      if (known !== undefined && Buffer.from(known).equals(digest)) {
+      if (known !== undefined && (task.trusted.has(n) || trust === 'fallback')) continue;
+      if (known !== undefined && digest.equals(known)) {
         task.trusted.add(n);
-        return;
+        continue;
       }
       task.digests.set(n, digest);
       if (trust === 'trusted') task.trusted.add(n);
       fresh.push(n);
-    });
+    }
     return fresh;
   }
 
@@ -463,15 +462,11 @@ export class Swarm {
     for (const child of orphans) {
       child.parents.delete(peer);
       if (child.send !== undefined) {
-        this.#sendParentsAll(child);
+        this.#sendParents(child, []);
         this.#schedulePeer(child);
       }
     }
     this.#scheduleTask(peer.task);
-  }
-
-  #sendParentsAll(peer: PeerEntry): void {
-    this.#sendParents(peer, []);
   }
 
   #forgetIfEmpty(task: TaskEntry): void {

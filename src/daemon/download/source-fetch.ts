@@ -9,6 +9,7 @@ import { ShoalError } from '../../common/errors.js';
 import { pieceCount, pieceSizeFor } from '../../common/pieces.js';
 import type { HttpSource } from '../source/http-source.js';
 import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
+import { redactUrl } from '../../common/ids.js';
 
 export interface SourceFetchOptions {
   source: HttpSource;
@@ -63,7 +64,7 @@ export async function fetchFromSource(options: SourceFetchOptions): Promise<void
     // The origin's content changed under us: start over once with the new shape.
     await store.invalidate(task);
   }
-  throw new ShoalError('SOURCE_PROTOCOL', `the content at ${redact(options.url)} keeps changing`);
+  throw new ShoalError('SOURCE_PROTOCOL', `the content at ${redactUrl(options.url)} keeps changing`);
 }
 
 /** Streams pieces [first, end) (end undefined: to the end). Returns false if the content's shape changed. */
@@ -127,7 +128,7 @@ async function streamRun(options: SourceFetchOptions, first: number, end: number
   } else {
     const expectedEnd = endByte ?? shape.contentLength;
     if (total !== expectedEnd) {
-      throw new ShoalError('SOURCE_NETWORK', `origin sent ${total - startByte} bytes, expected ${expectedEnd - startByte}, for ${redact(options.url)}`);
+      throw new ShoalError('SOURCE_NETWORK', `origin sent ${total - startByte} bytes, expected ${expectedEnd - startByte}, for ${redactUrl(options.url)}`);
     }
   }
   return true;
@@ -136,10 +137,4 @@ async function streamRun(options: SourceFetchOptions, first: number, end: number
 async function consumeNothing(chunks: AsyncIterable<Buffer>): Promise<void> {
   const iterator = chunks[Symbol.asyncIterator]();
   await iterator.return?.();
-}
-
-/** The URL without its query string, which may carry signatures. */
-export function redact(url: string): string {
-  const q = url.indexOf('?');
-  return q < 0 ? url : url.slice(0, q) + '?…';
 }

@@ -10,7 +10,7 @@ import { create } from '@bufbuild/protobuf';
 import { RegisterPeerSchema, type PeerResponse, type RegisterPeer, type TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
 import { ShoalError, isErrorCode, toShoalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
-import { packDigests, pieceCount, pieceRange } from '../../common/pieces.js';
+import { packDigests, pieceCount, pieceRange, unpackDigests } from '../../common/pieces.js';
 import type { SchedulerClient } from '../scheduler-link.js';
 import type { HttpSource } from '../source/http-source.js';
 import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
@@ -21,6 +21,7 @@ import { PeerSession } from './peer-session.js';
 import { PieceReporter } from './reporter.js';
 import { fetchFromSource } from './source-fetch.js';
 import { TaskStats } from './task-stats.js';
+import { redactUrl } from '../../common/ids.js';
 
 export interface DownloadLimits {
   /** Pieces in flight for one task. */
@@ -111,10 +112,6 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     );
   }
 
-  get peerId(): string {
-    return this.#o.peerId;
-  }
-
   async start(): Promise<void> {
     try {
       const task = await this.#o.store.ensure(this.id, this.spec.url, this.spec.digest === '' ? undefined : this.spec.digest);
@@ -186,9 +183,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
         });
         break;
       case 'digests': {
-        const { numbers, digests } = r.value;
-        if (digests.length !== numbers.length * 32) break;
-        numbers.forEach((n, i) => this.#digests.set(n, Buffer.from(digests.subarray(i * 32, i * 32 + 32))));
+        for (const [n, digest] of unpackDigests(r.value.numbers, r.value.digests) ?? []) this.#digests.set(n, digest);
         this.#pump();
         break;
       }
@@ -428,7 +423,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
         const ok = await verifyContentDigest(task.path, this.spec.digest, this.#abort.signal);
         if (!ok) {
           await this.#o.store.invalidate(task);
-          throw new ShoalError('DIGEST_MISMATCH', `content of ${this.spec.url.split('?')[0]} does not match ${this.spec.digest}`);
+          throw new ShoalError('DIGEST_MISMATCH', `content of ${redactUrl(this.spec.url)} does not match ${this.spec.digest}`);
         }
       }
       await this.#o.store.markComplete(task);

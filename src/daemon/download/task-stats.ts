@@ -1,6 +1,7 @@
 /** Where a task's bytes came from, and every fallback to the origin with its reason. */
 import type { ShoalError } from '../../common/errors.js';
 import type { TaskShape } from '../storage/store.js';
+import { redactUrl } from '../../common/ids.js';
 
 export interface BackToSourceEvent {
   at: string;
@@ -27,7 +28,7 @@ export class TaskStats {
 
   constructor(taskId: string, url: string) {
     this.taskId = taskId;
-    this.url = url.split('?')[0] ?? url;
+    this.url = redactUrl(url);
   }
 
   setShape(shape: TaskShape | undefined, pieces: number, bytes: number): void {

@@ -13,6 +13,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { ShoalError } from '../../common/errors.js';
 import { buildHeaders, sameOrigin, type HeaderList } from '../source/request-headers.js';
 import type { Upstream } from './upstream.js';
+import { redactUrl } from '../../common/ids.js';
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
@@ -95,7 +96,7 @@ export class RegistryClient {
       const { statusCode, headers, body } = response;
       if (REDIRECTS.has(statusCode)) {
         await body.dump({ limit: ERROR_BODY_MAX }).catch(() => undefined);
-        if (hop >= MAX_REDIRECTS) throw new ShoalError('SOURCE_PROTOCOL', `${req.method} ${redact(first)}: more than ${MAX_REDIRECTS} redirects`, { sourceStatus: statusCode });
+        if (hop >= MAX_REDIRECTS) throw new ShoalError('SOURCE_PROTOCOL', `${req.method} ${redactUrl(first)}: more than ${MAX_REDIRECTS} redirects`, { sourceStatus: statusCode });
         url = nextUrl(url, headers['location'], req, first);
         continue;
       }
@@ -107,7 +108,7 @@ export class RegistryClient {
       const declared = Number(headers['content-length']);
       if (ok && Number.isFinite(declared) && declared > req.maxBody) {
         body.destroy();
-        throw new ShoalError('UPSTREAM_TOO_LARGE', `${req.method} ${redact(url)}: response of ${declared} bytes is over the ${req.maxBody}-byte cap`);
+        throw new ShoalError('UPSTREAM_TOO_LARGE', `${req.method} ${redactUrl(url)}: response of ${declared} bytes is over the ${req.maxBody}-byte cap`);
       }
       return { status: statusCode, headers, body: await readBody(body, ok ? req.maxBody : ERROR_BODY_MAX, ok, req, url), url };
     }
@@ -128,7 +129,7 @@ async function readBody(body: Dispatcher.ResponseData['body'], cap: number, stri
       size += chunk.length;
       if (size > cap) {
         body.destroy();
-        if (strict) throw new ShoalError('UPSTREAM_TOO_LARGE', `${req.method} ${redact(url)}: response body over ${cap} bytes`);
+        if (strict) throw new ShoalError('UPSTREAM_TOO_LARGE', `${req.method} ${redactUrl(url)}: response body over ${cap} bytes`);
         chunks.push(chunk.subarray(0, chunk.length - (size - cap)));
         return Buffer.concat(chunks);
       }
@@ -142,15 +143,15 @@ async function readBody(body: Dispatcher.ResponseData['body'], cap: number, stri
 
 function nextUrl(from: URL, location: string | string[] | undefined, req: RegistryRequest, first: URL): URL {
   const value = Array.isArray(location) ? location[0] : location;
-  if (value === undefined) throw new ShoalError('SOURCE_PROTOCOL', `${req.method} ${redact(first)}: redirect without Location`);
+  if (value === undefined) throw new ShoalError('SOURCE_PROTOCOL', `${req.method} ${redactUrl(first)}: redirect without Location`);
   let to: URL;
   try {
     to = new URL(value, from);
   } catch {
-    throw new ShoalError('SOURCE_PROTOCOL', `${req.method} ${redact(first)}: redirect to a malformed Location`);
+    throw new ShoalError('SOURCE_PROTOCOL', `${req.method} ${redactUrl(first)}: redirect to a malformed Location`);
   }
   if (to.protocol !== 'https:' && !(to.protocol === 'http:' && from.protocol === 'http:')) {
-    throw new ShoalError('SOURCE_PROTOCOL', `${req.method} ${redact(first)}: redirect from ${from.protocol} to ${to.protocol} refused`);
+    throw new ShoalError('SOURCE_PROTOCOL', `${req.method} ${redactUrl(first)}: redirect from ${from.protocol} to ${to.protocol} refused`);
   }
   return to;
 }
@@ -159,13 +160,10 @@ function failure(err: unknown, req: RegistryRequest, url: URL): ShoalError {
   if (err instanceof ShoalError) return err;
   if (req.signal.aborted) {
     const reason: unknown = req.signal.reason;
-    return reason instanceof ShoalError ? reason : new ShoalError('ABORTED', `${req.method} ${redact(url)}: aborted`, { cause: reason });
+    return reason instanceof ShoalError ? reason : new ShoalError('ABORTED', `${req.method} ${redactUrl(url)}: aborted`, { cause: reason });
   }
   const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
   const detail = err instanceof Error ? err.message : String(err);
-  return new ShoalError('SOURCE_NETWORK', `${req.method} ${redact(url)}: ${detail}${code === '' ? '' : ` (${code})`}`, { cause: err });
+  return new ShoalError('SOURCE_NETWORK', `${req.method} ${redactUrl(url)}: ${detail}${code === '' ? '' : ` (${code})`}`, { cause: err });
 }
 
-export function redact(url: URL): string {
-  return `${url.protocol}//${url.host}${url.pathname}`;
-}

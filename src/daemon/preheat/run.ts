@@ -12,6 +12,7 @@ import { blobDigestOf, toTaskSpec, type DownloadRequest } from '../request.js';
 import type { SchedulerClient } from '../scheduler-link.js';
 import { PREHEAT_USER_AGENT, resolveImage } from './image.js';
 import { parseImageReference, parsePlatform } from './reference.js';
+import { redactUrl } from '../../common/ids.js';
 
 export interface PreheatInput {
   /** Files to preheat; a blob URL's `sha256:` digest becomes the task's digest unless one is given. */
@@ -129,12 +130,3 @@ export async function* runPreheat(input: PreheatInput, deps: PreheatDeps, signal
   yield { event: 'end', tasks: specs.length, done, failed, bytes };
 }
 
-/** URLs as reported: no query (signatures), no credentials. */
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return url.split('?')[0] ?? '';
-  }
-}

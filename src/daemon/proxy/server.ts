@@ -29,6 +29,7 @@ import { serveP2p, type ProxyDaemon } from './p2p.js';
 import { rawError, sendError, statusFor } from './reply.js';
 import { ProxyRules, type ProxyRule } from './rules.js';
 import { openTunnel, parseAuthority } from './tunnel.js';
+import { redactUrl } from '../../common/ids.js';
 
 export interface ProxyOptions {
   /** Listen address. Default 127.0.0.1. */
@@ -194,12 +195,12 @@ class ForwardProxy implements Proxy {
         return;
       }
       this.#stats.errors++;
-      this.#log.debug({ code: e.code, err: e.message, url: redact(rawUrl) }, 'proxy request failed');
+      this.#log.debug({ code: e.code, err: e.message, url: redactUrl(rawUrl) }, 'proxy request failed');
       sendError(res, statusFor(e), e.code, e.message, this.#via);
     } finally {
       res.off('close', onClose);
       this.#closing.signal.removeEventListener('abort', onStop);
-      this.#log.debug({ method: req.method, url: redact(rawUrl), kind, status: res.statusCode, ms: Date.now() - started }, 'proxy request');
+      this.#log.debug({ method: req.method, url: redactUrl(rawUrl), kind, status: res.statusCode, ms: Date.now() - started }, 'proxy request');
     }
   }
 
@@ -297,12 +298,3 @@ function isLoopback(host: string): boolean {
   return h === 'localhost';
 }
 
-/** A URL for logs: no query (signatures), no credentials. */
-function redact(raw: string): string {
-  try {
-    const u = new URL(raw);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return raw.slice(0, 200).split('?')[0] ?? '';
-  }
-}

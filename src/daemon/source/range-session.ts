@@ -12,7 +12,8 @@ import type { HeaderList } from './request-headers.js';
 import { checkResponse, type ContentVersion } from './response-check.js';
 import { header, ifRangeValidator, parseRetryAfter } from './response-meta.js';
 import type { LinkedSignal } from './signals.js';
-import { abortError, judgeStatus, protocolError, redactUrl, statusError, transportFailure, type Failure } from './source-errors.js';
+import { redactUrl } from '../../common/ids.js';
+import { abortError, judgeStatus, protocolError, statusError, transportFailure, type Failure } from './source-errors.js';
 
 export interface SessionConfig {
   readonly dispatcher: Dispatcher;

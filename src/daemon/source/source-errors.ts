@@ -1,10 +1,6 @@
 /** How origin failures become ShoalErrors, and which of them are worth retrying. */
 import { ShoalError, type ErrorCode } from '../../common/errors.js';
-
-/** The URL as it may appear in messages and logs: no credentials, query string or fragment. */
-export function redactUrl(url: URL): string {
-  return `${url.protocol}//${url.host}${url.pathname}`;
-}
+import { redactUrl } from '../../common/ids.js';
 
 /** The error to throw once `signal` has aborted: its reason when that is a ShoalError, else ABORTED. */
 export function abortError(signal: AbortSignal, url: URL): ShoalError {

@@ -10,7 +10,7 @@ import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ShoalError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
-import { Bitfield, MAX_PIECES, isValidPieceSize, pieceCount, pieceRange } from '../../common/pieces.js';
+import { MAX_PIECES, isValidPieceSize, pieceCount, pieceRange } from '../../common/pieces.js';
 import { lockDataDir, type DirLock } from './lock.js';
 import { MetadataDb, type TaskRow } from './metadata.js';
 
@@ -81,14 +81,6 @@ export class StoredTask {
     let bytes = 0;
     for (const n of this.digests.keys()) bytes += pieceRange(n, contentLength, pieceSize).length;
     return bytes;
-  }
-
-  bitfield(): Bitfield | undefined {
-    const count = this.pieceCount;
-    if (count === undefined) return undefined;
-    const bits = new Bitfield(count);
-    for (const n of this.digests.keys()) bits.set(n);
-    return bits;
   }
 
   async handle(): Promise<FileHandle> {
