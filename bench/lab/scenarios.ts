@@ -19,7 +19,9 @@ import { allProcessCpu, backgroundBusyPct, CpuMeter, foreignTop, type CpuUse, da
 import { type HostSpec, type NsProc, Procs, sh, type Topology } from './netns.js';
 
 export const SCENARIOS = ['direct', 'bittorrent', 'shoal'] as const;
-export type ScenarioName = (typeof SCENARIOS)[number];
+/** The image benchmark's scenarios (bench/lab/image.ts): skopeo from the registry, or through Shoal's mirror. */
+export const IMAGE_SCENARIOS = ['image-direct', 'image-shoal'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number] | (typeof IMAGE_SCENARIOS)[number];
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const SHOAL_BIN = join(REPO, 'bin/shoal.mjs');
@@ -91,7 +93,7 @@ export interface ScenarioResult {
   details?: Record<string, unknown>;
 }
 
-type Launch = {
+export type Launch = {
   /** one promise per peer host: resolves when that host's copy is complete (or it failed) */
   done: Array<Promise<{ ok: boolean; at: number; detail?: string }>>;
   /** the output file of each peer host */
@@ -169,19 +171,26 @@ function cpuByRole(start: Map<number, { user: number; system: number }>, procs: 
   return out;
 }
 
-async function waitExit(p: NsProc, ms: number): Promise<void> {
+export async function waitExit(p: NsProc, ms: number): Promise<void> {
   await Promise.race([p.exited, new Promise((r) => setTimeout(r, ms))]);
 }
 
 /**
  * The measured part shared by every scenario: counters and CPU around the launch,
- * a deadline, then stop the scenario's processes and check every output.
+ * a deadline, then stop the scenario's processes and check every output (against
+ * ctx.file's SHA-256, or with `after.verify`, which returns what is wrong or
+ * undefined).
  */
-async function measure(
+export async function measure(
   ctx: Ctx,
   scenario: ScenarioName,
   launch: (t0: number) => Launch,
-  after: { beforeStop?: () => Promise<Record<string, unknown>>; stop: () => Promise<void>; watch: () => NsProc[] },
+  after: {
+    beforeStop?: () => Promise<Record<string, unknown>>;
+    stop: () => Promise<void>;
+    watch: () => NsProc[];
+    verify?: (output: string) => Promise<string | undefined>;
+  },
   details: Record<string, unknown> = {},
 ): Promise<ScenarioResult> {
   const { topo } = ctx;
@@ -252,11 +261,16 @@ async function measure(
       if (h.ok) mismatched.push(`${h.host}: output missing`);
       continue;
     }
-    const size = statSync(out).size;
-    const same = size === ctx.file.size && (await sha256File(out)) === ctx.file.sha256;
-    h.sha256ok = same;
-    if (same) verified++;
-    else if (h.ok) mismatched.push(`${h.host}: SHA-256 differs (size ${size})`);
+    let problem: string | undefined;
+    if (after.verify !== undefined) {
+      problem = await after.verify(out);
+    } else {
+      const size = statSync(out).size;
+      if (size !== ctx.file.size || (await sha256File(out)) !== ctx.file.sha256) problem = `SHA-256 differs (size ${size})`;
+    }
+    h.sha256ok = problem === undefined;
+    if (problem === undefined) verified++;
+    else if (h.ok) mismatched.push(`${h.host}: ${problem}`);
   }
   const times = hosts.filter((h) => h.ok && h.s !== null).map((h) => h.s!);
   const failed = hosts.filter((h) => !h.ok);
@@ -290,13 +304,13 @@ async function measure(
   return result;
 }
 
-function outDir(ctx: Ctx, scenario: string, host: HostSpec): string {
+export function outDir(ctx: Ctx, scenario: string, host: HostSpec): string {
   const d = join(ctx.work, 'out', scenario, host.name);
   mkdirSync(d, { recursive: true });
   return d;
 }
 
-function cleanOutputs(ctx: Ctx, scenario: string): void {
+export function cleanOutputs(ctx: Ctx, scenario: string): void {
   rmSync(join(ctx.work, 'out', scenario), { recursive: true, force: true });
 }
 
@@ -490,8 +504,10 @@ export async function runBitTorrent(ctx: Ctx): Promise<ScenarioResult> {
 
 // ---------------------------------------------------------------- Shoal
 
-function shoalCmd(ctx: Ctx, args: string[]): string[] {
-  return [process.execPath, ctx.shoalBin, ...args];
+/** `LAB_SHOAL_NODE_ARGS` (space-separated) adds Node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
+export function shoalCmd(ctx: Ctx, args: string[]): string[] {
+  const nodeArgs = (process.env['LAB_SHOAL_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  return [process.execPath, ...nodeArgs, ctx.shoalBin, ...args];
 }
 
 interface ShoalPeerSummary {
@@ -520,6 +536,62 @@ interface ShoalPeerSummary {
 
 const MiBf = (n: unknown): number => round(Number(n ?? 0) / 1048576, 1);
 
+export interface ShoalSwarm {
+  scheduler: NsProc;
+  seed: { proc: NsProc; api: string };
+  /** one per peer host, in topo.peers order */
+  peers: Array<{ proc: NsProc; api: string }>;
+  /** daemon host id → lab host name */
+  hostIds: Map<string, string>;
+  /** a peer id containing an IPv4 address → lab host name (else the id) */
+  hostByIp: (peerId: string) => string;
+}
+
+/**
+ * The scheduler and the seed daemon on the origin host and a daemon on every peer
+ * host, each ready and connected to the scheduler (bounded) before it returns.
+ * `extraDaemonArgs` adds arguments to a host's daemon (the image benchmark's mirror).
+ */
+export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, logLevel: string, extraDaemonArgs: (h: HostSpec, seed: boolean) => string[] = () => []): Promise<ShoalSwarm> {
+  const { topo } = ctx;
+  const scheduler = procs.start(topo.origin.ns, 'scheduler', shoalCmd(ctx, ['scheduler', '--listen', `${topo.origin.ip}:${SCHEDULER_PORT}`, '--log-level', logLevel, ...(ctx.schedulerConfig === undefined ? [] : ['--config', ctx.schedulerConfig])]));
+  await procs.waitFor(scheduler, /shoal scheduler listening on/, 30_000);
+  const schedulerUrl = `http://${topo.origin.ip}:${SCHEDULER_PORT}`;
+  const daemonOf = (h: HostSpec, seed: boolean): { proc: NsProc; api: string } => {
+    const api = join(dir, `${h.name}.sock`);
+    const args = ['daemon', '--scheduler', schedulerUrl, '--listen', `0.0.0.0:${DAEMON_PORT}`, '--advertise', h.ip, '--data', join(dir, h.name), '--api', api, '--log-level', logLevel, ...(ctx.daemonConfig === undefined ? [] : ['--config', ctx.daemonConfig])];
+    if (seed) args.push('--seed');
+    args.push(...extraDaemonArgs(h, seed));
+    return { proc: procs.start(h.ns, `daemon@${h.name}`, shoalCmd(ctx, args), { keepOutput: 256 * 1024 }), api };
+  };
+  const seed = daemonOf(topo.origin, true);
+  const peers = topo.peers.map((p) => daemonOf(p, false));
+  await Promise.all([seed, ...peers].map((d) => procs.waitFor(d.proc, /shoal daemon .*upload port/, 60_000)));
+  // Every daemon connected to the scheduler (bounded) before the clock starts.
+  const connDeadline = Date.now() + 30_000;
+  for (const d of [seed, ...peers]) {
+    for (;;) {
+      const st = await daemonApi(d.api, '/v1/stats').catch(() => undefined);
+      if ((st?.['scheduler'] as { connected?: boolean } | undefined)?.connected === true) break;
+      if (Date.now() > connDeadline) {
+        ctx.log(`warning: ${d.proc.name} not connected to the scheduler after 30 s; measuring anyway`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const hostByIp = (peerId: string): string => {
+    const ip = /(\d+\.\d+\.\d+\.\d+)/.exec(peerId)?.[1];
+    return topo.hosts.find((h) => h.ip === ip)?.name ?? peerId;
+  };
+  const hostIds = new Map<string, string>();
+  for (const [h, d] of [[topo.origin, seed] as const, ...topo.peers.map((p, i) => [p, peers[i]!] as const)]) {
+    const st = await daemonApi(d.api, '/v1/stats').catch(() => undefined);
+    if (typeof st?.['hostId'] === 'string') hostIds.set(st['hostId'], h.name);
+  }
+  return { scheduler, seed, peers, hostIds, hostByIp };
+}
+
 export async function runShoal(ctx: Ctx): Promise<ScenarioResult> {
   const { topo } = ctx;
   const procs = new Procs();
@@ -529,40 +601,7 @@ export async function runShoal(ctx: Ctx): Promise<ScenarioResult> {
   const logLevel = process.env['LAB_SHOAL_LOG_LEVEL'] ?? 'warn';
   let sampler: NodeJS.Timeout | undefined;
   try {
-    const scheduler = procs.start(topo.origin.ns, 'scheduler', shoalCmd(ctx, ['scheduler', '--listen', `${topo.origin.ip}:${SCHEDULER_PORT}`, '--log-level', logLevel, ...(ctx.schedulerConfig === undefined ? [] : ['--config', ctx.schedulerConfig])]));
-    await procs.waitFor(scheduler, /shoal scheduler listening on/, 30_000);
-    const schedulerUrl = `http://${topo.origin.ip}:${SCHEDULER_PORT}`;
-    const daemonOf = (h: HostSpec, seed: boolean): { proc: NsProc; api: string } => {
-      const api = join(dir, `${h.name}.sock`);
-      const args = ['daemon', '--scheduler', schedulerUrl, '--listen', `0.0.0.0:${DAEMON_PORT}`, '--advertise', h.ip, '--data', join(dir, h.name), '--api', api, '--log-level', logLevel, ...(ctx.daemonConfig === undefined ? [] : ['--config', ctx.daemonConfig])];
-      if (seed) args.push('--seed');
-      return { proc: procs.start(h.ns, `daemon@${h.name}`, shoalCmd(ctx, args), { keepOutput: 256 * 1024 }), api };
-    };
-    const seed = daemonOf(topo.origin, true);
-    const peers = topo.peers.map((p) => daemonOf(p, false));
-    await Promise.all([seed, ...peers].map((d) => procs.waitFor(d.proc, /shoal daemon .*upload port/, 60_000)));
-    // Every daemon connected to the scheduler (bounded) before the clock starts.
-    const connDeadline = Date.now() + 30_000;
-    for (const d of [seed, ...peers]) {
-      for (;;) {
-        const st = await daemonApi(d.api, '/v1/stats').catch(() => undefined);
-        if ((st?.['scheduler'] as { connected?: boolean } | undefined)?.connected === true) break;
-        if (Date.now() > connDeadline) {
-          ctx.log(`warning: ${d.proc.name} not connected to the scheduler after 30 s; measuring anyway`);
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    const hostByIp = (peerId: string): string => {
-      const ip = /(\d+\.\d+\.\d+\.\d+)/.exec(peerId)?.[1];
-      return topo.hosts.find((h) => h.ip === ip)?.name ?? peerId;
-    };
-    const hostIds = new Map<string, string>();
-    for (const [h, d] of [[topo.origin, seed] as const, ...topo.peers.map((p, i) => [p, peers[i]!] as const)]) {
-      const st = await daemonApi(d.api, '/v1/stats').catch(() => undefined);
-      if (typeof st?.['hostId'] === 'string') hostIds.set(st['hostId'], h.name);
-    }
+    const { scheduler, seed, peers, hostIds, hostByIp } = await startShoalSwarm(ctx, procs, dir, logLevel);
 
     // 1-second progress samples of every peer daemon, over its unix socket (no process spawned).
     const progress: number[][] = topo.peers.map(() => []);
@@ -682,8 +721,10 @@ export async function runShoal(ctx: Ctx): Promise<ScenarioResult> {
   }
 }
 
+/** Runs one of the file scenarios (the image ones are in image.ts: they need the registry). */
 export async function runScenario(ctx: Ctx, name: ScenarioName): Promise<ScenarioResult> {
   if (name === 'direct') return runDirect(ctx);
   if (name === 'bittorrent') return runBitTorrent(ctx);
-  return runShoal(ctx);
+  if (name === 'shoal') return runShoal(ctx);
+  throw new Error(`${name} is an image scenario: run it with --image`);
 }
