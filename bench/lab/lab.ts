@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Bound, kumarRoss, round, TBF_GOODPUT } from './measure.js';
 import { cleanupStale, formatRate, namespaceProblem, probeNetem, Topology } from './netns.js';
-import { type Ctx, type LabFile, REPO, runScenario, type ScenarioName, type ScenarioResult, startOriginServer } from './scenarios.js';
+import { type LabImage, makeLabImage, runImageScenario, startLabRegistry } from './image.js';
+import { type Ctx, IMAGE_SCENARIOS, type LabFile, REPO, runScenario, type ScenarioName, type ScenarioResult, startOriginServer } from './scenarios.js';
 import { Procs } from './netns.js';
 
 export interface PointOptions {
@@ -39,6 +40,11 @@ export interface PointOptions {
   getArgs?: string[] | undefined;
   /** YAML config for every Shoal daemon */
   daemonConfig?: string | undefined;
+  /**
+   * The image benchmark (bench/lab/image.ts): the payload is an OCI image of about
+   * sizeBytes in a registry on the origin host, and the scenarios are IMAGE_SCENARIOS.
+   */
+  image?: boolean;
 }
 
 export interface ShoalBin {
@@ -71,6 +77,8 @@ export interface PointResult {
   tbfGoodput: number;
   startedAt: string;
   shoal?: ShoalBin;
+  /** the image benchmark's image: F = config + layers */
+  image?: { ref: string; manifestDigest: string; bytes: number; blobs: Array<{ kind: string; digest: string; size: number }> };
   results: ScenarioResult[];
   error?: string;
 }
@@ -197,8 +205,19 @@ export function pointBound(o: Pick<PointOptions, 'peers' | 'sizeBytes' | 'peerRa
 /**
  * Runs one point (one topology, one file, the chosen scenarios). `file` may be
  * passed to reuse one across points (a sweep); it must live in `work`/origin.
+ * With `o.image`, the payload is an image (`shared.image`, else one built here of
+ * about o.sizeBytes), served by a registry on the origin host; T_min and copies
+ * use the image's size.
  */
-export async function runPoint(o: PointOptions, shared?: { work: string; file: LabFile }): Promise<PointResult> {
+export async function runPoint(o: PointOptions, shared?: { work: string; file: LabFile; image?: LabImage }): Promise<PointResult> {
+  if (o.image === true && o.scenarios.some((s) => !(IMAGE_SCENARIOS as readonly string[]).includes(s))) throw new Error(`an image point runs only ${IMAGE_SCENARIOS.join(', ')}`);
+  const work = shared?.work ?? newWorkDir();
+  let image = shared?.image;
+  if (o.image === true && image === undefined) {
+    o.log(`lab: building a ${o.sizeBytes} B image …`);
+    image = makeLabImage(work, o.sizeBytes);
+  }
+  if (image !== undefined) o = { ...o, sizeBytes: image.bytes };
   const { bound, directEstimateS } = pointBound(o);
   const timeoutS = Math.max(o.minTimeoutS, Math.ceil(o.timeoutFactor * directEstimateS));
   const result: PointResult = {
@@ -219,8 +238,8 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     startedAt: new Date().toISOString(),
     results: [],
   };
+  if (image !== undefined) result.image = { ref: image.ref, manifestDigest: image.manifestDigest, bytes: image.bytes, blobs: image.blobs };
   cleanupStale(o.log);
-  const work = shared?.work ?? newWorkDir();
   const topo = new Topology({
     peers: o.peers,
     peerUp: o.peerRate,
@@ -233,17 +252,19 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
   live.topologies.add(topo);
   const procs = new Procs();
   try {
-    const file = shared?.file ?? makeFile(work, o.sizeBytes);
+    const file = image?.file ?? shared?.file ?? makeFile(work, o.sizeBytes);
     topo.create();
-    const shoal = o.scenarios.includes('shoal') ? (o.shoal ?? snapshotShoal(join(work, `shoal-bin-${Date.now()}`))) : SHOAL_EXECUTABLE;
-    if (o.scenarios.includes('shoal')) result.shoal = shoal;
+    const usesShoal = o.scenarios.includes('shoal') || o.scenarios.includes('image-shoal');
+    const shoal = usesShoal ? (o.shoal ?? snapshotShoal(join(work, `shoal-bin-${Date.now()}`))) : SHOAL_EXECUTABLE;
+    if (usesShoal) result.shoal = shoal;
     const ctx: Ctx = { topo, procs, work, file, timeoutMs: timeoutS * 1000, log: o.log, shoalBin: shoal.bin, schedulerConfig: o.schedulerConfig, getArgs: o.getArgs, daemonConfig: o.daemonConfig };
-    await startOriginServer(ctx);
+    const registry = image === undefined ? undefined : await startLabRegistry(ctx, image);
+    if (registry === undefined) await startOriginServer(ctx);
     for (const name of o.scenarios) {
       o.log(`  ${name}: running (bound ${timeoutS} s) …`);
       let r: ScenarioResult;
       try {
-        r = await runScenario(ctx, name);
+        r = registry === undefined ? await runScenario(ctx, name) : await runImageScenario(ctx, registry, name);
       } catch (err) {
         o.log(`  ${name}: FAILED to set up: ${(err as Error).stack ?? String(err)}`);
         r = failedResult(name, (err as Error).message);

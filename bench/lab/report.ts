@@ -8,7 +8,8 @@ const MB = (n: number): string => `${(n / 1e6).toFixed(n % 1e6 === 0 ? 0 : 1)} M
 export function describePoint(p: PointResult): string {
   const c = p.config;
   const slow = c.slowPeers > 0 ? `, ${c.slowPeers} slow peer(s) at ${c.slowRate}` : '';
-  return `N = ${c.peers}, F = ${MB(c.sizeBytes)} (${c.sizeBytes} B), peers ${c.peerRate} up/down${slow}, origin ${c.originUp} up / ${c.originDown} down`;
+  const image = p.image === undefined ? '' : ` = image ${p.image.ref}: config + ${p.image.blobs.length - 1} layers of ${p.image.blobs.slice(1).map((b) => MB(b.size)).join(', ')}`;
+  return `N = ${c.peers}, F = ${MB(c.sizeBytes)} (${c.sizeBytes} B${image}), peers ${c.peerRate} up/down${slow}, origin ${c.originUp} up / ${c.originDown} down`;
 }
 
 export function boundLines(p: PointResult): string[] {
@@ -36,6 +37,57 @@ export function pointTable(p: PointResult): string {
     );
   }
   return rows.join('\n');
+}
+
+/** The image benchmark's table: times, registry egress (its access log) and the origin link, CPU. */
+export function imageTable(p: PointResult): string {
+  const rows = [
+    '| scenario | last s | median s | p90 s | ratio to T_min | registry egress copies | origin link copies | CPU user s | CPU sys s | CPU mean / peak % | s at ≥95 % | lab procs CPU s (user+sys) | others\' user s | pulls verified |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of p.results) {
+    const last = r.ok ? f(r.lastS, 1) : r.timedOut ? `TIMEOUT (>${p.timeoutS})` : 'FAILED';
+    const reg = (r.details?.['registry'] ?? {}) as { copies?: number };
+    rows.push(
+      `| ${r.scenario} | ${last} | ${f(r.medianS, 1)} | ${f(r.p90S, 1)} | ${ratio(r, p)} | ${f(reg.copies, 3)} | ${f(r.originCopies, 3)} | ${f(r.cpu.userS, 1)} | ${f(r.cpu.systemS, 1)} | ${f(r.cpu.meanPct, 0)} / ${f(r.cpu.peakPct, 0)} | ${r.cpu.saturatedS} | ${f(r.cpu.labUserS, 1)}+${f(r.cpu.labSystemS, 1)} | ${f(r.cpu.foreignUserS, 1)} | ${r.verified}/${r.hosts.length} |`,
+    );
+  }
+  return rows.join('\n');
+}
+
+/** What the registry sent in an image scenario and, through Shoal, where each peer's bytes came from and when each layer finished. */
+export function imageLines(r: ScenarioResult, imageBytes: number): string[] {
+  const d = (r.details ?? {}) as {
+    registry?: { bodyBytes: number; blobGets: number; byClient: Record<string, number>; byAgent: Record<string, number>; requests: Record<string, number> };
+    seed?: { uploadsMiB?: number; fromOriginMiB?: number; tasks?: Array<{ blob: string; durationS: number }> };
+    peers?: Array<{ host: string; fromSeedsMiB: number; fromPeersMiB: number; fromOriginMiB: number; uploadsMiB: number; parentsMiB: Record<string, number>; layers: Record<string, { startS?: number; firstBytesS?: number; doneS?: number }>; failed: unknown[]; backToSource: unknown[] }>;
+    logs?: Record<string, string>;
+  };
+  const lines: string[] = [];
+  const copies = (n: number): string => `${(n / imageBytes).toFixed(3)} copies`;
+  if (d.registry !== undefined) {
+    const reg = d.registry;
+    lines.push(`  registry sent ${reg.bodyBytes} B of bodies = ${copies(reg.bodyBytes)} (${reg.blobGets} blob GETs); by client: ${Object.entries(reg.byClient).map(([ip, n]) => `${ip} ${copies(n)}`).join(', ')}`);
+    lines.push(`  registry by User-Agent: ${Object.entries(reg.byAgent).map(([a, n]) => `${a} ${copies(n)}`).join(', ')}; requests: ${Object.entries(reg.requests).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+    const fallback = Object.entries(reg.byAgent).filter(([a, n]) => r.scenario === 'image-shoal' && !a.startsWith('shoal') && n > 1_000_000);
+    if (fallback.length > 0) lines.push(`  WARNING: clients other than Shoal took ${fallback.map(([a, n]) => `${a} ${copies(n)}`).join(', ')} from the registry (skopeo fell back from the mirror)`);
+  }
+  if (d.seed !== undefined) lines.push(`  seed: from the registry ${String(d.seed.fromOriginMiB)} MiB, uploaded ${String(d.seed.uploadsMiB)} MiB; tasks ${(d.seed.tasks ?? []).map((t) => `${t.blob} ${t.durationS} s`).join(', ')}`);
+  for (const p of d.peers ?? []) {
+    const host = r.hosts.find((h) => h.host === p.host);
+    const parents = Object.entries(p.parentsMiB).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+    const layers = Object.entries(p.layers)
+      .sort((a, b) => (a[1].startS ?? 0) - (b[1].startS ?? 0))
+      .map(([name, l]) => `${name} ${f(l.startS, 1)}→${f(l.doneS, 1)}`)
+      .join(', ');
+    lines.push(
+      `  ${p.host}: ${f(host?.s, 1)} s; MiB from seed ${p.fromSeedsMiB}, peers ${p.fromPeersMiB}, registry ${p.fromOriginMiB}; uploaded ${p.uploadsMiB}; parents (MiB) ${parents}; blob tasks started→complete (s): ${layers}` +
+        (p.backToSource.length > 0 ? `; back-to-source ${JSON.stringify(p.backToSource)}` : '') +
+        (p.failed.length > 0 ? `; failed ${JSON.stringify(p.failed)}` : ''),
+    );
+  }
+  for (const [name, text] of Object.entries(d.logs ?? {})) lines.push(`  log ${name}: ${text.split('\n').slice(-5).join(' / ').slice(0, 600)}`);
+  return lines;
 }
 
 /** Per-peer details of a Shoal run: where the bytes came from. */

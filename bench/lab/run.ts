@@ -23,14 +23,18 @@
  *   --svg FILE           sweep chart (default docs/lab-sweep.svg)
  *   --shoal-bin FILE     run this script as `shoal` (e.g. bin/shoal.mjs); default: a snapshot
  *                        of dist/shoal.mjs taken at the start, the same for every point
+ *   --image              the image benchmark (bench/lab/image.ts): an OCI image of --size MB
+ *                        (default 500) in docker-registry on the origin host, pulled with skopeo
+ *                        straight from it (image-direct) and through Shoal's mirror (image-shoal)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { makeLabImage } from './image.js';
 import { installSignalCleanup, labProblem, makeFile, netemAvailable, newWorkDir, type PointOptions, type PointResult, removeWorkDir, runPoint, shoalBundleFresh, snapshotShoal } from './lab.js';
 import { parseRate } from './netns.js';
-import { boundLines, describePoint, pointTable, shoalPeerLines, sweepSvg, sweepTable } from './report.js';
-import { REPO, SCENARIOS, type ScenarioName } from './scenarios.js';
+import { boundLines, describePoint, imageLines, imageTable, pointTable, shoalPeerLines, sweepSvg, sweepTable } from './report.js';
+import { IMAGE_SCENARIOS, REPO, SCENARIOS, type ScenarioName } from './scenarios.js';
 
 function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?$/i.exec(text.trim());
@@ -46,13 +50,14 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       peers: { type: 'string', short: 'n', default: '5' },
-      size: { type: 'string', default: '200' },
+      size: { type: 'string' },
       'peer-rate': { type: 'string', default: '100mbit' },
       'origin-rate': { type: 'string', default: '200mbit' },
       'origin-down': { type: 'string', default: '1gbit' },
       'slow-peers': { type: 'string', default: '0' },
       'slow-rate': { type: 'string', default: '20mbit' },
-      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      scenarios: { type: 'string' },
+      image: { type: 'boolean', default: false },
       'timeout-factor': { type: 'string', default: '4' },
       'min-timeout': { type: 'string', default: '60' },
       out: { type: 'string' },
@@ -69,7 +74,7 @@ async function main(): Promise<number> {
     allowPositionals: false,
   });
   if (values.help) {
-    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--scenarios direct,bittorrent,shoal] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
+    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
     return 0;
   }
   const problem = labProblem();
@@ -78,20 +83,24 @@ async function main(): Promise<number> {
     return 2;
   }
   installSignalCleanup(log);
-  const scenarios = values.scenarios.split(',').map((s) => s.trim()).filter(Boolean) as ScenarioName[];
-  for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}" (${SCENARIOS.join(', ')})`);
-  for (const [tool, scenario] of [['curl', 'direct'], ['aria2c', 'bittorrent'], ['opentracker', 'bittorrent'], ['mktorrent', 'bittorrent']] as const) {
+  // --image, or image scenarios named in --scenarios, make an image point
+  const image = values.image || (values.scenarios ?? '').includes('image-');
+  const known: readonly ScenarioName[] = image ? IMAGE_SCENARIOS : SCENARIOS;
+  const scenarios = (values.scenarios ?? known.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as ScenarioName[];
+  for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario "${s}" (${image ? 'with --image: ' : ''}${known.join(', ')})`);
+  if (image && values.sweep) throw new Error('--sweep does not run the image benchmark; run one point per --peers');
+  for (const [tool, scenario] of [['curl', 'direct'], ['aria2c', 'bittorrent'], ['opentracker', 'bittorrent'], ['mktorrent', 'bittorrent'], ['skopeo', 'image-direct'], ['skopeo', 'image-shoal'], ['docker-registry', 'image-direct'], ['docker-registry', 'image-shoal'], ['curl', 'image-direct'], ['curl', 'image-shoal']] as const) {
     if (scenarios.includes(scenario) && !(await hasTool(tool))) {
-      log(`lab: ${tool} not found (the ${scenario} scenario needs it): apt-get install -y aria2 opentracker mktorrent curl`);
+      log(`lab: ${tool} not found (the ${scenario} scenario needs it): apt-get install -y aria2 opentracker mktorrent curl skopeo docker-registry`);
       return 2;
     }
   }
-  if (scenarios.includes('shoal') && !shoalBundleFresh()) log('lab: warning: dist/shoal.mjs is older than some file in src/: the lab measures the bundle as built (npm run build to refresh)');
+  if ((scenarios.includes('shoal') || scenarios.includes('image-shoal')) && !shoalBundleFresh()) log('lab: warning: dist/shoal.mjs is older than some file in src/: the lab measures the bundle as built (npm run build to refresh)');
   if (!netemAvailable()) log('lab: netem is not available in this kernel: links get bandwidth (tbf) but no added delay (RTT ≈ 0.1 ms)');
 
   const base: PointOptions = {
     peers: Number(values.peers),
-    sizeBytes: parseSize(values.size),
+    sizeBytes: parseSize(values.size ?? (image ? '500' : '200')),
     peerRate: parseRate(values['peer-rate']),
     originUp: parseRate(values['origin-rate']),
     originDown: parseRate(values['origin-down']),
@@ -103,12 +112,13 @@ async function main(): Promise<number> {
     schedulerConfig: values['scheduler-config'] === undefined ? undefined : resolve(values['scheduler-config']),
     getArgs: values['get-args']?.split(' ').filter(Boolean),
     daemonConfig: values['daemon-config'] === undefined ? undefined : resolve(values['daemon-config']),
+    image,
     log,
   };
   if (!Number.isInteger(base.peers) || base.peers < 1 || base.peers > 500) throw new Error('--peers must be 1..500');
   if (base.slowPeers > base.peers) throw new Error('--slow-peers must be at most --peers');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-  const outPath = values.out ?? join(REPO, 'bench/lab/results', `${values.sweep ? 'sweep' : 'lab'}-${stamp}.json`);
+  const outPath = values.out ?? join(REPO, 'bench/lab/results', `${values.sweep ? 'sweep' : image ? 'image' : 'lab'}-${stamp}.json`);
   mkdirSync(dirname(outPath), { recursive: true });
 
   const points: Array<Partial<PointOptions>> = values.sweep
@@ -121,10 +131,11 @@ async function main(): Promise<number> {
   const work = newWorkDir();
   let failed = false;
   try {
-    log(`lab: making a ${base.sizeBytes} B random file …`);
-    const file = makeFile(work, base.sizeBytes);
+    log(`lab: making a ${base.sizeBytes} B random ${image ? 'image' : 'file'} …`);
+    const labImage = image ? makeLabImage(work, base.sizeBytes) : undefined;
+    const file = labImage?.file ?? makeFile(work, base.sizeBytes);
     // one Shoal for the whole run (a sweep takes half an hour; src/ may change meanwhile)
-    if (scenarios.includes('shoal')) {
+    if (scenarios.includes('shoal') || scenarios.includes('image-shoal')) {
       base.shoal = values['shoal-bin'] !== undefined ? { bin: values['shoal-bin'], kind: 'bin/shoal.mjs' } : snapshotShoal(join(work, 'shoal-bin'));
       log(`lab: shoal = ${base.shoal.kind} ${base.shoal.bin}${base.shoal.bundleSha256 !== undefined ? ` (bundle sha256 ${base.shoal.bundleSha256.slice(0, 12)}, built ${base.shoal.bundleMtime}, HEAD ${base.shoal.gitHead?.slice(0, 9)}, uncommitted src changes: ${base.shoal.srcChanges?.length ? base.shoal.srcChanges.join(', ') : 'none'})` : ''}`);
     }
@@ -132,7 +143,7 @@ async function main(): Promise<number> {
       const o = { ...base, ...pt };
       const header = `\n== point ${i + 1}/${points.length}: N = ${o.peers}, peers ${values.sweep && pt.peerRate !== undefined ? formatPeer(pt.peerRate) : values['peer-rate']}`;
       log(header);
-      const r = await runPoint(o, { work, file });
+      const r = await runPoint(o, labImage === undefined ? { work, file } : { work, file, image: labImage });
       results.push(r);
       printPoint(r);
       failed ||= r.error !== undefined || r.results.some((s) => !s.ok);
@@ -166,7 +177,7 @@ function printPoint(r: PointResult): void {
   console.log(`\n${describePoint(r)}`);
   for (const l of boundLines(r)) console.log(l);
   if (r.error !== undefined) console.log(`POINT FAILED: ${r.error}`);
-  console.log(pointTable(r));
+  console.log(r.image === undefined ? pointTable(r) : imageTable(r));
   for (const s of r.results) {
     if (s.error !== undefined) console.log(`${s.scenario}: ${s.error}`);
     const times = s.hosts.map((h) => `${h.host} ${h.s === null ? '✗' : h.s.toFixed(1)}`).join(', ');
@@ -178,6 +189,7 @@ function printPoint(r: PointResult): void {
     const pc = (s.details?.['processCpuS'] ?? {}) as Record<string, { user: number; system: number; processes: number }>;
     if (Object.keys(pc).length > 0) console.log(`${s.scenario} CPU s by process (user+sys, processes alive at the end): ${Object.entries(pc).map(([k, v]) => `${k} ×${v.processes} ${v.user.toFixed(1)}+${v.system.toFixed(1)}`).join(', ')}`);
     if (s.scenario === 'shoal') for (const l of shoalPeerLines(s)) console.log(l);
+    if (r.image !== undefined) for (const l of imageLines(s, r.image.bytes)) console.log(l);
   }
 }
 
