@@ -4,6 +4,7 @@
  * body (./send-piece.ts) and what happens when any of it fails.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { ShoalError, toShoalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { MAX_PIECE_SIZE } from '../../common/pieces.js';
@@ -11,7 +12,7 @@ import { UPLOAD_LIMITS } from './limits.js';
 import type { PieceHandle, PieceProvider } from './piece-provider.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { sendError } from './reply.js';
-import { sendPiece } from './send-piece.js';
+import { sendPiece, type BodySink } from './send-piece.js';
 
 export interface PieceUploadsInit {
   provider: PieceProvider;
@@ -37,13 +38,14 @@ export class PieceUploads {
   }
 
   /**
-   * Answers `GET`/`HEAD /pieces/<taskId>/<piece>`. Returns the body's promise
-   * (it never rejects) when a body is being streamed, undefined otherwise.
+   * Answers one piece request (`GET`/`HEAD /pieces/<taskId>/<piece>`, or a
+   * binary-protocol request) through `reply`. Returns the body's promise (it
+   * never rejects) when a body is being streamed, undefined otherwise.
    */
-  serve(res: ServerResponse, taskId: string, piece: number, head: boolean): Promise<void> | undefined {
+  serve(reply: PieceReply, taskId: string, piece: number, head: boolean): Promise<void> | undefined {
     const { provider, maxConcurrentUploads, log } = this.#init;
     if (!head && this.#active >= maxConcurrentUploads) {
-      sendError(res, new ShoalError('BUSY', `all ${maxConcurrentUploads} upload slots are in use`));
+      reply.error(new ShoalError('BUSY', `all ${maxConcurrentUploads} upload slots are in use`));
       return undefined;
     }
     let handle: PieceHandle | undefined;
@@ -51,11 +53,11 @@ export class PieceUploads {
       handle = provider.openPiece(taskId, piece);
     } catch (err) {
       log.warn({ err, taskId, piece }, 'opening a piece failed');
-      sendError(res, toShoalError(err, 'STORAGE'));
+      reply.error(toShoalError(err, 'STORAGE'));
       return undefined;
     }
     if (handle === undefined) {
-      sendError(res, new ShoalError('PIECE_NOT_FOUND', `piece ${piece} of task ${taskId} is not held here`));
+      reply.error(new ShoalError('PIECE_NOT_FOUND', `piece ${piece} of task ${taskId} is not held here`));
       return undefined;
     }
     const release = releaseOnce(handle, log);
@@ -63,59 +65,51 @@ export class PieceUploads {
     if (!Number.isSafeInteger(length) || length < 0 || length > MAX_PIECE_SIZE) {
       release();
       log.error({ taskId, piece, length }, 'provider returned a piece with an impossible length');
-      sendError(res, new ShoalError('INTERNAL', 'the piece has an invalid length'));
+      reply.error(new ShoalError('INTERNAL', 'the piece has an invalid length'));
       return undefined;
     }
-    const headers: OutgoingHttpHeaders = {
-      'content-type': 'application/octet-stream',
-      'content-length': length,
-      'x-shoal-task-complete': handle.taskComplete ? '1' : '0',
-      'cache-control': 'no-store',
-    };
     if (head) {
       try {
-        res.writeHead(200, headers);
-        res.end();
+        reply.begin(length, handle.taskComplete);
+        reply.end();
       } finally {
         release();
       }
       return undefined;
     }
     this.#active++;
-    return this.#stream(res, handle, headers, taskId, piece).finally(() => {
+    return this.#stream(reply, handle, taskId, piece).finally(() => {
       this.#active--;
       release();
     });
   }
 
-  async #stream(res: ServerResponse, handle: PieceHandle, headers: OutgoingHttpHeaders, taskId: string, piece: number): Promise<void> {
+  async #stream(reply: PieceReply, handle: PieceHandle, taskId: string, piece: number): Promise<void> {
     const { rateLimiter, log, onUploaded, shutdown } = this.#init;
     const controller = new AbortController();
     const onShutdown = (): void => controller.abort(shutdown.reason);
-    const onClose = (): void => {
-      if (!res.writableFinished) controller.abort(new ShoalError('ABORTED', 'the peer closed the connection'));
-    };
     shutdown.addEventListener('abort', onShutdown, { once: true });
-    res.once('close', onClose);
+    const unsubscribe = reply.onClose(() => controller.abort(new ShoalError('ABORTED', 'the peer closed the connection')));
     if (shutdown.aborted) onShutdown();
     const progress = { bytes: 0 };
     try {
-      res.writeHead(200, headers);
+      reply.begin(handle.length, handle.taskComplete);
       const options = {
         signal: controller.signal,
         chunkSize: UPLOAD_LIMITS.chunkSize,
         idleTimeoutMs: UPLOAD_LIMITS.sendIdleTimeoutMs,
         rateLimiter,
       };
-      await sendPiece(res, handle, options, progress);
+      await sendPiece(reply.sink, reply.socket, handle, options, progress);
+      reply.end();
     } catch (err) {
       const error = toShoalError(err);
       if (error.code === 'ABORTED') log.debug({ taskId, piece, reason: error.message }, 'piece upload aborted');
       else log.warn({ err: error, taskId, piece }, 'piece upload failed; closing the connection');
-      res.destroy();
+      reply.destroy();
     } finally {
       shutdown.removeEventListener('abort', onShutdown);
-      res.removeListener('close', onClose);
+      unsubscribe();
     }
     try {
       onUploaded?.(taskId, piece, progress.bytes);
@@ -123,6 +117,51 @@ export class PieceUploads {
       log.error({ err }, 'onUploaded callback threw');
     }
   }
+}
+
+/** One answer to a piece request, whatever the transport. */
+export interface PieceReply {
+  /** Answers with an error instead of the piece. */
+  error(error: ShoalError): void;
+  /** Starts a successful answer: the piece's length and whether the task is complete here. */
+  begin(length: number, taskComplete: boolean): void;
+  /** Where the body goes after begin(). */
+  readonly sink: BodySink;
+  /** Gets the idle timeout while the body is written. */
+  readonly socket: Socket | null;
+  /** The body is complete. */
+  end(): void;
+  /** The body failed: the peer must see a broken answer, not a short one. */
+  destroy(): void;
+  /** Calls `listener` when the peer goes away before end(); returns the unsubscribe. */
+  onClose(listener: () => void): () => void;
+}
+
+/** The HTTP/1.1 answer: headers on begin(), `res.end()` on end(). */
+export function httpPieceReply(res: ServerResponse): PieceReply {
+  return {
+    error: (error) => sendError(res, error),
+    begin: (length, taskComplete) => {
+      const headers: OutgoingHttpHeaders = {
+        'content-type': 'application/octet-stream',
+        'content-length': length,
+        'x-shoal-task-complete': taskComplete ? '1' : '0',
+        'cache-control': 'no-store',
+      };
+      res.writeHead(200, headers);
+    },
+    sink: res,
+    socket: res.socket,
+    end: () => res.end(),
+    destroy: () => res.destroy(),
+    onClose: (listener) => {
+      const onClose = (): void => {
+        if (!res.writableFinished) listener();
+      };
+      res.once('close', onClose);
+      return () => res.removeListener('close', onClose);
+    },
+  };
 }
 
 function releaseOnce(handle: PieceHandle, log: Logger): () => void {

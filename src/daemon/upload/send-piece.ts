@@ -1,13 +1,15 @@
 /**
- * Streams one piece body to a response: read a chunk, wait for the rate
- * limiter, write, wait for 'drain' when the socket is full. One freshly
- * allocated buffer per chunk, so a buffer handed to `res.write` is never
- * overwritten; with the drain wait, at most about two chunks per response are
- * in memory. Throws ShoalError STORAGE when the piece cannot be read in full,
- * ABORTED (the signal's reason) when the client goes away or the server shuts
- * down; the caller then destroys the socket, so the peer sees a short body.
+ * Streams one piece body to an HTTP response or a raw socket (the binary
+ * protocol): read a chunk, wait for the rate limiter, write, wait for 'drain'
+ * when the socket is full. One freshly allocated buffer per chunk, so a buffer
+ * handed to `write` is never overwritten; with the drain wait, at most about
+ * two chunks per response are in memory. Resolves once the last chunk's write
+ * has completed. Throws ShoalError STORAGE when the piece cannot be read in
+ * full, ABORTED (the signal's reason) when the client goes away or the server
+ * shuts down; the caller then destroys the socket, so the peer sees a short
+ * body.
  */
-import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { ShoalError } from '../../common/errors.js';
 import type { PieceHandle } from './piece-provider.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -20,38 +22,49 @@ export interface SendPieceOptions {
   rateLimiter?: RateLimiter | undefined;
 }
 
-/** Body bytes handed to the socket: all of them after 'finish', else those whose write completed. */
+/** Body bytes whose write completed. */
 export interface SendProgress {
   bytes: number;
 }
 
-export async function sendPiece(res: ServerResponse, handle: PieceHandle, options: SendPieceOptions, progress: SendProgress): Promise<void> {
+/** Where the body goes: a ServerResponse or a net.Socket. */
+export interface BodySink {
+  write(chunk: Buffer, callback: (err?: Error | null) => void): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+/**
+ * Writes the piece's bytes to `out` (headers are the caller's). `socket` gets
+ * the idle timeout; whoever owns it destroys it on 'timeout'.
+ */
+export async function sendPiece(out: BodySink, socket: Socket | null | undefined, handle: PieceHandle, options: SendPieceOptions, progress: SendProgress): Promise<void> {
   const { signal, chunkSize, idleTimeoutMs, rateLimiter } = options;
   const length = handle.length;
-  res.socket?.setTimeout(idleTimeoutMs);
+  socket?.setTimeout(idleTimeoutMs);
   let offset = 0;
+  let last: Promise<void> = Promise.resolve();
   while (offset < length) {
     signal.throwIfAborted();
     const size = Math.min(chunkSize, length - offset);
     if (rateLimiter !== undefined && rateLimiter.rate > 0) {
       // Waiting for our share is not the peer's fault: no idle timeout meanwhile.
-      res.socket?.setTimeout(0);
+      socket?.setTimeout(0);
       await rateLimiter.take(size, signal);
-      res.socket?.setTimeout(idleTimeoutMs);
+      socket?.setTimeout(idleTimeoutMs);
     }
     const buf = Buffer.allocUnsafe(size);
     await readFully(handle, buf, offset);
     signal.throwIfAborted();
-    const more = res.write(buf, (err) => {
+    let written!: () => void;
+    last = new Promise<void>((resolve) => (written = resolve));
+    const more = out.write(buf, (err) => {
       if (err === null || err === undefined) progress.bytes += size;
+      written();
     });
     offset += size;
-    if (!more) await waitFor(res, 'drain', signal);
+    if (!more) await abortable(new Promise<void>((resolve) => out.once('drain', resolve)), signal);
   }
-  res.end();
-  if (!res.writableFinished) await waitFor(res, 'finish', signal);
-  // 'finish': every byte has been handed to the socket (write callbacks may still be pending).
-  progress.bytes = length;
+  await abortable(last, signal);
 }
 
 /**
@@ -77,19 +90,15 @@ async function readFully(handle: PieceHandle, buf: Buffer, offset: number): Prom
   }
 }
 
-/** Resolves on `event`; rejects with the signal's reason when it aborts first. */
-function waitFor(res: ServerResponse, event: 'drain' | 'finish', signal: AbortSignal): Promise<void> {
+/** `done`, or the signal's reason when it aborts first. */
+function abortable(done: Promise<void>, signal: AbortSignal): Promise<void> {
   signal.throwIfAborted();
   return new Promise<void>((resolve, reject) => {
-    const onEvent = (): void => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    void done.then(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
-    };
-    const onAbort = (): void => {
-      res.removeListener(event, onEvent);
-      reject(signal.reason);
-    };
-    res.once(event, onEvent);
-    signal.addEventListener('abort', onAbort, { once: true });
+    });
   });
 }

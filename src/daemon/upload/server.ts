@@ -1,8 +1,11 @@
 /**
- * The peer-to-peer data plane: children fetch pieces with plain HTTP/1.1,
- * `GET /pieces/<taskId>/<n>`, over kept-alive connections. A piece is served
- * as soon as the provider reports it verified.
+ * The peer-to-peer data plane. One port speaks two protocols, told apart by a
+ * connection's first byte: the binary piece protocol (./wire.ts, what Shoal
+ * children use by default) and plain HTTP/1.1, `GET /pieces/<taskId>/<n>`
+ * over kept-alive connections (curl, debugging, `download.protocol: http`).
+ * A piece is served as soon as the provider reports it verified.
  *
+ * HTTP responses:
  * Responses:
  *   200  piece body; Content-Length, X-Shoal-Task-Complete: 1|0
  *   400  USAGE: malformed target, or a request with a body (connection closed)
@@ -13,8 +16,8 @@
  * HEAD answers the piece headers without taking an upload slot.
  * `GET /healthy` → 200 {"ok":true}. Limits: ./limits.ts.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { ShoalError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { UPLOAD_LIMITS } from './limits.js';
@@ -22,7 +25,9 @@ import type { RateLimiter } from './rate-limiter.js';
 import { quote, sendError, sendJson } from './reply.js';
 import { parseTarget } from './route.js';
 import type { PieceProvider } from './piece-provider.js';
-import { PieceUploads } from './piece-uploads.js';
+import { startBinarySession } from './binary-session.js';
+import { httpPieceReply, PieceUploads } from './piece-uploads.js';
+import { PREFACE } from './wire.js';
 
 export type { PieceHandle, PieceProvider } from './piece-provider.js';
 
@@ -68,7 +73,10 @@ class HttpUploadServer implements UploadServer {
   readonly #uploads: PieceUploads;
   readonly #host: string;
   readonly #requestedPort: number;
+  /** Accepts every connection and hands it to HTTP or the binary protocol. */
   readonly #server: Server;
+  /** Never listens: parses the HTTP connections #server hands it. */
+  readonly #http: HttpServer;
   readonly #sockets = new Set<Socket>();
   /** Responses not yet closed, per socket; a socket absent here is idle. */
   readonly #busy = new Map<Socket, number>();
@@ -99,7 +107,7 @@ class HttpUploadServer implements UploadServer {
     });
     this.#host = options.host;
     this.#requestedPort = options.port;
-    this.#server = createServer(
+    this.#http = createServer(
       {
         maxHeaderSize: UPLOAD_LIMITS.maxHeaderSize,
         headersTimeout: UPLOAD_LIMITS.headersTimeoutMs,
@@ -111,8 +119,8 @@ class HttpUploadServer implements UploadServer {
       },
       (req, res) => this.#onRequest(req, res),
     );
-    this.#server.keepAliveTimeout = UPLOAD_LIMITS.keepAliveTimeoutMs;
-    this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
+    this.#http.keepAliveTimeout = UPLOAD_LIMITS.keepAliveTimeoutMs;
+    this.#server = createNetServer({ keepAlive: true, keepAliveInitialDelay: UPLOAD_LIMITS.keepAliveTimeoutMs, noDelay: true }, (socket) => this.#onConnection(socket));
     this.#closed = new Promise((resolve) => this.#server.once('close', () => resolve()));
   }
 
@@ -160,6 +168,8 @@ class HttpUploadServer implements UploadServer {
       throw new ShoalError('INTERNAL', `upload server cannot listen on ${this.#host}:${this.#requestedPort}: ${message}`, { cause: err });
     }
     this.#server.on('error', (err) => this.#log.error({ err }, 'upload server error'));
+    // The HTTP server never listens itself; 'listening' starts its header and request timeouts.
+    this.#http.emit('listening');
     const address = this.#server.address();
     this.#port = typeof address === 'object' && address !== null ? address.port : 0;
     this.#state = 'listening';
@@ -174,6 +184,7 @@ class HttpUploadServer implements UploadServer {
     }
     this.#state = 'closing';
     this.#server.close();
+    this.#http.close();
     for (const socket of this.#sockets) if (!this.#busy.has(socket)) socket.destroy();
     const drained = Promise.all([this.#closed, ...this.#inflight]).then(() => true);
     if (!this.#forced) {
@@ -206,19 +217,64 @@ class HttpUploadServer implements UploadServer {
       this.#sockets.delete(socket);
       this.#busy.delete(socket);
     });
+    socket.on('error', (err) => this.#log.debug({ err: err.message }, 'upload connection error'));
+    this.#sniff(socket);
+  }
+
+  /** Reads until the protocol is known: a first byte 0x00 and the preface is binary, anything else HTTP. */
+  #sniff(socket: Socket): void {
+    let head: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      if (head[0] !== PREFACE[0]) {
+        done();
+        socket.pause();
+        socket.unshift(head);
+        this.#http.emit('connection', socket);
+        socket.resume();
+        return;
+      }
+      if (head.length < PREFACE.length) return;
+      done();
+      if (!head.subarray(0, PREFACE.length).equals(PREFACE)) {
+        socket.destroy();
+        return;
+      }
+      socket.setNoDelay(true);
+      startBinarySession(socket, head.subarray(PREFACE.length), {
+        uploads: this.#uploads,
+        log: this.#log,
+        accepting: () => this.#state === 'listening',
+        busy: (delta) => this.#markBusy(socket, delta),
+        track: (upload) => {
+          this.#inflight.add(upload);
+          void upload.finally(() => this.#inflight.delete(upload));
+        },
+      });
+    };
+    const onTimeout = (): void => void socket.destroy();
+    const done = (): void => {
+      socket.removeListener('data', onData);
+      socket.removeListener('timeout', onTimeout);
+      socket.setTimeout(0);
+    };
+    socket.setTimeout(UPLOAD_LIMITS.headersTimeoutMs);
+    socket.on('timeout', onTimeout);
+    socket.on('data', onData);
+  }
+
+  #markBusy(socket: Socket, delta: 1 | -1): void {
+    const count = (this.#busy.get(socket) ?? 0) + delta;
+    if (count > 0) this.#busy.set(socket, count);
+    else this.#busy.delete(socket);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const socket = req.socket;
-    this.#busy.set(socket, (this.#busy.get(socket) ?? 0) + 1);
+    this.#markBusy(socket, 1);
     res.once('close', () => {
-      const left = (this.#busy.get(socket) ?? 1) - 1;
-      if (left > 0) {
-        this.#busy.set(socket, left);
-        return;
-      }
-      this.#busy.delete(socket);
-      if (this.#state === 'closing') socket.destroySoon();
+      this.#markBusy(socket, -1);
+      if (!this.#busy.has(socket) && this.#state === 'closing') socket.destroySoon();
     });
     try {
       this.#route(req, res);
@@ -249,7 +305,7 @@ class HttpUploadServer implements UploadServer {
     } else if (this.#state !== 'listening') {
       sendError(res, new ShoalError('BUSY', 'the upload server is shutting down'), { close: true });
     } else {
-      const upload = this.#uploads.serve(res, route.taskId, route.piece, method === 'HEAD');
+      const upload = this.#uploads.serve(httpPieceReply(res), route.taskId, route.piece, method === 'HEAD');
       if (upload !== undefined) {
         this.#inflight.add(upload);
         void upload.finally(() => this.#inflight.delete(upload));

@@ -1,0 +1,79 @@
+/**
+ * The binary piece protocol (SPP/1): what a child and a parent exchange on the
+ * parent's upload port when the child does not speak HTTP. Same port as the
+ * HTTP data plane; the server tells them apart by the first byte (0x00 never
+ * starts an HTTP request). docs/design.md, "Data plane".
+ *
+ *   client → server, once:     PREFACE (8 bytes: "\0SHOALP1")
+ *   client → server, request:  40 bytes
+ *       [0]      op (1 = get piece)
+ *       [1..3]   zero
+ *       [4..7]   piece number, u32 big-endian
+ *       [8..39]  task ID, 32 raw bytes (the 64-hex ID decoded)
+ *   server → client, response: 8-byte header, then `length` body bytes
+ *       [0]      status (Status below)
+ *       [1]      flags (bit 0: the parent holds the whole task)
+ *       [2..3]   zero
+ *       [4..7]   length, u32 big-endian: the piece's bytes for OK, else a
+ *                UTF-8 message of at most MAX_MESSAGE bytes
+ *
+ * Requests on one connection are answered in order; a client may pipeline up
+ * to MAX_PIPELINE of them. A BAD_REQUEST answer is followed by the server
+ * closing the connection.
+ */
+import { MAX_PIECES } from '../../common/pieces.js';
+
+export const PREFACE = Buffer.from('\0SHOALP1', 'latin1');
+export const REQUEST_SIZE = 40;
+export const RESPONSE_HEADER_SIZE = 8;
+export const OP_GET_PIECE = 1;
+export const FLAG_TASK_COMPLETE = 1;
+export const MAX_MESSAGE = 1024;
+export const MAX_PIPELINE = 8;
+
+export const Status = {
+  OK: 0,
+  NOT_FOUND: 1,
+  BUSY: 2,
+  BAD_REQUEST: 3,
+  ERROR: 4,
+} as const;
+export type StatusCode = (typeof Status)[keyof typeof Status];
+
+export interface PieceRequest {
+  taskId: string;
+  piece: number;
+}
+
+export function encodeRequest(taskIdRaw: Buffer, piece: number): Buffer {
+  const frame = Buffer.alloc(REQUEST_SIZE);
+  frame[0] = OP_GET_PIECE;
+  frame.writeUInt32BE(piece, 4);
+  taskIdRaw.copy(frame, 8);
+  return frame;
+}
+
+/** Parses one request frame; a string is what is wrong with it. */
+export function decodeRequest(frame: Buffer): PieceRequest | string {
+  if (frame.length !== REQUEST_SIZE) return `a request is ${REQUEST_SIZE} bytes`;
+  if (frame[0] !== OP_GET_PIECE) return `unknown operation ${frame[0]!}`;
+  if (frame[1] !== 0 || frame[2] !== 0 || frame[3] !== 0) return 'reserved request bytes must be zero';
+  const piece = frame.readUInt32BE(4);
+  if (piece >= MAX_PIECES) return `piece number must be below ${MAX_PIECES}`;
+  return { taskId: frame.toString('hex', 8, 40), piece };
+}
+
+export function encodeResponseHeader(status: StatusCode, length: number, taskComplete: boolean): Buffer {
+  const header = Buffer.alloc(RESPONSE_HEADER_SIZE);
+  header[0] = status;
+  header[1] = taskComplete ? FLAG_TASK_COMPLETE : 0;
+  header.writeUInt32BE(length, 4);
+  return header;
+}
+
+/** A response carrying a message instead of a piece (everything but OK). */
+export function encodeErrorResponse(status: Exclude<StatusCode, 0>, message: string): Buffer {
+  let body = Buffer.from(message, 'utf8');
+  if (body.length > MAX_MESSAGE) body = body.subarray(0, MAX_MESSAGE);
+  return Buffer.concat([encodeResponseHeader(status, body.length, false), body]);
+}
