@@ -181,6 +181,38 @@ export function registryEgress(entries: AccessEntry[], image: LabImage): Record<
   return { bodyBytes: bytes, copies: round(bytes / image.bytes, 4), blobBytes, blobGets, byClient, byAgent, requests };
 }
 
+// ---------------------------------------------------------------- the origin link's other traffic
+
+/** TCP segment counters of a namespace (its own SNMP MIB): nstat, absolute values, its history file untouched. */
+function tcpCounters(ns: string): Record<string, number> {
+  const r = sh(['ip', 'netns', 'exec', ns, 'nstat', '-asz', 'TcpOutSegs', 'TcpRetransSegs', 'TcpExtTCPOrigDataSent'], { allowFail: true, timeoutMs: 5000 });
+  const out: Record<string, number> = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(\w+)\s+(\d+)/.exec(line);
+    if (m !== null) out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+/** Bytes a process passed to write/send syscalls (sockets and files alike): /proc/PID/io wchar. */
+function wchar(pid: number): number | undefined {
+  try {
+    const m = /^wchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Counters to explain the origin link beyond the payload: TCP segments sent and retransmitted by the origin host. */
+function originTcpSince(before: Record<string, number>, ns: string): Record<string, number> {
+  const now = tcpCounters(ns);
+  const d = (k: string): number => (now[k] ?? 0) - (before[k] ?? 0);
+  const out = d('TcpOutSegs');
+  const retrans = d('TcpRetransSegs');
+  return { outSegs: out, retransSegs: retrans, origDataSegs: d('TcpExtTCPOrigDataSent'), retransPct: out > 0 ? round((100 * retrans) / out, 2) : 0 };
+}
+
 // ---------------------------------------------------------------- verification
 
 /** A skopeo dir: layout holds every blob (named by digest hex) with the right SHA-256, and the manifest as pushed. */
@@ -240,10 +272,11 @@ export async function runImageDirect(ctx: Ctx, reg: LabRegistry): Promise<Scenar
     const conf = join(dir, 'registries.conf');
     writeFileSync(conf, registriesConf(reg.host, []));
     const mark = reg.log.length;
+    const tcp = tcpCounters(ctx.topo.origin.ns);
     return await measure(ctx, 'image-direct', () => launchPulls(ctx, procs, reg, 'image-direct', conf), {
       beforeStop: async () => {
         await logSettled(reg.log);
-        return { registry: registryEgress(reg.log.slice(mark), reg.image) };
+        return { registry: registryEgress(reg.log.slice(mark), reg.image), originTcp: originTcpSince(tcp, ctx.topo.origin.ns) };
       },
       stop: () => procs.stopAll(),
       watch: () => procs.all,
@@ -287,6 +320,8 @@ export async function runImageShoal(ctx: Ctx, reg: LabRegistry): Promise<Scenari
     const layers: Array<Map<string, LayerTiming>> = topo.peers.map(() => new Map());
     const finished: boolean[] = topo.peers.map(() => false);
     const mark = reg.log.length;
+    const tcp = tcpCounters(topo.origin.ns);
+    const schedulerWrote = wchar(swarm.scheduler.pid);
     let t0 = 0;
     return await measure(
       ctx,
@@ -360,8 +395,12 @@ export async function runImageShoal(ctx: Ctx, reg: LabRegistry): Promise<Scenari
             if (text !== '') logs[p.name] = text.slice(-4000);
           }
           const seedTasks = blobTasks(seedStats);
+          const schedulerNow = wchar(swarm.scheduler.pid);
           return {
             registry: registryEgress(reg.log.slice(mark), reg.image),
+            originTcp: originTcpSince(tcp, topo.origin.ns),
+            // its streams to the peer daemons cross the origin link (the seed's is loopback); its log (level warn) is next to nothing
+            schedulerWroteBytes: schedulerNow === undefined || schedulerWrote === undefined ? null : schedulerNow - schedulerWrote,
             seed: {
               uploadsMiB: MiB((seedStats?.['uploads'] as { bytes?: number } | undefined)?.bytes),
               fromOriginMiB: MiB(seedTasks.reduce((n, t) => n + Number((t['bytes'] as Record<string, number> | undefined)?.['source'] ?? 0), 0)),

@@ -60,6 +60,8 @@ export function imageLines(r: ScenarioResult, imageBytes: number): string[] {
   const d = (r.details ?? {}) as {
     registry?: { bodyBytes: number; blobGets: number; byClient: Record<string, number>; byAgent: Record<string, number>; requests: Record<string, number> };
     seed?: { uploadsMiB?: number; fromOriginMiB?: number; tasks?: Array<{ blob: string; durationS: number }> };
+    originTcp?: { outSegs: number; retransSegs: number; origDataSegs: number; retransPct: number };
+    schedulerWroteBytes?: number | null;
     peers?: Array<{ host: string; fromSeedsMiB: number; fromPeersMiB: number; fromOriginMiB: number; uploadsMiB: number; parentsMiB: Record<string, number>; layers: Record<string, { startS?: number; firstBytesS?: number; doneS?: number }>; failed: unknown[]; backToSource: unknown[] }>;
     logs?: Record<string, string>;
   };
@@ -71,6 +73,13 @@ export function imageLines(r: ScenarioResult, imageBytes: number): string[] {
     lines.push(`  registry by User-Agent: ${Object.entries(reg.byAgent).map(([a, n]) => `${a} ${copies(n)}`).join(', ')}; requests: ${Object.entries(reg.requests).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
     const fallback = Object.entries(reg.byAgent).filter(([a, n]) => r.scenario === 'image-shoal' && !a.startsWith('shoal') && n > 1_000_000);
     if (fallback.length > 0) lines.push(`  WARNING: clients other than Shoal took ${fallback.map(([a, n]) => `${a} ${copies(n)}`).join(', ')} from the registry (skopeo fell back from the mirror)`);
+  }
+  if (d.originTcp !== undefined) {
+    const t = d.originTcp;
+    lines.push(
+      `  origin host TCP: ${t.outSegs} segments sent, ${t.origDataSegs} of new data, ${t.retransSegs} retransmitted (${t.retransPct} %, ≈ ${copies(t.retransSegs * 1448)} at 1448 B)` +
+        (typeof d.schedulerWroteBytes === 'number' ? `; the scheduler wrote ${(d.schedulerWroteBytes / 1e6).toFixed(1)} MB = ${copies(d.schedulerWroteBytes)} (its streams to the peers)` : ''),
+    );
   }
   if (d.seed !== undefined) lines.push(`  seed: from the registry ${String(d.seed.fromOriginMiB)} MiB, uploaded ${String(d.seed.uploadsMiB)} MiB; tasks ${(d.seed.tasks ?? []).map((t) => `${t.blob} ${t.durationS} s`).join(', ')}`);
   for (const p of d.peers ?? []) {
