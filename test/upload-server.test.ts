@@ -6,84 +6,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { ShoalError } from '../src/common/errors.js';
 import { createRateLimiter } from '../src/daemon/upload/rate-limiter.js';
-import {
-  createUploadServer,
-  type PieceHandle,
-  type PieceProvider,
-  type UploadServer,
-  type UploadServerOptions,
-} from '../src/daemon/upload/server.js';
+import { createUploadServer, type PieceProvider, type UploadServer, type UploadServerOptions } from '../src/daemon/upload/server.js';
+import { gate, MemoryProvider } from './fixtures/memory-provider.js';
 
 const MIB = 1024 * 1024;
 const HOST = '127.0.0.1';
 const TIMEOUT = { timeout: 15_000 };
-
-// ---------------------------------------------------------------- fixture
-
-interface Behaviour {
-  /** read() throws at or after this piece offset. */
-  failAt?: number;
-  /** read() returns 0 at or after this piece offset (piece shorter than its length). */
-  truncateAt?: number;
-  /** read() returns at most this many bytes per call. */
-  maxRead?: number;
-  /** Every read() waits for this first. */
-  gate?: Promise<void>;
-}
-
-interface FixtureTask {
-  pieces: Buffer[];
-  complete: boolean;
-  behaviour?: Behaviour;
-}
-
-/** An in-memory PieceProvider that counts opens and releases. */
-class MemoryProvider implements PieceProvider {
-  readonly tasks = new Map<string, FixtureTask>();
-  opened = 0;
-  released = 0;
-  doubleReleases = 0;
-
-  add(taskId: string, pieces: Buffer[], complete = false, behaviour?: Behaviour): void {
-    this.tasks.set(taskId, behaviour === undefined ? { pieces, complete } : { pieces, complete, behaviour });
-  }
-
-  openPiece(taskId: string, piece: number): PieceHandle | undefined {
-    const task = this.tasks.get(taskId);
-    const data = task?.pieces[piece];
-    if (task === undefined || data === undefined) return undefined;
-    this.opened++;
-    let released = false;
-    const behaviour = task.behaviour ?? {};
-    return {
-      length: data.length,
-      taskComplete: task.complete,
-      read: async (buf, offset, length) => {
-        if (released) throw new Error('read after release');
-        if (behaviour.gate !== undefined) await behaviour.gate;
-        if (behaviour.failAt !== undefined && offset + length > behaviour.failAt) throw new Error('disk on fire');
-        if (behaviour.truncateAt !== undefined && offset >= behaviour.truncateAt) return 0;
-        const end = Math.min(data.length, offset + length, offset + (behaviour.maxRead ?? length));
-        return data.copy(buf, 0, offset, end);
-      },
-      release: () => {
-        if (released) this.doubleReleases++;
-        released = true;
-        this.released++;
-      },
-    };
-  }
-
-  get balanced(): boolean {
-    return this.opened === this.released && this.doubleReleases === 0;
-  }
-}
-
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((resolve) => (open = resolve));
-  return { promise, open };
-}
 
 const taskA = 'a'.repeat(64);
 const taskB = 'b'.repeat(64);

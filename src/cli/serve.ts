@@ -103,6 +103,7 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
       perParent: merged.download.perParent,
       stallMs: merged.download.pieceTimeout,
       scheduleTimeoutMs: merged.download.scheduleTimeout,
+      protocol: merged.download.protocol,
     },
     source: { retries: merged.source.retries, idleTimeoutMs: merged.source.timeout, insecure: merged.source.insecure, ca },
     mirror:

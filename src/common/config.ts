@@ -81,9 +81,10 @@ export const DaemonConfigSchema = z
         perParent: z.number().int().min(1).max(64).default(4),
         pieceTimeout: duration.default(10_000).describe('a parent sending nothing this long loses the piece'),
         scheduleTimeout: duration.default(15_000).describe('with no scheduler for this long, go to the origin'),
+        protocol: z.enum(['tcp', 'http']).default('tcp').describe('how pieces are fetched from parents: the binary piece protocol, or HTTP/1.1'),
       })
       .strict()
-      .default({ concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000 }),
+      .default({ concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000, protocol: 'tcp' }),
     cache: z
       .object({
         quota: size.default(0).describe('bytes of content kept (0 = no quota)'),

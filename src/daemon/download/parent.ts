@@ -1,13 +1,18 @@
 /**
- * A parent peer as the child sees it: a kept-alive undici Pool to its upload
- * server, the pieces it announced, and how it has behaved. `fetchPiece`
- * downloads one piece into memory and checks its SHA-256 before anything is
- * written, so a liar's bytes never reach the content file.
+ * A parent peer as the child sees it: kept-alive connections to its upload
+ * server (binary piece protocol by default, ./piece-channel.ts; or HTTP through
+ * an undici Pool), the pieces it announced, and how it has behaved.
+ * `fetchPiece` downloads one piece into memory and checks its SHA-256 before
+ * anything is written, so a liar's bytes never reach the content file.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { Pool } from 'undici';
 import { ShoalError } from '../../common/errors.js';
+import { PieceChannel, PieceLengthError } from './piece-channel.js';
+
+/** How a child talks to its parents: the binary piece protocol, or HTTP/1.1 (the baseline). */
+export type DataProtocol = 'tcp' | 'http';
 
 export interface ParentInfo {
   peerId: string;
@@ -19,7 +24,12 @@ export interface ParentInfo {
 
 export class ParentConn {
   readonly info: ParentInfo;
-  readonly pool: Pool;
+  readonly protocol: DataProtocol;
+  readonly #connections: number;
+  #pool: Pool | undefined;
+  /** Binary connections with no request on them. */
+  readonly #idle: PieceChannel[] = [];
+  #closed = false;
   readonly pieces = new Set<number>();
   inflight = 0;
   failures = 0;
@@ -29,15 +39,35 @@ export class ParentConn {
   /** Smoothed throughput in bytes/ms, for choosing between holders. */
   rate = 0;
 
-  constructor(info: ParentInfo, connections: number) {
+  constructor(info: ParentInfo, connections: number, protocol: DataProtocol = 'tcp') {
     this.info = info;
-    const host = info.ip.includes(':') ? `[${info.ip}]` : info.ip;
-    this.pool = new Pool(`http://${host}:${info.port}`, {
-      connections,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      connectTimeout: 5000,
-    });
+    this.protocol = protocol;
+    this.#connections = connections;
+  }
+
+  get pool(): Pool {
+    if (this.#pool === undefined) {
+      const host = this.info.ip.includes(':') ? `[${this.info.ip}]` : this.info.ip;
+      this.#pool = new Pool(`http://${host}:${this.info.port}`, {
+        connections: this.#connections,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        connectTimeout: 5000,
+      });
+    }
+    return this.#pool;
+  }
+
+  /** An idle binary connection, or a new one. */
+  channel(stallMs: number): PieceChannel {
+    for (let ch = this.#idle.pop(); ch !== undefined; ch = this.#idle.pop()) if (ch.reusable) return ch;
+    return new PieceChannel(this.info.ip, this.info.port, `parent ${this.info.peerId}`, stallMs);
+  }
+
+  /** Back to the idle list when it can carry another request (at most `connections` kept). */
+  release(ch: PieceChannel): void {
+    if (!this.#closed && ch.reusable && this.#idle.length < this.#connections) this.#idle.push(ch);
+    else ch.close();
   }
 
   recordRate(bytes: number, ms: number): void {
@@ -46,7 +76,9 @@ export class ParentConn {
   }
 
   close(): void {
-    void this.pool.destroy().catch(() => undefined);
+    this.#closed = true;
+    for (const ch of this.#idle.splice(0)) ch.close();
+    void this.#pool?.destroy().catch(() => undefined);
   }
 }
 
@@ -80,7 +112,31 @@ export interface FetchPieceOptions {
  * piece buffer: no promise per chunk (shaped links deliver many small chunks).
  */
 export async function fetchPiece(parent: ParentConn, options: FetchPieceOptions): Promise<FetchedPiece> {
-  const { taskId, piece, length, digest } = options;
+  const fetched = parent.protocol === 'tcp' ? await fetchOverChannel(parent, options) : await fetchOverHttp(parent, options);
+  const actual = createHash('sha256').update(fetched.data).digest();
+  if (!timingSafeEqual(actual, options.digest)) {
+    throw new CorruptPieceError(`piece ${options.piece} from parent ${parent.info.peerId} failed its SHA-256 check`);
+  }
+  return fetched;
+}
+
+async function fetchOverChannel(parent: ParentConn, options: FetchPieceOptions): Promise<FetchedPiece> {
+  const { taskId, piece } = options;
+  const data = options.buffer;
+  const ch = parent.channel(options.stallMs);
+  try {
+    const answer = await ch.fetch(Buffer.from(taskId, 'hex'), piece, data, options.signal);
+    return { data, parentComplete: answer.taskComplete };
+  } catch (err) {
+    if (err instanceof PieceLengthError) throw new CorruptPieceError(err.message);
+    throw err;
+  } finally {
+    parent.release(ch);
+  }
+}
+
+async function fetchOverHttp(parent: ParentConn, options: FetchPieceOptions): Promise<FetchedPiece> {
+  const { taskId, piece, length } = options;
   const data = options.buffer;
   const who = `parent ${parent.info.peerId}`;
   let received = 0;
@@ -123,9 +179,5 @@ export async function fetchPiece(parent: ParentConn, options: FetchPieceOptions)
   if (status === 404) throw new ShoalError('PIECE_NOT_FOUND', `${who} does not hold piece ${piece}`);
   if (status !== 200) throw new ShoalError('PEER_FAILED', `${who} answered ${status} for piece ${piece}`);
   if (received !== length) throw new ShoalError('PEER_FAILED', `${who} sent ${received}/${length} bytes of piece ${piece}`);
-  const actual = createHash('sha256').update(data).digest();
-  if (!timingSafeEqual(actual, digest)) {
-    throw new CorruptPieceError(`piece ${piece} from ${who} failed its SHA-256 check`);
-  }
   return { data, parentComplete: complete };
 }

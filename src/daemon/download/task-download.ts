@@ -16,7 +16,7 @@ import type { HttpSource } from '../source/http-source.js';
 import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
 import { verifyContentDigest } from './content-digest.js';
 import { BufferPool } from './buffer-pool.js';
-import { CorruptPieceError, ParentConn, fetchPiece, type ParentInfo } from './parent.js';
+import { CorruptPieceError, ParentConn, fetchPiece, type DataProtocol, type ParentInfo } from './parent.js';
 import { PeerSession } from './peer-session.js';
 import { PieceReporter } from './reporter.js';
 import { fetchFromSource } from './source-fetch.js';
@@ -38,6 +38,8 @@ export interface DownloadLimits {
    * peers attach past the child limits and halved their parents' rates).
    */
   starvationMs: number;
+  /** How pieces are fetched from parents. */
+  protocol: DataProtocol;
 }
 
 export const DEFAULT_LIMITS: DownloadLimits = {
@@ -46,6 +48,7 @@ export const DEFAULT_LIMITS: DownloadLimits = {
   stallMs: 10_000,
   scheduleTimeoutMs: 15_000,
   starvationMs: 10_000,
+  protocol: 'tcp',
 };
 
 export interface TaskDownloadOptions {
@@ -228,7 +231,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     }
     for (const info of list) {
       if (this.#parents.has(info.peerId) || this.#blocked.has(info.peerId)) continue;
-      this.#parents.set(info.peerId, new ParentConn({ peerId: info.peerId, hostId: info.hostId, ip: info.ip, port: info.port, seed: info.seed }, this.#o.limits.perParent));
+      this.#parents.set(info.peerId, new ParentConn({ peerId: info.peerId, hostId: info.hostId, ip: info.ip, port: info.port, seed: info.seed }, this.#o.limits.perParent, this.#o.limits.protocol));
     }
     this.#pump();
   }
