@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { ShoalError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { MAX_PIECES, isValidPieceSize, pieceCount, pieceRange } from '../../common/pieces.js';
+import { DirtyPages } from './dirty-pages.js';
 import { lockDataDir, type DirLock } from './lock.js';
 import { MetadataDb, type TaskRow } from './metadata.js';
 
@@ -105,8 +106,7 @@ export class StoredTask {
 
 /** Bytes per synchronous write (see PieceStore.write). */
 const WRITE_CHUNK = 64 * 1024;
-const SLOW_WRITE_MS = 20;
-const ASYNC_FOR_MS = 30_000;
+const dirtyPages = new DirtyPages();
 
 export class PieceStore {
   readonly dataDir: string;
@@ -118,8 +118,6 @@ export class PieceStore {
   readonly #log: Logger;
   readonly #now: () => number;
   #closed = false;
-  /** Writes go to the thread pool until then (a slow write was seen). */
-  #asyncWritesUntil = 0;
 
   private constructor(options: PieceStoreOptions, db: MetadataDb, lock: DirLock) {
     this.dataDir = options.dataDir;
@@ -244,10 +242,10 @@ export class PieceStore {
    * piece was just received into that thread's CPU cache, and copying it into
    * the page cache from there in small chunks cost a quarter of what 1 MiB
    * writes from libuv's thread pool cost (lab, 10 peers: pwrite 22 % → 5 % of
-   * the machine). A page-cache write takes microseconds; if one piece's
-   * writes take longer than SLOW_WRITE_MS (the kernel throttling dirty pages
-   * on a slow disk), writes go to the thread pool for ASYNC_FOR_MS so the
-   * event loop never waits on the disk.
+   * the machine). A page-cache write takes microseconds, unless the kernel is
+   * throttling writers because too much is dirty (a disk slower than the
+   * network): then, and whenever that is near (./dirty-pages.ts), writes go
+   * to the thread pool so the event loop never sleeps on the disk.
    */
   write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
     const next = task.writeChain.then(() => this.#write(task, offset, data));
@@ -259,14 +257,8 @@ export class PieceStore {
     const fh = await task.handle();
     let done = 0;
     try {
-      if (Date.now() >= this.#asyncWritesUntil) {
-        const started = performance.now();
+      if (!dirtyPages.near()) {
         while (done < data.length) done += writeSync(fh.fd, data, done, Math.min(WRITE_CHUNK, data.length - done), offset + done);
-        const ms = performance.now() - started;
-        if (ms > SLOW_WRITE_MS) {
-          this.#asyncWritesUntil = Date.now() + ASYNC_FOR_MS;
-          this.#log.warn({ ms: Math.round(ms), bytes: data.length }, 'slow write (disk busy); writing from the thread pool for a while');
-        }
         return;
       }
       while (done < data.length) {
