@@ -62,7 +62,7 @@ describe('binary piece protocol', () => {
       const answer = await ch.fetch(rawA, n, target, AbortSignal.timeout(5_000));
       assert.ok(target.equals(piece), `piece ${n} bytes`);
       assert.equal(answer.taskComplete, true);
-      assert.ok(ch.reusable);
+      assert.ok(ch.ready);
     }
     assert.deepEqual(uploaded, pieces.map((p) => p.length));
     assert.ok(provider.balanced);
@@ -75,11 +75,11 @@ describe('binary piece protocol', () => {
     const { server } = await start(provider, { maxConcurrentUploads: 1 });
     const ch = channel(server.port);
     await assert.rejects(ch.fetch(rawA, 7, Buffer.alloc(4096), AbortSignal.timeout(5_000)), (e: unknown) => e instanceof ShoalError && e.code === 'PIECE_NOT_FOUND');
-    assert.ok(ch.reusable);
+    assert.ok(ch.ready);
     const first = channel(server.port).fetch(rawA, 0, Buffer.alloc(4096), AbortSignal.timeout(5_000));
     await sleep(100);
     await assert.rejects(ch.fetch(rawA, 1, Buffer.alloc(4096), AbortSignal.timeout(5_000)), (e: unknown) => e instanceof ShoalError && e.code === 'BUSY');
-    assert.ok(ch.reusable);
+    assert.ok(ch.ready);
     slow.open();
     const answer = await first;
     assert.equal(answer.taskComplete, false);
@@ -94,7 +94,7 @@ describe('binary piece protocol', () => {
     const { server } = await start(provider);
     const ch = channel(server.port);
     await assert.rejects(ch.fetch(rawA, 0, Buffer.alloc(4096), AbortSignal.timeout(5_000)), PieceLengthError);
-    assert.equal(ch.reusable, false);
+    assert.equal(ch.alive, false);
   });
 
   it('an abort mid-body rejects with the reason and the server keeps serving', TIMEOUT, async () => {
@@ -114,6 +114,30 @@ describe('binary piece protocol', () => {
     assert.ok(target.equals(piece));
     await sleep(50);
     assert.ok(provider.balanced);
+  });
+
+  it('pipelines requests on one connection; an aborted one is read into nothing and the others arrive', TIMEOUT, async () => {
+    const provider = new MemoryProvider();
+    const pieces = [randomBytes(700_000), randomBytes(900_000), randomBytes(500_000)];
+    provider.add(taskA, pieces);
+    const { server, uploaded } = await start(provider);
+    const ch = new PieceChannel(HOST, server.port, 'test parent', 5_000, 3);
+    cleanups.push(() => ch.close());
+    const targets = pieces.map((p) => Buffer.alloc(p.length));
+    const aborter = new AbortController();
+    const fetches = targets.map((t, n) => ch.fetch(rawA, n, t, n === 1 ? aborter.signal : AbortSignal.timeout(5_000)));
+    assert.equal(ch.inflight, 3);
+    assert.equal(ch.ready, false);
+    aborter.abort(new ShoalError('ABORTED', 'endgame'));
+    const settled = await Promise.allSettled(fetches);
+    assert.deepEqual(settled.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.ok(targets[0]!.equals(pieces[0]!) && targets[2]!.equals(pieces[2]!));
+    assert.ok(targets[1]!.equals(Buffer.alloc(pieces[1]!.length)), 'an aborted request never writes into its buffer');
+    assert.ok(ch.alive && ch.ready);
+    const again = Buffer.alloc(pieces[1]!.length);
+    await ch.fetch(rawA, 1, again, AbortSignal.timeout(5_000));
+    assert.ok(again.equals(pieces[1]!));
+    assert.equal(uploaded.length, 4);
   });
 
   it('a parent that never answers fails the piece after the stall time', TIMEOUT, async () => {

@@ -1,9 +1,12 @@
 /**
- * One binary-protocol connection to a parent (../upload/wire.ts), one request
- * at a time. The socket reads straight into the caller's piece buffer (Node's
- * `onread` with a buffer chosen before every read, never more than the answer
- * still owes), so a piece costs no stream machinery, no per-chunk allocation
- * and no copy: shaped links deliver many small reads and each one is cheap.
+ * One binary-protocol connection to a parent (../upload/wire.ts), carrying up
+ * to `depth` pipelined requests: one TCP flow per parent keeps its link full
+ * without the drops and retransmissions of several flows competing in a
+ * shaped queue. The socket reads straight into the caller's piece buffer
+ * (Node's `onread` with a buffer chosen before every read, never more than
+ * the answer at the head still owes), so a piece costs no stream machinery,
+ * no per-chunk allocation and no copy: shaped links deliver many small reads
+ * and each one is cheap.
  */
 import { connect, type Socket } from 'node:net';
 import { ShoalError } from '../../common/errors.js';
@@ -25,6 +28,8 @@ export class ProtocolError extends ShoalError {
 export class PieceLengthError extends ProtocolError {}
 
 interface Pending {
+  /** Aborted by the caller: its answer is still read (answers come in order) but thrown away. */
+  discard: boolean;
   target: Buffer;
   /** Body bytes expected (the piece length, or an error message's). */
   length: number;
@@ -44,23 +49,28 @@ interface Pending {
  * header and nothing of the body, which then goes straight to the piece.
  */
 const SCRATCH_SIZE = RESPONSE_HEADER_SIZE;
+/** Reads of a discarded answer's body land here. */
+const sink = Buffer.allocUnsafe(64 * 1024);
 
 export class PieceChannel {
   readonly #socket: Socket;
   readonly #who: string;
   readonly #stallMs: number;
+  readonly #depth: number;
   readonly #header = Buffer.alloc(RESPONSE_HEADER_SIZE);
   /** Where a read lands when no answer is expected, or before the right buffer was offered. */
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
   #headerGot = 0;
   /** What #nextBuffer last returned: a read into exactly it needs no copy. */
   #offered: Buffer | undefined;
-  #pending: Pending | undefined;
+  /** Requests sent, answers not yet complete, in order; the head is being received. */
+  readonly #queue: Pending[] = [];
   #dead: Error | undefined;
 
-  constructor(host: string, port: number, who: string, stallMs: number, connectTimeoutMs = 5000) {
+  constructor(host: string, port: number, who: string, stallMs: number, depth = 1, connectTimeoutMs = 5000) {
     this.#who = who;
     this.#stallMs = stallMs;
+    this.#depth = depth;
     this.#socket = connect({
       host,
       port,
@@ -69,7 +79,7 @@ export class PieceChannel {
       onread: { buffer: () => this.#nextBuffer(), callback: (n: number, buf: Uint8Array) => this.#onRead(n, buf) },
     });
     this.#socket.setTimeout(connectTimeoutMs);
-    this.#socket.once('connect', () => this.#socket.setTimeout(this.#pending === undefined ? 0 : this.#stallMs));
+    this.#socket.once('connect', () => this.#socket.setTimeout(this.#queue.length === 0 ? 0 : this.#stallMs));
     this.#socket.on('timeout', () => this.#fail(new ShoalError('PEER_FAILED', `${this.#who} sent nothing for ${this.#socket.connecting ? connectTimeoutMs : this.#stallMs} ms`)));
     this.#socket.on('error', (err) => this.#fail(new ShoalError('PEER_FAILED', `${this.#who}: ${err.message}`, { cause: err })));
     this.#socket.on('end', () => this.#fail(new ShoalError('PEER_FAILED', `${this.#who} closed the connection`)));
@@ -77,26 +87,39 @@ export class PieceChannel {
     this.#socket.write(PREFACE);
   }
 
-  /** Usable for another request. */
-  get reusable(): boolean {
-    return this.#dead === undefined && this.#pending === undefined;
+  /** Open (possibly busy). */
+  get alive(): boolean {
+    return this.#dead === undefined;
+  }
+
+  /** Requests in flight on it. */
+  get inflight(): number {
+    return this.#queue.length;
+  }
+
+  /** Can take another request now. */
+  get ready(): boolean {
+    return this.#dead === undefined && this.#queue.length < this.#depth;
   }
 
   /**
    * Asks for one piece of `target.length` bytes, received into `target`.
    * Rejects with ShoalError BUSY / PIECE_NOT_FOUND (the connection stays
-   * usable), ProtocolError, PEER_FAILED, or the signal's reason (the
-   * connection is then closed: an answer cannot be cut short otherwise).
+   * usable), ProtocolError, PEER_FAILED, or the signal's reason: then the
+   * answer is still read, into nothing, and `target` is no longer touched.
    */
   fetch(taskIdRaw: Buffer, piece: number, target: Buffer, signal: AbortSignal): Promise<ChannelAnswer> {
     if (this.#dead !== undefined) return Promise.reject(this.#dead);
-    if (this.#pending !== undefined) return Promise.reject(new ShoalError('INTERNAL', 'piece channel already has a request'));
+    if (this.#queue.length >= this.#depth) return Promise.reject(new ShoalError('INTERNAL', 'piece channel is full'));
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise<ChannelAnswer>((resolve, reject) => {
-      const onAbort = (): void => this.#fail(signal.reason instanceof Error ? signal.reason : new ShoalError('ABORTED', 'aborted'));
-      this.#pending = { target, length: 0, got: 0, status: -1, taskComplete: false, message: undefined, resolve, reject, signal, onAbort };
-      this.#headerGot = 0;
-      signal.addEventListener('abort', onAbort, { once: true });
+      const p: Pending = { discard: false, target, length: 0, got: 0, status: -1, taskComplete: false, message: undefined, resolve, reject, signal, onAbort: () => undefined };
+      p.onAbort = (): void => {
+        p.discard = true;
+        p.reject(signal.reason instanceof Error ? signal.reason : new ShoalError('ABORTED', 'aborted'));
+      };
+      this.#queue.push(p);
+      signal.addEventListener('abort', p.onAbort, { once: true });
       if (!this.#socket.connecting) this.#socket.setTimeout(this.#stallMs);
       this.#socket.write(encodeRequest(taskIdRaw, piece));
     });
@@ -108,7 +131,7 @@ export class PieceChannel {
 
   /** The buffer the next read goes into: exactly what the current answer still owes. */
   #nextBuffer(): Buffer {
-    const p = this.#pending;
+    const p = this.#queue[0];
     this.#offered = p === undefined ? this.#scratch : this.#expectedBuffer(p);
     return this.#offered;
   }
@@ -116,7 +139,7 @@ export class PieceChannel {
   /** Always true: returning false would pause the socket. */
   #onRead(n: number, buf: Uint8Array): true {
     if (n <= 0 || this.#dead !== undefined) return true;
-    const p = this.#pending;
+    const p = this.#queue[0];
     if (p === undefined) {
       this.#fail(new ProtocolError(`${this.#who} sent ${n} bytes nobody asked for`));
       return true;
@@ -128,7 +151,7 @@ export class PieceChannel {
     }
     // They landed in the scratch buffer (offered before this request existed): copy them where they belong.
     let data = Buffer.from(buf.buffer, buf.byteOffset, n);
-    while (data.length > 0 && this.#pending === p) {
+    while (data.length > 0 && this.#queue[0] === p) {
       const into = this.#expectedBuffer(p);
       const take = Math.min(into.length, data.length);
       data.copy(into, 0, 0, take);
@@ -141,7 +164,8 @@ export class PieceChannel {
 
   #expectedBuffer(p: Pending): Buffer {
     if (this.#headerGot < RESPONSE_HEADER_SIZE) return this.#header.subarray(this.#headerGot);
-    return p.status === Status.OK ? p.target.subarray(p.got, p.length) : p.message!.subarray(p.got, p.length);
+    if (p.status !== Status.OK) return p.message!.subarray(p.got, p.length);
+    return p.discard ? sink.subarray(0, Math.min(sink.length, p.length - p.got)) : p.target.subarray(p.got, p.length);
   }
 
   #advance(p: Pending, n: number): void {
@@ -170,9 +194,12 @@ export class PieceChannel {
   }
 
   #settle(p: Pending): void {
-    this.#pending = undefined;
+    this.#queue.shift();
+    this.#headerGot = 0;
     p.signal.removeEventListener('abort', p.onAbort);
-    this.#socket.setTimeout(0);
+    if (this.#queue.length === 0) this.#socket.setTimeout(0);
+    else this.#socket.setTimeout(this.#stallMs); // restarts the stall clock for the next answer
+    if (p.discard) return;
     if (p.status === Status.OK) {
       p.resolve({ taskComplete: p.taskComplete });
       return;
@@ -191,10 +218,9 @@ export class PieceChannel {
       this.#dead = err;
       this.#socket.destroy();
     }
-    const p = this.#pending;
-    if (p === undefined) return;
-    this.#pending = undefined;
-    p.signal.removeEventListener('abort', p.onAbort);
-    p.reject(err);
+    for (const p of this.#queue.splice(0)) {
+      p.signal.removeEventListener('abort', p.onAbort);
+      if (!p.discard) p.reject(err);
+    }
   }
 }
