@@ -11,6 +11,7 @@ import { DaemonConfigSchema, validateConfig } from '../src/common/config.js';
 import { ShoalError } from '../src/common/errors.js';
 import { ManifestCache, TtlCache } from '../src/daemon/mirror/caches.js';
 import { withNs } from '../src/daemon/mirror/passthrough.js';
+import { manifestBlobs, PREFETCH_MAX_BLOBS } from '../src/daemon/mirror/prefetch.js';
 import { answerRange } from '../src/daemon/mirror/range.js';
 import { isRefusal, isValidName, route } from '../src/daemon/mirror/route.js';
 import { mergeDaemonJson, runtimeConfig } from '../src/daemon/mirror/runtime-config.js';
@@ -268,5 +269,20 @@ describe('mirror config', () => {
     assert.equal(code(() => validateConfig(DaemonConfigSchema, { mirror: { upstreams: [{ host: 'r', url: 'http://r:5000' }] } }, 'f')), 'CONFIG_INVALID');
     assert.equal(code(() => validateConfig(DaemonConfigSchema, { mirror: { listen: 'x' } }, 'f')), 'CONFIG_INVALID');
     assert.equal(code(() => validateConfig(DaemonConfigSchema, { mirror: { tagTTL: '5s' } }, 'f')), 'CONFIG_INVALID');
+  });
+});
+
+describe('layer prefetch', () => {
+  const d = (c: string): string => 'sha256:' + c.repeat(64);
+  test('an image manifest names its config and layers, once each; anything else names nothing', () => {
+    const oci = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { digest: d('a') }, layers: [{ digest: d('b') }, { digest: d('c') }, { digest: d('b') }] };
+    assert.deepEqual(manifestBlobs(Buffer.from(JSON.stringify(oci))), [d('a'), d('b'), d('c')]);
+    const index = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ digest: d('d') }] };
+    assert.deepEqual(manifestBlobs(Buffer.from(JSON.stringify(index))), []);
+    for (const junk of ['', 'null', '[]', '{"layers": 5}', '{"layers": [null, 7, {"digest": "sha512:ab"}, {"digest": "sha256:XYZ"}]}', '{not json']) {
+      assert.deepEqual(manifestBlobs(Buffer.from(junk)), [], junk);
+    }
+    const many = { config: { digest: d('a') }, layers: Array.from({ length: 300 }, (_, i) => ({ digest: 'sha256:' + i.toString(16).padStart(64, '0') })) };
+    assert.equal(manifestBlobs(Buffer.from(JSON.stringify(many))).length, PREFETCH_MAX_BLOBS);
   });
 });

@@ -190,6 +190,24 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     for (const blob of image.layers) assert.equal(registry.blobGets(blob.digest), 1);
   });
 
+  test('serving an image manifest starts its blobs\' downloads before the client asks (prefetch)', { timeout: 60_000 }, async () => {
+    const pre = buildImage(join(dir, 'oci-pre'), [1 * MiB + 1, 3 * MiB + 3]);
+    pushImage(pre, registry, 'test/pre:1');
+    const reply = await http.get(`${mirror}/v2/test/pre/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    assert.equal(reply.status, 200);
+    const blobs = [pre.config, ...pre.layers];
+    const deadline = Date.now() + 30_000;
+    const held = (): boolean => blobs.every((b) => daemon.store.get(b.digest.slice(7))?.complete === true);
+    while (!held() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(held(), 'the blobs were not downloaded after the manifest was served');
+    for (const b of blobs) assert.equal(registry.blobGets(b.digest, 'shoal-mirror'), 1);
+    // The client's own request joins what is held: nothing leaves the registry again.
+    const layer = await http.get(`${mirror}/v2/test/pre/blobs/${pre.layers[1]!.digest}`);
+    assert.equal(layer.status, 200);
+    assert.ok(layer.body.equals(pre.blobs.get(pre.layers[1]!.digest)!));
+    assert.equal(registry.blobGets(pre.layers[1]!.digest), 1);
+  });
+
   test('blobs: HEAD from the registry, Range 206 and 416, multi-range as 200', async () => {
     const layer = image.layers[1]!;
     const bytes = image.blobs.get(layer.digest)!;

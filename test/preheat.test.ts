@@ -199,7 +199,11 @@ describe('preheat image', { skip: missingTools(['docker-registry', 'skopeo']), t
     let human = '';
     text.child.stdout!.on('data', (d: Buffer) => (human += d.toString()));
     assert.equal(await finish(text), 0);
-    assert.match(human, /^last 10 minutes: [\d.]+ MiB through Shoal, of which 100% from peers, 0% from cache, 0% from the origin; 0 back-to-source events\n/);
+    // Peers (the seed) fed the layers; the mirror's prefetch may have fetched some before skopeo asked, which then count as cache hits.
+    const line = /^last 10 minutes: [\d.]+ MiB through Shoal, of which (\d+)% from peers, (\d+)% from cache, 0% from the origin; 0 back-to-source events\n/.exec(human);
+    assert.ok(line !== null, human);
+    assert.equal(Number(line[1]) + Number(line[2]), 100);
+    assert.ok(Number(line[1]) >= 50, human);
     assert.match(human, / mirror +http:\/\/127\.0\.0\.1:\d+\/v2\/team\/app\/blobs\/sha256:/);
   });
 });

@@ -117,6 +117,7 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
             tagTtlMs: m.tagTtl,
             authTtlMs: m.authTtl,
             manifestCacheBytes: m.manifestCache,
+            prefetch: m.prefetch,
           },
     proxy:
       p === undefined || proxyListen === undefined

@@ -126,6 +126,7 @@ export const DaemonConfigSchema = z
         tagTtl: duration.default(0).describe('cache tag → digest this long; 0 = ask the registry every time'),
         authTtl: duration.default(60_000).describe('cache a successful registry access check this long'),
         manifestCache: size.default(64 * 1024 * 1024).describe('bytes of manifests kept in memory'),
+        prefetch: z.boolean().default(true).describe('start an image\'s layer downloads when its manifest is served'),
       })
       .strict()
       .optional(),

@@ -18,6 +18,8 @@ export interface MirrorStats {
   manifestsFromUpstream: number;
   denied: number;
   errors: number;
+  /** Blobs whose download started when their manifest was served. */
+  prefetched: number;
 }
 
 export interface MirrorShared {
@@ -30,6 +32,10 @@ export interface MirrorShared {
   readonly tagTtlMs: number;
   readonly stats: MirrorStats;
   readonly logger: Logger;
+  /** Start the blobs' downloads when an image manifest is served (see ./prefetch.ts). */
+  readonly prefetch: boolean;
+  /** Aborts prefetches when the mirror stops. */
+  readonly closing: AbortSignal;
 }
 
 export interface MirrorRequest {

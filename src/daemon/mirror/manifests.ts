@@ -15,6 +15,7 @@ import { forwardedHeaders, type MirrorRequest, type MirrorShared } from './conte
 import { relayError, setSafe } from './reply.js';
 import type { Reference } from './route.js';
 import { isValidDigest } from './route.js';
+import { prefetchBlobs } from './prefetch.js';
 
 /** The distribution spec's manifest size cap. */
 export const MANIFEST_MAX = 4 * 1024 * 1024;
@@ -32,6 +33,7 @@ export async function serveManifest(shared: MirrorShared, r: MirrorRequest, refe
     }
     shared.stats.manifestsFromCache++;
     send(r, cached);
+    prefetch(shared, r, cached);
     return;
   }
   if (r.method === 'HEAD') {
@@ -110,6 +112,11 @@ async function forwardGet(shared: MirrorShared, r: MirrorRequest, reference: Ref
   if (reference.kind === 'tag' && shared.tagTtlMs > 0) shared.tags.set(tagKey(r, reference.tag), digest);
   shared.stats.manifestsFromUpstream++;
   send(r, entry);
+  prefetch(shared, r, entry);
+}
+
+function prefetch(shared: MirrorShared, r: MirrorRequest, m: CachedManifest): void {
+  if (shared.prefetch && r.method === 'GET') prefetchBlobs(shared, r, m.body, shared.closing);
 }
 
 function mediaTypeOf(body: Buffer): string {

@@ -42,6 +42,8 @@ export interface MirrorOptions {
   manifestCacheBytes?: number;
   /** A registry sending nothing this long fails the request. Default 30 s. */
   upstreamTimeoutMs?: number;
+  /** Start an image's blob downloads when its manifest is served. Default true. */
+  prefetch?: boolean;
   logger?: Logger;
 }
 
@@ -87,8 +89,10 @@ class RegistryMirror implements Mirror {
       manifests: new ManifestCache(options.manifestCacheBytes ?? 64 * 1024 * 1024),
       tags: new TtlCache<string>(tagTtlMs, 10_000),
       tagTtlMs,
-      stats: { requests: 0, blobs: 0, blobBytes: 0, manifestsFromCache: 0, manifestsFromUpstream: 0, denied: 0, errors: 0 },
+      stats: { requests: 0, blobs: 0, blobBytes: 0, manifestsFromCache: 0, manifestsFromUpstream: 0, denied: 0, errors: 0, prefetched: 0 },
       logger: this.#log,
+      prefetch: options.prefetch ?? true,
+      closing: this.#closing.signal,
     };
     this.#server = createServer({
       maxHeaderSize: MIRROR_LIMITS.headerBytes,
