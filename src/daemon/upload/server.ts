@@ -17,6 +17,7 @@
  * `GET /healthy` → 200 {"ok":true}. Limits: ./limits.ts.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { setMaxListeners } from 'node:events';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { ShoalError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
@@ -97,6 +98,8 @@ class HttpUploadServer implements UploadServer {
       throw new ShoalError('USAGE', `port must be an integer 0..65535, got ${String(options.port)}`);
     }
     this.#log = (options.logger ?? silentLogger).child({ component: 'upload' });
+    // One listener per upload in flight (up to the slot count).
+    setMaxListeners(max + 16, this.#shutdown.signal);
     this.#uploads = new PieceUploads({
       provider: options.provider,
       maxConcurrentUploads: max,
