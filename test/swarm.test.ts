@@ -701,6 +701,23 @@ describe('Swarm: child limits shape a chain', () => {
     await tick();
     assert.ok(!(lastParents(c) ?? []).includes('S'), 'the seed took a second child');
   });
+
+  it('a completed child that leaves gives the seed its slot back: a later download is not kept waiting', async () => {
+    limitedSwarm();
+    const a = register('A', 'ha');
+    await tick();
+    assert.deepEqual(lastParents(a), ['S']);
+    swarm.finished(a.peer);
+    const b = register('B', 'hb');
+    await tick();
+    assert.deepEqual(lastParents(b), ['A'], 'A, complete and still here, feeds B');
+    // A's host goes away (its daemon stopped); the next download gets the seed at once.
+    swarm.disconnected(b.peer);
+    swarm.leaveHost('ha');
+    const c = register('C', 'hc');
+    await tick();
+    assert.ok((lastParents(c) ?? []).includes('S'), `C got ${String(lastParents(c))}, not the seed`);
+  });
 });
 
 describe('Swarm: a starving peer past the child limits', () => {

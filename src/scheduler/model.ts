@@ -83,8 +83,12 @@ export class PeerEntry {
   send: ((response: PeerResponse) => void) | undefined;
   /** Registered again after losing its stream (scheduler restart). */
   reconnected = false;
-  /** Children that completed while this peer was their parent (a seed's child budget stays spent). */
-  retiredChildren = 0;
+  /**
+   * Children that completed while this peer was their parent and are still in
+   * the swarm: a seed's child budget stays spent while they can serve others,
+   * and is given back when they leave (else a later wave waits for nothing).
+   */
+  readonly retiredChildren = new Set<PeerEntry>();
 
   constructor(id: string, host: HostEntry, task: TaskEntry, state: PeerState) {
     this.id = id;

@@ -56,8 +56,8 @@ export function childCapacity(parent: PeerEntry): number {
 export function freeSlotFraction(parent: PeerEntry, overLimit = false): number {
   const slots = overLimit ? Math.max(1, parent.host.info.uploadSlots) : childCapacity(parent);
   // A seed with a child limit spends it for the task: a child that completed
-  // does not free its slot, so the seed sends each byte about once.
-  const retired = !overLimit && parent.host.info.seed && parent.host.childLimit > 0 ? parent.retiredChildren : 0;
+  // does not free its slot while it stays, so the seed sends each byte about once.
+  const retired = !overLimit && parent.host.info.seed && parent.host.childLimit > 0 ? parent.retiredChildren.size : 0;
   const used = Math.max(parent.children.size + retired, parent.host.info.uploadLoad);
   return Math.max(0, (slots - used) / slots);
 }

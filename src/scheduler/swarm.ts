@@ -223,7 +223,7 @@ export class Swarm {
     peer.state = 'complete';
     for (const parent of peer.parents) {
       parent.children.delete(peer);
-      parent.retiredChildren++;
+      parent.retiredChildren.add(peer);
     }
     peer.parents.clear();
     if (task.pieceCount !== undefined) for (let n = 0; n < task.pieceCount; n++) peer.pieces.add(n);
@@ -455,6 +455,7 @@ export class Swarm {
     peer.send = undefined;
     peer.host.peers.delete(peer);
     if (peer.task.peers.get(peer.id) === peer) peer.task.peers.delete(peer.id);
+    for (const other of peer.task.peers.values()) other.retiredChildren.delete(peer);
     for (const parent of peer.parents) parent.children.delete(peer);
     peer.parents.clear();
     const orphans = [...peer.children];
