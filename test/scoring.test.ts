@@ -166,6 +166,19 @@ describe('eligible', () => {
     h.info.uploadLoad = 3;
     assert.equal(eligible(child, parent), true);
   });
+
+  it('with a per-task child limit, uploads for the host\'s other tasks do not make it full for this one', () => {
+    const t = task();
+    const h = host({ uploadSlots: 64, uploadLoad: 5 });
+    h.childLimit = 1;
+    const parent = peer('parent', t, 'running', range(0, 5), h);
+    const c1 = peer('c1', t);
+    const c2 = peer('c2', t);
+    assert.equal(eligible(c1, parent), true, 'five uploads elsewhere: still room for this task\'s one child');
+    link(parent, c1);
+    assert.equal(eligible(c2, parent), false, 'the task\'s one child slot is taken');
+    assert.equal(eligible(c2, parent, true), true, 'past the limits the host\'s 64 slots count');
+  });
 });
 
 describe('pickParents ordering', () => {

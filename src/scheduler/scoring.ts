@@ -49,17 +49,24 @@ export function childCapacity(parent: PeerEntry): number {
 }
 
 /**
- * The parent's free child slots as a fraction. `overLimit` ignores the
- * scheduler's child limits (only the host's upload slots count): the way out
+ * The parent's free child slots as a fraction: the task's child limit
+ * (children of this peer for this task) and the host's upload slots (its
+ * reported load, across all its tasks), whichever is tighter. `overLimit`
+ * ignores the child limits (only the host's upload slots count): the way out
  * for a child that starves with every limited parent full.
  */
 export function freeSlotFraction(parent: PeerEntry, overLimit = false): number {
-  const slots = overLimit ? Math.max(1, parent.host.info.uploadSlots) : childCapacity(parent);
+  const hostSlots = Math.max(1, parent.host.info.uploadSlots);
+  if (overLimit) return Math.max(0, (hostSlots - Math.max(parent.children.size, parent.host.info.uploadLoad)) / hostSlots);
+  const hostFree = Math.max(0, (hostSlots - parent.host.info.uploadLoad) / hostSlots);
+  const slots = childCapacity(parent);
   // A seed with a child limit spends it for the task: a child that completed
   // does not free its slot while it stays, so the seed sends each byte about once.
-  const retired = !overLimit && parent.host.info.seed && parent.host.childLimit > 0 ? parent.retiredChildren.size : 0;
-  const used = Math.max(parent.children.size + retired, parent.host.info.uploadLoad);
-  return Math.max(0, (slots - used) / slots);
+  const retired = parent.host.info.seed && parent.host.childLimit > 0 ? parent.retiredChildren.size : 0;
+  const taskFree = Math.max(0, (slots - parent.children.size - retired) / slots);
+  // Host load is not compared with a per-task child limit: a peer feeding one
+  // child in each of six layer tasks is not full for a seventh task's child.
+  return Math.min(taskFree, hostFree);
 }
 
 export function score(child: PeerEntry, parent: PeerEntry): number {
