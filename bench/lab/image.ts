@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { buildImage, registriesConf } from '../../test/fixtures/registry.js';
 import { daemonApi, round, sha256File } from './measure.js';
 import { type NsProc, Procs, sh } from './netns.js';
-import { cleanOutputs, type Ctx, type LabFile, measure, outDir, type ScenarioName, type ScenarioResult, startShoalSwarm } from './scenarios.js';
+import { cleanOutputs, type Ctx, freshDir, type LabFile, measure, outDir, type ScenarioName, type ScenarioResult, startShoalSwarm } from './scenarios.js';
 
 export const REGISTRY_PORT = 5000;
 export const MIRROR_PORT = 4001;
@@ -306,14 +306,11 @@ const MiB = (n: unknown): number => round(Number(n ?? 0) / 1048576, 1);
 export async function runImageShoal(ctx: Ctx, reg: LabRegistry): Promise<ScenarioResult> {
   const { topo } = ctx;
   const procs = new Procs();
-  const dir = join(ctx.work, 'image-shoal');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const logLevel = process.env['LAB_SHOAL_LOG_LEVEL'] ?? 'warn';
+  const dir = freshDir(join(ctx.work, 'image-shoal'));
   let sampler: NodeJS.Timeout | undefined;
   try {
     const mirror = `127.0.0.1:${MIRROR_PORT}`;
-    const swarm = await startShoalSwarm(ctx, procs, dir, logLevel, (_h, seed) => (seed ? [] : ['--mirror', mirror, '--upstream', `http://${reg.host}`]));
+    const swarm = await startShoalSwarm(ctx, procs, dir, (_h, seed) => (seed ? [] : ['--mirror', mirror, '--upstream', `http://${reg.host}`]));
     for (const d of swarm.peers) if (!d.proc.output().includes(`mirror ${mirror}`)) throw new Error(`${d.proc.name} did not start its mirror: ${d.proc.output().slice(-1000)}`);
     const conf = join(dir, 'registries.conf');
     writeFileSync(conf, registriesConf(reg.host, mirror));

@@ -304,6 +304,13 @@ export async function measure(
   return result;
 }
 
+/** `dir`, emptied (created if absent). */
+export function freshDir(dir: string): string {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 export function outDir(ctx: Ctx, scenario: string, host: HostSpec): string {
   const d = join(ctx.work, 'out', scenario, host.name);
   mkdirSync(d, { recursive: true });
@@ -552,8 +559,9 @@ export interface ShoalSwarm {
  * host, each ready and connected to the scheduler (bounded) before it returns.
  * `extraDaemonArgs` adds arguments to a host's daemon (the image benchmark's mirror).
  */
-export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, logLevel: string, extraDaemonArgs: (h: HostSpec, seed: boolean) => string[] = () => []): Promise<ShoalSwarm> {
+export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, extraDaemonArgs: (h: HostSpec, seed: boolean) => string[] = () => []): Promise<ShoalSwarm> {
   const { topo } = ctx;
+  const logLevel = process.env['LAB_SHOAL_LOG_LEVEL'] ?? 'warn';
   const scheduler = procs.start(topo.origin.ns, 'scheduler', shoalCmd(ctx, ['scheduler', '--listen', `${topo.origin.ip}:${SCHEDULER_PORT}`, '--log-level', logLevel, ...(ctx.schedulerConfig === undefined ? [] : ['--config', ctx.schedulerConfig])]));
   await procs.waitFor(scheduler, /shoal scheduler listening on/, 30_000);
   const schedulerUrl = `http://${topo.origin.ip}:${SCHEDULER_PORT}`;
@@ -595,13 +603,10 @@ export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, logLe
 export async function runShoal(ctx: Ctx): Promise<ScenarioResult> {
   const { topo } = ctx;
   const procs = new Procs();
-  const dir = join(ctx.work, 'shoal');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const logLevel = process.env['LAB_SHOAL_LOG_LEVEL'] ?? 'warn';
+  const dir = freshDir(join(ctx.work, 'shoal'));
   let sampler: NodeJS.Timeout | undefined;
   try {
-    const { scheduler, seed, peers, hostIds, hostByIp } = await startShoalSwarm(ctx, procs, dir, logLevel);
+    const { scheduler, seed, peers, hostIds, hostByIp } = await startShoalSwarm(ctx, procs, dir);
 
     // 1-second progress samples of every peer daemon, over its unix socket (no process spawned).
     const progress: number[][] = topo.peers.map(() => []);
