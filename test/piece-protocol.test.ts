@@ -145,9 +145,8 @@ describe('binary piece protocol', () => {
     await new Promise<void>((r) => silent.listen(0, HOST, r));
     cleanups.push(() => void silent.close());
     const port = (silent.address() as { port: number }).port;
-    const started = Date.now();
+    // The stall timer's own error, not the 5 s abort.
     await assert.rejects(channel(port, 300).fetch(rawA, 0, Buffer.alloc(10), AbortSignal.timeout(5_000)), /sent nothing for 300 ms/);
-    assert.ok(Date.now() - started < 3_000);
   });
 
   it('a parent that sends bytes nobody asked for, or a bad status, is a protocol error', TIMEOUT, async () => {

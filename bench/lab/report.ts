@@ -26,31 +26,25 @@ function ratio(r: ScenarioResult, p: PointResult): string {
 }
 
 export function pointTable(p: PointResult): string {
-  const rows = [
-    '| scenario | last s | median s | p90 s | ratio to T_min | origin link copies | CPU user s | CPU sys s | CPU mean / peak % | s at ≥95 % | lab procs CPU s (user+sys) | others\' user s | outputs OK |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ];
-  for (const r of p.results) {
-    const last = r.ok ? f(r.lastS, 1) : r.timedOut ? `TIMEOUT (>${p.timeoutS})` : 'FAILED';
-    rows.push(
-      `| ${r.scenario} | ${last} | ${f(r.medianS, 1)} | ${f(r.p90S, 1)} | ${ratio(r, p)} | ${f(r.originCopies, 3)} | ${f(r.cpu.userS, 1)} | ${f(r.cpu.systemS, 1)} | ${f(r.cpu.meanPct, 0)} / ${f(r.cpu.peakPct, 0)} | ${r.cpu.saturatedS} | ${f(r.cpu.labUserS, 1)}+${f(r.cpu.labSystemS, 1)} | ${f(r.cpu.foreignUserS, 1)} | ${r.verified}/${r.hosts.length} |`,
-    );
-  }
-  return rows.join('\n');
+  return resultTable(p, 'outputs OK');
 }
 
 /** The image benchmark's table: times, registry egress (its access log) and the origin link, CPU. */
 export function imageTable(p: PointResult): string {
-  const rows = [
-    '| scenario | last s | median s | p90 s | ratio to T_min | registry egress copies | origin link copies | CPU user s | CPU sys s | CPU mean / peak % | s at ≥95 % | lab procs CPU s (user+sys) | others\' user s | pulls verified |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ];
+  return resultTable(p, 'pulls verified', {
+    header: 'registry egress copies',
+    cell: (r) => f(((r.details?.['registry'] ?? {}) as { copies?: number }).copies, 3),
+  });
+}
+
+/** One row per scenario; `extra` adds a column before the origin link's. */
+function resultTable(p: PointResult, verifiedHeader: string, extra?: { header: string; cell: (r: ScenarioResult) => string }): string {
+  const cols = ['scenario', 'last s', 'median s', 'p90 s', 'ratio to T_min', ...(extra === undefined ? [] : [extra.header]), 'origin link copies', 'CPU user s', 'CPU sys s', 'CPU mean / peak %', 's at ≥95 %', 'lab procs CPU s (user+sys)', "others' user s", verifiedHeader];
+  const rows = [`| ${cols.join(' | ')} |`, `|${'---|'.repeat(cols.length)}`];
   for (const r of p.results) {
     const last = r.ok ? f(r.lastS, 1) : r.timedOut ? `TIMEOUT (>${p.timeoutS})` : 'FAILED';
-    const reg = (r.details?.['registry'] ?? {}) as { copies?: number };
-    rows.push(
-      `| ${r.scenario} | ${last} | ${f(r.medianS, 1)} | ${f(r.p90S, 1)} | ${ratio(r, p)} | ${f(reg.copies, 3)} | ${f(r.originCopies, 3)} | ${f(r.cpu.userS, 1)} | ${f(r.cpu.systemS, 1)} | ${f(r.cpu.meanPct, 0)} / ${f(r.cpu.peakPct, 0)} | ${r.cpu.saturatedS} | ${f(r.cpu.labUserS, 1)}+${f(r.cpu.labSystemS, 1)} | ${f(r.cpu.foreignUserS, 1)} | ${r.verified}/${r.hosts.length} |`,
-    );
+    const cells = [r.scenario, last, f(r.medianS, 1), f(r.p90S, 1), ratio(r, p), ...(extra === undefined ? [] : [extra.cell(r)]), f(r.originCopies, 3), f(r.cpu.userS, 1), f(r.cpu.systemS, 1), `${f(r.cpu.meanPct, 0)} / ${f(r.cpu.peakPct, 0)}`, String(r.cpu.saturatedS), `${f(r.cpu.labUserS, 1)}+${f(r.cpu.labSystemS, 1)}`, f(r.cpu.foreignUserS, 1), `${r.verified}/${r.hosts.length}`];
+    rows.push(`| ${cells.join(' | ')} |`);
   }
   return rows.join('\n');
 }

@@ -12,12 +12,6 @@ import { ShoalError } from '../../common/errors.js';
 import { MAX_PIPELINE } from '../upload/wire.js';
 import { PieceChannel, PieceLengthError } from './piece-channel.js';
 
-/**
- * One TCP flow per parent: several flows into one shaped link drop and
- * retransmit each other's packets (lab: 12 % of the seed's segments with 4).
- */
-const CHANNELS_PER_PARENT = 1;
-
 /** How a child talks to its parents: the binary piece protocol, or HTTP/1.1 (the baseline). */
 export type DataProtocol = 'tcp' | 'http';
 
@@ -65,17 +59,17 @@ export class ParentConn {
   }
 
   /**
-   * A binary connection that can take another request: the least busy open
-   * one, or a new one while fewer than CHANNELS_PER_PARENT are open. Requests
-   * are pipelined, up to `connections` (the per-parent limit) per channel.
+   * The binary connection to send the next request on. One TCP flow per
+   * parent, its requests pipelined up to `connections` (the per-parent
+   * limit): several flows into one shaped link drop and retransmit each
+   * other's packets (lab: 12 % of the seed's segments with 4). A second one
+   * opens only while the first is full of aborted answers still arriving.
    */
   channel(stallMs: number): PieceChannel {
     for (let i = this.#channels.length - 1; i >= 0; i--) if (!this.#channels[i]!.alive) this.#channels.splice(i, 1);
-    let best: PieceChannel | undefined;
-    for (const ch of this.#channels) if (ch.ready && (best === undefined || ch.inflight < best.inflight)) best = ch;
-    if (best !== undefined && (best.inflight === 0 || this.#channels.length >= CHANNELS_PER_PARENT)) return best;
-    const depth = Math.min(MAX_PIPELINE, Math.ceil(this.#connections / CHANNELS_PER_PARENT));
-    const ch = new PieceChannel(this.info.ip, this.info.port, `parent ${this.info.peerId}`, stallMs, depth);
+    const ready = this.#channels.find((ch) => ch.ready);
+    if (ready !== undefined) return ready;
+    const ch = new PieceChannel(this.info.ip, this.info.port, `parent ${this.info.peerId}`, stallMs, Math.min(MAX_PIPELINE, this.#connections));
     this.#channels.push(ch);
     return ch;
   }
@@ -115,11 +109,7 @@ export interface FetchPieceOptions {
   buffer: Buffer;
 }
 
-/**
- * Fetches and verifies one piece; throws CorruptPieceError, ShoalError('BUSY'|'PIECE_NOT_FOUND'|'PEER_FAILED').
- * Uses undici's `stream()` with a Writable that copies each chunk into the
- * piece buffer: no promise per chunk (shaped links deliver many small chunks).
- */
+/** Fetches and verifies one piece; throws CorruptPieceError, ShoalError('BUSY'|'PIECE_NOT_FOUND'|'PEER_FAILED'). */
 export async function fetchPiece(parent: ParentConn, options: FetchPieceOptions): Promise<FetchedPiece> {
   const fetched = parent.protocol === 'tcp' ? await fetchOverChannel(parent, options) : await fetchOverHttp(parent, options);
   const actual = createHash('sha256').update(fetched.data).digest();
@@ -142,6 +132,10 @@ async function fetchOverChannel(parent: ParentConn, options: FetchPieceOptions):
   }
 }
 
+/**
+ * Uses undici's `stream()` with a Writable that copies each chunk into the
+ * piece buffer: no promise per chunk (shaped links deliver many small chunks).
+ */
 async function fetchOverHttp(parent: ParentConn, options: FetchPieceOptions): Promise<FetchedPiece> {
   const { taskId, piece, length } = options;
   const data = options.buffer;

@@ -33,7 +33,7 @@ export async function serveManifest(shared: MirrorShared, r: MirrorRequest, refe
     }
     shared.stats.manifestsFromCache++;
     send(r, cached);
-    prefetch(shared, r, cached);
+    prefetchBlobs(shared, r, cached.body);
     return;
   }
   if (r.method === 'HEAD') {
@@ -112,11 +112,7 @@ async function forwardGet(shared: MirrorShared, r: MirrorRequest, reference: Ref
   if (reference.kind === 'tag' && shared.tagTtlMs > 0) shared.tags.set(tagKey(r, reference.tag), digest);
   shared.stats.manifestsFromUpstream++;
   send(r, entry);
-  prefetch(shared, r, entry);
-}
-
-function prefetch(shared: MirrorShared, r: MirrorRequest, m: CachedManifest): void {
-  if (shared.prefetch && r.method === 'GET') prefetchBlobs(shared, r, m.body, shared.closing);
+  prefetchBlobs(shared, r, entry.body);
 }
 
 function mediaTypeOf(body: Buffer): string {

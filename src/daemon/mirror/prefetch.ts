@@ -32,19 +32,23 @@ export function manifestBlobs(body: Buffer): string[] {
   return [...unique].slice(0, PREFETCH_MAX_BLOBS);
 }
 
-/** Starts (or joins) the download of every blob the manifest names; returns how many. Never throws. */
-export function prefetchBlobs(shared: MirrorShared, r: MirrorRequest, body: Buffer, signal: AbortSignal): number {
+/**
+ * Starts (or joins) the download of every blob an image manifest names, when
+ * prefetch is on and the client GETs the manifest. Never throws; downloads
+ * end with the mirror.
+ */
+export function prefetchBlobs(shared: MirrorShared, r: MirrorRequest, body: Buffer): void {
+  if (!shared.prefetch || r.method !== 'GET') return;
   const digests = manifestBlobs(body);
   const headers = forwardedHeaders(r, USER_AGENT, false);
   for (const digest of digests) {
     try {
       const url = `${r.upstream.origin}/v2/${r.name}/blobs/${digest}`;
-      const handle = shared.daemon.download({ url, headers, digest, requester: 'mirror' }, signal);
+      const handle = shared.daemon.download({ url, headers, digest, requester: 'mirror' }, shared.closing);
       handle.done.catch((err: unknown) => shared.logger.debug({ digest, err: (err as Error).message }, 'layer prefetch failed; the client request will retry'));
     } catch (err) {
       shared.logger.debug({ digest, err: (err as Error).message }, 'layer prefetch not started');
     }
   }
-  if (digests.length > 0) shared.stats.prefetched += digests.length;
-  return digests.length;
+  shared.stats.prefetched += digests.length;
 }

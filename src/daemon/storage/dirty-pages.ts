@@ -24,9 +24,9 @@ export class DirtyPages {
   #refreshing = false;
   readonly #read: () => Promise<DirtyState | undefined>;
 
+  /** `read` is first called by the first near(), which answers "near" until it resolves. */
   constructor(read: () => Promise<DirtyState | undefined> = readProcDirtyState) {
     this.#read = read;
-    this.#refresh();
   }
 
   /** True when writes may soon be throttled (or nothing is known). Never blocks. */

@@ -4,9 +4,8 @@
  * reused. A piece counts as held only after its bytes are written and its
  * SHA-256 checked, so a crash mid-piece never serves a partial piece.
  */
-import { writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeSync } from 'node:fs';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ShoalError } from '../../common/errors.js';

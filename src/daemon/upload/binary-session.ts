@@ -41,13 +41,10 @@ export function startBinarySession(socket: Socket, first: Buffer, hooks: BinaryS
       pending = pending.subarray(REQUEST_SIZE);
       if (typeof request === 'string') return refuse(Status.BAD_REQUEST, request);
       if (!hooks.accepting()) return refuse(Status.BUSY, 'the upload server is shutting down');
-      hooks.busy(1);
       const upload = hooks.uploads.serve(binaryReply(socket), request.taskId, request.piece, false);
-      if (upload === undefined) {
-        hooks.busy(-1);
-        continue;
-      }
+      if (upload === undefined) continue; // answered at once (not found, busy)
       answering = true;
+      hooks.busy(1);
       hooks.track(upload);
       void upload.finally(() => {
         answering = false;

@@ -4,11 +4,11 @@
  * when the socket is full. Each chunk is a pooled buffer, back in the pool only
  * when its write completed, so a buffer handed to `write` is never overwritten
  * (and a fresh 1 MiB buffer per chunk would cost an mmap and 256 page faults);
- * with the drain wait, at most about two chunks per response are in memory. Resolves once the last chunk's write
- * has completed. Throws ShoalError STORAGE when the piece cannot be read in
- * full, ABORTED (the signal's reason) when the client goes away or the server
- * shuts down; the caller then destroys the socket, so the peer sees a short
- * body.
+ * with the drain wait, at most about two chunks per response are in memory.
+ * Resolves once the last chunk's write has completed. Throws ShoalError
+ * STORAGE when the piece cannot be read in full, ABORTED (the signal's reason)
+ * when the client goes away or the server shuts down; the caller then destroys
+ * the socket, so the peer sees a short body.
  */
 import type { Socket } from 'node:net';
 import { BufferPool } from '../../common/buffer-pool.js';

@@ -6,7 +6,6 @@
  * A piece is served as soon as the provider reports it verified.
  *
  * HTTP responses:
- * Responses:
  *   200  piece body; Content-Length, X-Shoal-Task-Complete: 1|0
  *   400  USAGE: malformed target, or a request with a body (connection closed)
  *   404  PIECE_NOT_FOUND; unknown path (code USAGE, status 404)
@@ -243,16 +242,12 @@ class HttpUploadServer implements UploadServer {
         socket.destroy();
         return;
       }
-      socket.setNoDelay(true);
       startBinarySession(socket, head.subarray(PREFACE.length), {
         uploads: this.#uploads,
         log: this.#log,
         accepting: () => this.#state === 'listening',
         busy: (delta) => this.#markBusy(socket, delta),
-        track: (upload) => {
-          this.#inflight.add(upload);
-          void upload.finally(() => this.#inflight.delete(upload));
-        },
+        track: (upload) => this.#track(upload),
       });
     };
     const onTimeout = (): void => void socket.destroy();
@@ -309,11 +304,14 @@ class HttpUploadServer implements UploadServer {
       sendError(res, new ShoalError('BUSY', 'the upload server is shutting down'), { close: true });
     } else {
       const upload = this.#uploads.serve(httpPieceReply(res), route.taskId, route.piece, method === 'HEAD');
-      if (upload !== undefined) {
-        this.#inflight.add(upload);
-        void upload.finally(() => this.#inflight.delete(upload));
-      }
+      if (upload !== undefined) this.#track(upload);
     }
+  }
+
+  /** A body being streamed: stop() waits for it. */
+  #track(upload: Promise<void>): void {
+    this.#inflight.add(upload);
+    void upload.finally(() => this.#inflight.delete(upload));
   }
 }
 
