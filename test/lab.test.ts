@@ -28,6 +28,7 @@ test('lab: 4 shaped peer hosts get 32 MiB through Shoal; outputs verified, origi
     originDown: parseRate('1gbit'),
     slowPeers: 0,
     slowRate: parseRate('20mbit'),
+    capGso: true,
     scenarios: ['shoal'],
     timeoutFactor: 4,
     minTimeoutS: 60,

@@ -27,6 +27,8 @@ export interface PointOptions {
   originDown: number;
   slowPeers: number;
   slowRate: number;
+  /** cap the hosts' GSO size at the smallest tbf bucket (netns.ts, TopologyOptions.capGso) */
+  capGso: boolean;
   scenarios: ScenarioName[];
   /** each scenario's bound: max(minTimeoutS, timeoutFactor × the direct-download estimate) */
   timeoutFactor: number;
@@ -68,6 +70,8 @@ export interface PointResult {
     originDown: string;
     slowPeers: number;
     slowRate: string;
+    /** the hosts' GSO size limit in bytes, or null when left at the kernel default */
+    gsoMaxSize: number | null;
   };
   bound: Bound;
   /** the direct-download estimate max(N·F/u_s, F/d_min) with tbf goodput, seconds */
@@ -229,6 +233,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
       originDown: formatRate(o.originDown),
       slowPeers: o.slowPeers,
       slowRate: formatRate(o.slowRate),
+      gsoMaxSize: null,
     },
     bound,
     directEstimateS: round(directEstimateS, 2),
@@ -248,7 +253,9 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     originDown: o.originDown,
     slowPeers: o.slowPeers,
     slowRate: o.slowRate,
+    capGso: o.capGso,
   });
+  result.config.gsoMaxSize = topo.gsoMaxSize ?? null;
   live.topologies.add(topo);
   const procs = new Procs();
   try {
@@ -302,6 +309,9 @@ function failedResult(scenario: ScenarioName, error: string): ScenarioResult {
     originCopies: 0,
     originPayloadCopiesEst: 0,
     peersTxBytes: 0,
+    peersTxPackets: 0,
+    peersRxBytes: 0,
+    peersRxPackets: 0,
     cpu: { userS: 0, systemS: 0, busyS: 0, wallS: 0, cores: 0, meanPct: 0, peakPct: 0, saturatedS: 0 },
     verified: 0,
     mismatched: [],

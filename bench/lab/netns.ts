@@ -175,12 +175,37 @@ export interface TopologyOptions {
   /** the first `slowPeers` peers get `slowRate` both ways */
   slowPeers?: number;
   slowRate?: number;
+  /**
+   * Cap every host's GSO size so that no TCP segment train is larger than the
+   * smallest tbf bucket (default true). tbf cannot pass a packet larger than its
+   * bucket, so it splits such a GSO packet into MTU-sized frames in software, and
+   * every frame then crosses the bridge, the other tbf and the receiver's stack
+   * on its own: per byte up to 15 times the packets, all on the lab machine's
+   * CPU. A real switch does none of that on a host's CPU. The cap changes no
+   * rate and no bucket, only how big the units are that the emulated wire
+   * carries; `false` keeps the kernel's default (64 KiB) for comparison.
+   */
+  capGso?: boolean;
+}
+
+/** The bucket tbfArgs gives a rate, in bytes. */
+function tbfBurst(bps: number): number {
+  return Math.max(15_140, Math.ceil(bps / 8 / 250));
+}
+
+/**
+ * The largest GSO size whose packets every tbf of the topology passes whole:
+ * tbf charges a GSO packet its payload plus one set of headers per MSS-sized
+ * frame (66 B for 1448 B), so it must fit the smallest bucket with that added.
+ */
+export function gsoCap(rates: number[]): number {
+  const bucket = Math.min(...rates.map(tbfBurst));
+  return Math.floor((bucket * 1448) / 1514) - 1024;
 }
 
 /** One tbf: burst of 4 ms at the rate (at least 10 full frames), queue of 20 ms. */
 function tbfArgs(bps: number): string[] {
-  const burst = Math.max(15_140, Math.ceil(bps / 8 / 250));
-  return ['tbf', 'rate', `${bps}bit`, 'burst', String(burst), 'latency', '20ms'];
+  return ['tbf', 'rate', `${bps}bit`, 'burst', String(tbfBurst(bps)), 'latency', '20ms'];
 }
 
 export class Topology {
@@ -207,6 +232,11 @@ export class Topology {
     });
   }
 
+  /** the GSO size every host's eth0 is capped at (TopologyOptions.capGso), or undefined */
+  get gsoMaxSize(): number | undefined {
+    return this.options.capGso === false ? undefined : gsoCap(this.hosts.flatMap((h) => [h.up, h.down]));
+  }
+
   get hosts(): HostSpec[] {
     return [this.origin, ...this.peers];
   }
@@ -220,6 +250,7 @@ export class Topology {
       sh(['ip', 'netns', 'add', ns]);
       this.#created.push(ns);
     };
+    const gso = this.gsoMaxSize;
     add(this.sw);
     sh(['ip', '-n', this.sw, 'link', 'add', 'br0', 'type', 'bridge']);
     // No STP, no forwarding delay: ports forward at once.
@@ -232,6 +263,7 @@ export class Topology {
       sh(['ip', '-n', this.sw, 'link', 'set', h.name, 'master', 'br0']);
       sh(['ip', '-n', this.sw, 'link', 'set', h.name, 'up']);
       sh(['ip', '-n', h.ns, 'addr', 'add', `${h.ip}/16`, 'dev', 'eth0']);
+      if (gso !== undefined) sh(['ip', '-n', h.ns, 'link', 'set', 'dev', 'eth0', 'gso_max_size', String(gso)]);
       sh(['ip', '-n', h.ns, 'link', 'set', 'eth0', 'up']);
       sh(['ip', '-n', h.ns, 'link', 'set', 'lo', 'up']);
       // host end egress = this host's upload; switch end egress = its download

@@ -12,6 +12,8 @@
  *   --origin-down R      origin download (default 1gbit)
  *   --slow-peers K       the first K peers get --slow-rate both ways (default 0)
  *   --slow-rate R        (default 20mbit)
+ *   --no-gso-cap         leave the hosts' GSO size at the kernel default, so tbf splits
+ *                        large GSO packets into frames in software (netns.ts, capGso)
  *   --scenarios LIST     direct,bittorrent,shoal (default all three)
  *   --timeout-factor X   each scenario bounded at max(--min-timeout, X × direct estimate) (default 4)
  *   --min-timeout S      (default 60)
@@ -56,6 +58,7 @@ async function main(): Promise<number> {
       'origin-down': { type: 'string', default: '1gbit' },
       'slow-peers': { type: 'string', default: '0' },
       'slow-rate': { type: 'string', default: '20mbit' },
+      'no-gso-cap': { type: 'boolean', default: false },
       scenarios: { type: 'string' },
       image: { type: 'boolean', default: false },
       'timeout-factor': { type: 'string', default: '4' },
@@ -74,7 +77,7 @@ async function main(): Promise<number> {
     allowPositionals: false,
   });
   if (values.help) {
-    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
+    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--no-gso-cap] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
     return 0;
   }
   const problem = labProblem();
@@ -106,6 +109,7 @@ async function main(): Promise<number> {
     originDown: parseRate(values['origin-down']),
     slowPeers: Number(values['slow-peers']),
     slowRate: parseRate(values['slow-rate']),
+    capGso: !values['no-gso-cap'],
     scenarios,
     timeoutFactor: Number(values['timeout-factor']),
     minTimeoutS: Number(values['min-timeout']),
@@ -182,7 +186,7 @@ function printPoint(r: PointResult): void {
     if (s.error !== undefined) console.log(`${s.scenario}: ${s.error}`);
     const times = s.hosts.map((h) => `${h.host} ${h.s === null ? '✗' : h.s.toFixed(1)}`).join(', ');
     console.log(`${s.scenario} per-host s: ${times}`);
-    console.log(`${s.scenario} origin link: ${s.originTxBytes} B in ${s.originTxPackets} packets (≈ ${s.originPayloadCopiesEst} copies of payload without 66 B/packet of headers); peers' links sent ${(s.peersTxBytes / r.config.sizeBytes).toFixed(2)} copies`);
+    console.log(`${s.scenario} origin link: ${s.originTxBytes} B in ${s.originTxPackets} packets (≈ ${s.originPayloadCopiesEst} copies of payload without 66 B/packet of headers); peers' links sent ${(s.peersTxBytes / r.config.sizeBytes).toFixed(2)} copies in ${s.peersTxPackets} packets, received ${(s.peersRxBytes / r.config.sizeBytes).toFixed(2)} in ${s.peersRxPackets}`);
     if (s.cpu.samples !== undefined) console.log(`${s.scenario} machine busy % per second (2 cores = 100; ${s.cpu.backgroundPct ?? '?'} % in the 2 s before): ${s.cpu.samples.join(' ')}`);
     const fg = (s.details?.['foreignProcessesCpuS'] ?? []) as Array<{ pid: number; comm: string; cpuS: number }>;
     if (fg.length > 0) console.log(`${s.scenario} other processes on the VM during the run (CPU s): ${fg.map((x) => `${x.comm}[${x.pid}] ${x.cpuS}`).join(', ')}`);

@@ -87,6 +87,10 @@ export interface ScenarioResult {
   originPayloadCopiesEst: number;
   /** bytes every peer host's eth0 sent (their upload), summed */
   peersTxBytes: number;
+  /** packets (GSO units as the host's stack hands them on) every peer host's eth0 sent, and bytes and packets they received, summed */
+  peersTxPackets: number;
+  peersRxBytes: number;
+  peersRxPackets: number;
   cpu: CpuUse;
   verified: number;
   mismatched: string[];
@@ -201,7 +205,7 @@ export async function measure(
     if (c !== undefined) cpuStart.set(p.pid, c);
   }
   const originBefore = topo.counters(topo.origin);
-  const peersBefore = topo.peers.map((p) => topo.counters(p).txBytes);
+  const peersBefore = topo.peers.map((p) => topo.counters(p));
   const serverBefore = originServerStats(ctx);
   const backgroundPct = await backgroundBusyPct(2000);
   const labCpu = new LabCpu(watched().filter((p) => p.running()).map((p) => p.pid));
@@ -232,7 +236,7 @@ export async function measure(
   const foreign = foreignTop(procsBefore, allProcessCpu(), (pid, ppid) => labPids.has(pid) || labPids.has(ppid));
   const processCpu = cpuByRole(cpuStart, watched());
   const originAfter = topo.counters(topo.origin);
-  const peersAfter = topo.peers.map((p) => topo.counters(p).txBytes);
+  const peersAfter = topo.peers.map((p) => topo.counters(p));
   const serverAfter = originServerStats(ctx);
   let extra: Record<string, unknown> = {};
   if (after.beforeStop !== undefined) {
@@ -294,7 +298,10 @@ export async function measure(
     originTxPackets: txPackets,
     originCopies: round(txBytes / ctx.file.size, 4),
     originPayloadCopiesEst: round((txBytes - 66 * txPackets) / ctx.file.size, 4),
-    peersTxBytes: peersAfter.reduce((s, v, i) => s + v - peersBefore[i]!, 0),
+    peersTxBytes: peersAfter.reduce((s, v, i) => s + v.txBytes - peersBefore[i]!.txBytes, 0),
+    peersTxPackets: peersAfter.reduce((s, v, i) => s + v.txPackets - peersBefore[i]!.txPackets, 0),
+    peersRxBytes: peersAfter.reduce((s, v, i) => s + v.rxBytes - peersBefore[i]!.rxBytes, 0),
+    peersRxPackets: peersAfter.reduce((s, v, i) => s + v.rxPackets - peersBefore[i]!.rxPackets, 0),
     cpu: cpuUse,
     verified,
     mismatched,
