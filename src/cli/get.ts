@@ -5,8 +5,7 @@
  */
 import { ShoalError, fromJSON, toShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
-import { parseDuration, parseSize } from '../common/config.js';
-import { createDaemon } from '../daemon/daemon.js';
+import { parseDuration, parseSize } from '../common/units.js';
 import type { ApiDownloadRequest } from '../daemon/api/server.js';
 import { toTaskSpec } from '../daemon/request.js';
 import { endpointAlive, requestDownload } from './daemon-client.js';
@@ -118,6 +117,8 @@ async function embedded(
   io: CliIo,
   onProgress: (done: number, total: number | undefined) => void,
 ): Promise<{ path: string; stats: Record<string, unknown> | undefined }> {
+  // Loaded only here: a get through a running daemon never evaluates the daemon's modules.
+  const { createDaemon } = await import('../daemon/daemon.js');
   const daemon = createDaemon({
     dataDir: defaultDataDir(io.env),
     embeddedScheduler: true,

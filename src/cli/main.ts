@@ -1,17 +1,18 @@
 /**
  * The `shoal` command line. `runCli(argv, io)` returns the exit code, so
- * tests run it like any function; bin/shoal.mjs is a thin wrapper.
+ * tests run it like any function; bin/shoal.mjs is a thin wrapper. Each
+ * command loads its own modules when it runs: `shoal get` through a running
+ * daemon starts without evaluating the daemon, the scheduler or their
+ * dependencies (on a busy host, a CLI start is CPU every peer pays at once).
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ShoalError, toShoalError } from '../common/errors.js';
-import { fetchStats } from './daemon-client.js';
 import { defaultEndpoint } from './defaults.js';
-import { runGet, type GetOptions } from './get.js';
-import { runPreheat, type PreheatFlags } from './preheat.js';
+import type { GetOptions } from './get.js';
+import type { PreheatFlags } from './preheat.js';
 import { processIo, type CliIo } from './io.js';
-import { runRuntimeConfig, type RuntimeConfigFlags } from './runtime-config.js';
-import { runDaemon, runScheduler, type DaemonFlags } from './serve.js';
-import { formatStatus } from './status.js';
+import type { RuntimeConfigFlags } from './runtime-config.js';
+import type { DaemonFlags } from './serve.js';
 
 export const VERSION = '0.1.0';
 
@@ -41,6 +42,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('-q, --quiet', 'print nothing but errors', false)
     .option('--no-progress', 'no progress bar')
     .action(async (url: string, opts: GetOptions & { o?: string }) => {
+      const { runGet } = await import('./get.js');
       result.code = await runGet(url, { ...opts, output: opts.output ?? opts.o ?? '' }, io);
     });
 
@@ -62,6 +64,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--proxy <host:port>', 'run the HTTP forward proxy here (e.g. 127.0.0.1:4002, or a port on loopback; docs/containers.md)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: DaemonFlags) => {
+      const { runDaemon } = await import('./serve.js');
       result.code = await runDaemon(opts, io);
     });
 
@@ -72,6 +75,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--listen <host:port>', 'address (default 0.0.0.0:8002)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: { config?: string; listen?: string; logLevel?: string }) => {
+      const { runScheduler } = await import('./serve.js');
       result.code = await runScheduler(opts, io);
     });
 
@@ -83,7 +87,8 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--registry <host|url>', 'registry to pull through the mirror (repeatable; default docker.io)', collect, [])
     .option('--dial-timeout <duration>', 'containerd: fall back to the registry after this (default 1s)')
     .option('--write <dir>', 'write the files under DIR instead of printing them')
-    .action((runtime: string, opts: RuntimeConfigFlags) => {
+    .action(async (runtime: string, opts: RuntimeConfigFlags) => {
+      const { runRuntimeConfig } = await import('./runtime-config.js');
       result.code = runRuntimeConfig(runtime, opts, io);
     });
 
@@ -100,6 +105,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--json', 'print the result as JSON on stdout', false)
     .option('-q, --quiet', 'print only failures', false)
     .action(async (targets: string[], opts: PreheatFlags) => {
+      const { runPreheat } = await import('./preheat.js');
       result.code = await runPreheat(targets, opts, io);
     });
 
@@ -109,6 +115,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('-e, --endpoint <socket>', 'daemon API')
     .option('--json', 'print JSON', false)
     .action(async (opts: { endpoint?: string; json: boolean }) => {
+      const [{ fetchStats }, { formatStatus }] = await Promise.all([import('./daemon-client.js'), import('./status.js')]);
       const stats = await fetchStats(opts.endpoint ?? defaultEndpoint(io.env));
       io.stdout.write(opts.json ? JSON.stringify(stats, null, 2) + '\n' : formatStatus(stats));
     });
