@@ -1,15 +1,23 @@
-// Bundles the CLI (and with it every component) into dist/shoal.mjs with
-// esbuild, so `shoal` starts without compiling TypeScript. better-sqlite3 stays
-// external (a native addon).
+// Bundles the CLI (and with it every component) into dist/ with esbuild, so
+// `shoal` starts without compiling TypeScript: dist/shoal.mjs is the entry and
+// dist/chunks/ holds what each command loads when it runs (code splitting), so
+// `shoal get` parses a fraction of the code the daemon needs. better-sqlite3
+// stays external (a native addon). The old dist/ is removed first: chunk names
+// carry content hashes and would pile up.
 import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
 
+rmSync('dist', { recursive: true, force: true });
 await build({
-  entryPoints: ['src/cli/main.ts'],
+  entryPoints: { shoal: 'src/cli/main.ts' },
   bundle: true,
+  splitting: true,
   platform: 'node',
   target: 'node20',
   format: 'esm',
-  outfile: 'dist/shoal.mjs',
+  outdir: 'dist',
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
   external: ['better-sqlite3'],
   banner: { js: "import { createRequire as __shoalRequire } from 'node:module'; const require = __shoalRequire(import.meta.url);" },
   sourcemap: 'linked',

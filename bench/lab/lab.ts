@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Bound, kumarRoss, round, TBF_GOODPUT } from './measure.js';
@@ -169,7 +169,7 @@ export function shoalBundleFresh(): boolean {
 }
 
 /**
- * Copies dist/shoal.mjs into `dir` with a two-line runner, so that a rebuild or a
+ * Copies dist/ (shoal.mjs and its chunks) into `dir` with a two-line runner, so that a rebuild or a
  * source edit by someone else during a long run does not change what is measured
  * (bin/shoal.mjs would also fall back to compiling the sources with tsx as soon as
  * any file under src/ is newer than the bundle). node_modules is linked for the
@@ -178,18 +178,27 @@ export function shoalBundleFresh(): boolean {
 export function snapshotShoal(dir: string): ShoalBin {
   const bundle = join(REPO, 'dist/shoal.mjs');
   mkdirSync(dir, { recursive: true });
-  copyFileSync(bundle, join(dir, 'shoal.mjs'));
+  cpSync(join(REPO, 'dist'), dir, { recursive: true, filter: (src) => !src.endsWith('.map') });
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
   writeFileSync(join(dir, 'run.mjs'), "import { runCli } from './shoal.mjs';\nprocess.exitCode = await runCli(process.argv.slice(2));\n");
   const git = (args: string[]): string => spawnSync('git', ['-C', REPO, ...args], { encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
   return {
     bin: join(dir, 'run.mjs'),
     kind: 'bundle snapshot',
-    bundleSha256: createHash('sha256').update(readFileSync(join(dir, 'shoal.mjs'))).digest('hex'),
+    bundleSha256: bundleDigest(dir),
     bundleMtime: statSync(bundle).mtime.toISOString(),
     gitHead: git(['rev-parse', 'HEAD']),
     srcChanges: git(['status', '--short', '--', 'src']).split('\n').filter(Boolean),
   };
+}
+
+/** SHA-256 over the entry and every chunk, in name order. */
+function bundleDigest(dir: string): string {
+  const hash = createHash('sha256');
+  const chunks = join(dir, 'chunks');
+  const files = ['shoal.mjs', ...(existsSync(chunks) ? readdirSync(chunks).sort().map((f) => join('chunks', f)) : [])];
+  for (const f of files) hash.update(f).update(readFileSync(join(dir, f)));
+  return hash.digest('hex');
 }
 
 export const SHOAL_EXECUTABLE: ShoalBin = { bin: join(REPO, 'bin/shoal.mjs'), kind: 'bin/shoal.mjs' };

@@ -1,5 +1,9 @@
-/** The CLI side of the daemon's local API (unix socket or loopback HTTP). */
-import { Client } from 'undici';
+/**
+ * The CLI side of the daemon's local API (unix socket or loopback HTTP), on
+ * node:http: a `shoal get` starts on every host of a fleet at once, and the
+ * built-in client costs it nothing to load.
+ */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { ShoalError, fromJSON } from '../common/errors.js';
 import { parseApiAddress, socketAlive, type ApiDownloadRequest } from '../daemon/api/server.js';
 import type { PreheatEvent, PreheatInput } from '../daemon/preheat/run.js';
@@ -13,26 +17,62 @@ export interface DownloadEvent {
   error?: { code?: unknown; message?: unknown; sourceStatus?: unknown };
 }
 
+/** An event line longer than this is the daemon misbehaving. */
+const MAX_EVENT = 1024 * 1024;
+
+interface ApiCall {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: unknown;
+  signal?: AbortSignal | undefined;
+  /** Bound on the wait for the response head (the body may stream for as long as it takes). */
+  headersTimeoutMs?: number;
+}
+
+/** One request to the local API; resolves with the response head, its body still to read. */
+function call(endpoint: string, c: ApiCall): Promise<IncomingMessage> {
+  const address = parseApiAddress(endpoint);
+  const body = c.body === undefined ? undefined : JSON.stringify(c.body);
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = httpRequest({
+      ...('socket' in address ? { socketPath: address.socket } : { host: address.host, port: address.port }),
+      method: c.method,
+      path: c.path,
+      headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      signal: c.signal,
+    });
+    const timer = c.headersTimeoutMs === undefined ? undefined : setTimeout(() => req.destroy(new Error(`no answer within ${c.headersTimeoutMs} ms`)), c.headersTimeoutMs);
+    req.once('response', (res) => {
+      clearTimeout(timer);
+      resolve(res);
+    });
+    req.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body);
+  });
+}
+
+async function readText(res: IncomingMessage, limit: number): Promise<string> {
+  let text = '';
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    text += chunk.toString('utf8');
+    if (text.length > limit) throw new ShoalError('LIMIT_EXCEEDED', 'daemon sent an oversized answer');
+  }
+  return text;
+}
+
 export async function endpointAlive(endpoint: string): Promise<boolean> {
   const address = parseApiAddress(endpoint);
   if ('socket' in address) return socketAlive(address.socket);
-  const client = openClient(endpoint);
   try {
-    const res = await client.request({ path: '/healthy', method: 'GET', headersTimeout: 2000 });
-    await res.body.dump();
+    const res = await call(endpoint, { method: 'GET', path: '/healthy', headersTimeoutMs: 2000 });
+    res.resume();
     return res.statusCode === 200;
   } catch {
     return false;
-  } finally {
-    await client.close().catch(() => undefined);
   }
-}
-
-function openClient(endpoint: string): Client {
-  const address = parseApiAddress(endpoint);
-  return 'socket' in address
-    ? new Client('http://localhost', { socketPath: address.socket })
-    : new Client(`http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`);
 }
 
 /** Streams a download's events; the last one is `done` or `error`. */
@@ -47,24 +87,16 @@ export function requestPreheat(endpoint: string, input: PreheatInput, signal: Ab
 
 /** POSTs JSON to the local API and yields the NDJSON events it answers with. */
 async function* postEvents<E>(endpoint: string, path: string, body: unknown, signal: AbortSignal): AsyncGenerator<E> {
-  const client = openClient(endpoint);
+  let res: IncomingMessage;
   try {
-    let res;
-    try {
-      res = await client.request({
-        path,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal,
-        bodyTimeout: 0,
-      });
-    } catch (err) {
-      if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
-      throw new ShoalError('DAEMON_UNREACHABLE', `cannot reach the daemon at ${endpoint}: ${(err as Error).message}`);
-    }
+    res = await call(endpoint, { method: 'POST', path, body, signal });
+  } catch (err) {
+    if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
+    throw new ShoalError('DAEMON_UNREACHABLE', `cannot reach the daemon at ${endpoint}: ${(err as Error).message}`);
+  }
+  try {
     if (res.statusCode !== 200) {
-      const text = await res.body.text();
+      const text = await readText(res, MAX_EVENT);
       let parsed: Record<string, unknown> = {};
       try {
         parsed = JSON.parse(text) as Record<string, unknown>;
@@ -74,31 +106,37 @@ async function* postEvents<E>(endpoint: string, path: string, body: unknown, sig
       throw fromJSON(parsed);
     }
     let buffered = '';
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      buffered += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.trim() !== '') yield JSON.parse(line) as E;
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        buffered += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line.trim() !== '') yield JSON.parse(line) as E;
+        }
+        if (buffered.length > MAX_EVENT) throw new ShoalError('LIMIT_EXCEEDED', 'daemon sent an oversized event');
       }
-      if (buffered.length > 1024 * 1024) throw new ShoalError('LIMIT_EXCEEDED', 'daemon sent an oversized event');
+    } catch (err) {
+      if (err instanceof ShoalError || err instanceof SyntaxError) throw err;
+      if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
+      throw new ShoalError('DAEMON_UNREACHABLE', `lost the daemon at ${endpoint}: ${(err as Error).message}`);
     }
   } finally {
-    await client.destroy().catch(() => undefined);
+    res.destroy();
   }
 }
 
 export async function fetchStats(endpoint: string): Promise<Record<string, unknown>> {
-  const client = openClient(endpoint);
   try {
-    const res = await client.request({ path: '/v1/stats', method: 'GET', headersTimeout: 5000 });
-    if (res.statusCode !== 200) throw new ShoalError('DAEMON_UNREACHABLE', `daemon answered ${res.statusCode}`);
-    return (await res.body.json()) as Record<string, unknown>;
+    const res = await call(endpoint, { method: 'GET', path: '/v1/stats', headersTimeoutMs: 5000 });
+    if (res.statusCode !== 200) {
+      res.resume();
+      throw new ShoalError('DAEMON_UNREACHABLE', `daemon answered ${res.statusCode}`);
+    }
+    return JSON.parse(await readText(res, 64 * 1024 * 1024)) as Record<string, unknown>;
   } catch (err) {
     if (err instanceof ShoalError) throw err;
     throw new ShoalError('DAEMON_UNREACHABLE', `cannot reach the daemon at ${endpoint}: ${(err as Error).message}`);
-  } finally {
-    await client.close().catch(() => undefined);
   }
 }

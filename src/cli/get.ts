@@ -7,7 +7,7 @@ import { ShoalError, fromJSON, toShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
 import { parseDuration, parseSize } from '../common/units.js';
 import type { ApiDownloadRequest } from '../daemon/api/server.js';
-import { toTaskSpec } from '../daemon/request.js';
+import { checkDownloadRequest } from '../daemon/request-check.js';
 import { endpointAlive, requestDownload } from './daemon-client.js';
 import { defaultDataDir, defaultEndpoint } from './defaults.js';
 import type { CliIo } from './io.js';
@@ -59,7 +59,7 @@ export function buildRequest(url: string, options: GetOptions): ApiDownloadReque
       throw new ShoalError('USAGE', `--timeout: ${(err as Error).message}`);
     }
   }
-  toTaskSpec(request); // every check the daemon makes, before anything starts
+  checkDownloadRequest(request); // every check the daemon makes, before anything starts
   return request;
 }
 
@@ -67,7 +67,7 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
   const request = buildRequest(url, options);
   const output = await checkOutputPath(options.output);
   const endpoint = options.endpoint ?? defaultEndpoint(io.env);
-  const progress = createProgress(io.stderr, options.progress && !options.quiet);
+  const progress = await createProgress(io.stderr, options.progress && !options.quiet);
   const say = (line: string): void => {
     if (!options.quiet) io.stderr.write(line + '\n');
   };

@@ -1,5 +1,4 @@
 /** A byte progress bar on a TTY (stderr), nothing otherwise. */
-import cliProgress from 'cli-progress';
 
 export interface ProgressView {
   update(done: number, total: number | undefined): void;
@@ -17,8 +16,9 @@ function human(bytes: number): string {
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-export function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean }, enabled: boolean): ProgressView {
+export async function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean }, enabled: boolean): Promise<ProgressView> {
   if (!enabled || stream.isTTY !== true) return { update() {}, stop() {} };
+  const { default: cliProgress } = await import('cli-progress'); // loaded only for a terminal
   const bar = new cliProgress.SingleBar(
     {
       stream: stream as NodeJS.WriteStream,

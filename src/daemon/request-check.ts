@@ -1,0 +1,71 @@
+/**
+ * A download request from the CLI, the API or a seed command, and its checks.
+ * No protobuf here (request.ts builds the task from a checked request), so
+ * `shoal get` can check its arguments without loading the wire schemas.
+ */
+import { ShoalError } from '../common/errors.js';
+import { parseDigest, parseSourceUrl } from '../common/ids.js';
+import { isValidPieceSize } from '../common/pieces.js';
+
+/** Who asked for a download, shown per task by `shoal status`. */
+export type Requester = 'get' | 'mirror' | 'proxy' | 'seed' | 'preheat';
+
+export interface DownloadRequest {
+  url: string;
+  headers?: ReadonlyArray<readonly [string, string]>;
+  digest?: string | undefined;
+  tag?: string | undefined;
+  application?: string | undefined;
+  filteredQueryParams?: readonly string[] | undefined;
+  pieceSize?: number | undefined;
+  /** Who asks (not part of the task). Default 'get'. */
+  requester?: Requester | undefined;
+}
+
+const BLOB_DIGEST = /\/blobs\/(sha256:[a-f0-9]{64})$/;
+
+/**
+ * The digest of a registry blob URL (`…/blobs/sha256:<hex>`), which then
+ * identifies the task: the proxy and preheat of a blob URL join the mirror's
+ * swarm for that layer, whatever registry or URL it came through.
+ */
+export function blobDigestOf(url: string): string | undefined {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  return BLOB_DIGEST.exec(path)?.[1];
+}
+
+/** Caps on a request (docs/LIMITS.md). */
+export const REQUEST_LIMITS = { urlLength: 8192, headers: 64, headerBytes: 16_384, tagLength: 256, filters: 64 } as const;
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'content-length', 'range']);
+
+/** Every check the daemon makes of a request; throws ShoalError USAGE / URL_INVALID / DIGEST_INVALID. */
+export function checkDownloadRequest(request: DownloadRequest): void {
+  if (typeof request.url !== 'string' || request.url.length > REQUEST_LIMITS.urlLength) {
+    throw new ShoalError('URL_INVALID', `URL must be a string of at most ${REQUEST_LIMITS.urlLength} characters`);
+  }
+  parseSourceUrl(request.url);
+  const headers = request.headers ?? [];
+  if (headers.length > REQUEST_LIMITS.headers) throw new ShoalError('USAGE', `at most ${REQUEST_LIMITS.headers} headers`);
+  let headerBytes = 0;
+  for (const [name, value] of headers) {
+    if (!HEADER_NAME.test(name)) throw new ShoalError('USAGE', `invalid header name ${JSON.stringify(name.slice(0, 100))}`);
+    if (/[\r\n\0]/.test(value)) throw new ShoalError('USAGE', `header ${name} has a line break or NUL in its value`);
+    if (HOP_BY_HOP.has(name.toLowerCase())) throw new ShoalError('USAGE', `header ${name} is controlled by Shoal and cannot be set`);
+    headerBytes += name.length + value.length;
+  }
+  if (headerBytes > REQUEST_LIMITS.headerBytes) throw new ShoalError('USAGE', `headers exceed ${REQUEST_LIMITS.headerBytes} bytes`);
+  if (request.digest !== undefined && request.digest !== '') parseDigest(request.digest);
+  if ((request.tag ?? '').length > REQUEST_LIMITS.tagLength) throw new ShoalError('USAGE', `tag longer than ${REQUEST_LIMITS.tagLength}`);
+  const filters = request.filteredQueryParams ?? [];
+  if (filters.length > REQUEST_LIMITS.filters) throw new ShoalError('USAGE', `at most ${REQUEST_LIMITS.filters} filtered query parameters`);
+  if (request.pieceSize !== undefined && request.pieceSize !== 0 && !isValidPieceSize(request.pieceSize)) {
+    throw new ShoalError('USAGE', `piece size ${request.pieceSize} is outside [16 KiB, 64 MiB]`);
+  }
+}
