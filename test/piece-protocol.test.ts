@@ -33,8 +33,8 @@ async function start(provider: MemoryProvider, options: Partial<UploadServerOpti
   return { server, uploaded };
 }
 
-function channel(port: number, stallMs = 5_000): PieceChannel {
-  const ch = new PieceChannel(HOST, port, 'test parent', stallMs);
+function channel(port: number, stallMs = 5_000, depth = 1): PieceChannel {
+  const ch = new PieceChannel(HOST, port, 'test parent', stallMs, depth);
   cleanups.push(() => ch.close());
   return ch;
 }
@@ -182,6 +182,42 @@ describe('binary piece protocol', () => {
     assert.ok(Buffer.concat(chunks).equals(want));
   });
 
+  it('WAIT: a piece on its way is sent when it lands, in order with what is pipelined behind it; one not on its way is NOT_FOUND at once', TIMEOUT, async () => {
+    const provider = new MemoryProvider();
+    const held = randomBytes(5000);
+    const coming = randomBytes(70_000);
+    provider.add(taskA, [held]);
+    provider.expect(taskA, 1);
+    provider.expect(taskA, 2);
+    const { server } = await start(provider);
+    const ch = channel(server.port, 5_000, 2);
+    const settled: string[] = [];
+    const target1 = Buffer.alloc(coming.length);
+    const target0 = Buffer.alloc(held.length);
+    const waited = ch.fetch(rawA, 1, target1, AbortSignal.timeout(5_000), true).then(() => settled.push('1'));
+    const behind = ch.fetch(rawA, 0, target0, AbortSignal.timeout(5_000)).then(() => settled.push('0'));
+    await sleep(300);
+    assert.deepEqual(settled, [], 'nothing is answered before piece 1 lands');
+    provider.arrive(taskA, 1, coming);
+    await Promise.all([waited, behind]);
+    assert.deepEqual(settled, ['1', '0']);
+    assert.ok(target1.equals(coming) && target0.equals(held));
+    // Not on its way: answered at once, the connection stays usable.
+    const started = Date.now();
+    await assert.rejects(ch.fetch(rawA, 9, Buffer.alloc(10), AbortSignal.timeout(5_000), true), (e: unknown) => e instanceof ShoalError && e.code === 'PIECE_NOT_FOUND');
+    assert.ok(Date.now() - started < 2_000);
+    // On its way, but its fetch fails: NOT_FOUND when it ends.
+    const lost = ch.fetch(rawA, 2, Buffer.alloc(10), AbortSignal.timeout(5_000), true);
+    await sleep(100);
+    provider.lose(taskA, 2);
+    await assert.rejects(lost, (e: unknown) => e instanceof ShoalError && e.code === 'PIECE_NOT_FOUND');
+    // Without WAIT a piece not held is NOT_FOUND even while it is on its way.
+    provider.expect(taskA, 3);
+    await assert.rejects(ch.fetch(rawA, 3, Buffer.alloc(10), AbortSignal.timeout(5_000)), (e: unknown) => e instanceof ShoalError && e.code === 'PIECE_NOT_FOUND');
+    assert.ok(ch.ready);
+    assert.ok(provider.balanced);
+  });
+
   it('refuses malformed frames with BAD_REQUEST and closes; a wrong preface is closed; no crash', TIMEOUT, async () => {
     const provider = new MemoryProvider();
     provider.add(taskA, [randomBytes(100)]);
@@ -190,9 +226,11 @@ describe('binary piece protocol', () => {
     badOp[0] = 7;
     const reserved = encodeRequest(rawA, 0);
     reserved[2] = 1;
+    const unknownFlag = encodeRequest(rawA, 0);
+    unknownFlag[1] = 2;
     const hugePiece = encodeRequest(rawA, 0);
     hugePiece.writeUInt32BE(0xffffffff, 4);
-    for (const frame of [badOp, reserved, hugePiece, Buffer.concat(Array.from({ length: 9 }, () => Buffer.alloc(REQUEST_SIZE, 0xee)))]) {
+    for (const frame of [badOp, reserved, unknownFlag, hugePiece, Buffer.concat(Array.from({ length: 9 }, () => Buffer.alloc(REQUEST_SIZE, 0xee)))]) {
       const { data, closed } = await rawExchange(server.port, Buffer.concat([PREFACE, frame]));
       assert.equal(closed, true);
       assert.equal(data[0], Status.BAD_REQUEST, data.subarray(RESPONSE_HEADER_SIZE).toString());

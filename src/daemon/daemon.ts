@@ -185,7 +185,10 @@ class ShoalDaemon implements Daemon {
       this.#upload = createUploadServer({
         host: o.listenHost ?? '0.0.0.0',
         port: o.listenPort ?? 4000,
-        provider: { openPiece: (id, n) => store.openPiece(id, n) },
+        provider: {
+          openPiece: (id, n) => store.openPiece(id, n),
+          whenFetched: (id, n) => this.#downloads.get(id)?.download.whenFetched(n),
+        },
         maxConcurrentUploads: this.#uploadSlots,
         ...(rate > 0 ? { rateLimiter: createRateLimiter(rate) } : {}),
         logger: this.#log,

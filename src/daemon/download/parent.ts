@@ -35,6 +35,8 @@ export class ParentConn {
   failures = 0;
   /** Not asked again before this time (it answered BUSY). */
   busyUntil = 0;
+  /** Not asked for a piece it does not hold yet before this time (it was not fetching the last one asked). */
+  aheadAfter = 0;
   bytes = 0;
   /** Smoothed throughput in bytes/ms, for choosing between holders. */
   rate = 0;
@@ -107,6 +109,8 @@ export interface FetchPieceOptions {
   signal: AbortSignal;
   /** Where the piece is received (exactly `length` bytes); the caller owns it. */
   buffer: Buffer;
+  /** The parent does not hold the piece yet: it answers when its own fetch of it ends (binary protocol only). */
+  ahead?: boolean;
 }
 
 /** Fetches and verifies one piece; throws CorruptPieceError, ShoalError('BUSY'|'PIECE_NOT_FOUND'|'PEER_FAILED'). */
@@ -124,7 +128,7 @@ async function fetchOverChannel(parent: ParentConn, options: FetchPieceOptions):
   const data = options.buffer;
   const ch = parent.channel(options.stallMs);
   try {
-    const answer = await ch.fetch(Buffer.from(taskId, 'hex'), piece, data, options.signal);
+    const answer = await ch.fetch(Buffer.from(taskId, 'hex'), piece, data, options.signal, options.ahead === true);
     return { data, parentComplete: answer.taskComplete };
   } catch (err) {
     if (err instanceof PieceLengthError) throw new CorruptPieceError(err.message);

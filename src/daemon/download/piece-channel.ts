@@ -52,6 +52,31 @@ const SCRATCH_SIZE = RESPONSE_HEADER_SIZE;
 /** Reads of a discarded answer's body land here. */
 const sink = Buffer.allocUnsafe(64 * 1024);
 
+/**
+ * Stall detection for every open channel, on one coarse timer: a socket
+ * timeout would be re-armed on each of the many small reads a shaped link
+ * delivers, and that re-arming cost more CPU than the rest of the read path.
+ */
+const STALL_CHECK_MS = 500;
+const watched = new Set<PieceChannel>();
+let stallTimer: NodeJS.Timeout | undefined;
+
+function watch(channel: PieceChannel): void {
+  watched.add(channel);
+  stallTimer ??= setInterval(() => {
+    const now = Date.now();
+    for (const ch of watched) ch.checkStall(now);
+  }, STALL_CHECK_MS).unref();
+}
+
+function unwatch(channel: PieceChannel): void {
+  watched.delete(channel);
+  if (watched.size === 0 && stallTimer !== undefined) {
+    clearInterval(stallTimer);
+    stallTimer = undefined;
+  }
+}
+
 export class PieceChannel {
   readonly #socket: Socket;
   readonly #who: string;
@@ -61,6 +86,10 @@ export class PieceChannel {
   /** Where a read lands when no answer is expected, or before the right buffer was offered. */
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
   #headerGot = 0;
+  /** Reads so far, and when the stall check last saw that number change (or a wait begin). */
+  #reads = 0;
+  #readsSeen = 0;
+  #quietSince = 0;
   /** What #nextBuffer last returned: a read into exactly it needs no copy. */
   #offered: Buffer | undefined;
   /** Requests sent, answers not yet complete, in order; the head is being received. */
@@ -79,8 +108,12 @@ export class PieceChannel {
       onread: { buffer: () => this.#nextBuffer(), callback: (n: number, buf: Uint8Array) => this.#onRead(n, buf) },
     });
     this.#socket.setTimeout(connectTimeoutMs);
-    this.#socket.once('connect', () => this.#socket.setTimeout(this.#queue.length === 0 ? 0 : this.#stallMs));
-    this.#socket.on('timeout', () => this.#fail(new ShoalError('PEER_FAILED', `${this.#who} sent nothing for ${this.#socket.connecting ? connectTimeoutMs : this.#stallMs} ms`)));
+    this.#socket.once('connect', () => {
+      this.#socket.setTimeout(0);
+      this.#quietSince = Date.now();
+      watch(this);
+    });
+    this.#socket.on('timeout', () => this.#fail(new ShoalError('PEER_FAILED', `${this.#who} did not connect within ${connectTimeoutMs} ms`)));
     this.#socket.on('error', (err) => this.#fail(new ShoalError('PEER_FAILED', `${this.#who}: ${err.message}`, { cause: err })));
     this.#socket.on('end', () => this.#fail(new ShoalError('PEER_FAILED', `${this.#who} closed the connection`)));
     this.#socket.on('close', () => this.#fail(new ShoalError('PEER_FAILED', `${this.#who} closed the connection`)));
@@ -107,8 +140,10 @@ export class PieceChannel {
    * Rejects with ShoalError BUSY / PIECE_NOT_FOUND (the connection stays
    * usable), ProtocolError, PEER_FAILED, or the signal's reason: then the
    * answer is still read, into nothing, and `target` is no longer touched.
+   * `wait`: the parent may hold the answer until a piece it is fetching
+   * arrives (wire.ts FLAG_WAIT).
    */
-  fetch(taskIdRaw: Buffer, piece: number, target: Buffer, signal: AbortSignal): Promise<ChannelAnswer> {
+  fetch(taskIdRaw: Buffer, piece: number, target: Buffer, signal: AbortSignal, wait = false): Promise<ChannelAnswer> {
     if (this.#dead !== undefined) return Promise.reject(this.#dead);
     if (this.#queue.length >= this.#depth) return Promise.reject(new ShoalError('INTERNAL', 'piece channel is full'));
     if (signal.aborted) return Promise.reject(signal.reason);
@@ -118,15 +153,25 @@ export class PieceChannel {
         p.discard = true;
         p.reject(signal.reason instanceof Error ? signal.reason : new ShoalError('ABORTED', 'aborted'));
       };
+      if (this.#queue.length === 0) this.#quietSince = Date.now(); // the stall clock starts with the wait
       this.#queue.push(p);
       signal.addEventListener('abort', p.onAbort, { once: true });
-      if (!this.#socket.connecting) this.#socket.setTimeout(this.#stallMs);
-      this.#socket.write(encodeRequest(taskIdRaw, piece));
+      this.#socket.write(encodeRequest(taskIdRaw, piece, wait));
     });
   }
 
   close(): void {
     this.#fail(new ShoalError('ABORTED', 'piece channel closed'));
+  }
+
+  /** Called by the shared stall timer: fails the channel when answers are owed and nothing came for stallMs. */
+  checkStall(now: number): void {
+    if (this.#reads !== this.#readsSeen) {
+      this.#readsSeen = this.#reads;
+      this.#quietSince = now;
+    } else if (this.#queue.length > 0 && now - this.#quietSince >= this.#stallMs) {
+      this.#fail(new ShoalError('PEER_FAILED', `${this.#who} sent nothing for ${this.#stallMs} ms`));
+    }
   }
 
   /** The buffer the next read goes into: exactly what the current answer still owes. */
@@ -139,6 +184,7 @@ export class PieceChannel {
   /** Always true: returning false would pause the socket. */
   #onRead(n: number, buf: Uint8Array): true {
     if (n <= 0 || this.#dead !== undefined) return true;
+    this.#reads++;
     const p = this.#queue[0];
     if (p === undefined) {
       this.#fail(new ProtocolError(`${this.#who} sent ${n} bytes nobody asked for`));
@@ -197,8 +243,7 @@ export class PieceChannel {
     this.#queue.shift();
     this.#headerGot = 0;
     p.signal.removeEventListener('abort', p.onAbort);
-    if (this.#queue.length === 0) this.#socket.setTimeout(0);
-    else this.#socket.setTimeout(this.#stallMs); // restarts the stall clock for the next answer
+    this.#quietSince = Date.now(); // the stall clock restarts for the next answer
     if (p.discard) return;
     if (p.status === Status.OK) {
       p.resolve({ taskComplete: p.taskComplete });
@@ -216,6 +261,7 @@ export class PieceChannel {
   #fail(err: Error): void {
     if (this.#dead === undefined) {
       this.#dead = err;
+      unwatch(this);
       this.#socket.destroy();
     }
     for (const p of this.#queue.splice(0)) {

@@ -66,6 +66,11 @@ export interface TaskDownloadOptions {
 
 type From = 'source' | 'peer' | 'seed';
 
+/** Pieces asked of one parent before it holds them (#askAhead). */
+const AHEAD_PER_PARENT = 4;
+/** A parent that was not fetching a piece asked ahead is not asked ahead again for this long. */
+const AHEAD_BACKOFF_MS = 100;
+
 /** Piece buffers shared by every download in the process. */
 const pieceBuffers = new BufferPool();
 
@@ -82,6 +87,8 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
   /** Authoritative digests from the scheduler, for pieces we do not hold yet. */
   readonly #digests = new Map<number, Buffer>();
   readonly #inflight = new Map<number, Array<{ parent: ParentConn; controller: AbortController; started: number }>>();
+  /** Uploads waiting for a piece this download is fetching (wire.ts FLAG_WAIT): released when its fetch ends. */
+  readonly #fetchWaiters = new Map<number, Array<() => void>>();
   readonly #reporter: PieceReporter;
   #task: StoredTask | undefined;
   #session: PeerSession | undefined;
@@ -147,6 +154,34 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     } catch (err) {
       this.#fail(toShoalError(err, 'STORAGE'));
     }
+  }
+
+  /**
+   * When piece `n` is being fetched right now (from a parent, or from the
+   * origin, whose stream brings every piece not yet held): a promise that
+   * resolves when that fetch ends, stored or not. Undefined otherwise.
+   */
+  whenFetched(n: number): Promise<void> | undefined {
+    const task = this.#task;
+    if (this.#settled || task === undefined || task.has(n)) return undefined;
+    if (!this.#inflight.has(n) && !(this.#sourceRunning && n < this.#pieceTotal())) return undefined;
+    return new Promise<void>((resolve) => {
+      const list = this.#fetchWaiters.get(n) ?? [];
+      list.push(resolve);
+      this.#fetchWaiters.set(n, list);
+    });
+  }
+
+  #pieceTotal(): number {
+    const shape = this.#task?.shape;
+    return shape?.contentLength === undefined ? 0 : pieceCount(shape.contentLength, shape.pieceSize);
+  }
+
+  #releaseWaiters(n?: number): void {
+    const lists = n === undefined ? [...this.#fetchWaiters.values()] : [this.#fetchWaiters.get(n) ?? []];
+    if (n === undefined) this.#fetchWaiters.clear();
+    else this.#fetchWaiters.delete(n);
+    for (const list of lists) for (const resolve of list) resolve();
   }
 
   /** Cancels the download (the daemon is stopping, or nobody waits any more). Pieces held are kept. */
@@ -271,6 +306,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     this.#digests.delete(n);
     this.stats.piece(length, from);
     this.#reporter.add(n, digest);
+    this.#releaseWaiters(n);
     this.emit('progress', this.stats);
   }
 
@@ -295,15 +331,43 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
         this.#fetch(pick.n, pick.parent, pieceRange(pick.n, contentLength, pieceSize).length);
       }
     }
+    if (limits.protocol === 'tcp') this.#askAhead(count, task, maxInflight, (n) => pieceRange(n, contentLength, pieceSize).length);
   }
 
-  /** Rarest missing piece with a known digest and a free holder; random among equals. */
+  /**
+   * A chain of peers as a pipeline in the data plane: a parent still fetching
+   * is asked for the lowest pieces it lacks, which are the ones it is fetching
+   * when it takes pieces in order too (#choose), and it answers each the
+   * moment it holds it (wire.ts FLAG_WAIT) instead of after the scheduler has
+   * relayed its announcement. A parent not fetching the piece answers
+   * NOT_FOUND at once and is not asked ahead again for AHEAD_BACKOFF_MS.
+   */
+  #askAhead(count: number, task: StoredTask, maxInflight: number, lengthOf: (n: number) => number): void {
+    const now = Date.now();
+    const { perParent } = this.#o.limits;
+    for (const parent of this.#parents.values()) {
+      if (parent.aheadAfter > now || parent.busyUntil > now || parent.pieces.size >= count) continue;
+      let n = 0;
+      for (let asked = 0; asked < AHEAD_PER_PARENT && this.#inflight.size < maxInflight && parent.inflight < perParent; asked++) {
+        while (n < count && (task.has(n) || this.#inflight.has(n) || !this.#digests.has(n) || parent.pieces.has(n))) n++;
+        if (n >= count) break;
+        this.#fetch(n, parent, lengthOf(n), true);
+        n++;
+      }
+    }
+  }
+
+  /**
+   * Rarest missing piece with a known digest and a free holder; random among
+   * equals, or the lowest with a single parent (a chain: this peer's children
+   * can then guess which pieces it is fetching, #askAhead).
+   */
   #choose(count: number, task: StoredTask, endgame: boolean): { n: number; parent: ParentConn } | undefined {
     const now = Date.now();
     const free = [...this.#parents.values()].filter((p) => p.inflight < this.#o.limits.perParent && p.busyUntil <= now);
     if (free.length === 0) return undefined;
     const all = [...this.#parents.values()];
-    const start = Math.floor(Math.random() * count);
+    const start = all.length === 1 ? 0 : Math.floor(Math.random() * count);
     let best: { n: number; parent: ParentConn; rarity: number } | undefined;
     for (let i = 0; i < count; i++) {
       const n = (start + i) % count;
@@ -327,7 +391,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     return best;
   }
 
-  #fetch(n: number, parent: ParentConn, length: number): void {
+  #fetch(n: number, parent: ParentConn, length: number, ahead = false): void {
     const task = this.#task!;
     const controller = new AbortController();
     const onAbort = (): void => controller.abort();
@@ -339,7 +403,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     parent.inflight++;
     const digest = this.#digests.get(n)!;
     const buffer = pieceBuffers.acquire(length, task.shape!.pieceSize);
-    fetchPiece(parent, { taskId: this.id, piece: n, length, digest, stallMs: this.#o.limits.stallMs, signal: controller.signal, buffer })
+    fetchPiece(parent, { taskId: this.id, piece: n, length, digest, stallMs: this.#o.limits.stallMs, signal: controller.signal, buffer, ahead })
       .then(async ({ data, parentComplete }) => {
         parent.failures = 0;
         parent.bytes += length;
@@ -353,20 +417,22 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
         for (const other of this.#inflight.get(n) ?? []) if (other !== entry) other.controller.abort();
         this.#checkDone();
       })
-      .catch((err: unknown) => this.#fetchFailed(parent, n, err, controller.signal.aborted))
+      .catch((err: unknown) => this.#fetchFailed(parent, n, err, controller.signal.aborted, ahead))
       .finally(() => {
         pieceBuffers.release(buffer);
         this.#abort.signal.removeEventListener('abort', onAbort);
         parent.inflight--;
         const left = (this.#inflight.get(n) ?? []).filter((f) => f !== entry);
-        if (left.length === 0) this.#inflight.delete(n);
-        else this.#inflight.set(n, left);
+        if (left.length === 0) {
+          this.#inflight.delete(n);
+          if (!this.#sourceRunning) this.#releaseWaiters(n);
+        } else this.#inflight.set(n, left);
         if (!this.#parents.has(parent.info.peerId) && parent.inflight === 0) parent.close();
         this.#pump();
       });
   }
 
-  #fetchFailed(parent: ParentConn, n: number, err: unknown, aborted: boolean): void {
+  #fetchFailed(parent: ParentConn, n: number, err: unknown, aborted: boolean, ahead: boolean): void {
     if (aborted || this.#settled) return;
     if (err instanceof CorruptPieceError) {
       this.#log.warn({ parent: parent.info.peerId, piece: n, err: err.message }, 'corrupt piece; excluding parent');
@@ -378,7 +444,8 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     if (code === 'BUSY') {
       parent.busyUntil = Date.now() + 250;
     } else if (code === 'PIECE_NOT_FOUND') {
-      parent.pieces.delete(n);
+      if (ahead) parent.aheadAfter = Date.now() + AHEAD_BACKOFF_MS;
+      else parent.pieces.delete(n);
     } else if (code === 'STORAGE') {
       this.#fail(toShoalError(err));
     } else {
@@ -460,6 +527,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
 
   #cleanup(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#releaseWaiters();
     this.#reporter.close();
     for (const parent of this.#parents.values()) parent.close();
     this.#parents.clear();

@@ -41,8 +41,9 @@ export function startBinarySession(socket: Socket, first: Buffer, hooks: BinaryS
       pending = pending.subarray(REQUEST_SIZE);
       if (typeof request === 'string') return refuse(Status.BAD_REQUEST, request);
       if (!hooks.accepting()) return refuse(Status.BUSY, 'the upload server is shutting down');
-      const upload = hooks.uploads.serve(binaryReply(socket), request.taskId, request.piece, false);
+      const upload = hooks.uploads.serve(binaryReply(socket), request.taskId, request.piece, false, request.wait);
       if (upload === undefined) continue; // answered at once (not found, busy)
+      // (a WAIT request's promise covers the wait too: answers stay in order)
       answering = true;
       hooks.busy(1);
       hooks.track(upload);

@@ -21,6 +21,12 @@ export const UPLOAD_LIMITS = {
   chunkSize: 1 * MIB,
   /** `stop()` waits this long for in-flight responses, then destroys them. */
   stopGraceMs: 5_000,
+  /**
+   * A binary request with FLAG_WAIT waits at most this long for the piece
+   * being fetched here, then is answered as if it had not waited: well under
+   * a child's stall timer (10 s), which sees no bytes meanwhile.
+   */
+  aheadWaitMs: 4_000,
   /** Default for `maxConcurrentUploads`. */
   defaultMaxConcurrentUploads: 64,
 } as const;

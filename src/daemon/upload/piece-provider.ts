@@ -18,4 +18,9 @@ export interface PieceHandle {
 export interface PieceProvider {
   /** Returns undefined when the task is unknown or the piece is not held and verified. Must not throw for unknown tasks. */
   openPiece(taskId: string, piece: number): PieceHandle | undefined;
+  /**
+   * When the piece is being fetched here right now: a promise that settles
+   * (never rejects) when that fetch ends, stored or not. Undefined otherwise.
+   */
+  whenFetched?(taskId: string, piece: number): Promise<void> | undefined;
 }

@@ -40,10 +40,21 @@ export class PieceUploads {
   /**
    * Answers one piece request (`GET`/`HEAD /pieces/<taskId>/<piece>`, or a
    * binary-protocol request) through `reply`. Returns the body's promise (it
-   * never rejects) when a body is being streamed, undefined otherwise.
+   * never rejects) when a body is being streamed, undefined otherwise. With
+   * `wait` (binary FLAG_WAIT), a piece this host is fetching right now is
+   * answered once that fetch ends, and the promise covers the wait.
    */
-  serve(reply: PieceReply, taskId: string, piece: number, head: boolean): Promise<void> | undefined {
-    const { provider, maxConcurrentUploads, log } = this.#init;
+  serve(reply: PieceReply, taskId: string, piece: number, head: boolean, wait = false): Promise<void> | undefined {
+    const { provider, maxConcurrentUploads, log, shutdown } = this.#init;
+    if (wait && !head && !shutdown.aborted) {
+      let fetched: Promise<void> | undefined;
+      try {
+        fetched = provider.whenFetched?.(taskId, piece);
+      } catch {
+        fetched = undefined; // answered below, without waiting
+      }
+      if (fetched !== undefined) return this.#afterWait(reply, fetched, taskId, piece);
+    }
     if (!head && this.#active >= maxConcurrentUploads) {
       reply.error(new ShoalError('BUSY', `all ${maxConcurrentUploads} upload slots are in use`));
       return undefined;
@@ -82,6 +93,37 @@ export class PieceUploads {
       this.#active--;
       release();
     });
+  }
+
+  /**
+   * The piece was on its way here: answer when its fetch ends or after
+   * UPLOAD_LIMITS.aheadWaitMs, whichever is first (BUSY if the server stops
+   * meanwhile, nothing if the peer left).
+   */
+  async #afterWait(reply: PieceReply, fetched: Promise<void>, taskId: string, piece: number): Promise<void> {
+    const { shutdown } = this.#init;
+    let gone = false;
+    const unsubscribe = reply.onClose(() => (gone = true));
+    let onShutdown: (() => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const stopping = new Promise<void>((resolve) => {
+        onShutdown = (): void => resolve();
+        shutdown.addEventListener('abort', onShutdown, { once: true });
+        timer = setTimeout(resolve, UPLOAD_LIMITS.aheadWaitMs);
+      });
+      await Promise.race([fetched, stopping]);
+    } finally {
+      clearTimeout(timer);
+      if (onShutdown !== undefined) shutdown.removeEventListener('abort', onShutdown);
+      unsubscribe();
+    }
+    if (gone) return;
+    if (shutdown.aborted) {
+      reply.error(new ShoalError('BUSY', 'the upload server is shutting down'));
+      return;
+    }
+    await this.serve(reply, taskId, piece, false, false);
   }
 
   async #stream(reply: PieceReply, handle: PieceHandle, taskId: string, piece: number): Promise<void> {

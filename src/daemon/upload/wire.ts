@@ -7,7 +7,9 @@
  *   client → server, once:     PREFACE (8 bytes: "\0SHOALP1")
  *   client → server, request:  40 bytes
  *       [0]      op (1 = get piece)
- *       [1..3]   zero
+ *       [1]      flags (bit 0, WAIT: if the piece is on its way to the server,
+ *                the answer waits until it is held; see below)
+ *       [2..3]   zero
  *       [4..7]   piece number, u32 big-endian
  *       [8..39]  task ID, 32 raw bytes (the 64-hex ID decoded)
  *   server → client, response: 8-byte header, then `length` body bytes
@@ -20,6 +22,13 @@
  * Requests on one connection are answered in order; a client may pipeline up
  * to MAX_PIPELINE of them. A BAD_REQUEST answer is followed by the server
  * closing the connection.
+ *
+ * WAIT makes a chain of peers a pipeline in the data plane: a child asks its
+ * parent for the pieces the parent is still receiving, and each is sent the
+ * moment the parent holds it, without the round through the scheduler that
+ * announces it. The server waits only for a piece it is fetching right now
+ * (from a parent or the origin) and answers NOT_FOUND at once otherwise; the
+ * wait ends with that fetch, so it is bounded by the server's own stall timer.
  */
 import { MAX_PIECES } from '../../common/pieces.js';
 
@@ -28,6 +37,7 @@ export const REQUEST_SIZE = 40;
 export const RESPONSE_HEADER_SIZE = 8;
 export const OP_GET_PIECE = 1;
 export const FLAG_TASK_COMPLETE = 1;
+export const FLAG_WAIT = 1;
 export const MAX_MESSAGE = 1024;
 export const MAX_PIPELINE = 8;
 
@@ -43,11 +53,14 @@ export type StatusCode = (typeof Status)[keyof typeof Status];
 export interface PieceRequest {
   taskId: string;
   piece: number;
+  /** FLAG_WAIT was set. */
+  wait: boolean;
 }
 
-export function encodeRequest(taskIdRaw: Buffer, piece: number): Buffer {
+export function encodeRequest(taskIdRaw: Buffer, piece: number, wait = false): Buffer {
   const frame = Buffer.alloc(REQUEST_SIZE);
   frame[0] = OP_GET_PIECE;
+  frame[1] = wait ? FLAG_WAIT : 0;
   frame.writeUInt32BE(piece, 4);
   taskIdRaw.copy(frame, 8);
   return frame;
@@ -57,10 +70,10 @@ export function encodeRequest(taskIdRaw: Buffer, piece: number): Buffer {
 export function decodeRequest(frame: Buffer): PieceRequest | string {
   if (frame.length !== REQUEST_SIZE) return `a request is ${REQUEST_SIZE} bytes`;
   if (frame[0] !== OP_GET_PIECE) return `unknown operation ${frame[0]!}`;
-  if (frame[1] !== 0 || frame[2] !== 0 || frame[3] !== 0) return 'reserved request bytes must be zero';
+  if ((frame[1]! & ~FLAG_WAIT) !== 0 || frame[2] !== 0 || frame[3] !== 0) return 'reserved request bits must be zero';
   const piece = frame.readUInt32BE(4);
   if (piece >= MAX_PIECES) return `piece number must be below ${MAX_PIECES}`;
-  return { taskId: frame.toString('hex', 8, 40), piece };
+  return { taskId: frame.toString('hex', 8, 40), piece, wait: frame[1] === FLAG_WAIT };
 }
 
 export function encodeResponseHeader(status: StatusCode, length: number, taskComplete: boolean): Buffer {
