@@ -74,7 +74,7 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
   try {
     let result: { path: string; stats: Record<string, unknown> | undefined };
     if (await endpointAlive(endpoint)) {
-      result = await viaDaemon(endpoint, request, io.signal, progress.update);
+      result = await viaDaemon(endpoint, { ...request, progress: progress.shown }, io.signal, progress.update);
     } else if (options.endpoint !== undefined) {
       throw new ShoalError('DAEMON_UNREACHABLE', `no daemon answers at ${endpoint}`);
     } else {

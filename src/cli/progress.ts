@@ -1,6 +1,8 @@
 /** A byte progress bar on a TTY (stderr), nothing otherwise. */
 
 export interface ProgressView {
+  /** A bar is shown: progress reports are wanted. */
+  readonly shown: boolean;
   update(done: number, total: number | undefined): void;
   stop(): void;
 }
@@ -17,7 +19,7 @@ function human(bytes: number): string {
 }
 
 export async function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean }, enabled: boolean): Promise<ProgressView> {
-  if (!enabled || stream.isTTY !== true) return { update() {}, stop() {} };
+  if (!enabled || stream.isTTY !== true) return { shown: false, update() {}, stop() {} };
   const { default: cliProgress } = await import('cli-progress'); // loaded only for a terminal
   const bar = new cliProgress.SingleBar(
     {
@@ -31,6 +33,7 @@ export async function createProgress(stream: NodeJS.WritableStream & { isTTY?: b
   const started = Date.now();
   let running = false;
   return {
+    shown: true,
     update(done, total) {
       const t = total ?? Math.max(done, 1);
       const speed = human(done / Math.max(0.001, (Date.now() - started) / 1000));

@@ -34,6 +34,8 @@ export const MAX_API_BODY = 64 * 1024;
 
 export interface ApiDownloadRequest extends DownloadRequest {
   timeoutMs?: number | undefined;
+  /** Send `progress` events (default true); a client that shows none says false and is woken only for the result. */
+  progress?: boolean | undefined;
 }
 
 export function parseApiAddress(address: string): { socket: string } | { host: string; port: number } {
@@ -83,6 +85,8 @@ function asRequest(body: unknown): ApiDownloadRequest {
   };
   const url = str('url');
   if (url === undefined) throw new ShoalError('USAGE', 'url is required');
+  const progress = b['progress'];
+  if (progress !== undefined && progress !== null && typeof progress !== 'boolean') throw new ShoalError('USAGE', 'progress must be true or false');
   return {
     url,
     headers: headers as Array<[string, string]>,
@@ -92,6 +96,7 @@ function asRequest(body: unknown): ApiDownloadRequest {
     filteredQueryParams: filters as string[],
     pieceSize: num('pieceSize'),
     timeoutMs: num('timeoutMs'),
+    progress: progress === true || progress === false ? progress : undefined,
   };
 }
 
@@ -187,6 +192,7 @@ class LocalApi implements ApiServer {
     write({ event: 'started', taskId: handle.taskId });
     let last = 0;
     const off = handle.onProgress((stats) => {
+      if (request.progress === false) return;
       const now = Date.now();
       if (now - last < 100) return;
       last = now;

@@ -52,16 +52,27 @@ export class DirtyPages {
   }
 }
 
-/** Dirty + writeback bytes, and where throttling starts: (background + hard threshold) / 2. */
+/** The vm.dirty_* settings change rarely: read again after this long. */
+const SETTINGS_TTL_MS = 60_000;
+let settings: { at: number; values: Promise<[number, number, number, number]> } | undefined;
+
+function dirtySettings(): Promise<[number, number, number, number]> {
+  if (settings === undefined || Date.now() - settings.at >= SETTINGS_TTL_MS) {
+    const vm = (name: string): Promise<number> => readFile(`/proc/sys/vm/${name}`, 'latin1').then(Number);
+    const values = Promise.all([vm('dirty_ratio'), vm('dirty_background_ratio'), vm('dirty_bytes'), vm('dirty_background_bytes')]);
+    settings = { at: Date.now(), values };
+    values.catch(() => (settings = undefined));
+  }
+  return settings.values;
+}
+
+/**
+ * Dirty + writeback bytes, and where throttling starts: (background + hard
+ * threshold) / 2. One file read a second (/proc/meminfo); the settings are
+ * read once a minute.
+ */
 export async function readProcDirtyState(): Promise<DirtyState | undefined> {
-  const vm = (name: string): Promise<number> => readFile(`/proc/sys/vm/${name}`, 'latin1').then(Number);
-  const [meminfo, ratio, bgRatio, bytes, bgBytes] = await Promise.all([
-    readFile('/proc/meminfo', 'latin1'),
-    vm('dirty_ratio'),
-    vm('dirty_background_ratio'),
-    vm('dirty_bytes'),
-    vm('dirty_background_bytes'),
-  ]);
+  const [meminfo, [ratio, bgRatio, bytes, bgBytes]] = await Promise.all([readFile('/proc/meminfo', 'latin1'), dirtySettings()]);
   const kb = (field: string): number | undefined => {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(meminfo);
     return m === null ? undefined : Number(m[1]) * 1024;
