@@ -1,7 +1,8 @@
 /**
  * The daemon's local API for the CLI: HTTP/1.1 on a unix socket (mode 0600)
  * or on a loopback address only.
- *   POST /v1/download  JSON request → NDJSON events: started, progress…, done | error
+ *   POST /v1/download  JSON request → NDJSON events: started, progress… (at most 10 a
+ *                      second; none with "progress": false), done | error
  *   POST /v1/preheat   JSON {urls | image, headers, timeoutMs} → NDJSON events:
  *                      [resolved], started, task… (running, then done | failed), end | error
  *   GET  /v1/stats     where bytes came from, per task and in total
