@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { fetchStats } from '../src/cli/daemon-client.js';
 import { Cluster } from './fixtures/cluster.js';
@@ -16,11 +16,18 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 describe('swarm of real processes', { timeout: 240_000 }, () => {
   const content = randomBytes(64 * MiB);
   const expected = sha(content);
+  const aheadContent = randomBytes(24 * MiB);
+  const aheadExpected = sha(aheadContent);
   let origin: Origin;
   let cluster: Cluster;
 
   before(async () => {
-    origin = await startOrigin({ files: new Map([['/big.bin', content]]) });
+    origin = await startOrigin({
+      files: new Map([
+        ['/big.bin', content],
+        ['/ahead.bin', aheadContent],
+      ]),
+    });
     cluster = new Cluster();
   });
   after(async () => {
@@ -58,5 +65,24 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0]);
     for (let i = 0; i < 3; i++) assert.equal(sha(readFileSync(cluster.path(`second-${i}`))), expected);
     assert.equal(origin.bytesServed('/big.bin') - before2, 0, 'second wave touched the origin');
+  });
+
+  test('asking ahead (download.askAhead): a seed and 4 throttled peers line up, every output identical, the origin sends about one copy', async () => {
+    const { url: scheduler } = await cluster.scheduler();
+    const config = cluster.path('ahead.yaml');
+    writeFileSync(config, 'download:\n  askAhead: true\n');
+    const seedBefore = origin.bytesServed('/ahead.bin');
+    await cluster.daemon({ scheduler, seed: true, uploadRate: '32MiB', extra: ['--config', config] });
+    const peers = await Promise.all(Array.from({ length: 4 }, () => cluster.daemon({ scheduler, uploadRate: '32MiB', extra: ['--config', config] })));
+    const url = `${origin.url}/ahead.bin`;
+    const gets = peers.map((p, i) => cluster.get(url, cluster.path(`ahead-${i}`), ['-e', p.api]));
+    assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
+    for (let i = 0; i < 4; i++) assert.equal(sha(readFileSync(cluster.path(`ahead-${i}`))), aheadExpected, `ahead-${i} differs from the origin`);
+    const served = origin.bytesServed('/ahead.bin') - seedBefore;
+    assert.ok(served <= aheadContent.length * 1.05, `origin served ${served / aheadContent.length} copies`);
+    // Some peer took pieces from a parent that was still downloading.
+    let fromRunning = 0;
+    for (const p of peers) fromRunning += Number(((await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>)[0]!['piecesFromRunningParents']);
+    assert.ok(fromRunning > 0, 'no peer fetched from a running parent: the chain did not form');
   });
 });

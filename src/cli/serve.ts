@@ -104,6 +104,7 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
       stallMs: merged.download.pieceTimeout,
       scheduleTimeoutMs: merged.download.scheduleTimeout,
       protocol: merged.download.protocol,
+      askAhead: merged.download.askAhead,
     },
     source: { retries: merged.source.retries, idleTimeoutMs: merged.source.timeout, insecure: merged.source.insecure, ca },
     mirror:

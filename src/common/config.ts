@@ -52,9 +52,10 @@ export const DaemonConfigSchema = z
         pieceTimeout: duration.default(10_000).describe('a parent sending nothing this long loses the piece'),
         scheduleTimeout: duration.default(15_000).describe('with no scheduler for this long, go to the origin'),
         protocol: z.enum(['tcp', 'http']).default('tcp').describe('how pieces are fetched from parents: the binary piece protocol, or HTTP/1.1'),
+        askAhead: z.boolean().default(false).describe('ask a parent still fetching for the pieces it is about to get (binary protocol, FLAG_WAIT)'),
       })
       .strict()
-      .default({ concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000, protocol: 'tcp' }),
+      .default({ concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000, protocol: 'tcp', askAhead: false }),
     cache: z
       .object({
         quota: size.default(0).describe('bytes of content kept (0 = no quota)'),

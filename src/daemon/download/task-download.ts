@@ -40,6 +40,12 @@ export interface DownloadLimits {
   starvationMs: number;
   /** How pieces are fetched from parents. */
   protocol: DataProtocol;
+  /**
+   * Ask parents still fetching for the pieces they are about to get
+   * (#askAhead). Off by default: no gain measured in the lab, and a chain
+   * under heavy loss recovered far more slowly with it (docs/benchmarks.md).
+   */
+  askAhead: boolean;
 }
 
 export const DEFAULT_LIMITS: DownloadLimits = {
@@ -49,6 +55,7 @@ export const DEFAULT_LIMITS: DownloadLimits = {
   scheduleTimeoutMs: 15_000,
   starvationMs: 10_000,
   protocol: 'tcp',
+  askAhead: false,
 };
 
 export interface TaskDownloadOptions {
@@ -331,7 +338,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
         this.#fetch(pick.n, pick.parent, pieceRange(pick.n, contentLength, pieceSize).length);
       }
     }
-    if (limits.protocol === 'tcp') this.#askAhead(count, task, maxInflight, (n) => pieceRange(n, contentLength, pieceSize).length);
+    if (limits.protocol === 'tcp' && limits.askAhead) this.#askAhead(count, task, maxInflight, (n) => pieceRange(n, contentLength, pieceSize).length);
   }
 
   /**
