@@ -7,12 +7,11 @@ import {
   DaemonConfigSchema,
   SchedulerConfigSchema,
   loadConfig,
-  parseDuration,
-  parseSize,
   readConfigFile,
   splitHostPort,
   validateConfig,
 } from '../src/common/config.js';
+import { parseDuration, parseSize } from '../src/common/units.js';
 import { ShoalError } from '../src/common/errors.js';
 
 const KIB = 1024;

@@ -6,7 +6,7 @@
  * held by a seed peer: 0, else PREHEAT_INCOMPLETE with each failure listed (or
  * the code of what stopped the whole preheat).
  */
-import { parseDuration } from '../common/config.js';
+import { parseDuration } from '../common/units.js';
 import { ShoalError, fromJSON } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
 import type { PreheatEvent, PreheatInput, PreheatTaskEvent } from '../daemon/preheat/run.js';

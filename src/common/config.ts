@@ -9,8 +9,6 @@ import { z } from 'zod';
 import { ShoalError } from './errors.js';
 import { parseDuration, parseSize } from './units.js';
 
-export { parseSize, parseDuration };
-
 /** A string-or-number field turned into a number by `parse`, whose error becomes the field's issue. */
 function parsed(parse: (value: string | number) => number) {
   return z.union([z.string(), z.number()]).transform((v, ctx) => {

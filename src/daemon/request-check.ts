@@ -40,7 +40,7 @@ export function blobDigestOf(url: string): string | undefined {
 }
 
 /** Caps on a request (docs/LIMITS.md). */
-export const REQUEST_LIMITS = { urlLength: 8192, headers: 64, headerBytes: 16_384, tagLength: 256, filters: 64 } as const;
+const REQUEST_LIMITS = { urlLength: 8192, headers: 64, headerBytes: 16_384, tagLength: 256, filters: 64 } as const;
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'content-length', 'range']);

@@ -179,16 +179,17 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     });
   }
 
+  /** Pieces in the task, 0 while its length is unknown. */
   #pieceTotal(): number {
     const shape = this.#task?.shape;
     return shape?.contentLength === undefined ? 0 : pieceCount(shape.contentLength, shape.pieceSize);
   }
 
-  #releaseWaiters(n?: number): void {
-    const lists = n === undefined ? [...this.#fetchWaiters.values()] : [this.#fetchWaiters.get(n) ?? []];
-    if (n === undefined) this.#fetchWaiters.clear();
-    else this.#fetchWaiters.delete(n);
-    for (const list of lists) for (const resolve of list) resolve();
+  #releaseWaiters(n: number): void {
+    const list = this.#fetchWaiters.get(n);
+    if (list === undefined) return;
+    this.#fetchWaiters.delete(n);
+    for (const resolve of list) resolve();
   }
 
   /** Cancels the download (the daemon is stopping, or nobody waits any more). Pieces held are kept. */
@@ -488,7 +489,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
   #checkDone(): void {
     const task = this.#task;
     if (this.#settled || this.#finishing || task?.shape?.contentLength === undefined) return;
-    if (task.digests.size < pieceCount(task.shape.contentLength, task.shape.pieceSize)) return;
+    if (task.digests.size < this.#pieceTotal()) return;
     this.#finishing = true;
     void this.#finish(task);
   }
@@ -534,7 +535,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
 
   #cleanup(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#releaseWaiters();
+    for (const n of [...this.#fetchWaiters.keys()]) this.#releaseWaiters(n);
     this.#reporter.close();
     for (const parent of this.#parents.values()) parent.close();
     this.#parents.clear();
