@@ -169,7 +169,10 @@ describe('SchedulerConfigSchema', () => {
       recoveryWindow: 3000,
       seedChildren: 1,
       peerChildren: 1,
+      stripes: 1,
     });
+    assert.throws(() => SchedulerConfigSchema.parse({ stripes: 9 }), 'at most 8 stripes');
+    assert.throws(() => SchedulerConfigSchema.parse({ stripes: 1.5 }), 'a whole number of stripes');
   });
 
   it('durations are converted and bounds enforced', () => {

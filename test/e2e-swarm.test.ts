@@ -18,6 +18,8 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
   const expected = sha(content);
   const aheadContent = randomBytes(24 * MiB);
   const aheadExpected = sha(aheadContent);
+  const stripedContent = randomBytes(24 * MiB + 12345);
+  const stripedExpected = sha(stripedContent);
   let origin: Origin;
   let cluster: Cluster;
 
@@ -26,6 +28,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
       files: new Map([
         ['/big.bin', content],
         ['/ahead.bin', aheadContent],
+        ['/striped.bin', stripedContent],
       ]),
     });
     cluster = new Cluster();
@@ -84,5 +87,25 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     let fromRunning = 0;
     for (const p of peers) fromRunning += Number(((await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>)[0]!['piecesFromRunningParents']);
     assert.ok(fromRunning > 0, 'no peer fetched from a running parent: the chain did not form');
+  });
+  test('split trees (scheduler stripes: 2): a seed and 5 throttled peers, each fed two stripes by different parents; identical outputs, the origin sends about one copy', async () => {
+    const config = cluster.path('stripes.yaml');
+    writeFileSync(config, 'stripes: 2\n');
+    const { url: scheduler } = await cluster.scheduler(0, ['--config', config]);
+    const seedBefore = origin.bytesServed('/striped.bin');
+    await cluster.daemon({ scheduler, seed: true, uploadRate: '32MiB' });
+    const peers = await Promise.all(Array.from({ length: 5 }, () => cluster.daemon({ scheduler, uploadRate: '16MiB' })));
+    const url = `${origin.url}/striped.bin`;
+    const gets = peers.map((p, i) => cluster.get(url, cluster.path(`striped-${i}`), ['-e', p.api]));
+    assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
+    for (let i = 0; i < 5; i++) assert.equal(sha(readFileSync(cluster.path(`striped-${i}`))), stripedExpected, `striped-${i} differs from the origin`);
+    const served = origin.bytesServed('/striped.bin') - seedBefore;
+    assert.ok(served <= stripedContent.length * 1.05, `origin served ${served / stripedContent.length} copies`);
+    // One parent per stripe: no parent gave a peer much more than half the file (in a chain, one gives it all).
+    for (const p of peers) {
+      const task = ((await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>)[0]!;
+      const largest = Math.max(...Object.values(task['parents'] as Record<string, number>));
+      assert.ok(largest <= stripedContent.length * 0.75, `one parent gave a peer ${largest} B of ${stripedContent.length}: ${JSON.stringify(task['parents'])}`);
+    }
   });
 });

@@ -11,6 +11,8 @@ import {
 import { packDigests } from '../src/common/pieces.js';
 import type { HostInfo, PeerEntry } from '../src/scheduler/model.js';
 import { Swarm } from '../src/scheduler/swarm.js';
+import { stripeDepth } from '../src/scheduler/stripes.js';
+import { ParentConn } from '../src/daemon/download/parent.js';
 
 const MIB = 1024 * 1024;
 const TASK = 'c0ffee'.repeat(10) + 'c0ff';
@@ -735,5 +737,82 @@ describe('Swarm: a starving peer past the child limits', () => {
     await tick();
     assert.deepEqual(lastParents(c), ['A']);
     assert.equal(seed.peer.children.size, 1);
+  });
+});
+
+describe('Swarm: split trees (stripes: 2)', () => {
+  function stripedSwarm(peers: string[]): Client {
+    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, stripes: 2 });
+    hostCommands = new Map();
+    announce('hs', true);
+    for (const name of peers) announce(`h${name}`);
+    return register('S', 'hs', { backToSource: true, metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE } });
+  }
+
+  /** The client's last parent list as parent id → stripe mask (every entry must carry 2 stripes). */
+  function stripesOf(client: Client): Record<string, number> {
+    const last = ofCase(client, 'parents').at(-1);
+    const out: Record<string, number> = {};
+    for (const p of last?.parents ?? []) {
+      assert.equal(p.stripes, 2, `parent ${p.peerId} of ${client.peer.id} came without stripes`);
+      out[p.peerId] = p.stripeMask;
+    }
+    return out;
+  }
+
+  it('a lone peer takes both stripes from the seed; the next takes over the one it passes on, and the first then takes that stripe from it', async () => {
+    const seed = stripedSwarm(['a', 'b']);
+    const a = register('A', 'ha');
+    await tick();
+    assert.deepEqual(stripesOf(a), { S: 0b11 });
+    const b = register('B', 'hb');
+    await tick();
+    assert.deepEqual(stripesOf(b), { S: 0b10 }, 'B passes stripe 1 on, so it heads that tree');
+    assert.deepEqual(stripesOf(a), { S: 0b01 });
+    swarm.piecesFinished(a.peer, [0], new Uint8Array(0));
+    swarm.piecesFinished(b.peer, [1], new Uint8Array(0));
+    await tick();
+    assert.deepEqual(stripesOf(a), { S: 0b01, B: 0b10 });
+    assert.deepEqual(stripesOf(b), { S: 0b10, A: 0b01 });
+    // The seed gives each stripe once: the origin's bytes cross its link once.
+    assert.deepEqual([...seed.peer.children].map((c) => c.parentMasks.get(seed.peer)).sort(), [0b01, 0b10]);
+    assert.equal(backToSourceCount([a, b]), 0);
+  });
+
+  it('eight peers: one parent per stripe, each peer passes one stripe to at most two children, the trees stay shallow', async () => {
+    const names = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const seed = stripedSwarm(names);
+    const clients = names.map((n) => register(n.toUpperCase(), `h${n}`));
+    // Pieces arrive: every peer with a parent holds one more piece each round.
+    for (let round = 0; round < 8; round++) {
+      await tick();
+      for (const c of clients) if (c.peer.parents.size > 0) swarm.piecesFinished(c.peer, [round % 4], new Uint8Array(0));
+    }
+    await tick();
+    for (const c of clients) {
+      const masks = stripesOf(c);
+      let covered = 0;
+      for (const [id, mask] of Object.entries(masks)) {
+        assert.equal(covered & mask, 0, `${c.peer.id} gets a stripe from two parents: ${JSON.stringify(masks)}`);
+        covered |= mask;
+        if (id !== 'S') assert.equal(mask, 1 << swarm.tasks.get(TASK)!.peers.get(id)!.stripe, `${id} passes on a stripe other than its own`);
+      }
+      assert.equal(covered, 0b11, `${c.peer.id} lacks a stripe: ${JSON.stringify(masks)}`);
+      let edges = 0;
+      for (const child of c.peer.children) edges += child.parentMasks.get(c.peer) === 0b11 ? 2 : 1;
+      assert.ok(edges <= 2, `${c.peer.id} feeds ${edges} stripe edges`);
+      for (const s of [0, 1]) assert.ok(stripeDepth(c.peer, s, 2) <= 4, `${c.peer.id} is ${stripeDepth(c.peer, s, 2)} hops down stripe ${s}`);
+    }
+    assert.deepEqual([...seed.peer.children].map((c) => c.parentMasks.get(seed.peer)).sort(), [0b01, 0b10]);
+  });
+
+  it('a child takes from a striped parent only the pieces of its stripes', () => {
+    const info = { peerId: 'P', hostId: 'h', ip: '127.0.0.1', port: 1, seed: false };
+    const odd = new ParentConn({ ...info, stripes: 2, stripeMask: 0b10 }, 4);
+    assert.deepEqual([0, 1, 2, 3, 5].map((n) => odd.serves(n)), [false, true, false, true, true]);
+    odd.setStripes(0, 0);
+    assert.ok(odd.serves(2), 'no stripes: every piece');
+    odd.setStripes(40, 1);
+    assert.ok(odd.serves(3), 'a stripe count past 32 is ignored');
   });
 });

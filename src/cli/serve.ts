@@ -167,6 +167,7 @@ export async function runScheduler(flags: { config?: string; listen?: string; lo
     candidateParentLimit: merged.candidateParents,
     backToSourceLimit: merged.backToSourceLimit,
     seedChildren: merged.seedChildren,
+    stripes: merged.stripes,
     peerChildren: merged.peerChildren,
     seedTimeoutMs: merged.seedTimeout,
     recoveryWindowMs: merged.recoveryWindow,

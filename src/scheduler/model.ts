@@ -88,7 +88,15 @@ export class PeerEntry {
    * the swarm: a seed's child budget stays spent while they can serve others,
    * and is given back when they leave (else a later wave waits for nothing).
    */
-  readonly retiredChildren = new Set<PeerEntry>();
+  readonly retiredChildren = new Map<PeerEntry, number | undefined>();
+  /**
+   * Split trees (docs/design.md, "Split trees"): the stripe mask of each parent
+   * edge, bit s for the pieces n with n % stripes === s. A parent absent here
+   * serves this peer every piece.
+   */
+  readonly parentMasks = new Map<PeerEntry, number>();
+  /** Split trees: the one stripe this peer passes on to children (a seed or source passes on every stripe). */
+  stripe = 0;
 
   constructor(id: string, host: HostEntry, task: TaskEntry, state: PeerState) {
     this.id = id;
@@ -99,6 +107,19 @@ export class PeerEntry {
 
   get active(): boolean {
     return this.state === 'waiting' || this.state === 'running' || this.state === 'source';
+  }
+
+  /** Adds `parent` as a parent of this peer, for the stripes in `mask` (undefined: every piece). */
+  link(parent: PeerEntry, mask?: number): void {
+    this.parents.add(parent);
+    parent.children.add(this);
+    if (mask !== undefined) this.parentMasks.set(parent, (this.parentMasks.get(parent) ?? 0) | mask);
+  }
+
+  unlink(parent: PeerEntry): void {
+    this.parents.delete(parent);
+    parent.children.delete(this);
+    this.parentMasks.delete(parent);
   }
 
   get canServe(): boolean {

@@ -16,6 +16,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests, unpackDigests } from '../common/pieces.js';
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type PeerState } from './model.js';
 import { pickParents } from './scoring.js';
+import { allStripes, coveredStripes, pickStripeParent, stripeFor, stripeToTake } from './stripes.js';
 
 export interface SwarmOptions {
   /** Parents a downloading peer is given at most. Default 4. */
@@ -33,6 +34,12 @@ export interface SwarmOptions {
    * lines peers up in a pipeline that keeps every uploader busy. Default 1.
    */
   peerChildren?: number;
+  /**
+   * Split trees: pieces are dealt into this many stripes, each flowing down a
+   * tree of its own (./stripes.ts); the child limits above then do not apply.
+   * 1 (the default): one chain of peers behind the seed.
+   */
+  stripes?: number;
   /** How long a triggered seed peer may take to register before a normal peer goes to source instead. Default 10 s. */
   seedTimeoutMs?: number;
   /**
@@ -60,6 +67,7 @@ export class Swarm {
   readonly #seedChildren: number;
   readonly #peerChildren: number;
   readonly #sourceLimit: number;
+  readonly #stripes: number;
   readonly #seedTimeout: number;
   readonly #log: Logger;
   readonly #now: () => number;
@@ -72,6 +80,7 @@ export class Swarm {
     this.#seedChildren = options.seedChildren ?? 1;
     this.#peerChildren = options.peerChildren ?? 1;
     this.#sourceLimit = options.backToSourceLimit ?? 1;
+    this.#stripes = Math.max(1, Math.min(8, Math.floor(options.stripes ?? 1)));
     this.#seedTimeout = options.seedTimeoutMs ?? 10_000;
     this.#log = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
@@ -155,6 +164,7 @@ export class Swarm {
     for (const p of host.peers) if (p.task === task && p.id !== request.peerId) this.#removePeer(p, 'left');
 
     const peer = new PeerEntry(request.peerId, host, task, 'waiting');
+    if (this.#stripes > 1) peer.stripe = stripeFor(task.peers.values(), this.#stripes);
     peer.send = send;
     peer.reconnected = request.reconnect;
     task.peers.set(peer.id, peer);
@@ -221,11 +231,10 @@ export class Swarm {
   finished(peer: PeerEntry): void {
     const task = peer.task;
     peer.state = 'complete';
-    for (const parent of peer.parents) {
-      parent.children.delete(peer);
-      parent.retiredChildren.add(peer);
+    for (const parent of [...peer.parents]) {
+      parent.retiredChildren.set(peer, peer.parentMasks.get(parent));
+      peer.unlink(parent);
     }
-    peer.parents.clear();
     if (task.pieceCount !== undefined) for (let n = 0; n < task.pieceCount; n++) peer.pieces.add(n);
     this.#log.info({ task: task.id, peer: peer.id }, 'peer finished');
     this.#scheduleTask(task);
@@ -258,8 +267,7 @@ export class Swarm {
     const parent = peer.task.peers.get(parentId);
     if (parent !== undefined) {
       parent.host.uploadFailures += corrupt ? 10 : 1;
-      parent.children.delete(peer);
-      peer.parents.delete(parent);
+      peer.unlink(parent);
     }
     this.#log.warn({ task: peer.task.id, peer: peer.id, parent: parentId, corrupt }, 'parent failed');
     this.#schedulePeer(peer, true);
@@ -347,22 +355,25 @@ export class Swarm {
   #schedulePeer(peer: PeerEntry, force = false): void {
     if (!peer.active || peer.state === 'source' || peer.send === undefined) return;
     const task = peer.task;
-    const room = this.#parentLimit - peer.parents.size;
-    if (room <= 0 && !force) return;
-    let picked = pickParents(peer, task.peers.values(), Math.max(room, force ? 1 : 0));
+    let picked: PeerEntry[];
+    if (this.#stripes > 1) {
+      picked = this.#linkStripes(peer, force);
+    } else {
+      const room = this.#parentLimit - peer.parents.size;
+      if (room <= 0 && !force) return;
+      picked = pickParents(peer, task.peers.values(), Math.max(room, force ? 1 : 0));
+      for (const parent of picked) peer.link(parent);
+    }
     // Starving (it asked again) with no parent able to serve it: past the child
     // limits, a normal peer first; a seed (whose upload crosses the origin's
-    // link) only when no one else can serve.
+    // link) only when no one else can serve. Such a parent serves every piece.
     if (picked.length === 0 && force && ![...peer.parents].some((p) => p.canServe)) {
       const others = [...task.peers.values()].filter((p) => !p.host.info.seed);
       picked = pickParents(peer, others, 1, true);
       if (picked.length === 0) picked = pickParents(peer, task.peers.values(), 1, true);
+      for (const parent of picked) peer.link(parent);
     }
     if (picked.length > 0) {
-      for (const parent of picked) {
-        peer.parents.add(parent);
-        parent.children.add(peer);
-      }
       this.#sendParents(peer, picked);
       return;
     }
@@ -373,6 +384,46 @@ export class Swarm {
     if (task.sources().length >= this.#sourceLimit) return;
     if (this.#seedFor(task) !== undefined) return;
     this.#toSource(peer, this.#seedHosts().length === 0 ? 'no seed peer' : 'seed peer unavailable');
+  }
+
+  /** Split trees: links a parent for each stripe `peer` lacks one for, where one can serve it; returns the parents added to. */
+  #linkStripes(peer: PeerEntry, starving: boolean): PeerEntry[] {
+    const k = this.#stripes;
+    const covered = coveredStripes(peer, k);
+    const picked = new Set<PeerEntry>();
+    const moved: PeerEntry[] = [];
+    for (let s = 0; s < k; s++) {
+      const bit = 1 << s;
+      if ((covered & bit) !== 0) continue;
+      const parent = pickStripeParent(peer, peer.task.peers.values(), s, k, starving);
+      if (parent !== undefined) {
+        peer.link(parent, bit);
+        picked.add(parent);
+        continue;
+      }
+      const taken = stripeToTake(peer, peer.task.peers.values(), s, k);
+      if (taken === undefined) continue;
+      const left = taken.from.parentMasks.get(taken.root)! & ~bit;
+      if (left === 0) taken.from.unlink(taken.root);
+      else taken.from.parentMasks.set(taken.root, left);
+      moved.push(taken.from);
+      peer.link(taken.root, bit);
+      picked.add(taken.root);
+    }
+    // A peer that gave up a stripe hears so, and looks for it elsewhere (this peer, usually).
+    for (const from of moved) {
+      this.#sendParents(from, []);
+      this.#schedulePeer(from);
+    }
+    // The parents gained a stripe to pass on: peers still lacking one may now find it.
+    if (picked.size > 0) this.#scheduleTask(peer.task);
+    return [...picked];
+  }
+
+  /** Whether `peer` could use another parent (a stripe without one, or room under the parent limit). */
+  #wantsParents(peer: PeerEntry): boolean {
+    if (this.#stripes > 1) return coveredStripes(peer, this.#stripes) !== allStripes(this.#stripes);
+    return peer.parents.size < this.#parentLimit;
   }
 
   #hasSupply(peer: PeerEntry): boolean {
@@ -420,13 +471,17 @@ export class Swarm {
         response: {
           case: 'parents',
           value: {
-            parents: [...peer.parents].map((p) => ({
-              peerId: p.id,
-              hostId: p.host.info.id,
-              ip: p.host.info.ip,
-              port: p.host.info.port,
-              seed: p.host.info.seed,
-            })),
+            parents: [...peer.parents].map((p) => {
+              const mask = peer.parentMasks.get(p);
+              return {
+                peerId: p.id,
+                hostId: p.host.info.id,
+                ip: p.host.info.ip,
+                port: p.host.info.port,
+                seed: p.host.info.seed,
+                ...(mask === undefined ? {} : { stripes: this.#stripes, stripeMask: mask }),
+              };
+            }),
           },
         },
       }),
@@ -444,7 +499,7 @@ export class Swarm {
     setImmediate(() => {
       task.scheduled = false;
       for (const peer of task.peers.values()) {
-        if (peer.active && peer.state !== 'source' && peer.parents.size < this.#parentLimit) this.#schedulePeer(peer);
+        if (peer.active && peer.state !== 'source' && this.#wantsParents(peer)) this.#schedulePeer(peer);
       }
       this.#forgetIfEmpty(task);
     });
@@ -456,12 +511,9 @@ export class Swarm {
     peer.host.peers.delete(peer);
     if (peer.task.peers.get(peer.id) === peer) peer.task.peers.delete(peer.id);
     for (const other of peer.task.peers.values()) other.retiredChildren.delete(peer);
-    for (const parent of peer.parents) parent.children.delete(peer);
-    peer.parents.clear();
-    const orphans = [...peer.children];
-    peer.children.clear();
-    for (const child of orphans) {
-      child.parents.delete(peer);
+    for (const parent of [...peer.parents]) peer.unlink(parent);
+    for (const child of [...peer.children]) {
+      child.unlink(peer);
       if (child.send !== undefined) {
         this.#sendParents(child, []);
         this.#schedulePeer(child);

@@ -21,6 +21,9 @@ export interface ParentInfo {
   ip: string;
   port: number;
   seed: boolean;
+  /** Split trees: only pieces n with bit (n % stripes) of stripeMask set come from this parent. 0 or 1: any piece. */
+  stripes?: number;
+  stripeMask?: number;
 }
 
 export class ParentConn {
@@ -40,11 +43,27 @@ export class ParentConn {
   bytes = 0;
   /** Smoothed throughput in bytes/ms, for choosing between holders. */
   rate = 0;
+  /** Split trees (ParentInfo.stripes): the scheduler may change them with each parent list. */
+  stripes = 0;
+  stripeMask = 0;
 
   constructor(info: ParentInfo, connections: number, protocol: DataProtocol = 'tcp') {
     this.info = info;
     this.protocol = protocol;
     this.#connections = connections;
+    this.setStripes(info.stripes ?? 0, info.stripeMask ?? 0);
+  }
+
+  /** A count outside 2..32 means no stripes: every piece may come from this parent. */
+  setStripes(stripes: number, mask: number): void {
+    const striped = Number.isInteger(stripes) && stripes >= 2 && stripes <= 32;
+    this.stripes = striped ? stripes : 0;
+    this.stripeMask = striped ? mask >>> 0 : 0;
+  }
+
+  /** Whether piece `n` is to be taken from this parent (its stripe, or any piece without stripes). */
+  serves(n: number): boolean {
+    return this.stripes <= 1 || ((this.stripeMask >>> n % this.stripes) & 1) === 1;
   }
 
   get pool(): Pool {

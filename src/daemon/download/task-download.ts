@@ -273,8 +273,15 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
       }
     }
     for (const info of list) {
-      if (this.#parents.has(info.peerId) || this.#blocked.has(info.peerId)) continue;
-      this.#parents.set(info.peerId, new ParentConn({ peerId: info.peerId, hostId: info.hostId, ip: info.ip, port: info.port, seed: info.seed }, this.#o.limits.perParent, this.#o.limits.protocol));
+      if (this.#blocked.has(info.peerId)) continue;
+      const known = this.#parents.get(info.peerId);
+      if (known !== undefined) {
+        known.setStripes(info.stripes ?? 0, info.stripeMask ?? 0);
+        continue;
+      }
+      const { peerId, hostId, ip, port, seed } = info;
+      const parent = new ParentConn({ peerId, hostId, ip, port, seed, stripes: info.stripes ?? 0, stripeMask: info.stripeMask ?? 0 }, this.#o.limits.perParent, this.#o.limits.protocol);
+      this.#parents.set(peerId, parent);
     }
     this.#pump();
   }
@@ -357,7 +364,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
       if (parent.aheadAfter > now || parent.busyUntil > now || parent.pieces.size >= count) continue;
       let n = 0;
       for (let asked = 0; asked < AHEAD_PER_PARENT && this.#inflight.size < maxInflight && parent.inflight < perParent; asked++) {
-        while (n < count && (task.has(n) || this.#inflight.has(n) || !this.#digests.has(n) || parent.pieces.has(n))) n++;
+        while (n < count && (task.has(n) || this.#inflight.has(n) || !this.#digests.has(n) || parent.pieces.has(n) || !parent.serves(n))) n++;
         if (n >= count) break;
         this.#fetch(n, parent, lengthOf(n), true);
         n++;
@@ -366,16 +373,19 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
   }
 
   /**
-   * Rarest missing piece with a known digest and a free holder; random among
-   * equals, or the lowest with a single parent (a chain: this peer's children
-   * can then guess which pieces it is fetching, #askAhead).
+   * Rarest missing piece with a known digest and a free holder that serves
+   * it (split trees: a parent serves its stripes only); random among equals,
+   * or the lowest with a single parent or with every parent serving stripes
+   * (a pipeline: this peer's children can then guess which pieces it is
+   * fetching, #askAhead).
    */
   #choose(count: number, task: StoredTask, endgame: boolean): { n: number; parent: ParentConn } | undefined {
     const now = Date.now();
     const free = [...this.#parents.values()].filter((p) => p.inflight < this.#o.limits.perParent && p.busyUntil <= now);
     if (free.length === 0) return undefined;
     const all = [...this.#parents.values()];
-    const start = all.length === 1 ? 0 : Math.floor(Math.random() * count);
+    // In order from a single parent, or when each piece has one parent (split trees).
+    const start = all.length === 1 || all.every((p) => p.stripes > 1) ? 0 : Math.floor(Math.random() * count);
     let best: { n: number; parent: ParentConn; rarity: number } | undefined;
     for (let i = 0; i < count; i++) {
       const n = (start + i) % count;
@@ -387,7 +397,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
       let rarity = 0;
       let holder: ParentConn | undefined;
       for (const p of all) {
-        if (!p.pieces.has(n)) continue;
+        if (!p.pieces.has(n) || !p.serves(n)) continue;
         rarity++;
         if (!free.includes(p) || flights?.some((f) => f.parent === p)) continue;
         if (holder === undefined || p.inflight < holder.inflight || (p.inflight === holder.inflight && p.rate > holder.rate)) holder = p;

@@ -1,0 +1,178 @@
+/**
+ * Split trees (docs/design.md, "Split trees"). With `stripes` = k > 1, piece n
+ * belongs to stripe n % k and each stripe flows down a tree of its own: every
+ * peer has one parent per stripe, and passes one stripe (its own,
+ * PeerEntry.stripe) on to up to k children, so its upload is spent as in a
+ * chain (k children at 1/k of the rate each), but the trees are about
+ * log_k N deep instead of N. The last peer gets its first
+ * piece sooner, and fewer hops' hiccups add up on the way to it. A seed (or
+ * back-to-source peer) gives each stripe to one child for the task's life, so
+ * the origin's link still carries each byte once. Pure functions over the
+ * model, like ./scoring.ts.
+ */
+import type { PeerEntry } from './model.js';
+import { score } from './scoring.js';
+
+/** Past this many hops a stripe path is treated as broken (a bound on walks up the tree). */
+const MAX_DEPTH = 64;
+
+/** The stripe a new peer passes on: the one fewest of the task's peers pass on. */
+export function stripeFor(peers: Iterable<PeerEntry>, k: number): number {
+  const counts = new Array<number>(k).fill(0);
+  for (const peer of peers) if (peer.active && peer.state !== 'source' && !peer.host.info.seed) counts[peer.stripe]!++;
+  let best = 0;
+  for (let s = 1; s < k; s++) if (counts[s]! < counts[best]!) best = s;
+  return best;
+}
+
+export function allStripes(k: number): number {
+  return (1 << k) - 1;
+}
+
+/** The stripes `parent` serves `child` (every stripe for an edge without a mask). */
+export function edgeMask(child: PeerEntry, parent: PeerEntry, k: number): number {
+  return child.parentMasks.get(parent) ?? allStripes(k);
+}
+
+/** The stripes some parent of `peer` serves it. */
+export function coveredStripes(peer: PeerEntry, k: number): number {
+  let mask = 0;
+  for (const parent of peer.parents) mask |= edgeMask(peer, parent, k);
+  return mask & allStripes(k);
+}
+
+/** Holds or brings in every piece: the root of every stripe tree it is in. */
+function isRoot(peer: PeerEntry): boolean {
+  return peer.host.info.seed || peer.state === 'source' || peer.state === 'complete';
+}
+
+function better(
+  a: { peer: PeerEntry; shared: boolean; depth: number; score: number },
+  b: { peer: PeerEntry; shared: boolean; depth: number; score: number },
+): boolean {
+  if (a.shared !== b.shared) return !a.shared;
+  if (a.depth !== b.depth) return a.depth < b.depth;
+  if (a.score !== b.score) return a.score > b.score;
+  return a.peer.id < b.peer.id;
+}
+
+function bits(mask: number): number {
+  let n = 0;
+  for (let m = mask; m !== 0; m &= m - 1) n++;
+  return n;
+}
+
+/**
+ * Whether `parent` may take one more child in stripe `s`. A seed or source
+ * serves each stripe once per task (children that completed and stay keep
+ * their stripes spent); any other peer has k stripe edges in all.
+ */
+export function stripeFree(parent: PeerEntry, s: number, k: number): boolean {
+  const bit = 1 << s;
+  if (parent.host.info.seed || parent.state === 'source') {
+    for (const child of parent.children) if ((edgeMask(child, parent, k) & bit) !== 0) return false;
+    for (const mask of parent.retiredChildren.values()) if (((mask ?? allStripes(k)) & bit) !== 0) return false;
+    return true;
+  }
+  let used = 0;
+  for (const child of parent.children) used += bits(edgeMask(child, parent, k));
+  return used < k && parent.host.info.uploadLoad < Math.max(1, parent.host.info.uploadSlots);
+}
+
+/** Hops from `peer` up to a root along stripe `s` (MAX_DEPTH when the path is broken). */
+export function stripeDepth(peer: PeerEntry, s: number, k: number): number {
+  const bit = 1 << s;
+  let current = peer;
+  for (let depth = 0; depth < MAX_DEPTH; depth++) {
+    if (isRoot(current)) return depth;
+    let up: PeerEntry | undefined;
+    for (const parent of current.parents) {
+      if ((edgeMask(current, parent, k) & bit) !== 0) {
+        up = parent;
+        break;
+      }
+    }
+    if (up === undefined) return MAX_DEPTH;
+    current = up;
+  }
+  return MAX_DEPTH;
+}
+
+/** True when `candidate` is `child` or below it in stripe `s`'s tree. */
+export function wouldCycleInStripe(child: PeerEntry, candidate: PeerEntry, s: number, k: number): boolean {
+  const bit = 1 << s;
+  const seen = new Set<PeerEntry>();
+  const stack: PeerEntry[] = [child];
+  while (stack.length > 0) {
+    const peer = stack.pop()!;
+    if (peer === candidate) return true;
+    if (seen.has(peer)) continue;
+    seen.add(peer);
+    for (const next of peer.children) if ((edgeMask(next, peer, k) & bit) !== 0) stack.push(next);
+  }
+  return false;
+}
+
+/**
+ * A place in stripe `s`'s tree that `child`, which passes that stripe on,
+ * may take over from another child `from` of `root` when no place is free:
+ * - a seed's (or source's) stripe given to a child that has several stripes
+ *   from it (the first peer of a task gets them all, as it may be alone) and
+ *   holds less than half the task, so moving it costs it little;
+ * - a place held by a child that does not pass stripe `s` on (a leaf of that
+ *   tree), shallowest first: it then takes the stripe from `child`, one hop
+ *   further down, and the tree keeps the peers that pass it on near its top.
+ */
+export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number): { root: PeerEntry; from: PeerEntry } | undefined {
+  if (child.stripe !== s) return undefined;
+  const bit = 1 << s;
+  const total = child.task.pieceCount;
+  let best: { root: PeerEntry; from: PeerEntry; depth: number } | undefined;
+  for (const root of candidates) {
+    if (root === child || root.host === child.host || !root.canServe || child.blocked.has(root.id)) continue;
+    if (child.parents.has(root) && !child.parentMasks.has(root)) continue;
+    const seedLike = root.host.info.seed || root.state === 'source';
+    if (!seedLike && !(isRoot(root) || (root.stripe === s && (coveredStripes(root, k) & bit) !== 0))) continue;
+    if (wouldCycleInStripe(child, root, s, k)) continue;
+    const depth = stripeDepth(root, s, k);
+    if (depth >= MAX_DEPTH || (best !== undefined && depth >= best.depth)) continue;
+    for (const from of root.children) {
+      const mask = from.parentMasks.get(root);
+      if (from === child || mask === undefined || (mask & bit) === 0) continue;
+      const several = seedLike && bits(mask) >= 2 && total !== undefined && from.pieces.size * 2 < total;
+      const leaf = !isRoot(from) && from.stripe !== s;
+      if (several || leaf) {
+        best = { root, from, depth };
+        break;
+      }
+    }
+  }
+  return best === undefined ? undefined : { root: best.root, from: best.from };
+}
+
+/**
+ * The parent to give `child` for stripe `s`: the shallowest in that stripe's
+ * tree (a seed first, which fills the trees breadth first), then the best
+ * scored. Undefined when none can serve the stripe now. A peer that is not a
+ * root passes on its own stripe only, to a child it serves no other stripe,
+ * unless `starving` (the child asked again): stripes taken from one peer, or
+ * from a peer that passes on another, would spend its upload on a chain
+ * instead of a tree.
+ */
+export function pickStripeParent(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number, starving = false): PeerEntry | undefined {
+  const bit = 1 << s;
+  let best: { peer: PeerEntry; shared: boolean; depth: number; score: number } | undefined;
+  for (const peer of candidates) {
+    if (peer === child || peer.host === child.host || !peer.canServe || child.blocked.has(peer.id)) continue;
+    // A parent that already serves every piece needs no stripe added.
+    if (child.parents.has(peer) && !child.parentMasks.has(peer)) continue;
+    if (!isRoot(peer) && !starving && (child.parents.has(peer) || peer.stripe !== s)) continue;
+    if (!isRoot(peer) && (coveredStripes(peer, k) & bit) === 0) continue;
+    if (!stripeFree(peer, s, k) || wouldCycleInStripe(child, peer, s, k)) continue;
+    const depth = stripeDepth(peer, s, k);
+    if (depth >= MAX_DEPTH) continue;
+    const candidate = { peer, shared: child.parents.has(peer) || (!isRoot(peer) && peer.stripe !== s), depth, score: score(child, peer) };
+    if (best === undefined || better(candidate, best)) best = candidate;
+  }
+  return best?.peer;
+}
