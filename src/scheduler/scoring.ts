@@ -19,8 +19,12 @@ export const WEIGHTS = {
   reliability: 0.1,
 } as const;
 
-/** True when `candidate` is `child` or one of its descendants: making it a parent would close a cycle. */
-export function wouldCycle(child: PeerEntry, candidate: PeerEntry): boolean {
+/**
+ * True when `candidate` is `child` or one of its descendants: making it a
+ * parent would close a cycle. `follows` limits the walk to some edges (a
+ * stripe's, ./stripes.ts).
+ */
+export function wouldCycle(child: PeerEntry, candidate: PeerEntry, follows: (child: PeerEntry, parent: PeerEntry) => boolean = () => true): boolean {
   const seen = new Set<PeerEntry>();
   const stack: PeerEntry[] = [child];
   while (stack.length > 0) {
@@ -28,7 +32,7 @@ export function wouldCycle(child: PeerEntry, candidate: PeerEntry): boolean {
     if (peer === candidate) return true;
     if (seen.has(peer)) continue;
     seen.add(peer);
-    for (const next of peer.children) stack.push(next);
+    for (const next of peer.children) if (follows(next, peer)) stack.push(next);
   }
   return false;
 }

@@ -11,7 +11,7 @@
  * model, like ./scoring.ts.
  */
 import type { PeerEntry } from './model.js';
-import { score } from './scoring.js';
+import { score, wouldCycle } from './scoring.js';
 
 /** Past this many hops a stripe path is treated as broken (a bound on walks up the tree). */
 const MAX_DEPTH = 64;
@@ -100,17 +100,7 @@ export function stripeDepth(peer: PeerEntry, s: number, k: number): number {
 
 /** True when `candidate` is `child` or below it in stripe `s`'s tree. */
 export function wouldCycleInStripe(child: PeerEntry, candidate: PeerEntry, s: number, k: number): boolean {
-  const bit = 1 << s;
-  const seen = new Set<PeerEntry>();
-  const stack: PeerEntry[] = [child];
-  while (stack.length > 0) {
-    const peer = stack.pop()!;
-    if (peer === candidate) return true;
-    if (seen.has(peer)) continue;
-    seen.add(peer);
-    for (const next of peer.children) if ((edgeMask(next, peer, k) & bit) !== 0) stack.push(next);
-  }
-  return false;
+  return wouldCycle(child, candidate, (next, parent) => (edgeMask(next, parent, k) & (1 << s)) !== 0);
 }
 
 /**
