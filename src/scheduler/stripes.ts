@@ -41,15 +41,30 @@ export function coveredStripes(peer: PeerEntry, k: number): number {
   return mask & allStripes(k);
 }
 
-/** Holds or brings in every piece: the root of every stripe tree it is in. */
-function isRoot(peer: PeerEntry): boolean {
-  return peer.host.info.seed || peer.state === 'source' || peer.state === 'complete';
+/** A seed or back-to-source peer: gives each stripe once per task. */
+function seedLike(peer: PeerEntry): boolean {
+  return peer.host.info.seed || peer.state === 'source';
 }
 
-function better(
-  a: { peer: PeerEntry; shared: boolean; depth: number; score: number },
-  b: { peer: PeerEntry; shared: boolean; depth: number; score: number },
-): boolean {
+/** Holds or brings in every piece: the root of every stripe tree it is in. */
+function isRoot(peer: PeerEntry): boolean {
+  return seedLike(peer) || peer.state === 'complete';
+}
+
+/** Whether `parent` may feed `child` some stripe at all: another host, serving, not blocked, not already serving it every piece. */
+function mayFeed(child: PeerEntry, parent: PeerEntry): boolean {
+  if (parent === child || parent.host === child.host || !parent.canServe || child.blocked.has(parent.id)) return false;
+  return !(child.parents.has(parent) && !child.parentMasks.has(parent));
+}
+
+interface Candidate {
+  peer: PeerEntry;
+  shared: boolean;
+  depth: number;
+  score: number;
+}
+
+function better(a: Candidate, b: Candidate): boolean {
   if (a.shared !== b.shared) return !a.shared;
   if (a.depth !== b.depth) return a.depth < b.depth;
   if (a.score !== b.score) return a.score > b.score;
@@ -69,7 +84,7 @@ function bits(mask: number): number {
  */
 export function stripeFree(parent: PeerEntry, s: number, k: number): boolean {
   const bit = 1 << s;
-  if (parent.host.info.seed || parent.state === 'source') {
+  if (seedLike(parent)) {
     for (const child of parent.children) if ((edgeMask(child, parent, k) & bit) !== 0) return false;
     for (const mask of parent.retiredChildren.values()) if (((mask ?? allStripes(k)) & bit) !== 0) return false;
     return true;
@@ -119,17 +134,15 @@ export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, 
   const total = child.task.pieceCount;
   let best: { root: PeerEntry; from: PeerEntry; depth: number } | undefined;
   for (const root of candidates) {
-    if (root === child || root.host === child.host || !root.canServe || child.blocked.has(root.id)) continue;
-    if (child.parents.has(root) && !child.parentMasks.has(root)) continue;
-    const seedLike = root.host.info.seed || root.state === 'source';
-    if (!seedLike && !(isRoot(root) || (root.stripe === s && (coveredStripes(root, k) & bit) !== 0))) continue;
+    if (!mayFeed(child, root)) continue;
+    if (!isRoot(root) && !(root.stripe === s && (coveredStripes(root, k) & bit) !== 0)) continue;
     if (wouldCycleInStripe(child, root, s, k)) continue;
     const depth = stripeDepth(root, s, k);
     if (depth >= MAX_DEPTH || (best !== undefined && depth >= best.depth)) continue;
     for (const from of root.children) {
       const mask = from.parentMasks.get(root);
       if (from === child || mask === undefined || (mask & bit) === 0) continue;
-      const several = seedLike && bits(mask) >= 2 && total !== undefined && from.pieces.size * 2 < total;
+      const several = seedLike(root) && bits(mask) >= 2 && total !== undefined && from.pieces.size * 2 < total;
       const leaf = !isRoot(from) && from.stripe !== s;
       if (several || leaf) {
         best = { root, from, depth };
@@ -151,17 +164,15 @@ export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, 
  */
 export function pickStripeParent(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number, starving = false): PeerEntry | undefined {
   const bit = 1 << s;
-  let best: { peer: PeerEntry; shared: boolean; depth: number; score: number } | undefined;
+  let best: Candidate | undefined;
   for (const peer of candidates) {
-    if (peer === child || peer.host === child.host || !peer.canServe || child.blocked.has(peer.id)) continue;
-    // A parent that already serves every piece needs no stripe added.
-    if (child.parents.has(peer) && !child.parentMasks.has(peer)) continue;
+    if (!mayFeed(child, peer)) continue;
     if (!isRoot(peer) && !starving && (child.parents.has(peer) || peer.stripe !== s)) continue;
     if (!isRoot(peer) && (coveredStripes(peer, k) & bit) === 0) continue;
     if (!stripeFree(peer, s, k) || wouldCycleInStripe(child, peer, s, k)) continue;
     const depth = stripeDepth(peer, s, k);
     if (depth >= MAX_DEPTH) continue;
-    const candidate = { peer, shared: child.parents.has(peer) || (!isRoot(peer) && peer.stripe !== s), depth, score: score(child, peer) };
+    const candidate: Candidate = { peer, shared: child.parents.has(peer) || (!isRoot(peer) && peer.stripe !== s), depth, score: score(child, peer) };
     if (best === undefined || better(candidate, best)) best = candidate;
   }
   return best?.peer;
