@@ -676,22 +676,22 @@ function limitedSwarm(): Client {
 }
 
 describe('Swarm: child limits shape a chain', () => {
-  it('with one child per seed and per peer, peers line up behind the seed, and an orphan reattaches to its grandparent', async () => {
+  it('with one child per seed and per peer, peers line up behind the seed at once, and an orphan reattaches to its grandparent', async () => {
     const seed = limitedSwarm();
     const a = register('A', 'ha');
     const b = register('B', 'hb');
     const c = register('C', 'hc');
     await tick();
+    // Each takes the last peer of the chain before it holds a piece: the chain
+    // forms as fast as peers register.
     assert.deepEqual(lastParents(a), ['S']);
-    assert.equal(lastParents(b), undefined, 'B waits: the seed has its one child');
-    swarm.piecesFinished(a.peer, [0], new Uint8Array(0));
-    await tick();
     assert.deepEqual(lastParents(b), ['A']);
-    assert.equal(lastParents(c), undefined);
-    swarm.piecesFinished(b.peer, [0], new Uint8Array(0));
-    await tick();
     assert.deepEqual(lastParents(c), ['B']);
     assert.equal(seed.peer.children.size, 1);
+    swarm.piecesFinished(a.peer, [0], new Uint8Array(0));
+    swarm.piecesFinished(b.peer, [0], new Uint8Array(0));
+    await tick();
+    assert.deepEqual(lastParents(c), ['B'], 'no second parent: every other peer has its one child');
     // B leaves: C attaches to A, whose one child slot B freed.
     swarm.disconnected(b.peer);
     await tick();
@@ -732,11 +732,32 @@ describe('Swarm: a starving peer past the child limits', () => {
     const c = register('C', 'hc');
     await tick();
     assert.deepEqual(lastParents(b), ['A']);
-    assert.equal(lastParents(c), undefined, 'C waits: every limited parent is full');
+    assert.deepEqual(lastParents(c), ['B'], 'C is lined up behind B, which holds nothing yet');
+    // A got its pieces a minute ago and nothing since: the chain has stalled
+    // above C, which starves and asks again.
+    a.peer.lastPieceAt = Date.now() - 60_000;
     swarm.reschedule(c.peer);
     await tick();
-    assert.deepEqual(lastParents(c), ['A']);
+    assert.deepEqual(lastParents(c), ['B', 'A']);
     assert.equal(seed.peer.children.size, 1);
+  });
+
+  it('waits while pieces still flow down its chain: a deep peer takes no parent past the limits', async () => {
+    limitedSwarm();
+    const a = register('A', 'ha');
+    const b = register('B', 'hb');
+    const c = register('C', 'hc');
+    await tick();
+    assert.deepEqual(lastParents(c), ['B']);
+    // A is getting pieces; B and C, further down, hold none yet. C asks again.
+    swarm.piecesFinished(a.peer, [0], new Uint8Array(0));
+    await tick();
+    const before = ofCase(c, 'parents').length;
+    swarm.reschedule(c.peer);
+    await tick();
+    assert.equal(ofCase(c, 'parents').length, before, 'C was given another parent');
+    assert.deepEqual([...a.peer.children].map((p) => p.id), ['B'], 'A, the head of the chain, took a second child');
+    assert.equal(backToSourceCount([a, b, c]), 0);
   });
 });
 
@@ -767,8 +788,8 @@ describe('Swarm: split trees (stripes: 2)', () => {
     assert.deepEqual(stripesOf(a), { S: 0b11 });
     const b = register('B', 'hb');
     await tick();
-    assert.deepEqual(stripesOf(b), { S: 0b10 }, 'B passes stripe 1 on, so it heads that tree');
-    assert.deepEqual(stripesOf(a), { S: 0b01 });
+    assert.deepEqual(stripesOf(b), { S: 0b10, A: 0b01 }, 'B passes stripe 1 on, so it heads that tree');
+    assert.deepEqual(stripesOf(a), { S: 0b01, B: 0b10 });
     swarm.piecesFinished(a.peer, [0], new Uint8Array(0));
     swarm.piecesFinished(b.peer, [1], new Uint8Array(0));
     await tick();

@@ -13,7 +13,7 @@
  * Every command is bounded in time.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -329,13 +329,18 @@ export class Procs {
       env: labEnv(options.env),
     });
     const keep = options.keepOutput ?? 64 * 1024;
+    // LAB_LOG_DIR: every process's whole output also goes to <dir>/<name>.log (for diagnosis).
+    const logDir = process.env['LAB_LOG_DIR'];
+    const logFile = logDir === undefined || logDir === '' ? undefined : createWriteStream(join(logDir, `${name.replace(/[^\w.@-]/g, '_')}.log`), { flags: 'a' });
     let out = '';
     const take = (d: Buffer): void => {
+      logFile?.write(d);
       out += d.toString();
       if (out.length > keep * 2) out = out.slice(-keep);
     };
     child.stdout!.on('data', take);
     child.stderr!.on('data', take);
+    child.on('close', () => logFile?.end());
     const exited = new Promise<{ code: number | string; at: number }>((res) => {
       child.on('exit', (code, signal) => res({ code: code ?? signal ?? -1, at: Date.now() }));
       child.on('error', (err) => res({ code: `spawn error: ${err.message}`, at: Date.now() }));

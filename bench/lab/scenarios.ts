@@ -569,7 +569,8 @@ export interface ShoalSwarm {
 export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, extraDaemonArgs: (h: HostSpec, seed: boolean) => string[] = () => []): Promise<ShoalSwarm> {
   const { topo } = ctx;
   const logLevel = process.env['LAB_SHOAL_LOG_LEVEL'] ?? 'warn';
-  const scheduler = procs.start(topo.origin.ns, 'scheduler', shoalCmd(ctx, ['scheduler', '--listen', `${topo.origin.ip}:${SCHEDULER_PORT}`, '--log-level', logLevel, ...(ctx.schedulerConfig === undefined ? [] : ['--config', ctx.schedulerConfig])]));
+  const schedulerLogLevel = process.env['LAB_SCHEDULER_LOG_LEVEL'] ?? logLevel;
+  const scheduler = procs.start(topo.origin.ns, 'scheduler', shoalCmd(ctx, ['scheduler', '--listen', `${topo.origin.ip}:${SCHEDULER_PORT}`, '--log-level', schedulerLogLevel, ...(ctx.schedulerConfig === undefined ? [] : ['--config', ctx.schedulerConfig])]));
   await procs.waitFor(scheduler, /shoal scheduler listening on/, 30_000);
   const schedulerUrl = `http://${topo.origin.ip}:${SCHEDULER_PORT}`;
   const daemonOf = (h: HostSpec, seed: boolean): { proc: NsProc; api: string } => {

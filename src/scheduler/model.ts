@@ -97,6 +97,8 @@ export class PeerEntry {
   readonly parentMasks = new Map<PeerEntry, number>();
   /** Split trees: the one stripe this peer passes on to children (a seed or source passes on every stripe). */
   stripe = 0;
+  /** When this peer last reported a new piece (the scheduler's clock); undefined before its first. */
+  lastPieceAt: number | undefined;
 
   constructor(id: string, host: HostEntry, task: TaskEntry, state: PeerState) {
     this.id = id;
@@ -120,6 +122,16 @@ export class PeerEntry {
     this.parents.delete(parent);
     parent.children.delete(this);
     this.parentMasks.delete(parent);
+  }
+
+  /**
+   * Holds pieces or is about to: it can serve, or it is still fetching and has
+   * a parent (linked, by induction, to a peer that can serve). A child may be
+   * linked to it at once, and takes each piece as it is announced, so a chain
+   * forms as fast as peers register instead of one hop per first piece.
+   */
+  get fed(): boolean {
+    return this.canServe || ((this.state === 'waiting' || this.state === 'running') && this.parents.size > 0);
   }
 
   get canServe(): boolean {

@@ -94,12 +94,16 @@ export function score(child: PeerEntry, parent: PeerEntry): number {
   );
 }
 
-/** Whether `parent` may serve `child` at all. */
-export function eligible(child: PeerEntry, parent: PeerEntry, overLimit = false): boolean {
+/**
+ * Whether `parent` may serve `child` at all. `fedOnly` also admits a parent
+ * that holds nothing yet but is fed (PeerEntry.fed): a first parent for a
+ * peer that has none, so a chain forms as fast as peers register.
+ */
+export function eligible(child: PeerEntry, parent: PeerEntry, overLimit = false, fedOnly = false): boolean {
   return (
     parent !== child &&
     parent.host !== child.host &&
-    parent.canServe &&
+    (fedOnly ? parent.fed : parent.canServe) &&
     !child.blocked.has(parent.id) &&
     !child.parents.has(parent) &&
     freeSlotFraction(parent, overLimit) > 0 &&
@@ -107,13 +111,22 @@ export function eligible(child: PeerEntry, parent: PeerEntry, overLimit = false)
   );
 }
 
-/** Picks up to `limit` new parents for `child`, best first. */
+/**
+ * Picks up to `limit` new parents for `child`, best first: peers that can
+ * serve now; for a peer with no parent and none of those, the best one that is
+ * fed and will serve soon.
+ */
 export function pickParents(child: PeerEntry, candidates: Iterable<PeerEntry>, limit: number, overLimit = false): PeerEntry[] {
   if (limit <= 0) return [];
+  const all = [...candidates];
+  let picked = best(child, all, limit, (p) => eligible(child, p, overLimit));
+  if (picked.length === 0 && child.parents.size === 0) picked = best(child, all, 1, (p) => eligible(child, p, overLimit, true));
+  return picked;
+}
+
+function best(child: PeerEntry, candidates: readonly PeerEntry[], limit: number, admit: (peer: PeerEntry) => boolean): PeerEntry[] {
   const scored: Array<{ peer: PeerEntry; score: number }> = [];
-  for (const peer of candidates) {
-    if (eligible(child, peer, overLimit)) scored.push({ peer, score: score(child, peer) });
-  }
+  for (const peer of candidates) if (admit(peer)) scored.push({ peer, score: score(child, peer) });
   scored.sort((a, b) => b.score - a.score || a.peer.id.localeCompare(b.peer.id));
   return scored.slice(0, limit).map((s) => s.peer);
 }

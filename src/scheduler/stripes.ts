@@ -51,9 +51,13 @@ function isRoot(peer: PeerEntry): boolean {
   return seedLike(peer) || peer.state === 'complete';
 }
 
-/** Whether `parent` may feed `child` some stripe at all: another host, serving, not blocked, not already serving it every piece. */
+/**
+ * Whether `parent` may feed `child` some stripe at all: another host, serving
+ * or fed (the callers also ask for a path up the stripe's tree), not blocked,
+ * not already serving it every piece.
+ */
 function mayFeed(child: PeerEntry, parent: PeerEntry): boolean {
-  if (parent === child || parent.host === child.host || !parent.canServe || child.blocked.has(parent.id)) return false;
+  if (parent === child || parent.host === child.host || !parent.fed || child.blocked.has(parent.id)) return false;
   return !(child.parents.has(parent) && !child.parentMasks.has(parent));
 }
 

@@ -16,7 +16,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests, unpackDigests } from '../common/pieces.js';
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type PeerState } from './model.js';
 import { pickParents } from './scoring.js';
-import { allStripes, coveredStripes, pickStripeParent, stripeFor, stripeToTake } from './stripes.js';
+import { allStripes, coveredStripes, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
 
 export interface SwarmOptions {
   /** Parents a downloading peer is given at most. Default 4. */
@@ -51,6 +51,11 @@ export interface SwarmOptions {
   logger?: Logger;
   now?: () => number;
 }
+
+/** How far up its parents a starving peer's supply is looked for (#upstreamFlows). */
+const UPSTREAM_HOPS = 256;
+/** A holder that got no piece for this long has stalled: the peers below it may go past the child limits. */
+const UPSTREAM_STALL_MS = 10_000;
 
 /** Rendezvous hashing: the same task lands on the same seed while the set of seeds is stable. */
 export function rendezvous(taskId: string, hostId: string): number {
@@ -220,6 +225,7 @@ export class Swarm {
     const trusted = peer.state === 'source' || peer.host.info.seed;
     this.#broadcastDigests(task, this.#learnDigests(task, numbers, digests, trusted ? 'trusted' : 'none'), peer);
     if (fresh.length > 0) {
+      peer.lastPieceAt = this.#now();
       for (const child of peer.children) {
         child.send?.(create(PeerResponseSchema, { response: { case: 'parentPieces', value: { peerId: peer.id, numbers: fresh } } }));
       }
@@ -364,10 +370,11 @@ export class Swarm {
       picked = pickParents(peer, task.peers.values(), Math.max(room, force ? 1 : 0));
       for (const parent of picked) peer.link(parent);
     }
-    // Starving (it asked again) with no parent able to serve it: past the child
-    // limits, a normal peer first; a seed (whose upload crosses the origin's
-    // link) only when no one else can serve. Such a parent serves every piece.
-    if (picked.length === 0 && force && ![...peer.parents].some((p) => p.canServe)) {
+    // Starving (it asked again) with no parent able to serve it, and no pieces
+    // coming down to those parents either: past the child limits, a normal
+    // peer first; a seed (whose upload crosses the origin's link) only when no
+    // one else can serve. Such a parent serves every piece.
+    if (picked.length === 0 && force && ![...peer.parents].some((p) => p.canServe) && !this.#upstreamFlows(peer)) {
       const others = [...task.peers.values()].filter((p) => !p.host.info.seed);
       picked = pickParents(peer, others, 1, true);
       if (picked.length === 0) picked = pickParents(peer, task.peers.values(), 1, true);
@@ -396,12 +403,15 @@ export class Swarm {
       const bit = 1 << s;
       if ((covered & bit) !== 0) continue;
       const parent = pickStripeParent(peer, peer.task.peers.values(), s, k, starving);
-      if (parent !== undefined) {
+      // A peer that passes stripe s on takes a leaf's place when that is
+      // higher up the tree than the free one: peers that arrive after the
+      // leaves still get the places near the top.
+      const taken = stripeToTake(peer, peer.task.peers.values(), s, k);
+      if (parent !== undefined && (taken === undefined || stripeDepth(taken.root, s, k) >= stripeDepth(parent, s, k))) {
         peer.link(parent, bit);
         picked.add(parent);
         continue;
       }
-      const taken = stripeToTake(peer, peer.task.peers.values(), s, k);
       if (taken === undefined) continue;
       const left = taken.from.parentMasks.get(taken.root)! & ~bit;
       if (left === 0) taken.from.unlink(taken.root);
@@ -424,6 +434,26 @@ export class Swarm {
   #wantsParents(peer: PeerEntry): boolean {
     if (this.#stripes > 1) return coveredStripes(peer, this.#stripes) !== allStripes(this.#stripes);
     return peer.parents.size < this.#parentLimit;
+  }
+
+  /**
+   * Whether pieces are on their way down to `peer`: up its parents, the first
+   * peer that holds any is a root (seed, source, complete) or got a piece
+   * lately. A peer deep in a chain that is still filling waits for its turn
+   * instead of taking a parent past the limits, whose upload would then be
+   * split between the chain and it (the whole chain slowed to that share).
+   */
+  #upstreamFlows(peer: PeerEntry): boolean {
+    const now = this.#now();
+    let current = peer;
+    for (let hops = 0; hops < UPSTREAM_HOPS; hops++) {
+      const up = [...current.parents].find((p) => p.active || p.state === 'complete');
+      if (up === undefined) return false;
+      if (up.state === 'complete' || up.state === 'source' || up.host.info.seed) return true;
+      if (up.lastPieceAt !== undefined) return now - up.lastPieceAt < UPSTREAM_STALL_MS;
+      current = up;
+    }
+    return false;
   }
 
   #hasSupply(peer: PeerEntry): boolean {
@@ -466,6 +496,10 @@ export class Swarm {
   #sendParents(peer: PeerEntry, added: PeerEntry[]): void {
     const send = peer.send;
     if (send === undefined) return;
+    if (this.#log.isLevelEnabled('debug')) {
+      const parents = [...peer.parents].map((p) => `${p.host.info.ip}${peer.parentMasks.has(p) ? `/${peer.parentMasks.get(p)}` : ''}`);
+      this.#log.debug({ task: peer.task.id, peer: peer.host.info.ip, parents, added: added.map((p) => p.host.info.ip) }, 'parents');
+    }
     send(
       create(PeerResponseSchema, {
         response: {
