@@ -169,9 +169,11 @@ describe('SchedulerConfigSchema', () => {
       recoveryWindow: 3000,
       seedChildren: 1,
       peerChildren: 1,
-      stripes: 1,
+      stripes: 2,
+      stripesFrom: 16,
     });
     assert.throws(() => SchedulerConfigSchema.parse({ stripes: 9 }), 'at most 8 stripes');
+    assert.throws(() => SchedulerConfigSchema.parse({ stripesFrom: 0 }), 'split trees from at least one peer');
     assert.throws(() => SchedulerConfigSchema.parse({ stripes: 1.5 }), 'a whole number of stripes');
   });
 

@@ -88,12 +88,13 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     for (const p of peers) fromRunning += Number(((await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>)[0]!['piecesFromRunningParents']);
     assert.ok(fromRunning > 0, 'no peer fetched from a running parent: the chain did not form');
   });
-  test('split trees (scheduler stripes: 2): a seed and 5 throttled peers, each fed two stripes by different parents; identical outputs, the origin sends about one copy', async () => {
+  test('split trees (scheduler stripes: 2 from the first peer): a seed and 5 throttled peers; the seed feeds one relay, every other peer is fed two stripes by different parents; identical outputs, the origin sends about one copy', async () => {
     const config = cluster.path('stripes.yaml');
-    writeFileSync(config, 'stripes: 2\n');
+    writeFileSync(config, 'stripes: 2\nstripesFrom: 1\n');
     const { url: scheduler } = await cluster.scheduler(0, ['--config', config]);
     const seedBefore = origin.bytesServed('/striped.bin');
-    await cluster.daemon({ scheduler, seed: true, uploadRate: '32MiB' });
+    const seed = await cluster.daemon({ scheduler, seed: true, uploadRate: '32MiB' });
+    const seedHost = String((await fetchStats(seed.api))['hostId']);
     const peers = await Promise.all(Array.from({ length: 5 }, () => cluster.daemon({ scheduler, uploadRate: '16MiB' })));
     const url = `${origin.url}/striped.bin`;
     const gets = peers.map((p, i) => cluster.get(url, cluster.path(`striped-${i}`), ['-e', p.api]));
@@ -101,11 +102,19 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     for (let i = 0; i < 5; i++) assert.equal(sha(readFileSync(cluster.path(`striped-${i}`))), stripedExpected, `striped-${i} differs from the origin`);
     const served = origin.bytesServed('/striped.bin') - seedBefore;
     assert.ok(served <= stripedContent.length * 1.05, `origin served ${served / stripedContent.length} copies`);
-    // One parent per stripe: no parent gave a peer much more than half the file (in a chain, one gives it all).
+    // The seed's relay takes everything from the seed; every other peer has one
+    // parent per stripe: no parent gave it much more than half the file (in a chain, one gives it all).
+    let relays = 0;
     for (const p of peers) {
       const task = ((await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>)[0]!;
-      const largest = Math.max(...Object.values(task['parents'] as Record<string, number>));
-      assert.ok(largest <= stripedContent.length * 0.75, `one parent gave a peer ${largest} B of ${stripedContent.length}: ${JSON.stringify(task['parents'])}`);
+      const parents = task['parents'] as Record<string, number>;
+      if (Object.keys(parents).some((id) => id.startsWith(seedHost))) {
+        relays++;
+        continue;
+      }
+      const largest = Math.max(...Object.values(parents));
+      assert.ok(largest <= stripedContent.length * 0.75, `one parent gave a peer ${largest} B of ${stripedContent.length}: ${JSON.stringify(parents)}`);
     }
+    assert.equal(relays, 1, 'one peer, the relay, is fed by the seed');
   });
 });

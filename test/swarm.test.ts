@@ -781,23 +781,20 @@ describe('Swarm: split trees (stripes: 2)', () => {
     return out;
   }
 
-  it('a lone peer takes both stripes from the seed; the next takes over the one it passes on, and the first then takes that stripe from it', async () => {
-    const seed = stripedSwarm(['a', 'b']);
+  it('a lone peer takes both stripes from the seed and relays them: the next peers take one each from it', async () => {
+    const seed = stripedSwarm(['a', 'b', 'c']);
     const a = register('A', 'ha');
     await tick();
     assert.deepEqual(stripesOf(a), { S: 0b11 });
     const b = register('B', 'hb');
+    const c = register('C', 'hc');
     await tick();
-    assert.deepEqual(stripesOf(b), { S: 0b10, A: 0b01 }, 'B passes stripe 1 on, so it heads that tree');
-    assert.deepEqual(stripesOf(a), { S: 0b01, B: 0b10 });
-    swarm.piecesFinished(a.peer, [0], new Uint8Array(0));
-    swarm.piecesFinished(b.peer, [1], new Uint8Array(0));
-    await tick();
-    assert.deepEqual(stripesOf(a), { S: 0b01, B: 0b10 });
-    assert.deepEqual(stripesOf(b), { S: 0b10, A: 0b01 });
-    // The seed gives each stripe once: the origin's bytes cross its link once.
-    assert.deepEqual([...seed.peer.children].map((c) => c.parentMasks.get(seed.peer)).sort(), [0b01, 0b10]);
-    assert.equal(backToSourceCount([a, b]), 0);
+    // A, the seed's relay, gives each stripe once; B and C each pass on their own stripe to the other.
+    assert.deepEqual(stripesOf(b), { A: 0b10, C: 0b01 });
+    assert.deepEqual(stripesOf(c), { A: 0b01, B: 0b10 });
+    // The seed gives each stripe once, both to its relay: the origin's bytes cross its link once, in one flow.
+    assert.deepEqual([...seed.peer.children].map((x) => x.parentMasks.get(seed.peer)), [0b11]);
+    assert.equal(backToSourceCount([a, b, c]), 0);
   });
 
   it('eight peers: one parent per stripe, each peer passes one stripe to at most two children, the trees stay shallow', async () => {
@@ -816,7 +813,7 @@ describe('Swarm: split trees (stripes: 2)', () => {
       for (const [id, mask] of Object.entries(masks)) {
         assert.equal(covered & mask, 0, `${c.peer.id} gets a stripe from two parents: ${JSON.stringify(masks)}`);
         covered |= mask;
-        if (id !== 'S') assert.equal(mask, 1 << swarm.tasks.get(TASK)!.peers.get(id)!.stripe, `${id} passes on a stripe other than its own`);
+        if (id !== 'S' && id !== 'A') assert.equal(mask, 1 << swarm.tasks.get(TASK)!.peers.get(id)!.stripe, `${id} passes on a stripe other than its own`);
       }
       assert.equal(covered, 0b11, `${c.peer.id} lacks a stripe: ${JSON.stringify(masks)}`);
       let edges = 0;
@@ -824,7 +821,31 @@ describe('Swarm: split trees (stripes: 2)', () => {
       assert.ok(edges <= 2, `${c.peer.id} feeds ${edges} stripe edges`);
       for (const s of [0, 1]) assert.ok(stripeDepth(c.peer, s, 2) <= 4, `${c.peer.id} is ${stripeDepth(c.peer, s, 2)} hops down stripe ${s}`);
     }
-    assert.deepEqual([...seed.peer.children].map((c) => c.parentMasks.get(seed.peer)).sort(), [0b01, 0b10]);
+    // A, the first, is the seed's relay: every stripe from the seed, each given once.
+    assert.deepEqual([...seed.peer.children].map((c) => c.id + ':' + c.parentMasks.get(seed.peer)), ['A:3']);
+    assert.deepEqual([...clients[0]!.peer.children].map((c) => c.parentMasks.get(clients[0]!.peer)).sort(), [0b01, 0b10]);
+  });
+
+  it('with stripesFrom, a task is a chain until that many peers download it, then split trees', async () => {
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, stripes: 2, stripesFrom: 4, seedChildren: 1, peerChildren: 1 });
+    hostCommands = new Map();
+    announce('hs', true);
+    for (const name of names) announce(`h${name}`);
+    const seed = register('S', 'hs', { backToSource: true, metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE } });
+    const [a, b, c, d, e] = names.map((n) => register(n.toUpperCase(), `h${n}`)) as [Client, Client, Client, Client, Client];
+    await tick();
+    // Three peers: a chain, whose edges carry every piece (no stripes on the wire).
+    const chained = [a, b, c].map((x) => ofCase(x, 'parents').find((m) => m.parents.length > 0));
+    for (const m of chained) assert.ok(m !== undefined && m.parents.every((p) => p.stripes === 0), 'the first three peers were chained');
+    const task = swarm.tasks.get(TASK)!;
+    assert.equal(task.stripes, 2, 'the fourth peer split the task');
+    for (const x of [a, b, c, d, e]) {
+      const masks = stripesOf(x);
+      assert.equal(Object.values(masks).reduce((m, v) => m | v, 0), 0b11, `${x.peer.id} lacks a stripe: ${JSON.stringify(masks)}`);
+    }
+    assert.deepEqual([...seed.peer.children].map((x) => x.parentMasks.get(seed.peer)), [0b11], 'the seed gives every stripe, once, to one relay');
+    assert.equal(backToSourceCount([a, b, c, d, e]), 0);
   });
 
   it('a child takes from a striped parent only the pieces of its stripes', () => {

@@ -317,6 +317,7 @@ function failedResult(scenario: ScenarioName, error: string): ScenarioResult {
     originTxPackets: 0,
     originCopies: 0,
     originPayloadCopiesEst: 0,
+    originRetransmits: 0,
     peersTxBytes: 0,
     peersTxPackets: 0,
     peersRxBytes: 0,

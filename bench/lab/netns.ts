@@ -281,6 +281,16 @@ export class Topology {
     return { txBytes: s.tx.bytes, txPackets: s.tx.packets, rxBytes: s.rx.bytes, rxPackets: s.rx.packets };
   }
 
+  /** TCP segments the host's namespace has retransmitted so far (/proc/net/snmp, Tcp RetransSegs). */
+  retransmits(host: HostSpec): number {
+    const r = sh(['ip', 'netns', 'exec', host.ns, 'cat', '/proc/net/snmp'], { timeoutMs: 5000 });
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('Tcp:'));
+    const names = lines[0]?.split(/\s+/) ?? [];
+    const values = lines[1]?.split(/\s+/) ?? [];
+    const i = names.indexOf('RetransSegs');
+    return i < 0 ? 0 : Number(values[i] ?? 0);
+  }
+
   destroy(): void {
     const names = [...this.#created].reverse();
     this.#created = [];

@@ -186,7 +186,7 @@ function printPoint(r: PointResult): void {
     if (s.error !== undefined) console.log(`${s.scenario}: ${s.error}`);
     const times = s.hosts.map((h) => `${h.host} ${h.s === null ? '✗' : h.s.toFixed(1)}`).join(', ');
     console.log(`${s.scenario} per-host s: ${times}`);
-    console.log(`${s.scenario} origin link: ${s.originTxBytes} B in ${s.originTxPackets} packets (≈ ${s.originPayloadCopiesEst} copies of payload without 66 B/packet of headers); peers' links sent ${(s.peersTxBytes / r.config.sizeBytes).toFixed(2)} copies in ${s.peersTxPackets} packets, received ${(s.peersRxBytes / r.config.sizeBytes).toFixed(2)} in ${s.peersRxPackets}`);
+    console.log(`${s.scenario} origin link: ${s.originTxBytes} B in ${s.originTxPackets} packets (≈ ${s.originPayloadCopiesEst} copies of payload without 66 B/packet of headers; ${s.originRetransmits} TCP segments retransmitted); peers' links sent ${(s.peersTxBytes / r.config.sizeBytes).toFixed(2)} copies in ${s.peersTxPackets} packets, received ${(s.peersRxBytes / r.config.sizeBytes).toFixed(2)} in ${s.peersRxPackets}`);
     if (s.cpu.samples !== undefined) console.log(`${s.scenario} machine busy % per second (2 cores = 100; ${s.cpu.backgroundPct ?? '?'} % in the 2 s before): ${s.cpu.samples.join(' ')}`);
     const fg = (s.details?.['foreignProcessesCpuS'] ?? []) as Array<{ pid: number; comm: string; cpuS: number }>;
     if (fg.length > 0) console.log(`${s.scenario} other processes on the VM during the run (CPU s): ${fg.map((x) => `${x.comm}[${x.pid}] ${x.cpuS}`).join(', ')}`);

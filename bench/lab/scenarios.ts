@@ -81,6 +81,8 @@ export interface ScenarioResult {
   /** the origin host's eth0 tx counters during the scenario */
   originTxBytes: number;
   originTxPackets: number;
+  /** TCP segments the origin host retransmitted (its namespace's RetransSegs) */
+  originRetransmits: number;
   /** originTxBytes / F */
   originCopies: number;
   /** (originTxBytes − 66 B per packet of Ethernet/IP/TCP headers) / F: an estimate of payload copies */
@@ -205,6 +207,7 @@ export async function measure(
     if (c !== undefined) cpuStart.set(p.pid, c);
   }
   const originBefore = topo.counters(topo.origin);
+  const retransBefore = topo.retransmits(topo.origin);
   const peersBefore = topo.peers.map((p) => topo.counters(p));
   const serverBefore = originServerStats(ctx);
   const backgroundPct = await backgroundBusyPct(2000);
@@ -236,6 +239,7 @@ export async function measure(
   const foreign = foreignTop(procsBefore, allProcessCpu(), (pid, ppid) => labPids.has(pid) || labPids.has(ppid));
   const processCpu = cpuByRole(cpuStart, watched());
   const originAfter = topo.counters(topo.origin);
+  const retransAfter = topo.retransmits(topo.origin);
   const peersAfter = topo.peers.map((p) => topo.counters(p));
   const serverAfter = originServerStats(ctx);
   let extra: Record<string, unknown> = {};
@@ -298,6 +302,7 @@ export async function measure(
     originTxPackets: txPackets,
     originCopies: round(txBytes / ctx.file.size, 4),
     originPayloadCopiesEst: round((txBytes - 66 * txPackets) / ctx.file.size, 4),
+    originRetransmits: retransAfter - retransBefore,
     peersTxBytes: peersAfter.reduce((s, v, i) => s + v.txBytes - peersBefore[i]!.txBytes, 0),
     peersTxPackets: peersAfter.reduce((s, v, i) => s + v.txPackets - peersBefore[i]!.txPackets, 0),
     peersRxBytes: peersAfter.reduce((s, v, i) => s + v.rxBytes - peersBefore[i]!.rxBytes, 0),

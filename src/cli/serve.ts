@@ -168,6 +168,7 @@ export async function runScheduler(flags: { config?: string; listen?: string; lo
     backToSourceLimit: merged.backToSourceLimit,
     seedChildren: merged.seedChildren,
     stripes: merged.stripes,
+    stripesFrom: merged.stripesFrom,
     peerChildren: merged.peerChildren,
     seedTimeoutMs: merged.seedTimeout,
     recoveryWindowMs: merged.recoveryWindow,

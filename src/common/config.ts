@@ -137,7 +137,8 @@ export const SchedulerConfigSchema = z
     backToSourceLimit: z.number().int().min(1).max(1000).default(1),
     seedChildren: z.number().int().min(0).max(10_000).default(1).describe('children of a seed peer per task, 0 = its upload slots'),
     peerChildren: z.number().int().min(0).max(10_000).default(1).describe('children of a normal peer per task, 0 = its upload slots'),
-    stripes: z.number().int().min(1).max(8).default(1).describe('split trees: pieces dealt into this many stripes, each down a tree of its own; 1 = one chain'),
+    stripes: z.number().int().min(1).max(8).default(2).describe('split trees: pieces dealt into this many stripes, each down a tree of its own; 1 = one chain'),
+    stripesFrom: z.number().int().min(1).max(1_000_000).default(16).describe('a task is one chain until this many peers download it, then split trees'),
     seedTimeout: duration.default(10_000),
     recoveryWindow: duration.default(3000),
   })

@@ -54,6 +54,8 @@ export class TaskEntry {
   /** Back-to-source orders given over the task's life (for status). */
   backToSourceCount = 0;
   scheduled = false;
+  /** Stripes this task's pieces are dealt into: 1 (a chain) until it has enough peers for split trees. */
+  stripes = 1;
 
   constructor(id: string) {
     this.id = id;

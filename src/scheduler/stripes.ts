@@ -46,9 +46,25 @@ function seedLike(peer: PeerEntry): boolean {
   return peer.host.info.seed || peer.state === 'source';
 }
 
+/**
+ * The seed's one child in a split task: it takes every stripe from the seed
+ * (alone on its downlink, so the seed's fast uplink never competes with a
+ * peer's flow in a child's shaped queue and resends what that queue dropped)
+ * and, like the seed, gives each stripe to one child.
+ */
+function isRelay(peer: PeerEntry): boolean {
+  for (const [parent, mask] of peer.parentMasks) if (seedLike(parent) && mask === allStripes(peer.task.stripes)) return true;
+  return false;
+}
+
+/** Gives each stripe once: a seed, a back-to-source peer, the seed's relay. */
+function givesEachOnce(peer: PeerEntry): boolean {
+  return seedLike(peer) || isRelay(peer);
+}
+
 /** Holds or brings in every piece: the root of every stripe tree it is in. */
 function isRoot(peer: PeerEntry): boolean {
-  return seedLike(peer) || peer.state === 'complete';
+  return givesEachOnce(peer) || peer.state === 'complete';
 }
 
 /**
@@ -88,7 +104,7 @@ function bits(mask: number): number {
  */
 export function stripeFree(parent: PeerEntry, s: number, k: number): boolean {
   const bit = 1 << s;
-  if (seedLike(parent)) {
+  if (givesEachOnce(parent)) {
     for (const child of parent.children) if ((edgeMask(child, parent, k) & bit) !== 0) return false;
     for (const mask of parent.retiredChildren.values()) if (((mask ?? allStripes(k)) & bit) !== 0) return false;
     return true;
@@ -124,18 +140,14 @@ export function wouldCycleInStripe(child: PeerEntry, candidate: PeerEntry, s: nu
 
 /**
  * A place in stripe `s`'s tree that `child`, which passes that stripe on,
- * may take over from another child `from` of `root` when no place is free:
- * - a seed's (or source's) stripe given to a child that has several stripes
- *   from it (the first peer of a task gets them all, as it may be alone) and
- *   holds less than half the task, so moving it costs it little;
- * - a place held by a child that does not pass stripe `s` on (a leaf of that
- *   tree), shallowest first: it then takes the stripe from `child`, one hop
- *   further down, and the tree keeps the peers that pass it on near its top.
+ * may take over from another child `from` of `root`: a place held by a child
+ * that does not pass stripe `s` on (a leaf of that tree), shallowest first.
+ * The leaf then takes the stripe from `child`, one hop further down, and the
+ * tree keeps the peers that pass it on near its top.
  */
 export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number): { root: PeerEntry; from: PeerEntry } | undefined {
   if (child.stripe !== s) return undefined;
   const bit = 1 << s;
-  const total = child.task.pieceCount;
   let best: { root: PeerEntry; from: PeerEntry; depth: number } | undefined;
   for (const root of candidates) {
     if (!mayFeed(child, root)) continue;
@@ -146,9 +158,7 @@ export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, 
     for (const from of root.children) {
       const mask = from.parentMasks.get(root);
       if (from === child || mask === undefined || (mask & bit) === 0) continue;
-      const several = seedLike(root) && bits(mask) >= 2 && total !== undefined && from.pieces.size * 2 < total;
-      const leaf = !isRoot(from) && from.stripe !== s;
-      if (several || leaf) {
+      if (!isRoot(from) && from.stripe !== s) {
         best = { root, from, depth };
         break;
       }

@@ -40,6 +40,13 @@ export interface SwarmOptions {
    * 1 (the default): one chain of peers behind the seed.
    */
   stripes?: number;
+  /**
+   * With `stripes` > 1: a task is a chain until this many peers are
+   * downloading it, then its peers are dealt into split trees (a chain is
+   * faster for a few peers, split trees for many). Default 1: split trees
+   * from the first peer.
+   */
+  stripesFrom?: number;
   /** How long a triggered seed peer may take to register before a normal peer goes to source instead. Default 10 s. */
   seedTimeoutMs?: number;
   /**
@@ -73,6 +80,7 @@ export class Swarm {
   readonly #peerChildren: number;
   readonly #sourceLimit: number;
   readonly #stripes: number;
+  readonly #stripesFrom: number;
   readonly #seedTimeout: number;
   readonly #log: Logger;
   readonly #now: () => number;
@@ -86,6 +94,7 @@ export class Swarm {
     this.#peerChildren = options.peerChildren ?? 1;
     this.#sourceLimit = options.backToSourceLimit ?? 1;
     this.#stripes = Math.max(1, Math.min(8, Math.floor(options.stripes ?? 1)));
+    this.#stripesFrom = Math.max(1, Math.floor(options.stripesFrom ?? 1));
     this.#seedTimeout = options.seedTimeoutMs ?? 10_000;
     this.#log = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
@@ -169,7 +178,7 @@ export class Swarm {
     for (const p of host.peers) if (p.task === task && p.id !== request.peerId) this.#removePeer(p, 'left');
 
     const peer = new PeerEntry(request.peerId, host, task, 'waiting');
-    if (this.#stripes > 1) peer.stripe = stripeFor(task.peers.values(), this.#stripes);
+    if (task.stripes > 1) peer.stripe = stripeFor(task.peers.values(), task.stripes);
     peer.send = send;
     peer.reconnected = request.reconnect;
     task.peers.set(peer.id, peer);
@@ -200,6 +209,7 @@ export class Swarm {
     } else {
       this.#schedulePeer(peer);
     }
+    if (this.#stripes > task.stripes && this.#downloading(task) >= this.#stripesFrom) this.#split(task);
     this.#scheduleTask(task);
     return peer;
   }
@@ -362,7 +372,7 @@ export class Swarm {
     if (!peer.active || peer.state === 'source' || peer.send === undefined) return;
     const task = peer.task;
     let picked: PeerEntry[];
-    if (this.#stripes > 1) {
+    if (task.stripes > 1) {
       picked = this.#linkStripes(peer, force);
     } else {
       const room = this.#parentLimit - peer.parents.size;
@@ -395,7 +405,7 @@ export class Swarm {
 
   /** Split trees: links a parent for each stripe `peer` lacks one for, where one can serve it; returns the parents added to. */
   #linkStripes(peer: PeerEntry, starving: boolean): PeerEntry[] {
-    const k = this.#stripes;
+    const k = peer.task.stripes;
     const covered = coveredStripes(peer, k);
     const picked = new Set<PeerEntry>();
     const moved: PeerEntry[] = [];
@@ -430,9 +440,39 @@ export class Swarm {
     return [...picked];
   }
 
+  /** Peers fetching the task (not seeds, not the origin's fetcher, not complete). */
+  #downloading(task: TaskEntry): number {
+    let n = 0;
+    for (const p of task.peers.values()) if ((p.state === 'waiting' || p.state === 'running') && !p.host.info.seed) n++;
+    return n;
+  }
+
+  /**
+   * The task has grown past `stripesFrom`: its chain becomes split trees. The
+   * downloading peers are dealt stripes in the order they came (the chain's
+   * order, so those near its head pass on a stripe near the trees' tops), lose
+   * their chain parents and are linked again, one parent per stripe. Early in a
+   * rollout little has flowed down the chain; a seed's pieces already sent
+   * to its chain child may be sent once more, down the other stripe.
+   */
+  #split(task: TaskEntry): void {
+    const k = this.#stripes;
+    task.stripes = k;
+    this.#log.info({ task: task.id, stripes: k, peers: task.peers.size }, 'split trees');
+    const moving = [...task.peers.values()].filter((p) => (p.state === 'waiting' || p.state === 'running') && !p.host.info.seed);
+    moving.forEach((p, i) => {
+      p.stripe = i % k;
+      for (const parent of [...p.parents]) p.unlink(parent);
+    });
+    for (const p of moving) this.#schedulePeer(p);
+    // Peers not linked again at once hear that their chain parent is gone (and get one when it frees).
+    for (const p of moving) if (p.parents.size === 0) this.#sendParents(p, []);
+  }
+
   /** Whether `peer` could use another parent (a stripe without one, or room under the parent limit). */
   #wantsParents(peer: PeerEntry): boolean {
-    if (this.#stripes > 1) return coveredStripes(peer, this.#stripes) !== allStripes(this.#stripes);
+    const k = peer.task.stripes;
+    if (k > 1) return coveredStripes(peer, k) !== allStripes(k);
     return peer.parents.size < this.#parentLimit;
   }
 
@@ -513,7 +553,7 @@ export class Swarm {
                 ip: p.host.info.ip,
                 port: p.host.info.port,
                 seed: p.host.info.seed,
-                ...(mask === undefined ? {} : { stripes: this.#stripes, stripeMask: mask }),
+                ...(mask === undefined ? {} : { stripes: peer.task.stripes, stripeMask: mask }),
               };
             }),
           },
