@@ -826,6 +826,26 @@ describe('Swarm: split trees (stripes: 2)', () => {
     assert.deepEqual([...clients[0]!.peer.children].map((c) => c.parentMasks.get(clients[0]!.peer)).sort(), [0b01, 0b10]);
   });
 
+  it('when the relay leaves, another peer takes every stripe from the seed and the trees heal', async () => {
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const seed = stripedSwarm(names);
+    const clients = names.map((n) => register(n.toUpperCase(), `h${n}`));
+    await tick();
+    const relay = clients[0]!;
+    assert.deepEqual(stripesOf(relay), { S: 0b11 });
+    swarm.disconnected(relay.peer);
+    await tick();
+    const rest = clients.slice(1);
+    for (const c of rest) {
+      assert.ok(!c.peer.parents.has(relay.peer));
+      const covered = Object.values(stripesOf(c)).reduce((m, v) => m | v, 0);
+      assert.equal(covered, 0b11, `${c.peer.id} lacks a stripe after the relay left: ${JSON.stringify(stripesOf(c))}`);
+    }
+    assert.deepEqual([...seed.peer.children].map((c) => c.parentMasks.get(seed.peer)), [0b11], 'one new relay, fed every stripe once');
+    for (const c of rest) for (const s of [0, 1]) assert.ok(stripeDepth(c.peer, s, 2) <= 3, `${c.peer.id} is ${stripeDepth(c.peer, s, 2)} hops down stripe ${s}`);
+    assert.equal(backToSourceCount(rest), 0);
+  });
+
   it('with stripesFrom, a task is a chain until that many peers download it, then split trees', async () => {
     const names = ['a', 'b', 'c', 'd', 'e'];
     swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, stripes: 2, stripesFrom: 4, seedChildren: 1, peerChildren: 1 });

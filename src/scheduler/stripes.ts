@@ -52,7 +52,7 @@ function seedLike(peer: PeerEntry): boolean {
  * peer's flow in a child's shaped queue and resends what that queue dropped)
  * and, like the seed, gives each stripe to one child.
  */
-function isRelay(peer: PeerEntry): boolean {
+export function isRelay(peer: PeerEntry): boolean {
   for (const [parent, mask] of peer.parentMasks) if (seedLike(parent) && mask === allStripes(peer.task.stripes)) return true;
   return false;
 }

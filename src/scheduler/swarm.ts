@@ -16,7 +16,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests, unpackDigests } from '../common/pieces.js';
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type PeerState } from './model.js';
 import { pickParents } from './scoring.js';
-import { allStripes, coveredStripes, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
+import { allStripes, coveredStripes, isRelay, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
 
 export interface SwarmOptions {
   /** Parents a downloading peer is given at most. Default 4. */
@@ -456,12 +456,22 @@ export class Swarm {
    * to its chain child may be sent once more, down the other stripe.
    */
   #split(task: TaskEntry): void {
-    const k = this.#stripes;
-    task.stripes = k;
-    this.#log.info({ task: task.id, stripes: k, peers: task.peers.size }, 'split trees');
+    task.stripes = this.#stripes;
+    this.#log.info({ task: task.id, stripes: task.stripes, peers: task.peers.size }, 'split trees');
+    this.#rebuildTrees(task, true);
+  }
+
+  /**
+   * Unlinks every downloading peer of the task and links them again, in the
+   * order they came: the first takes every stripe from the seed (the relay).
+   * `deal`: deal the stripes they pass on afresh, round-robin. Pieces held
+   * stay held; only the trees change.
+   */
+  #rebuildTrees(task: TaskEntry, deal: boolean): void {
+    const k = task.stripes;
     const moving = [...task.peers.values()].filter((p) => (p.state === 'waiting' || p.state === 'running') && !p.host.info.seed);
     moving.forEach((p, i) => {
-      p.stripe = i % k;
+      if (deal) p.stripe = i % k;
       for (const parent of [...p.parents]) p.unlink(parent);
     });
     for (const p of moving) this.#schedulePeer(p);
@@ -580,15 +590,21 @@ export class Swarm {
   }
 
   #removePeer(peer: PeerEntry, state: PeerState): void {
+    // Every stripe ran through the seed's relay: rebuild the trees, so that one peer again takes them all from the seed.
+    const relay = peer.task.stripes > 1 && isRelay(peer);
     peer.state = state;
     peer.send = undefined;
     peer.host.peers.delete(peer);
     if (peer.task.peers.get(peer.id) === peer) peer.task.peers.delete(peer.id);
     for (const other of peer.task.peers.values()) other.retiredChildren.delete(peer);
     for (const parent of [...peer.parents]) peer.unlink(parent);
-    for (const child of [...peer.children]) {
-      child.unlink(peer);
-      if (child.send !== undefined) {
+    const orphans = [...peer.children];
+    for (const child of orphans) child.unlink(peer);
+    if (relay) {
+      this.#rebuildTrees(peer.task, false);
+    } else {
+      for (const child of orphans) {
+        if (child.send === undefined) continue;
         this.#sendParents(child, []);
         this.#schedulePeer(child);
       }
