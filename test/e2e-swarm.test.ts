@@ -20,6 +20,8 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
   const aheadExpected = sha(aheadContent);
   const stripedContent = randomBytes(24 * MiB + 12345);
   const stripedExpected = sha(stripedContent);
+  const switchContent = randomBytes(24 * MiB + 777);
+  const switchExpected = sha(switchContent);
   let origin: Origin;
   let cluster: Cluster;
 
@@ -29,6 +31,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
         ['/big.bin', content],
         ['/ahead.bin', aheadContent],
         ['/striped.bin', stripedContent],
+        ['/switch.bin', switchContent],
       ]),
     });
     cluster = new Cluster();
@@ -116,5 +119,37 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
       assert.ok(largest <= stripedContent.length * 0.75, `one parent gave a peer ${largest} B of ${stripedContent.length}: ${JSON.stringify(parents)}`);
     }
     assert.equal(relays, 1, 'one peer, the relay, is fed by the seed');
+  });
+
+  test('a chain that grows past stripesFrom mid-download becomes split trees: identical outputs, the origin still sends about one copy', async () => {
+    const config = cluster.path('switch.yaml');
+    writeFileSync(config, 'stripes: 2\nstripesFrom: 3\n');
+    const { url: scheduler } = await cluster.scheduler(0, ['--config', config]);
+    await cluster.daemon({ scheduler, seed: true, uploadRate: '16MiB' });
+    const peers = await Promise.all(Array.from({ length: 5 }, () => cluster.daemon({ scheduler, uploadRate: '8MiB' })));
+    const url = `${origin.url}/switch.bin`;
+    const first = peers.slice(0, 2).map((p, i) => cluster.get(url, cluster.path(`switch-${i}`), ['-e', p.api]));
+    // The two first peers form a chain and get going before the others register.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const task = ((await fetchStats(peers[1]!.api))['tasks'] as Array<Record<string, unknown>> | undefined)?.[0];
+      if (Number(task?.['completedBytes'] ?? 0) >= 2 * MiB) break;
+      assert.ok(Date.now() < deadline, 'the chain of two moved no bytes in 20 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const rest = peers.slice(2).map((p, i) => cluster.get(url, cluster.path(`switch-${i + 2}`), ['-e', p.api]));
+    const gets = [...first, ...rest];
+    assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
+    for (let i = 0; i < 5; i++) assert.equal(sha(readFileSync(cluster.path(`switch-${i}`))), switchExpected, `switch-${i} differs from the origin`);
+    const served = origin.bytesServed('/switch.bin');
+    assert.ok(served <= switchContent.length * 1.05, `origin served ${served / switchContent.length} copies`);
+    // Split trees took over: some late peer was fed by two parents, neither giving it most of the file.
+    let split = 0;
+    for (const p of peers.slice(2)) {
+      const task = ((await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>)[0]!;
+      const parents = Object.values(task['parents'] as Record<string, number>);
+      if (parents.length >= 2 && Math.max(...parents) <= switchContent.length * 0.75) split++;
+    }
+    assert.ok(split > 0, 'no late peer took its stripes from two parents');
   });
 });
