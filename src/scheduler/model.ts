@@ -133,7 +133,12 @@ export class PeerEntry {
    * forms as fast as peers register instead of one hop per first piece.
    */
   get fed(): boolean {
-    return this.canServe || ((this.state === 'waiting' || this.state === 'running') && this.parents.size > 0);
+    return this.canServe || (this.fetching && this.parents.size > 0);
+  }
+
+  /** Fetching from peers (waiting for its first piece or running), not from the origin. */
+  get fetching(): boolean {
+    return this.state === 'waiting' || this.state === 'running';
   }
 
   get canServe(): boolean {

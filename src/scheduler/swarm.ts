@@ -209,7 +209,7 @@ export class Swarm {
     } else {
       this.#schedulePeer(peer);
     }
-    if (this.#stripes > task.stripes && this.#downloading(task) >= this.#stripesFrom) this.#split(task);
+    if (this.#stripes > task.stripes && this.#downloaders(task).length >= this.#stripesFrom) this.#split(task);
     this.#scheduleTask(task);
     return peer;
   }
@@ -440,11 +440,9 @@ export class Swarm {
     return [...picked];
   }
 
-  /** Peers fetching the task (not seeds, not the origin's fetcher, not complete). */
-  #downloading(task: TaskEntry): number {
-    let n = 0;
-    for (const p of task.peers.values()) if ((p.state === 'waiting' || p.state === 'running') && !p.host.info.seed) n++;
-    return n;
+  /** Peers fetching the task from peers, in the order they came (not seeds, not the origin's fetcher, not complete). */
+  #downloaders(task: TaskEntry): PeerEntry[] {
+    return [...task.peers.values()].filter((p) => p.fetching && !p.host.info.seed);
   }
 
   /**
@@ -469,7 +467,7 @@ export class Swarm {
    */
   #rebuildTrees(task: TaskEntry, deal: boolean): void {
     const k = task.stripes;
-    const moving = [...task.peers.values()].filter((p) => (p.state === 'waiting' || p.state === 'running') && !p.host.info.seed);
+    const moving = this.#downloaders(task);
     moving.forEach((p, i) => {
       if (deal) p.stripe = i % k;
       for (const parent of [...p.parents]) p.unlink(parent);
