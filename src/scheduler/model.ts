@@ -136,6 +136,11 @@ export class PeerEntry {
     return this.canServe || (this.fetching && this.parents.size > 0);
   }
 
+  /** A seed peer or the peer fetching from the origin: its pieces and digests come first-hand. */
+  get seedLike(): boolean {
+    return this.host.info.seed || this.state === 'source';
+  }
+
   /** Fetching from peers (waiting for its first piece or running), not from the origin. */
   get fetching(): boolean {
     return this.state === 'waiting' || this.state === 'running';

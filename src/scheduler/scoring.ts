@@ -80,7 +80,7 @@ export function score(child: PeerEntry, parent: PeerEntry): number {
   const usefulFraction =
     parent.state === 'source' || parent.state === 'complete' ? 1 : total === undefined || total === 0 ? (useful > 0 ? 0.5 : 0) : useful / total;
   const childProgress = total === undefined || total === 0 ? 0 : child.pieces.size / total;
-  const isSeedLike = parent.host.info.seed || parent.state === 'source';
+  const isSeedLike = parent.seedLike;
   const seedEarly = isSeedLike && childProgress < 0.5 ? 1 : 0;
   const sameIdc = child.host.info.idc !== '' && child.host.info.idc.toLowerCase() === parent.host.info.idc.toLowerCase() ? 1 : 0;
   const reliability = 1 - parent.host.uploadFailures / (parent.host.uploads + parent.host.uploadFailures + 1);

@@ -19,7 +19,7 @@ const MAX_DEPTH = 64;
 /** The stripe a new peer passes on: the one fewest of the task's peers pass on. */
 export function stripeFor(peers: Iterable<PeerEntry>, k: number): number {
   const counts = new Array<number>(k).fill(0);
-  for (const peer of peers) if (peer.active && peer.state !== 'source' && !peer.host.info.seed) counts[peer.stripe]!++;
+  for (const peer of peers) if (peer.active && !peer.seedLike) counts[peer.stripe]!++;
   let best = 0;
   for (let s = 1; s < k; s++) if (counts[s]! < counts[best]!) best = s;
   return best;
@@ -41,11 +41,6 @@ export function coveredStripes(peer: PeerEntry, k: number): number {
   return mask & allStripes(k);
 }
 
-/** A seed or back-to-source peer: gives each stripe once per task. */
-function seedLike(peer: PeerEntry): boolean {
-  return peer.host.info.seed || peer.state === 'source';
-}
-
 /**
  * The seed's one child in a split task: it takes every stripe from the seed
  * (alone on its downlink, so the seed's fast uplink never competes with a
@@ -53,13 +48,13 @@ function seedLike(peer: PeerEntry): boolean {
  * and, like the seed, gives each stripe to one child.
  */
 export function isRelay(peer: PeerEntry): boolean {
-  for (const [parent, mask] of peer.parentMasks) if (seedLike(parent) && mask === allStripes(peer.task.stripes)) return true;
+  for (const [parent, mask] of peer.parentMasks) if (parent.seedLike && mask === allStripes(peer.task.stripes)) return true;
   return false;
 }
 
 /** Gives each stripe once: a seed, a back-to-source peer, the seed's relay. */
 function givesEachOnce(peer: PeerEntry): boolean {
-  return seedLike(peer) || isRelay(peer);
+  return peer.seedLike || isRelay(peer);
 }
 
 /** Holds or brings in every piece: the root of every stripe tree it is in. */

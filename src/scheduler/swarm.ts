@@ -232,7 +232,7 @@ export class Swarm {
     const fresh = numbers.filter((n) => !peer.pieces.has(n));
     for (const n of fresh) peer.pieces.add(n);
     if (peer.state === 'waiting' && fresh.length > 0) peer.state = 'running';
-    const trusted = peer.state === 'source' || peer.host.info.seed;
+    const trusted = peer.seedLike;
     this.#broadcastDigests(task, this.#learnDigests(task, numbers, digests, trusted ? 'trusted' : 'none'), peer);
     if (fresh.length > 0) {
       peer.lastPieceAt = this.#now();
@@ -497,7 +497,7 @@ export class Swarm {
     for (let hops = 0; hops < UPSTREAM_HOPS; hops++) {
       const up = [...current.parents].find((p) => p.active || p.state === 'complete');
       if (up === undefined) return false;
-      if (up.state === 'complete' || up.state === 'source' || up.host.info.seed) return true;
+      if (up.state === 'complete' || up.seedLike) return true;
       if (up.lastPieceAt !== undefined) return now - up.lastPieceAt < UPSTREAM_STALL_MS;
       current = up;
     }
