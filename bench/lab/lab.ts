@@ -29,6 +29,8 @@ export interface PointOptions {
   slowRate: number;
   /** cap the hosts' GSO size at the smallest tbf bucket (netns.ts, TopologyOptions.capGso) */
   capGso: boolean;
+  /** TCP congestion control for every host (TopologyOptions.tcpCc); undefined: the machine's */
+  tcpCc?: string | undefined;
   scenarios: ScenarioName[];
   /** each scenario's bound: max(minTimeoutS, timeoutFactor × the direct-download estimate) */
   timeoutFactor: number;
@@ -72,6 +74,8 @@ export interface PointResult {
     slowRate: string;
     /** the hosts' GSO size limit in bytes, or null when left at the kernel default */
     gsoMaxSize: number | null;
+    /** net.ipv4.tcp_congestion_control in the hosts' namespaces */
+    tcpCongestionControl?: string;
   };
   bound: Bound;
   /** the direct-download estimate max(N·F/u_s, F/d_min) with tbf goodput, seconds */
@@ -263,6 +267,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     slowPeers: o.slowPeers,
     slowRate: o.slowRate,
     capGso: o.capGso,
+    tcpCc: o.tcpCc,
   });
   result.config.gsoMaxSize = topo.gsoMaxSize ?? null;
   live.topologies.add(topo);
@@ -270,6 +275,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
   try {
     const file = image?.file ?? shared?.file ?? makeFile(work, o.sizeBytes);
     topo.create();
+    result.config.tcpCongestionControl = topo.tcpCongestionControl;
     const usesShoal = o.scenarios.includes('shoal') || o.scenarios.includes('image-shoal');
     const shoal = usesShoal ? (o.shoal ?? snapshotShoal(join(work, `shoal-bin-${Date.now()}`))) : SHOAL_EXECUTABLE;
     if (usesShoal) result.shoal = shoal;

@@ -191,6 +191,21 @@ export async function backgroundBusyPct(ms = 2000): Promise<number> {
   return total > 0 ? round((100 * busy) / total, 1) : 0;
 }
 
+/**
+ * Packets the kernel dropped because a CPU's input backlog was full
+ * (/proc/net/softnet_stat, second column, summed over CPUs; machine-wide).
+ * Every frame crossing a veth pair passes that backlog, so on a saturated
+ * machine this is where packets can be lost before any tbf sees them.
+ */
+export function softnetDrops(): number {
+  let sum = 0;
+  for (const line of readFileSync('/proc/net/softnet_stat', 'utf8').split('\n')) {
+    const col = line.trim().split(/\s+/)[1];
+    if (col !== undefined) sum += parseInt(col, 16);
+  }
+  return sum;
+}
+
 export function round(x: number, digits = 2): number {
   const m = 10 ** digits;
   return Math.round(x * m) / m;

@@ -186,6 +186,13 @@ export interface TopologyOptions {
    * carries; `false` keeps the kernel's default (64 KiB) for comparison.
    */
   capGso?: boolean;
+  /**
+   * TCP congestion control for every host (net.ipv4.tcp_congestion_control
+   * in each namespace). Undefined: what a new namespace inherits from the
+   * machine. It decides how hard a sender pushes into a shaped queue, so it
+   * is recorded with every result (`tcpCongestionControl`).
+   */
+  tcpCc?: string | undefined;
 }
 
 /** The bucket tbfArgs gives a rate, in bytes. */
@@ -266,10 +273,16 @@ export class Topology {
       if (gso !== undefined) sh(['ip', '-n', h.ns, 'link', 'set', 'dev', 'eth0', 'gso_max_size', String(gso)]);
       sh(['ip', '-n', h.ns, 'link', 'set', 'eth0', 'up']);
       sh(['ip', '-n', h.ns, 'link', 'set', 'lo', 'up']);
+      if (this.options.tcpCc !== undefined) sh(['ip', 'netns', 'exec', h.ns, 'sysctl', '-q', '-w', `net.ipv4.tcp_congestion_control=${this.options.tcpCc}`]);
       // host end egress = this host's upload; switch end egress = its download
       sh(['tc', '-n', h.ns, 'qdisc', 'replace', 'dev', 'eth0', 'root', ...tbfArgs(h.up)]);
       sh(['tc', '-n', this.sw, 'qdisc', 'replace', 'dev', h.name, 'root', ...tbfArgs(h.down)]);
     }
+  }
+
+  /** The congestion control the hosts' TCP uses (read back from the origin's namespace). */
+  get tcpCongestionControl(): string {
+    return sh(['ip', 'netns', 'exec', this.origin.ns, 'cat', '/proc/sys/net/ipv4/tcp_congestion_control'], { timeoutMs: 5000 }).stdout.trim();
   }
 
   /** tx/rx counters of a host's eth0 (the host end of its link). */
@@ -279,6 +292,47 @@ export class Topology {
     const s = j[0]?.stats64;
     if (s === undefined) throw new Error(`no stats64 for ${host.ns} eth0: ${r.stdout}`);
     return { txBytes: s.tx.bytes, txPackets: s.tx.packets, rxBytes: s.rx.bytes, rxPackets: s.rx.packets };
+  }
+
+  /**
+   * Packets each host's two tbf qdiscs have dropped so far: `up` on the host's
+   * end (its upload), `down` on the switch's end (its download); `dev`, what
+   * the two veth ends dropped themselves.
+   */
+  qdiscDrops(): Map<string, { up: number; down: number; dev: number }> {
+    const drops = (ns: string, dev: string): number => {
+      const r = sh(['tc', '-n', ns, '-s', '-j', 'qdisc', 'show', 'dev', dev], { allowFail: true, timeoutMs: 5000 });
+      try {
+        const j = JSON.parse(r.stdout) as Array<{ root?: boolean; drops?: number }>;
+        return j.find((q) => q.root === true)?.drops ?? 0;
+      } catch {
+        return 0;
+      }
+    };
+    // Frames a veth could not hand to its peer (its ring full) count as the device's tx/rx drops.
+    const devDrops = (ns: string, dev: string): number => {
+      const r = sh(['ip', '-n', ns, '-s', '-j', 'link', 'show', dev], { allowFail: true, timeoutMs: 5000 });
+      try {
+        const j = JSON.parse(r.stdout) as Array<{ stats64?: { rx: { dropped: number }; tx: { dropped: number } } }>;
+        const st = j[0]?.stats64;
+        return st === undefined ? 0 : st.rx.dropped + st.tx.dropped;
+      } catch {
+        return 0;
+      }
+    };
+    return new Map(this.hosts.map((h) => [h.name, { up: drops(h.ns, 'eth0'), down: drops(this.sw, h.name), dev: devDrops(h.ns, 'eth0') + devDrops(this.sw, h.name) }]));
+  }
+
+  /** TCP loss-recovery counters of a host's namespace (nstat, absolute values). */
+  tcpExt(host: HostSpec): Record<string, number> {
+    const names = ['TcpExtTCPTimeouts', 'TcpExtTCPSpuriousRTOs', 'TcpExtTCPLossProbes', 'TcpExtTCPFastRetrans', 'TcpExtTCPSlowStartRetrans', 'TcpExtTCPLostRetransmit', 'TcpExtTCPSackRecoveryFail', 'TcpExtTCPDSACKRecv'];
+    const r = sh(['ip', 'netns', 'exec', host.ns, 'nstat', '-asz', ...names], { allowFail: true, timeoutMs: 5000 });
+    const out: Record<string, number> = {};
+    for (const line of r.stdout.split('\n')) {
+      const [name, value] = line.trim().split(/\s+/);
+      if (name !== undefined && names.includes(name)) out[name.replace('TcpExtTCP', '')] = Number(value);
+    }
+    return out;
   }
 
   /** TCP segments the host's namespace has retransmitted so far (/proc/net/snmp, Tcp RetransSegs). */

@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { allProcessCpu, backgroundBusyPct, CpuMeter, foreignTop, type CpuUse, daemonApi, LabCpu, median, percentile, round, sha256File } from './measure.js';
+import { allProcessCpu, backgroundBusyPct, CpuMeter, foreignTop, type CpuUse, daemonApi, LabCpu, median, percentile, round, sha256File, softnetDrops } from './measure.js';
 import { type HostSpec, type NsProc, Procs, sh, type Topology } from './netns.js';
 
 export const SCENARIOS = ['direct', 'bittorrent', 'shoal'] as const;
@@ -208,6 +208,7 @@ export async function measure(
   }
   const originBefore = topo.counters(topo.origin);
   const retransBefore = topo.retransmits(topo.origin);
+  const lossBefore = lossCounters(topo);
   const peersBefore = topo.peers.map((p) => topo.counters(p));
   const serverBefore = originServerStats(ctx);
   const backgroundPct = await backgroundBusyPct(2000);
@@ -240,6 +241,7 @@ export async function measure(
   const processCpu = cpuByRole(cpuStart, watched());
   const originAfter = topo.counters(topo.origin);
   const retransAfter = topo.retransmits(topo.origin);
+  const loss = lossDelta(lossBefore, lossCounters(topo), topo.origin.name);
   const peersAfter = topo.peers.map((p) => topo.counters(p));
   const serverAfter = originServerStats(ctx);
   let extra: Record<string, unknown> = {};
@@ -310,10 +312,44 @@ export async function measure(
     cpu: cpuUse,
     verified,
     mismatched,
-    details: { ...details, processCpuS: processCpu, foreignProcessesCpuS: foreign, originHttpBodyBytesByClient: diffByPeer(serverBefore.byPeer, serverAfter.byPeer), ...extra },
+    details: { ...details, processCpuS: processCpu, foreignProcessesCpuS: foreign, originHttpBodyBytesByClient: diffByPeer(serverBefore.byPeer, serverAfter.byPeer), loss, ...extra },
   };
   if (errors.length > 0) result.error = errors.join(' | ');
   return result;
+}
+
+interface LossCounters {
+  softnet: number;
+  qdisc: Map<string, { up: number; down: number; dev: number }>;
+  originTcp: Record<string, number>;
+}
+
+function lossCounters(topo: Topology): LossCounters {
+  return { softnet: softnetDrops(), qdisc: topo.qdiscDrops(), originTcp: topo.tcpExt(topo.origin) };
+}
+
+/**
+ * Where packets were lost during a scenario: the machine's input backlogs,
+ * each link's tbf queues (summed, and the five links that dropped most), and
+ * how the origin host's TCP recovered (timeouts, tail-loss probes, fast
+ * retransmits).
+ */
+function lossDelta(before: LossCounters, after: LossCounters, origin: string): Record<string, unknown> {
+  const links = [...after.qdisc].map(([name, a]) => {
+    const b = before.qdisc.get(name) ?? { up: 0, down: 0, dev: 0 };
+    return { link: name, up: a.up - b.up, down: a.down - b.down, dev: a.dev - b.dev };
+  });
+  const originTcp: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after.originTcp)) originTcp[k] = v - (before.originTcp[k] ?? 0);
+  return {
+    softnetBacklogDrops: after.softnet - before.softnet,
+    tbfUpDrops: links.reduce((s, l) => s + l.up, 0),
+    tbfDownDrops: links.reduce((s, l) => s + l.down, 0),
+    vethDrops: links.reduce((s, l) => s + l.dev, 0),
+    originLink: links.find((l) => l.link === origin) ?? null,
+    worstLinks: links.filter((l) => l.up + l.down > 0).sort((x, y) => y.up + y.down - (x.up + x.down)).slice(0, 5),
+    originTcp,
+  };
 }
 
 /** `dir`, emptied (created if absent). */
