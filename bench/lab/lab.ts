@@ -31,6 +31,8 @@ export interface PointOptions {
   capGso: boolean;
   /** TCP congestion control for every host (TopologyOptions.tcpCc); undefined: the machine's */
   tcpCc?: string | undefined;
+  /** Shoal's scheduler and seed on a host of their own (TopologyOptions.seedHost) */
+  seedHost?: boolean;
   scenarios: ScenarioName[];
   /** each scenario's bound: max(minTimeoutS, timeoutFactor × the direct-download estimate) */
   timeoutFactor: number;
@@ -76,6 +78,8 @@ export interface PointResult {
     gsoMaxSize: number | null;
     /** net.ipv4.tcp_congestion_control in the hosts' namespaces */
     tcpCongestionControl?: string;
+    /** Shoal's scheduler and seed ran on a host of their own, with the origin's rates */
+    seedHost?: boolean;
   };
   bound: Bound;
   /** the direct-download estimate max(N·F/u_s, F/d_min) with tbf goodput, seconds */
@@ -213,9 +217,9 @@ export function netemAvailable(): boolean {
   return netemChecked;
 }
 
-export function pointBound(o: Pick<PointOptions, 'peers' | 'sizeBytes' | 'peerRate' | 'originUp' | 'slowPeers' | 'slowRate'>): { bound: Bound; directEstimateS: number } {
+export function pointBound(o: Pick<PointOptions, 'peers' | 'sizeBytes' | 'peerRate' | 'originUp' | 'slowPeers' | 'slowRate' | 'seedHost'>): { bound: Bound; directEstimateS: number } {
   const peers = Array.from({ length: o.peers }, (_, i) => (i < o.slowPeers ? { up: o.slowRate, down: o.slowRate } : { up: o.peerRate, down: o.peerRate }));
-  const bound = kumarRoss(o.sizeBytes, o.originUp, peers);
+  const bound = kumarRoss(o.sizeBytes, o.originUp, peers, o.seedHost === true ? o.originUp : 0);
   return { bound, directEstimateS: bound.clientServerAdjusted };
 }
 
@@ -268,6 +272,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     slowRate: o.slowRate,
     capGso: o.capGso,
     tcpCc: o.tcpCc,
+    seedHost: o.seedHost === true,
   });
   result.config.gsoMaxSize = topo.gsoMaxSize ?? null;
   live.topologies.add(topo);
@@ -276,6 +281,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     const file = image?.file ?? shared?.file ?? makeFile(work, o.sizeBytes);
     topo.create();
     result.config.tcpCongestionControl = topo.tcpCongestionControl;
+    if (topo.seedHost !== undefined) result.config.seedHost = true;
     const usesShoal = o.scenarios.includes('shoal') || o.scenarios.includes('image-shoal');
     const shoal = usesShoal ? (o.shoal ?? snapshotShoal(join(work, `shoal-bin-${Date.now()}`))) : SHOAL_EXECUTABLE;
     if (usesShoal) result.shoal = shoal;

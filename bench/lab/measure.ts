@@ -247,8 +247,12 @@ export interface Bound {
   clientServerAdjusted: number;
 }
 
-/** Kumar–Ross lower bound for distributing F bytes from a server (upload us) to peers (up/down in bit/s). */
-export function kumarRoss(fileBytes: number, us: number, peers: Array<{ up: number; down: number }>): Bound {
+/**
+ * Kumar–Ross lower bound for distributing F bytes from a server (upload us)
+ * to peers (up/down in bit/s). `helpersUp`: the upload of hosts that help but
+ * need no copy (a seed host of its own), counted in the total-upload term.
+ */
+export function kumarRoss(fileBytes: number, us: number, peers: Array<{ up: number; down: number }>, helpersUp = 0): Bound {
   const bits = fileBytes * 8;
   const n = peers.length;
   const dmin = Math.min(...peers.map((p) => p.down));
@@ -256,7 +260,7 @@ export function kumarRoss(fileBytes: number, us: number, peers: Array<{ up: numb
   const terms: Array<[Bound['term'], number]> = [
     ['server upload F/u_s', bits / us],
     ['slowest download F/d_min', bits / dmin],
-    ['total upload N·F/(u_s+Σu_i)', (n * bits) / (us + sumU)],
+    ['total upload N·F/(u_s+Σu_i)', (n * bits) / (us + helpersUp + sumU)],
   ];
   const [term, raw] = terms.reduce((a, b) => (b[1] > a[1] ? b : a));
   const cs = Math.max((n * bits) / us, bits / dmin);

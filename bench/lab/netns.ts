@@ -193,6 +193,12 @@ export interface TopologyOptions {
    * is recorded with every result (`tcpCongestionControl`).
    */
   tcpCc?: string | undefined;
+  /**
+   * A host of its own for Shoal's scheduler and seed peer ("s", 10.77.0.2,
+   * the origin's rates), instead of the origin host. Then the origin's link
+   * carries the seed's one fetch and nothing of the seed's uploads.
+   */
+  seedHost?: boolean;
 }
 
 /** The bucket tbfArgs gives a rate, in bytes. */
@@ -219,12 +225,15 @@ export class Topology {
   readonly run = process.pid.toString(36);
   readonly sw = `${PREFIX}${this.run}-sw`;
   readonly origin: HostSpec;
+  /** Shoal's scheduler and seed, when they have a host of their own (TopologyOptions.seedHost) */
+  readonly seedHost: HostSpec | undefined;
   readonly peers: HostSpec[];
   #created: string[] = [];
 
   constructor(readonly options: TopologyOptions) {
     const slow = options.slowPeers ?? 0;
     this.origin = { name: 'o', ns: `${PREFIX}${this.run}-o`, ip: '10.77.0.1', up: options.originUp, down: options.originDown };
+    this.seedHost = options.seedHost === true ? { name: 's', ns: `${PREFIX}${this.run}-s`, ip: '10.77.0.2', up: options.originUp, down: options.originDown } : undefined;
     this.peers = Array.from({ length: options.peers }, (_, i) => {
       const k = i + 1;
       const ip = `10.77.${1 + Math.floor((k - 1) / 250)}.${1 + ((k - 1) % 250)}`;
@@ -245,7 +254,7 @@ export class Topology {
   }
 
   get hosts(): HostSpec[] {
-    return [this.origin, ...this.peers];
+    return [this.origin, ...(this.seedHost === undefined ? [] : [this.seedHost]), ...this.peers];
   }
 
   get namespaces(): string[] {

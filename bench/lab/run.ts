@@ -16,6 +16,8 @@
  *                        large GSO packets into frames in software (netns.ts, capGso)
  *   --tcp-cc NAME        every host's TCP congestion control (default: what a new
  *                        namespace inherits from the machine; recorded either way)
+ *   --seed-host          Shoal's scheduler and seed on a host of their own (the
+ *                        origin's rates) instead of the origin host
  *   --scenarios LIST     direct,bittorrent,shoal (default all three)
  *   --timeout-factor X   each scenario bounded at max(--min-timeout, X × direct estimate) (default 4)
  *   --min-timeout S      (default 60)
@@ -62,6 +64,7 @@ async function main(): Promise<number> {
       'slow-rate': { type: 'string', default: '20mbit' },
       'no-gso-cap': { type: 'boolean', default: false },
       'tcp-cc': { type: 'string' },
+      'seed-host': { type: 'boolean', default: false },
       scenarios: { type: 'string' },
       image: { type: 'boolean', default: false },
       'timeout-factor': { type: 'string', default: '4' },
@@ -80,7 +83,7 @@ async function main(): Promise<number> {
     allowPositionals: false,
   });
   if (values.help) {
-    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--no-gso-cap] [--tcp-cc reno|bbr|…] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
+    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--no-gso-cap] [--tcp-cc reno|bbr|…] [--seed-host] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
     return 0;
   }
   const problem = labProblem();
@@ -114,6 +117,7 @@ async function main(): Promise<number> {
     slowRate: parseRate(values['slow-rate']),
     capGso: !values['no-gso-cap'],
     tcpCc: values['tcp-cc'],
+    seedHost: values['seed-host'],
     scenarios,
     timeoutFactor: Number(values['timeout-factor']),
     minTimeoutS: Number(values['min-timeout']),
@@ -193,6 +197,8 @@ function printPoint(r: PointResult): void {
     console.log(`${s.scenario} origin link: ${s.originTxBytes} B in ${s.originTxPackets} packets (≈ ${s.originPayloadCopiesEst} copies of payload without 66 B/packet of headers; ${s.originRetransmits} TCP segments retransmitted); peers' links sent ${(s.peersTxBytes / r.config.sizeBytes).toFixed(2)} copies in ${s.peersTxPackets} packets, received ${(s.peersRxBytes / r.config.sizeBytes).toFixed(2)} in ${s.peersRxPackets}`);
     const loss = s.details?.['loss'] as { softnetBacklogDrops: number; tbfUpDrops: number; tbfDownDrops: number; vethDrops: number; originLink: { up: number; down: number; dev: number } | null; worstLinks: Array<{ link: string; up: number; down: number }>; originTcp: Record<string, number> } | undefined;
     if (loss !== undefined) console.log(`${s.scenario} packets dropped: ${loss.softnetBacklogDrops} in full input backlogs (machine-wide), ${loss.tbfUpDrops} by upload tbfs, ${loss.tbfDownDrops} by download tbfs, ${loss.vethDrops} by veths; origin's link ${loss.originLink === null ? '?' : `${loss.originLink.up} up, ${loss.originLink.down} down, ${loss.originLink.dev} veth`} (most: ${loss.worstLinks.map((l) => `${l.link} ${l.up}/${l.down}`).join(', ') || 'none'}); origin TCP ${Object.entries(loss.originTcp).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    const seedLink = s.details?.['seedHostLink'] as { txCopies: number; rxCopies: number } | undefined;
+    if (seedLink !== undefined) console.log(`${s.scenario} seed host's link: sent ${seedLink.txCopies} copies, received ${seedLink.rxCopies}`);
     if (s.cpu.samples !== undefined) console.log(`${s.scenario} machine busy % per second (2 cores = 100; ${s.cpu.backgroundPct ?? '?'} % in the 2 s before): ${s.cpu.samples.join(' ')}`);
     const fg = (s.details?.['foreignProcessesCpuS'] ?? []) as Array<{ pid: number; comm: string; cpuS: number }>;
     if (fg.length > 0) console.log(`${s.scenario} other processes on the VM during the run (CPU s): ${fg.map((x) => `${x.comm}[${x.pid}] ${x.cpuS}`).join(', ')}`);

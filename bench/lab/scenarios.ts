@@ -207,6 +207,7 @@ export async function measure(
     if (c !== undefined) cpuStart.set(p.pid, c);
   }
   const originBefore = topo.counters(topo.origin);
+  const seedHostBefore = topo.seedHost === undefined ? undefined : topo.counters(topo.seedHost);
   const retransBefore = topo.retransmits(topo.origin);
   const lossBefore = lossCounters(topo);
   const peersBefore = topo.peers.map((p) => topo.counters(p));
@@ -240,6 +241,12 @@ export async function measure(
   const foreign = foreignTop(procsBefore, allProcessCpu(), (pid, ppid) => labPids.has(pid) || labPids.has(ppid));
   const processCpu = cpuByRole(cpuStart, watched());
   const originAfter = topo.counters(topo.origin);
+  const seedHostAfter = topo.seedHost === undefined ? undefined : topo.counters(topo.seedHost);
+  // The seed host's link: what Shoal's seed fetched (rx) and uploaded (tx), in copies of the file.
+  const seedHostLink =
+    seedHostBefore === undefined || seedHostAfter === undefined
+      ? {}
+      : { seedHostLink: { txCopies: round((seedHostAfter.txBytes - seedHostBefore.txBytes) / ctx.file.size, 4), rxCopies: round((seedHostAfter.rxBytes - seedHostBefore.rxBytes) / ctx.file.size, 4) } };
   const retransAfter = topo.retransmits(topo.origin);
   const loss = lossDelta(lossBefore, lossCounters(topo), topo.origin.name);
   const peersAfter = topo.peers.map((p) => topo.counters(p));
@@ -312,7 +319,7 @@ export async function measure(
     cpu: cpuUse,
     verified,
     mismatched,
-    details: { ...details, processCpuS: processCpu, foreignProcessesCpuS: foreign, originHttpBodyBytesByClient: diffByPeer(serverBefore.byPeer, serverAfter.byPeer), loss, ...extra },
+    details: { ...details, processCpuS: processCpu, foreignProcessesCpuS: foreign, originHttpBodyBytesByClient: diffByPeer(serverBefore.byPeer, serverAfter.byPeer), loss, ...seedHostLink, ...extra },
   };
   if (errors.length > 0) result.error = errors.join(' | ');
   return result;
@@ -603,7 +610,7 @@ export interface ShoalSwarm {
 }
 
 /**
- * The scheduler and the seed daemon on the origin host and a daemon on every peer
+ * The scheduler and the seed daemon on the origin host (or the seed host) and a daemon on every peer
  * host, each ready and connected to the scheduler (bounded) before it returns.
  * `extraDaemonArgs` adds arguments to a host's daemon (the image benchmark's mirror).
  */
@@ -611,9 +618,10 @@ export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, extra
   const { topo } = ctx;
   const logLevel = process.env['LAB_SHOAL_LOG_LEVEL'] ?? 'warn';
   const schedulerLogLevel = process.env['LAB_SCHEDULER_LOG_LEVEL'] ?? logLevel;
-  const scheduler = procs.start(topo.origin.ns, 'scheduler', shoalCmd(ctx, ['scheduler', '--listen', `${topo.origin.ip}:${SCHEDULER_PORT}`, '--log-level', schedulerLogLevel, ...(ctx.schedulerConfig === undefined ? [] : ['--config', ctx.schedulerConfig])]));
+  const home = topo.seedHost ?? topo.origin;
+  const scheduler = procs.start(home.ns, 'scheduler', shoalCmd(ctx, ['scheduler', '--listen', `${home.ip}:${SCHEDULER_PORT}`, '--log-level', schedulerLogLevel, ...(ctx.schedulerConfig === undefined ? [] : ['--config', ctx.schedulerConfig])]));
   await procs.waitFor(scheduler, /shoal scheduler listening on/, 30_000);
-  const schedulerUrl = `http://${topo.origin.ip}:${SCHEDULER_PORT}`;
+  const schedulerUrl = `http://${home.ip}:${SCHEDULER_PORT}`;
   const daemonOf = (h: HostSpec, seed: boolean): { proc: NsProc; api: string } => {
     const api = join(dir, `${h.name}.sock`);
     const args = ['daemon', '--scheduler', schedulerUrl, '--listen', `0.0.0.0:${DAEMON_PORT}`, '--advertise', h.ip, '--data', join(dir, h.name), '--api', api, '--log-level', logLevel, ...(ctx.daemonConfig === undefined ? [] : ['--config', ctx.daemonConfig])];
@@ -621,7 +629,7 @@ export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, extra
     args.push(...extraDaemonArgs(h, seed));
     return { proc: procs.start(h.ns, `daemon@${h.name}`, shoalCmd(ctx, args), { keepOutput: 256 * 1024 }), api };
   };
-  const seed = daemonOf(topo.origin, true);
+  const seed = daemonOf(home, true);
   const peers = topo.peers.map((p) => daemonOf(p, false));
   await Promise.all([seed, ...peers].map((d) => procs.waitFor(d.proc, /shoal daemon .*upload port/, 60_000)));
   // Every daemon connected to the scheduler (bounded) before the clock starts.
@@ -642,7 +650,7 @@ export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, extra
     return topo.hosts.find((h) => h.ip === ip)?.name ?? peerId;
   };
   const hostIds = new Map<string, string>();
-  for (const [h, d] of [[topo.origin, seed] as const, ...topo.peers.map((p, i) => [p, peers[i]!] as const)]) {
+  for (const [h, d] of [[home, seed] as const, ...topo.peers.map((p, i) => [p, peers[i]!] as const)]) {
     const st = await daemonApi(d.api, '/v1/stats').catch(() => undefined);
     if (typeof st?.['hostId'] === 'string') hostIds.set(st['hostId'], h.name);
   }
@@ -715,7 +723,7 @@ export async function runShoal(ctx: Ctx): Promise<ScenarioResult> {
               return { statusError: `shoal status failed: ${p.output().slice(0, 300)}` };
             }
           };
-          const [seedStatus, ...peerStatus] = await Promise.all([statusOf(topo.origin, seed.api), ...topo.peers.map((p, i) => statusOf(p, peers[i]!.api))]);
+          const [seedStatus, ...peerStatus] = await Promise.all([statusOf(topo.seedHost ?? topo.origin, seed.api), ...topo.peers.map((p, i) => statusOf(p, peers[i]!.api))]);
           const peerSummaries: ShoalPeerSummary[] = topo.peers.map((p, i) => {
             const st = peerStatus[i]!;
             if (typeof st['statusError'] === 'string') return { host: p.name, error: st['statusError'] };
