@@ -868,6 +868,37 @@ describe('Swarm: split trees (stripes: 2)', () => {
     assert.equal(backToSourceCount([a, b, c, d, e]), 0);
   });
 
+  it('hosts that announce slow links end up below the fast ones: never the relay, never a fast peer\'s parent', async () => {
+    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, stripes: 2, stripesFrom: 4, seedChildren: 1, peerChildren: 1 });
+    hostCommands = new Map();
+    const SLOW = 2_500_000;
+    const FAST = 12_500_000;
+    const rated = (id: string, rate: number): void => void swarm.announceHost({ ...hostInfo(id), uploadRate: rate }, () => undefined, []);
+    announce('hs', true);
+    const slowNames = ['s1', 's2', 's3'];
+    const fastNames = ['f1', 'f2', 'f3', 'f4', 'f5'];
+    for (const n of slowNames) rated(`h${n}`, SLOW);
+    for (const n of fastNames) rated(`h${n}`, FAST);
+    const seed = register('S', 'hs', { backToSource: true, metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE } });
+    // The slow hosts come first, as in the lab run where one of them became the relay.
+    const slow = slowNames.map((n) => register(n.toUpperCase(), `h${n}`));
+    const fast = fastNames.map((n) => register(n.toUpperCase(), `h${n}`));
+    await tick();
+    assert.equal(swarm.tasks.get(TASK)!.stripes, 2, 'the task split');
+    const relays = [...seed.peer.children];
+    assert.equal(relays.length, 1);
+    assert.ok(fast.some((f) => f.peer === relays[0]), `the relay is a fast host, not ${relays[0]!.id}`);
+    const slowPeers = new Set(slow.map((x) => x.peer));
+    for (const f of fast) {
+      for (const parent of f.peer.parents) assert.ok(!slowPeers.has(parent), `${f.peer.id} is fed by slow ${parent.id}`);
+    }
+    for (const x of [...slow, ...fast]) {
+      const masks = stripesOf(x);
+      assert.equal(Object.values(masks).reduce((m, v) => m | v, 0), 0b11, `${x.peer.id} lacks a stripe: ${JSON.stringify(masks)}`);
+    }
+    assert.equal(backToSourceCount([...slow, ...fast]), 0);
+  });
+
   it('a child takes from a striped parent only the pieces of its stripes', () => {
     const info = { peerId: 'P', hostId: 'h', ip: '127.0.0.1', port: 1, seed: false };
     const odd = new ParentConn({ ...info, stripes: 2, stripeMask: 0b10 }, 4);

@@ -46,6 +46,8 @@ export interface PointOptions {
   getArgs?: string[] | undefined;
   /** YAML config for every Shoal daemon */
   daemonConfig?: string | undefined;
+  /** every Shoal daemon announces its link's upload rate (Ctx.declareRates) */
+  declareRates?: boolean | undefined;
   /**
    * The image benchmark (bench/lab/image.ts): the payload is an OCI image of about
    * sizeBytes in a registry on the origin host, and the scenarios are IMAGE_SCENARIOS.
@@ -80,6 +82,8 @@ export interface PointResult {
     tcpCongestionControl?: string;
     /** Shoal's scheduler and seed ran on a host of their own, with the origin's rates */
     seedHost?: boolean;
+    /** every Shoal daemon announced its link's upload rate */
+    declareRates?: boolean;
   };
   bound: Bound;
   /** the direct-download estimate max(N·F/u_s, F/d_min) with tbf goodput, seconds */
@@ -282,10 +286,11 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     topo.create();
     result.config.tcpCongestionControl = topo.tcpCongestionControl;
     if (topo.seedHost !== undefined) result.config.seedHost = true;
+    if (o.declareRates === true) result.config.declareRates = true;
     const usesShoal = o.scenarios.includes('shoal') || o.scenarios.includes('image-shoal');
     const shoal = usesShoal ? (o.shoal ?? snapshotShoal(join(work, `shoal-bin-${Date.now()}`))) : SHOAL_EXECUTABLE;
     if (usesShoal) result.shoal = shoal;
-    const ctx: Ctx = { topo, procs, work, file, timeoutMs: timeoutS * 1000, log: o.log, shoalBin: shoal.bin, schedulerConfig: o.schedulerConfig, getArgs: o.getArgs, daemonConfig: o.daemonConfig };
+    const ctx: Ctx = { topo, procs, work, file, timeoutMs: timeoutS * 1000, log: o.log, shoalBin: shoal.bin, schedulerConfig: o.schedulerConfig, getArgs: o.getArgs, daemonConfig: o.daemonConfig, declareRates: o.declareRates };
     const registry = image === undefined ? undefined : await startLabRegistry(ctx, image);
     if (registry === undefined) await startOriginServer(ctx);
     for (const name of o.scenarios) {

@@ -18,6 +18,8 @@
  *                        namespace inherits from the machine; recorded either way)
  *   --seed-host          Shoal's scheduler and seed on a host of their own (the
  *                        origin's rates) instead of the origin host
+ *   --declare-rates      every Shoal daemon announces its link's upload rate
+ *                        (--upload-rate), as an operator who knows the links would
  *   --scenarios LIST     direct,bittorrent,shoal (default all three)
  *   --timeout-factor X   each scenario bounded at max(--min-timeout, X × direct estimate) (default 4)
  *   --min-timeout S      (default 60)
@@ -65,6 +67,7 @@ async function main(): Promise<number> {
       'no-gso-cap': { type: 'boolean', default: false },
       'tcp-cc': { type: 'string' },
       'seed-host': { type: 'boolean', default: false },
+      'declare-rates': { type: 'boolean', default: false },
       scenarios: { type: 'string' },
       image: { type: 'boolean', default: false },
       'timeout-factor': { type: 'string', default: '4' },
@@ -83,7 +86,7 @@ async function main(): Promise<number> {
     allowPositionals: false,
   });
   if (values.help) {
-    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--no-gso-cap] [--tcp-cc reno|bbr|…] [--seed-host] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
+    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--no-gso-cap] [--tcp-cc reno|bbr|…] [--seed-host] [--declare-rates] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
     return 0;
   }
   const problem = labProblem();
@@ -118,6 +121,7 @@ async function main(): Promise<number> {
     capGso: !values['no-gso-cap'],
     tcpCc: values['tcp-cc'],
     seedHost: values['seed-host'],
+    declareRates: values['declare-rates'],
     scenarios,
     timeoutFactor: Number(values['timeout-factor']),
     minTimeoutS: Number(values['min-timeout']),

@@ -95,6 +95,26 @@ export function score(child: PeerEntry, parent: PeerEntry): number {
 }
 
 /**
+ * Whether `parent`'s host would hold `child` back: both hosts announce an
+ * upload rate (`upload.rate`, their link as the operator knows it; 0 = not
+ * said) and the parent's is under half the child's. A host's upload rate
+ * stands for its download too (links are mostly symmetric). Such a parent is
+ * a last resort: on a fleet with slow and fast links, the slow hosts end up
+ * at the bottom of the chain or the trees instead of throttling everyone
+ * below them.
+ */
+export function slowerParent(child: PeerEntry, parent: PeerEntry): boolean {
+  const up = parent.host.info.uploadRate;
+  const own = child.host.info.uploadRate;
+  return up > 0 && own > 0 && up * 2 < own;
+}
+
+/** A host's announced upload rate, unknown (0) counted as the fastest: the order in which trees are rebuilt. */
+export function declaredRate(peer: PeerEntry): number {
+  return peer.host.info.uploadRate > 0 ? peer.host.info.uploadRate : Number.POSITIVE_INFINITY;
+}
+
+/**
  * Whether `parent` may serve `child` at all. `fedOnly` also admits a parent
  * that holds nothing yet but is fed (PeerEntry.fed): a first parent for a
  * peer that has none, so a chain forms as fast as peers register.
@@ -119,9 +139,14 @@ export function eligible(child: PeerEntry, parent: PeerEntry, overLimit = false,
 export function pickParents(child: PeerEntry, candidates: Iterable<PeerEntry>, limit: number, overLimit = false): PeerEntry[] {
   if (limit <= 0) return [];
   const all = [...candidates];
-  let picked = best(child, all, limit, (p) => eligible(child, p, overLimit));
-  if (picked.length === 0 && child.parents.size === 0) picked = best(child, all, 1, (p) => eligible(child, p, overLimit, true));
-  return picked;
+  // Parents no slower than the child first (slowerParent), then any.
+  for (const slowToo of [false, true]) {
+    const admit = (p: PeerEntry, fedOnly = false): boolean => (slowToo || !slowerParent(child, p)) && eligible(child, p, overLimit, fedOnly);
+    let picked = best(child, all, limit, (p) => admit(p));
+    if (picked.length === 0 && child.parents.size === 0) picked = best(child, all, 1, (p) => admit(p, true));
+    if (picked.length > 0) return picked;
+  }
+  return [];
 }
 
 function best(child: PeerEntry, candidates: readonly PeerEntry[], limit: number, admit: (peer: PeerEntry) => boolean): PeerEntry[] {

@@ -11,7 +11,7 @@
  * model, like ./scoring.ts.
  */
 import type { PeerEntry } from './model.js';
-import { score, wouldCycle } from './scoring.js';
+import { score, slowerParent, wouldCycle } from './scoring.js';
 
 /** Past this many hops a stripe path is treated as broken (a bound on walks up the tree). */
 const MAX_DEPTH = 64;
@@ -134,18 +134,20 @@ export function wouldCycleInStripe(child: PeerEntry, candidate: PeerEntry, s: nu
 }
 
 /**
- * A place in stripe `s`'s tree that `child`, which passes that stripe on,
- * may take over from another child `from` of `root`: a place held by a child
- * that does not pass stripe `s` on (a leaf of that tree), shallowest first.
- * The leaf then takes the stripe from `child`, one hop further down, and the
- * tree keeps the peers that pass it on near its top.
+ * A place in stripe `s`'s tree that `child` may take over from another child
+ * `from` of `root`, shallowest first: if `child` passes stripe `s` on, a place
+ * held by a child that does not (a leaf of that tree); whatever it passes on,
+ * a place held by a host much slower than its own (slowerParent). `from` then
+ * takes the stripe from elsewhere, often `child`, one hop further down: the
+ * tree keeps the peers that pass it on near its top, and slow hosts below
+ * the fast ones.
  */
 export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number): { root: PeerEntry; from: PeerEntry } | undefined {
-  if (child.stripe !== s) return undefined;
+  const passes = child.stripe === s;
   const bit = 1 << s;
   let best: { root: PeerEntry; from: PeerEntry; depth: number } | undefined;
   for (const root of candidates) {
-    if (!mayFeed(child, root)) continue;
+    if (!mayFeed(child, root) || slowerParent(child, root)) continue;
     if (!isRoot(root) && !(root.stripe === s && (coveredStripes(root, k) & bit) !== 0)) continue;
     if (wouldCycleInStripe(child, root, s, k)) continue;
     const depth = stripeDepth(root, s, k);
@@ -153,7 +155,8 @@ export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, 
     for (const from of root.children) {
       const mask = from.parentMasks.get(root);
       if (from === child || mask === undefined || (mask & bit) === 0) continue;
-      if (!isRoot(from) && from.stripe !== s) {
+      // A slow host never takes a fast one's place (they would take it back, and so on).
+      if ((passes && !isRoot(from) && from.stripe !== s && !slowerParent(from, child)) || slowerParent(child, from)) {
         best = { root, from, depth };
         break;
       }
@@ -165,17 +168,18 @@ export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, 
 /**
  * The parent to give `child` for stripe `s`: the shallowest in that stripe's
  * tree (a seed first, which fills the trees breadth first), then the best
- * scored. Undefined when none can serve the stripe now. A peer that is not a
+ * scored; a host much slower than the child's (slowerParent) only with
+ * `slowToo`. Undefined when none can serve the stripe now. A peer that is not a
  * root passes on its own stripe only, to a child it serves no other stripe,
  * unless `starving` (the child asked again): stripes taken from one peer, or
  * from a peer that passes on another, would spend its upload on a chain
  * instead of a tree.
  */
-export function pickStripeParent(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number, starving = false): PeerEntry | undefined {
+export function pickStripeParent(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number, starving = false, slowToo = false): PeerEntry | undefined {
   const bit = 1 << s;
   let best: Candidate | undefined;
   for (const peer of candidates) {
-    if (!mayFeed(child, peer)) continue;
+    if (!mayFeed(child, peer) || (!slowToo && slowerParent(child, peer))) continue;
     if (!isRoot(peer) && !starving && (child.parents.has(peer) || peer.stripe !== s)) continue;
     if (!isRoot(peer) && (coveredStripes(peer, k) & bit) === 0) continue;
     if (!stripeFree(peer, s, k) || wouldCycleInStripe(child, peer, s, k)) continue;

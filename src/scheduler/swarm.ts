@@ -15,7 +15,7 @@ import {
 import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests, unpackDigests } from '../common/pieces.js';
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type PeerState } from './model.js';
-import { pickParents } from './scoring.js';
+import { declaredRate, pickParents } from './scoring.js';
 import { allStripes, coveredStripes, isRelay, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
 
 export interface SwarmOptions {
@@ -415,14 +415,22 @@ export class Swarm {
       const parent = pickStripeParent(peer, peer.task.peers.values(), s, k, starving);
       // A peer that passes stripe s on takes a leaf's place when that is
       // higher up the tree than the free one: peers that arrive after the
-      // leaves still get the places near the top.
+      // leaves still get the places near the top. Any peer takes a much
+      // slower host's place rather than go under a slow host.
       const taken = stripeToTake(peer, peer.task.peers.values(), s, k);
       if (parent !== undefined && (taken === undefined || stripeDepth(taken.root, s, k) >= stripeDepth(parent, s, k))) {
         peer.link(parent, bit);
         picked.add(parent);
         continue;
       }
-      if (taken === undefined) continue;
+      if (taken === undefined) {
+        const slow = pickStripeParent(peer, peer.task.peers.values(), s, k, starving, true);
+        if (slow !== undefined) {
+          peer.link(slow, bit);
+          picked.add(slow);
+        }
+        continue;
+      }
       const left = taken.from.parentMasks.get(taken.root)! & ~bit;
       if (left === 0) taken.from.unlink(taken.root);
       else taken.from.parentMasks.set(taken.root, left);
@@ -448,9 +456,9 @@ export class Swarm {
   /**
    * The task has grown past `stripesFrom`: its chain becomes split trees. The
    * downloading peers are dealt stripes in the order they came (the chain's
-   * order, so those near its head pass on a stripe near the trees' tops), lose
-   * their chain parents and are linked again, one parent per stripe; the
-   * chain's head becomes the seed's relay. Pieces in flight at the switch may
+   * order, so those near its head pass on a stripe near the trees' tops;
+   * announced slow links last), lose their chain parents and are linked
+   * again, one parent per stripe; the first becomes the seed's relay. Pieces in flight at the switch may
    * be fetched twice (the seed sent 2 of 191 again at N = 40 in the lab).
    */
   #split(task: TaskEntry): void {
@@ -460,14 +468,17 @@ export class Swarm {
   }
 
   /**
-   * Unlinks every downloading peer of the task and links them again, in the
-   * order they came: the first takes every stripe from the seed (the relay).
+   * Unlinks every downloading peer of the task and links them again, the
+   * fastest announced links first (`upload.rate`; unknown counts as fast),
+   * then in the order they came: the first takes every stripe from the seed
+   * (the relay), and slow hosts end up at the trees' bottoms.
    * `deal`: deal the stripes they pass on afresh, round-robin. Pieces held
    * stay held; only the trees change.
    */
   #rebuildTrees(task: TaskEntry, deal: boolean): void {
     const k = task.stripes;
-    const moving = this.#downloaders(task);
+    // Fastest announced links first (unknown counts as fast): the relay and the trees' tops.
+    const moving = this.#downloaders(task).sort((a, b) => (declaredRate(a) === declaredRate(b) ? 0 : declaredRate(a) > declaredRate(b) ? -1 : 1));
     moving.forEach((p, i) => {
       if (deal) p.stripe = i % k;
       for (const parent of [...p.parents]) p.unlink(parent);
