@@ -144,6 +144,8 @@ export function wouldCycleInStripe(child: PeerEntry, candidate: PeerEntry, s: nu
  */
 export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number): { root: PeerEntry; from: PeerEntry } | undefined {
   const passes = child.stripe === s;
+  // Without a rate of its own the child finds no host slower than it (slowerParent).
+  if (!passes && child.host.info.uploadRate === 0) return undefined;
   const bit = 1 << s;
   let best: { root: PeerEntry; from: PeerEntry; depth: number } | undefined;
   for (const root of candidates) {
