@@ -75,12 +75,15 @@ function mayFeed(child: PeerEntry, parent: PeerEntry): boolean {
 interface Candidate {
   peer: PeerEntry;
   shared: boolean;
+  /** the parent's host announced a link much faster than the child's: its place is kept for fast peers */
+  wasted: boolean;
   depth: number;
   score: number;
 }
 
 function better(a: Candidate, b: Candidate): boolean {
   if (a.shared !== b.shared) return !a.shared;
+  if (a.wasted !== b.wasted) return !a.wasted;
   if (a.depth !== b.depth) return a.depth < b.depth;
   if (a.score !== b.score) return a.score > b.score;
   return a.peer.id < b.peer.id;
@@ -134,31 +137,34 @@ export function wouldCycleInStripe(child: PeerEntry, candidate: PeerEntry, s: nu
 }
 
 /**
- * A place in stripe `s`'s tree that `child` may take over from another child
- * `from` of `root`, shallowest first: if `child` passes stripe `s` on, a place
- * held by a child that does not (a leaf of that tree); whatever it passes on,
- * a place held by a host much slower than its own (slowerParent). `from` then
- * takes the stripe from elsewhere, often `child`, one hop further down: the
- * tree keeps the peers that pass it on near its top, and slow hosts below
- * the fast ones.
+ * A place in stripe `s`'s tree that `child`, which passes that stripe on,
+ * may take over from another child `from` of `root`: a place held by a child
+ * that does not pass stripe `s` on (a leaf of that tree), under a root no
+ * slower than the child first (slowerParent), then shallowest first. The leaf
+ * then takes the stripe from `child`, one hop further down, and the tree
+ * keeps the peers that pass it on near its top. A much slower host never
+ * takes a fast one's place. (Moving slow hosts themselves out of the way was
+ * tried: on a fleet with every fourth host slow it left some of them with no
+ * place for a stripe.)
  */
 export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number): { root: PeerEntry; from: PeerEntry } | undefined {
-  const passes = child.stripe === s;
-  // Without a rate of its own the child finds no host slower than it (slowerParent).
-  if (!passes && child.host.info.uploadRate === 0) return undefined;
+  if (child.stripe !== s) return undefined;
   const bit = 1 << s;
+  // Under a root no slower than the child first, then the shallowest.
   let best: { root: PeerEntry; from: PeerEntry; depth: number } | undefined;
   for (const root of candidates) {
-    if (!mayFeed(child, root) || slowerParent(child, root)) continue;
+    if (!mayFeed(child, root)) continue;
     if (!isRoot(root) && !(root.stripe === s && (coveredStripes(root, k) & bit) !== 0)) continue;
     if (wouldCycleInStripe(child, root, s, k)) continue;
-    const depth = stripeDepth(root, s, k);
-    if (depth >= MAX_DEPTH || (best !== undefined && depth >= best.depth)) continue;
+    const rank = stripeDepth(root, s, k);
+    if (rank >= MAX_DEPTH) continue;
+    const depth = slowerParent(child, root) ? MAX_DEPTH + rank : rank;
+    if (best !== undefined && depth >= best.depth) continue;
     for (const from of root.children) {
       const mask = from.parentMasks.get(root);
       if (from === child || mask === undefined || (mask & bit) === 0) continue;
-      // A slow host never takes a fast one's place (they would take it back, and so on).
-      if ((passes && !isRoot(from) && from.stripe !== s && !slowerParent(from, child)) || slowerParent(child, from)) {
+      // A slow host never takes a fast one's place (it would be taken back, and so on).
+      if (!isRoot(from) && from.stripe !== s && !slowerParent(from, child)) {
         best = { root, from, depth };
         break;
       }
@@ -187,7 +193,8 @@ export function pickStripeParent(child: PeerEntry, candidates: Iterable<PeerEntr
     if (!stripeFree(peer, s, k) || wouldCycleInStripe(child, peer, s, k)) continue;
     const depth = stripeDepth(peer, s, k);
     if (depth >= MAX_DEPTH) continue;
-    const candidate: Candidate = { peer, shared: child.parents.has(peer) || (!isRoot(peer) && peer.stripe !== s), depth, score: score(child, peer) };
+    const shared = child.parents.has(peer) || (!isRoot(peer) && peer.stripe !== s);
+    const candidate: Candidate = { peer, shared, wasted: !isRoot(peer) && slowerParent(peer, child), depth, score: score(child, peer) };
     if (best === undefined || better(candidate, best)) best = candidate;
   }
   return best?.peer;

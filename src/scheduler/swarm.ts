@@ -15,7 +15,7 @@ import {
 import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests, unpackDigests } from '../common/pieces.js';
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type PeerState } from './model.js';
-import { declaredRate, pickParents } from './scoring.js';
+import { declaredRate, pickParents, slowerParent } from './scoring.js';
 import { allStripes, coveredStripes, isRelay, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
 
 export interface SwarmOptions {
@@ -415,10 +415,10 @@ export class Swarm {
       const parent = pickStripeParent(peer, peer.task.peers.values(), s, k, starving);
       // A peer that passes stripe s on takes a leaf's place when that is
       // higher up the tree than the free one: peers that arrive after the
-      // leaves still get the places near the top. Any peer takes a much
-      // slower host's place rather than go under a slow host.
+      // leaves still get the places near the top. Under a much slower host
+      // (slowerParent) only when nothing else is left.
       const taken = stripeToTake(peer, peer.task.peers.values(), s, k);
-      if (parent !== undefined && (taken === undefined || stripeDepth(taken.root, s, k) >= stripeDepth(parent, s, k))) {
+      if (parent !== undefined && (taken === undefined || slowerParent(peer, taken.root) || stripeDepth(taken.root, s, k) >= stripeDepth(parent, s, k))) {
         peer.link(parent, bit);
         picked.add(parent);
         continue;
@@ -594,8 +594,37 @@ export class Swarm {
       for (const peer of task.peers.values()) {
         if (peer.active && peer.state !== 'source' && this.#wantsParents(peer)) this.#schedulePeer(peer);
       }
+      if (task.stripes > 1) this.#leaveSlowParents(task);
       this.#forgetIfEmpty(task);
     });
+  }
+
+  /**
+   * A peer that took a stripe from a much slower host (slowerParent: the last
+   * resort when nothing else was free) moves to a faster parent for it as
+   * soon as one has room, as peers arrive or leave.
+   */
+  #leaveSlowParents(task: TaskEntry): void {
+    const k = task.stripes;
+    for (const peer of this.#downloaders(task)) {
+      if (peer.send === undefined) continue;
+      const added: PeerEntry[] = [];
+      for (const [parent, mask] of [...peer.parentMasks]) {
+        if (!slowerParent(peer, parent)) continue;
+        for (let s = 0; s < k; s++) {
+          const bit = 1 << s;
+          if ((mask & bit) === 0) continue;
+          const better = pickStripeParent(peer, task.peers.values(), s, k);
+          if (better === undefined) continue;
+          const left = (peer.parentMasks.get(parent) ?? 0) & ~bit;
+          if (left === 0) peer.unlink(parent);
+          else peer.parentMasks.set(parent, left);
+          peer.link(better, bit);
+          added.push(better);
+        }
+      }
+      if (added.length > 0) this.#sendParents(peer, added);
+    }
   }
 
   #removePeer(peer: PeerEntry, state: PeerState): void {
