@@ -19,7 +19,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync }
 import { join } from 'node:path';
 import { buildImage, registriesConf } from '../../test/fixtures/registry.js';
 import { daemonApi, round, sha256File } from './measure.js';
-import { type NsProc, Procs, sh } from './netns.js';
+import { nstat, type NsProc, Procs, sh } from './netns.js';
 import { cleanOutputs, type Ctx, freshDir, type LabFile, measure, outDir, type ScenarioName, type ScenarioResult, startShoalSwarm } from './scenarios.js';
 
 export const REGISTRY_PORT = 5000;
@@ -183,15 +183,9 @@ export function registryEgress(entries: AccessEntry[], image: LabImage): Record<
 
 // ---------------------------------------------------------------- the origin link's other traffic
 
-/** TCP segment counters of a namespace (its own SNMP MIB): nstat, absolute values, its history file untouched. */
+/** TCP segment counters of a namespace (its own SNMP MIB). */
 function tcpCounters(ns: string): Record<string, number> {
-  const r = sh(['ip', 'netns', 'exec', ns, 'nstat', '-asz', 'TcpOutSegs', 'TcpRetransSegs', 'TcpExtTCPOrigDataSent'], { allowFail: true, timeoutMs: 5000 });
-  const out: Record<string, number> = {};
-  for (const line of r.stdout.split('\n')) {
-    const m = /^(\w+)\s+(\d+)/.exec(line);
-    if (m !== null) out[m[1]!] = Number(m[2]);
-  }
-  return out;
+  return nstat(ns, ['TcpOutSegs', 'TcpRetransSegs', 'TcpExtTCPOrigDataSent']);
 }
 
 /** Bytes a process passed to write/send syscalls (sockets and files alike): /proc/PID/io wchar. */

@@ -166,6 +166,17 @@ export function cleanupStale(log: (s: string) => void = () => undefined): void {
   }
 }
 
+/** SNMP counters of a namespace by name: nstat, absolute values, its history file untouched. */
+export function nstat(ns: string, names: string[]): Record<string, number> {
+  const r = sh(['ip', 'netns', 'exec', ns, 'nstat', '-asz', ...names], { allowFail: true, timeoutMs: 5000 });
+  const out: Record<string, number> = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(\w+)\s+(\d+)/.exec(line);
+    if (m !== null && names.includes(m[1]!)) out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
 export interface TopologyOptions {
   peers: number;
   peerUp: number;
@@ -332,16 +343,11 @@ export class Topology {
     return new Map(this.hosts.map((h) => [h.name, { up: drops(h.ns, 'eth0'), down: drops(this.sw, h.name), dev: devDrops(h.ns, 'eth0') + devDrops(this.sw, h.name) }]));
   }
 
-  /** TCP loss-recovery counters of a host's namespace (nstat, absolute values). */
+  /** TCP loss-recovery counters of a host's namespace (nstat, absolute values), without the `TcpExtTCP` prefix. */
   tcpExt(host: HostSpec): Record<string, number> {
     const names = ['TcpExtTCPTimeouts', 'TcpExtTCPSpuriousRTOs', 'TcpExtTCPLossProbes', 'TcpExtTCPFastRetrans', 'TcpExtTCPSlowStartRetrans', 'TcpExtTCPLostRetransmit', 'TcpExtTCPSackRecoveryFail', 'TcpExtTCPDSACKRecv'];
-    const r = sh(['ip', 'netns', 'exec', host.ns, 'nstat', '-asz', ...names], { allowFail: true, timeoutMs: 5000 });
-    const out: Record<string, number> = {};
-    for (const line of r.stdout.split('\n')) {
-      const [name, value] = line.trim().split(/\s+/);
-      if (name !== undefined && names.includes(name)) out[name.replace('TcpExtTCP', '')] = Number(value);
-    }
-    return out;
+    const counters = nstat(host.ns, names);
+    return Object.fromEntries(Object.entries(counters).map(([name, value]) => [name.replace('TcpExtTCP', ''), value]));
   }
 
   /** TCP segments the host's namespace has retransmitted so far (/proc/net/snmp, Tcp RetransSegs). */
