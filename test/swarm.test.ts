@@ -899,6 +899,27 @@ describe('Swarm: split trees (stripes: 2)', () => {
     assert.equal(backToSourceCount([...slow, ...fast]), 0);
   });
 
+  it('in a chain, a fast peer takes the place of the first slow host, which goes one hop down', async () => {
+    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, stripes: 1, seedChildren: 1, peerChildren: 1 });
+    hostCommands = new Map();
+    const rated = (id: string, rate: number): void => void swarm.announceHost({ ...hostInfo(id), uploadRate: rate }, () => undefined, []);
+    announce('hs', true);
+    for (const n of ['s1', 's2']) rated(`h${n}`, 2_500_000);
+    for (const n of ['f1', 'f2']) rated(`h${n}`, 12_500_000);
+    const seed = register('S', 'hs', { backToSource: true, metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE } });
+    const [s1, s2] = ['s1', 's2'].map((n) => register(n.toUpperCase(), `h${n}`)) as [Client, Client];
+    await tick();
+    const [f1, f2] = ['f1', 'f2'].map((n) => register(n.toUpperCase(), `h${n}`)) as [Client, Client];
+    await tick();
+    const parentOf = (c: Client): PeerEntry | undefined => [...c.peer.parents][0];
+    assert.equal(parentOf(f1), seed.peer, 'the first fast peer took the seed from the first slow one');
+    assert.equal(parentOf(f2), f1.peer, 'the second fast peer went under the first');
+    assert.equal(parentOf(s1), f2.peer, 'the first slow host went down, under the fast peers');
+    assert.equal(parentOf(s2), s1.peer, 'the second slow host kept its parent');
+    assert.deepEqual(lastParents(s1), ['F2'], 'the slow host heard of its new parent');
+    assert.equal(backToSourceCount([s1, s2, f1, f2]), 0);
+  });
+
   it('a child takes from a striped parent only the pieces of its stripes', () => {
     const info = { peerId: 'P', hostId: 'h', ip: '127.0.0.1', port: 1, seed: false };
     const odd = new ParentConn({ ...info, stripes: 2, stripeMask: 0b10 }, 4);

@@ -15,7 +15,7 @@ import {
 import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests, unpackDigests } from '../common/pieces.js';
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type PeerState } from './model.js';
-import { declaredRate, pickParents, slowerParent } from './scoring.js';
+import { declaredRate, pickParents, slowerParent, wouldCycle } from './scoring.js';
 import { allStripes, coveredStripes, isRelay, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
 
 export interface SwarmOptions {
@@ -378,7 +378,15 @@ export class Swarm {
       const room = this.#parentLimit - peer.parents.size;
       if (room <= 0 && !force) return;
       picked = pickParents(peer, task.peers.values(), Math.max(room, force ? 1 : 0));
+      const place = peer.parents.size === 0 && picked.length > 0 && picked.every((p) => slowerParent(peer, p)) ? this.#chainPlaceToTake(peer) : undefined;
+      if (place !== undefined) picked = [place.parent];
       for (const parent of picked) peer.link(parent);
+      if (place !== undefined) {
+        // The slow host goes one hop down, under this peer; its own children stay with it.
+        place.from.unlink(place.parent);
+        place.from.link(peer);
+        this.#sendParents(place.from, [peer]);
+      }
     }
     // Starving (it asked again) with no parent able to serve it, and no pieces
     // coming down to those parents either: past the child limits, a normal
@@ -401,6 +409,25 @@ export class Swarm {
     if (task.sources().length >= this.#sourceLimit) return;
     if (this.#seedFor(task) !== undefined) return;
     this.#toSource(peer, this.#seedHosts().length === 0 ? 'no seed peer' : 'seed peer unavailable');
+  }
+
+  /**
+   * In a chain, the place a peer about to go under a much slower host
+   * (slowerParent) takes instead: that of the first slow host in the chain
+   * whose own parent is not slow, nearest the seed first. The slow host then
+   * takes this peer as its parent, so fast peers gather at the chain's head
+   * and slow ones at its tail (docs/design.md, "Slow links").
+   */
+  #chainPlaceToTake(peer: PeerEntry): { parent: PeerEntry; from: PeerEntry } | undefined {
+    let best: { parent: PeerEntry; from: PeerEntry } | undefined;
+    for (const from of this.#downloaders(peer.task)) {
+      if (from === peer || from.host === peer.host || from.parents.size !== 1 || !slowerParent(peer, from)) continue;
+      const parent = [...from.parents][0]!;
+      if (parent.host === peer.host || peer.blocked.has(parent.id) || slowerParent(peer, parent) || wouldCycle(peer, parent)) continue;
+      if (parent.seedLike) return { parent, from };
+      best ??= { parent, from };
+    }
+    return best;
   }
 
   /** Split trees: links a parent for each stripe `peer` lacks one for, where one can serve it; returns the parents added to. */
