@@ -126,6 +126,13 @@ export class PeerEntry {
     this.parentMasks.delete(parent);
   }
 
+  /** Split trees: `parent` stops serving this peer the stripes in `mask`; the edge goes when none is left. */
+  dropStripes(parent: PeerEntry, mask: number): void {
+    const left = (this.parentMasks.get(parent) ?? 0) & ~mask;
+    if (left === 0) this.unlink(parent);
+    else this.parentMasks.set(parent, left);
+  }
+
   /**
    * Holds pieces or is about to: it can serve, or it is still fetching and has
    * a parent (linked, by induction, to a peer that can serve). A child may be

@@ -151,21 +151,21 @@ export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, 
   if (child.stripe !== s) return undefined;
   const bit = 1 << s;
   // Under a root no slower than the child first, then the shallowest.
-  let best: { root: PeerEntry; from: PeerEntry; depth: number } | undefined;
+  let best: { root: PeerEntry; from: PeerEntry; rank: number } | undefined;
   for (const root of candidates) {
     if (!mayFeed(child, root)) continue;
     if (!isRoot(root) && !(root.stripe === s && (coveredStripes(root, k) & bit) !== 0)) continue;
     if (wouldCycleInStripe(child, root, s, k)) continue;
-    const rank = stripeDepth(root, s, k);
-    if (rank >= MAX_DEPTH) continue;
-    const depth = slowerParent(child, root) ? MAX_DEPTH + rank : rank;
-    if (best !== undefined && depth >= best.depth) continue;
+    const depth = stripeDepth(root, s, k);
+    if (depth >= MAX_DEPTH) continue;
+    const rank = slowerParent(child, root) ? MAX_DEPTH + depth : depth;
+    if (best !== undefined && rank >= best.rank) continue;
     for (const from of root.children) {
       const mask = from.parentMasks.get(root);
       if (from === child || mask === undefined || (mask & bit) === 0) continue;
       // A slow host never takes a fast one's place (it would be taken back, and so on).
       if (!isRoot(from) && from.stripe !== s && !slowerParent(from, child)) {
-        best = { root, from, depth };
+        best = { root, from, rank };
         break;
       }
     }

@@ -458,9 +458,7 @@ export class Swarm {
         }
         continue;
       }
-      const left = taken.from.parentMasks.get(taken.root)! & ~bit;
-      if (left === 0) taken.from.unlink(taken.root);
-      else taken.from.parentMasks.set(taken.root, left);
+      taken.from.dropStripes(taken.root, bit);
       moved.push(taken.from);
       peer.link(taken.root, bit);
       picked.add(taken.root);
@@ -643,9 +641,7 @@ export class Swarm {
           if ((mask & bit) === 0) continue;
           const better = pickStripeParent(peer, task.peers.values(), s, k);
           if (better === undefined) continue;
-          const left = (peer.parentMasks.get(parent) ?? 0) & ~bit;
-          if (left === 0) peer.unlink(parent);
-          else peer.parentMasks.set(parent, left);
+          peer.dropStripes(parent, bit);
           peer.link(better, bit);
           added.push(better);
         }
