@@ -9,9 +9,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { labProblem, runPoint } from '../bench/lab/lab.js';
-import { parseRate } from '../bench/lab/netns.js';
+import { gsoCap, parseRate } from '../bench/lab/netns.js';
 
 const MiB = 1024 * 1024;
+
+test('lab: the GSO cap fits the smallest tbf bucket, which --tbf-burst sets', () => {
+  // 4 ms at 100 Mbit/s is a 50 000 B bucket; 1448 B of payload per 1514 B frame, less 1 KiB
+  assert.equal(gsoCap([parseRate('100mbit'), parseRate('1gbit')]), 46_796);
+  // the slowest link decides: 4 ms at 50 Mbit/s is 25 000 B
+  assert.equal(gsoCap([parseRate('50mbit'), parseRate('200mbit')]), 22_886);
+  // an 8 ms bucket at 50 Mbit/s is as large as 4 ms at 100 Mbit/s
+  assert.equal(gsoCap([parseRate('50mbit')], 8), 46_796);
+  // and never past 64 KiB, the kernel's IPv4 GSO limit
+  assert.equal(gsoCap([parseRate('100mbit')], 8), 65_536);
+  // never under 10 full frames
+  assert.equal(gsoCap([parseRate('1mbit')]), 13_456);
+});
 
 test('lab: 4 shaped peer hosts get 32 MiB through Shoal; outputs verified, origin link sends ≤ 1.05 copies', { timeout: 110_000 }, async (t) => {
   const problem = labProblem();

@@ -13,7 +13,7 @@ import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Bound, kumarRoss, round, TBF_GOODPUT } from './measure.js';
-import { cleanupStale, formatRate, namespaceProblem, probeNetem, Topology } from './netns.js';
+import { cleanupStale, formatRate, namespaceProblem, probeNetem, TBF_BURST_MS, Topology } from './netns.js';
 import { type LabImage, makeLabImage, runImageScenario, startLabRegistry } from './image.js';
 import { type Ctx, IMAGE_SCENARIOS, type LabFile, REPO, runScenario, type ScenarioName, type ScenarioResult, startOriginServer } from './scenarios.js';
 import { Procs } from './netns.js';
@@ -33,6 +33,8 @@ export interface PointOptions {
   tcpCc?: string | undefined;
   /** Shoal's scheduler and seed on a host of their own (TopologyOptions.seedHost) */
   seedHost?: boolean;
+  /** each tbf's bucket in ms at its rate (TopologyOptions.burstMs); undefined: TBF_BURST_MS */
+  burstMs?: number | undefined;
   scenarios: ScenarioName[];
   /** each scenario's bound: max(minTimeoutS, timeoutFactor × the direct-download estimate) */
   timeoutFactor: number;
@@ -78,6 +80,8 @@ export interface PointResult {
     slowRate: string;
     /** the hosts' GSO size limit in bytes, or null when left at the kernel default */
     gsoMaxSize: number | null;
+    /** each tbf's bucket, in ms at its rate */
+    tbfBurstMs: number;
     /** net.ipv4.tcp_congestion_control in the hosts' namespaces */
     tcpCongestionControl?: string;
     /** Shoal's scheduler and seed ran on a host of their own, with the origin's rates */
@@ -255,6 +259,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
       slowPeers: o.slowPeers,
       slowRate: formatRate(o.slowRate),
       gsoMaxSize: null,
+      tbfBurstMs: o.burstMs ?? TBF_BURST_MS,
     },
     bound,
     directEstimateS: round(directEstimateS, 2),
@@ -277,6 +282,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     capGso: o.capGso,
     tcpCc: o.tcpCc,
     seedHost: o.seedHost === true,
+    burstMs: o.burstMs,
   });
   result.config.gsoMaxSize = topo.gsoMaxSize ?? null;
   live.topologies.add(topo);

@@ -210,11 +210,16 @@ export interface TopologyOptions {
    * carries the seed's one fetch and nothing of the seed's uploads.
    */
   seedHost?: boolean;
+  /** each tbf's bucket, in ms at its rate (default TBF_BURST_MS); it also sets the GSO cap */
+  burstMs?: number | undefined;
 }
 
-/** The bucket tbfArgs gives a rate, in bytes. */
-function tbfBurst(bps: number): number {
-  return Math.max(15_140, Math.ceil(bps / 8 / 250));
+/** A tbf's default bucket: 4 ms at its rate. */
+export const TBF_BURST_MS = 4;
+
+/** The bucket tbfArgs gives a rate, in bytes: burstMs at the rate, at least 10 full frames. */
+function tbfBurst(bps: number, burstMs = TBF_BURST_MS): number {
+  return Math.max(15_140, Math.ceil((bps / 8) * (burstMs / 1000)));
 }
 
 /**
@@ -222,14 +227,15 @@ function tbfBurst(bps: number): number {
  * tbf charges a GSO packet its payload plus one set of headers per MSS-sized
  * frame (66 B for 1448 B), so it must fit the smallest bucket with that added.
  */
-export function gsoCap(rates: number[]): number {
-  const bucket = Math.min(...rates.map(tbfBurst));
-  return Math.floor((bucket * 1448) / 1514) - 1024;
+export function gsoCap(rates: number[], burstMs = TBF_BURST_MS): number {
+  const bucket = Math.min(...rates.map((r) => tbfBurst(r, burstMs)));
+  // 65 536 B: the largest IPv4 GSO packet without BIG TCP
+  return Math.min(65_536, Math.floor((bucket * 1448) / 1514) - 1024);
 }
 
-/** One tbf: burst of 4 ms at the rate (at least 10 full frames), queue of 20 ms. */
-function tbfArgs(bps: number): string[] {
-  return ['tbf', 'rate', `${bps}bit`, 'burst', String(tbfBurst(bps)), 'latency', '20ms'];
+/** One tbf: a bucket of burstMs at the rate (at least 10 full frames), queue of 20 ms. */
+function tbfArgs(bps: number, burstMs?: number): string[] {
+  return ['tbf', 'rate', `${bps}bit`, 'burst', String(tbfBurst(bps, burstMs)), 'latency', '20ms'];
 }
 
 export class Topology {
@@ -261,7 +267,7 @@ export class Topology {
 
   /** the GSO size every host's eth0 is capped at (TopologyOptions.capGso), or undefined */
   get gsoMaxSize(): number | undefined {
-    return this.options.capGso === false ? undefined : gsoCap(this.hosts.flatMap((h) => [h.up, h.down]));
+    return this.options.capGso === false ? undefined : gsoCap(this.hosts.flatMap((h) => [h.up, h.down]), this.options.burstMs);
   }
 
   get hosts(): HostSpec[] {
@@ -295,8 +301,8 @@ export class Topology {
       sh(['ip', '-n', h.ns, 'link', 'set', 'lo', 'up']);
       if (this.options.tcpCc !== undefined) sh(['ip', 'netns', 'exec', h.ns, 'sysctl', '-q', '-w', `net.ipv4.tcp_congestion_control=${this.options.tcpCc}`]);
       // host end egress = this host's upload; switch end egress = its download
-      sh(['tc', '-n', h.ns, 'qdisc', 'replace', 'dev', 'eth0', 'root', ...tbfArgs(h.up)]);
-      sh(['tc', '-n', this.sw, 'qdisc', 'replace', 'dev', h.name, 'root', ...tbfArgs(h.down)]);
+      sh(['tc', '-n', h.ns, 'qdisc', 'replace', 'dev', 'eth0', 'root', ...tbfArgs(h.up, this.options.burstMs)]);
+      sh(['tc', '-n', this.sw, 'qdisc', 'replace', 'dev', h.name, 'root', ...tbfArgs(h.down, this.options.burstMs)]);
     }
   }
 

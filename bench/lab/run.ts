@@ -14,6 +14,8 @@
  *   --slow-rate R        (default 20mbit)
  *   --no-gso-cap         leave the hosts' GSO size at the kernel default, so tbf splits
  *                        large GSO packets into frames in software (netns.ts, capGso)
+ *   --tbf-burst MS       each link's tbf bucket, in ms at its rate (default 4); the GSO
+ *                        cap follows it, so a larger bucket means fewer, larger packets
  *   --tcp-cc NAME        every host's TCP congestion control (default: what a new
  *                        namespace inherits from the machine; recorded either way)
  *   --seed-host          Shoal's scheduler and seed on a host of their own (the
@@ -66,6 +68,7 @@ async function main(): Promise<number> {
       'slow-rate': { type: 'string', default: '20mbit' },
       'no-gso-cap': { type: 'boolean', default: false },
       'tcp-cc': { type: 'string' },
+      'tbf-burst': { type: 'string' },
       'seed-host': { type: 'boolean', default: false },
       'declare-rates': { type: 'boolean', default: false },
       scenarios: { type: 'string' },
@@ -86,7 +89,7 @@ async function main(): Promise<number> {
     allowPositionals: false,
   });
   if (values.help) {
-    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--no-gso-cap] [--tcp-cc reno|bbr|…] [--seed-host] [--declare-rates] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
+    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--no-gso-cap] [--tbf-burst MS] [--tcp-cc reno|bbr|…] [--seed-host] [--declare-rates] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
     return 0;
   }
   const problem = labProblem();
@@ -120,6 +123,7 @@ async function main(): Promise<number> {
     slowRate: parseRate(values['slow-rate']),
     capGso: !values['no-gso-cap'],
     tcpCc: values['tcp-cc'],
+    burstMs: values['tbf-burst'] === undefined ? undefined : Number(values['tbf-burst']),
     seedHost: values['seed-host'],
     declareRates: values['declare-rates'],
     scenarios,
@@ -133,6 +137,7 @@ async function main(): Promise<number> {
   };
   if (!Number.isInteger(base.peers) || base.peers < 1 || base.peers > 500) throw new Error('--peers must be 1..500');
   if (base.slowPeers > base.peers) throw new Error('--slow-peers must be at most --peers');
+  if (base.burstMs !== undefined && !(base.burstMs >= 1 && base.burstMs <= 100)) throw new Error('--tbf-burst must be 1..100 (ms)');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const outPath = values.out ?? join(REPO, 'bench/lab/results', `${values.sweep ? 'sweep' : image ? 'image' : 'lab'}-${stamp}.json`);
   mkdirSync(dirname(outPath), { recursive: true });
