@@ -425,9 +425,16 @@ export class Procs {
     };
     child.stdout!.on('data', take);
     child.stderr!.on('data', take);
-    child.on('close', () => logFile?.end());
+    const closed = new Promise<void>((res) => child.on('close', () => res()));
+    void closed.then(() => logFile?.end());
+    // 'exit' can come before the last of the output has been read: `exited`
+    // keeps the exit's time but resolves once the pipes are drained too
+    // (bounded, in case something the process started still holds them).
     const exited = new Promise<{ code: number | string; at: number }>((res) => {
-      child.on('exit', (code, signal) => res({ code: code ?? signal ?? -1, at: Date.now() }));
+      child.on('exit', (code, signal) => {
+        const at = Date.now();
+        void Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]).then(() => res({ code: code ?? signal ?? -1, at }));
+      });
       child.on('error', (err) => res({ code: `spawn error: ${err.message}`, at: Date.now() }));
     });
     const p: NsProc = {
