@@ -930,3 +930,112 @@ describe('Swarm: split trees (stripes: 2)', () => {
     assert.ok(odd.serves(3), 'a stripe count past 32 is ignored');
   });
 });
+
+describe('Swarm: slow links measured, none announced (injected clock)', () => {
+  const PIECES = 200;
+  let clock = 0;
+
+  function measuredSwarm(options: { stripes: number; stripesFrom?: number }, names: string[]): Client {
+    clock = 1_000_000;
+    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 60_000, seedChildren: 1, peerChildren: 1, now: () => clock, ...options });
+    hostCommands = new Map();
+    announce('hs', true);
+    for (const name of names) announce(`h${name}`);
+    const seed = register('S', 'hs', { backToSource: true, metadata: { contentLength: BigInt(PIECES * PIECE), pieceSize: PIECE } });
+    swarm.piecesFinished(seed.peer, Array.from({ length: PIECES }, (_, n) => n), new Uint8Array(0));
+    return seed;
+  }
+
+  /**
+   * A fluid model of the links, in steps of 100 ms: each peer downloads at
+   * most `rate` pieces a second, and uploads as much (the seed without
+   * limit), each piece from a parent that holds it and serves it to this
+   * child (its stripe mask), lowest piece first.
+   */
+  async function run(clients: Client[], rate: (c: Client) => number, seconds: number): Promise<void> {
+    const down = new Map<PeerEntry, number>();
+    const up = new Map<PeerEntry, number>();
+    const task = swarm.tasks.get(TASK)!;
+    for (let step = 0; step < seconds * 10; step++) {
+      clock += 100;
+      for (const c of clients) {
+        down.set(c.peer, Math.min(2, (down.get(c.peer) ?? 0) + rate(c) / 10));
+        up.set(c.peer, Math.min(2, (up.get(c.peer) ?? 0) + rate(c) / 10));
+      }
+      for (const c of clients) {
+        const got: number[] = [];
+        while ((down.get(c.peer) ?? 0) >= 1) {
+          let taken = false;
+          for (const parent of c.peer.parents) {
+            const seedParent = parent.host.info.seed;
+            if (!seedParent && (up.get(parent) ?? 0) < 1) continue;
+            const mask = c.peer.parentMasks.get(parent);
+            let n = 0;
+            while (n < PIECES && (!parent.pieces.has(n) || c.peer.pieces.has(n) || got.includes(n) || (mask !== undefined && (mask & (1 << n % task.stripes)) === 0))) n++;
+            if (n >= PIECES) continue;
+            got.push(n);
+            down.set(c.peer, down.get(c.peer)! - 1);
+            if (!seedParent) up.set(parent, up.get(parent)! - 1);
+            taken = true;
+            break;
+          }
+          if (!taken) break;
+        }
+        if (got.length > 0) swarm.piecesFinished(c.peer, got, new Uint8Array(0));
+      }
+      await tick();
+    }
+  }
+
+  const FAST = 12;
+  const SLOW = 2.5;
+
+  it('in a chain, a slow host behind a fast parent is found and goes to the tail; the fast peer it held back moves up', async () => {
+    measuredSwarm({ stripes: 1 }, ['f1', 's1', 'f2']);
+    const [f1, s1, f2] = ['f1', 's1', 'f2'].map((n) => register(n.toUpperCase(), `h${n}`)) as [Client, Client, Client];
+    await tick();
+    const parentOf = (c: Client): PeerEntry | undefined => [...c.peer.parents][0];
+    assert.equal(parentOf(s1), f1.peer);
+    assert.equal(parentOf(f2), s1.peer, 'registered in this order, the slow host sits between the fast ones');
+    await run([f1, s1, f2], (c) => (c === s1 ? SLOW : FAST), 6);
+    assert.ok(s1.peer.host.measuredSlow, 'the slow host was found');
+    assert.ok(!f1.peer.host.measuredSlow && !f2.peer.host.measuredSlow, 'no fast host was taken for slow (F2 only ran at its slow parent\'s pace)');
+    const measured = s1.peer.host.peakRate / PIECE;
+    assert.ok(measured > SLOW * 0.5 && measured < SLOW * 2, `measured ${measured} pieces/s for a ${SLOW}/s link`);
+    assert.equal(parentOf(f2), f1.peer, 'the fast peer moved up, under the fast one');
+    assert.equal(parentOf(s1), f2.peer, 'the slow host went to the tail');
+    assert.deepEqual(lastParents(f2), ['F1'], 'the fast peer heard of its new parent');
+  });
+
+  it('split trees: slow hosts registered early are found and rebuilt below the fast ones; no fast host is taken for slow', async () => {
+    const names = ['f1', 's1', 's2', 'f2', 'f3', 'f4', 'f5', 'f6'];
+    measuredSwarm({ stripes: 2, stripesFrom: 8 }, names);
+    const clients = names.map((n) => register(n.toUpperCase(), `h${n}`));
+    await tick();
+    assert.equal(swarm.tasks.get(TASK)!.stripes, 2, 'the eighth peer split the task');
+    const slow = new Set(clients.filter((c) => c.peer.id.startsWith('S')).map((c) => c.peer));
+    const fedBySlow = (): string[] => clients.filter((c) => !slow.has(c.peer) && [...c.peer.parents].some((p) => slow.has(p))).map((c) => c.peer.id);
+    assert.ok(fedBySlow().length > 0, 'built blind, the trees put slow hosts above fast ones');
+    await run(clients, (c) => (slow.has(c.peer) ? SLOW : FAST), 8);
+    for (const c of clients) assert.equal(c.peer.host.measuredSlow, slow.has(c.peer), `${c.peer.id}: measured slow ${String(c.peer.host.measuredSlow)}`);
+    assert.deepEqual(fedBySlow(), [], 'after the rebuild no fast peer takes a stripe from a slow host');
+    for (const c of clients) {
+      const covered = [...c.peer.parentMasks.values()].reduce((m, v) => m | v, 0);
+      // The fast peers fill every place in the trees, so a slow host may wait
+      // for its second stripe until one finishes; its link stays busy meanwhile.
+      if (slow.has(c.peer)) assert.ok(covered !== 0, `${c.peer.id} has no parent`);
+      else assert.equal(covered, 0b11, `${c.peer.id} lacks a stripe`);
+    }
+    for (const x of slow) assert.deepEqual([...x.children].filter((c) => !slow.has(c)).map((c) => c.id), [], `${x.id} feeds fast peers`);
+    assert.equal(backToSourceCount(clients), 0);
+  });
+
+  it('a fast host fed only by slow parents is not taken for slow', async () => {
+    measuredSwarm({ stripes: 1 }, ['s1', 'f1']);
+    const [s1, f1] = ['s1', 'f1'].map((n) => register(n.toUpperCase(), `h${n}`)) as [Client, Client];
+    await tick();
+    await run([s1, f1], (c) => (c === s1 ? SLOW : FAST), 6);
+    // The seed's upload is not measured, so its slow child proves nothing either: both unknown.
+    assert.ok(!f1.peer.host.measuredSlow && !s1.peer.host.measuredSlow);
+  });
+});

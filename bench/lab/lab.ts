@@ -27,6 +27,8 @@ export interface PointOptions {
   originDown: number;
   slowPeers: number;
   slowRate: number;
+  /** the slow peers spread evenly instead of first (TopologyOptions.slowSpread) */
+  slowSpread?: boolean | undefined;
   /** cap the hosts' GSO size at the smallest tbf bucket (netns.ts, TopologyOptions.capGso) */
   capGso: boolean;
   /** TCP congestion control for every host (TopologyOptions.tcpCc); undefined: the machine's */
@@ -78,6 +80,8 @@ export interface PointResult {
     originDown: string;
     slowPeers: number;
     slowRate: string;
+    /** where the slow peers are: the first ones, or spread evenly */
+    slowPlacement?: 'first' | 'spread';
     /** the hosts' GSO size limit in bytes, or null when left at the kernel default */
     gsoMaxSize: number | null;
     /** each tbf's bucket, in ms at its rate */
@@ -258,6 +262,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
       originDown: formatRate(o.originDown),
       slowPeers: o.slowPeers,
       slowRate: formatRate(o.slowRate),
+      ...(o.slowPeers > 0 ? { slowPlacement: o.slowSpread === true ? 'spread' : 'first' } : {}),
       gsoMaxSize: null,
       tbfBurstMs: o.burstMs ?? TBF_BURST_MS,
     },
@@ -279,6 +284,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     originDown: o.originDown,
     slowPeers: o.slowPeers,
     slowRate: o.slowRate,
+    slowSpread: o.slowSpread === true,
     capGso: o.capGso,
     tcpCc: o.tcpCc,
     seedHost: o.seedHost === true,

@@ -183,9 +183,10 @@ export interface TopologyOptions {
   peerDown: number;
   originUp: number;
   originDown: number;
-  /** the first `slowPeers` peers get `slowRate` both ways */
+  /** `slowPeers` peers get `slowRate` both ways: the first ones, or spread evenly (`slowSpread`) */
   slowPeers?: number;
   slowRate?: number;
+  slowSpread?: boolean;
   /**
    * Cap every host's GSO size so that no TCP segment train is larger than the
    * smallest tbf bucket (default true). tbf cannot pass a packet larger than its
@@ -212,6 +213,17 @@ export interface TopologyOptions {
   seedHost?: boolean;
   /** each tbf's bucket, in ms at its rate (default TBF_BURST_MS); it also sets the GSO cap */
   burstMs?: number | undefined;
+}
+
+/**
+ * Whether peer i (from 0) of `peers` is one of the `slow` slow ones: the first
+ * ones (they start, register and are placed first), or with `spread` every
+ * (peers / slow)-th, ending with the last peer (a mixed fleet in no order).
+ */
+export function isSlowPeer(i: number, peers: number, slow: number, spread: boolean): boolean {
+  if (!spread) return i < slow;
+  for (let j = 1; j <= slow; j++) if (Math.round((j * peers) / slow) - 1 === i) return true;
+  return false;
 }
 
 /** A tbf's default bucket: 4 ms at its rate. */
@@ -254,7 +266,7 @@ export class Topology {
     this.peers = Array.from({ length: options.peers }, (_, i) => {
       const k = i + 1;
       const ip = `10.77.${1 + Math.floor((k - 1) / 250)}.${1 + ((k - 1) % 250)}`;
-      const isSlow = i < slow;
+      const isSlow = isSlowPeer(i, options.peers, slow, options.slowSpread === true);
       return {
         name: `p${k}`,
         ns: `${PREFIX}${this.run}-p${k}`,

@@ -11,6 +11,8 @@
  *   --origin-rate R      origin upload (default 200mbit)
  *   --origin-down R      origin download (default 1gbit)
  *   --slow-peers K       the first K peers get --slow-rate both ways (default 0)
+ *   --slow-spread        the K slow peers spread evenly (every N/K-th, the last one slow)
+ *                        instead of first
  *   --slow-rate R        (default 20mbit)
  *   --no-gso-cap         leave the hosts' GSO size at the kernel default, so tbf splits
  *                        large GSO packets into frames in software (netns.ts, capGso)
@@ -66,6 +68,7 @@ async function main(): Promise<number> {
       'origin-down': { type: 'string', default: '1gbit' },
       'slow-peers': { type: 'string', default: '0' },
       'slow-rate': { type: 'string', default: '20mbit' },
+      'slow-spread': { type: 'boolean', default: false },
       'no-gso-cap': { type: 'boolean', default: false },
       'tcp-cc': { type: 'string' },
       'tbf-burst': { type: 'string' },
@@ -89,7 +92,7 @@ async function main(): Promise<number> {
     allowPositionals: false,
   });
   if (values.help) {
-    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit] [--no-gso-cap] [--tbf-burst MS] [--tcp-cc reno|bbr|…] [--seed-host] [--declare-rates] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
+    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit [--slow-spread]] [--no-gso-cap] [--tbf-burst MS] [--tcp-cc reno|bbr|…] [--seed-host] [--declare-rates] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
     return 0;
   }
   const problem = labProblem();
@@ -121,6 +124,7 @@ async function main(): Promise<number> {
     originDown: parseRate(values['origin-down']),
     slowPeers: Number(values['slow-peers']),
     slowRate: parseRate(values['slow-rate']),
+    slowSpread: values['slow-spread'],
     capGso: !values['no-gso-cap'],
     tcpCc: values['tcp-cc'],
     burstMs: values['tbf-burst'] === undefined ? undefined : Number(values['tbf-burst']),

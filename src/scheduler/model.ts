@@ -25,12 +25,30 @@ export class HostEntry {
   uploads = 0;
   /** Children one peer of this host may have in one task (the scheduler's cap; 0 = its upload slots). */
   childLimit = 0;
+  /**
+   * The highest download rate, in bytes/s, that one of this host's peers
+   * kept up over RATE_WINDOW_MS (PeerEntry.recentRate): a lower bound on its
+   * link. 0 until measured.
+   */
+  peakRate = 0;
+  /**
+   * Measured slow (Swarm, #measureLinks): a parent had pieces for it and took
+   * them in several times as fast as this host downloaded them, and the host
+   * downloaded no faster from anyone else. Its peakRate then stands for its
+   * link, as an announced `upload.rate` would (scoring.ts, linkRate).
+   */
+  measuredSlow = false;
 
   constructor(info: HostInfo, command: (command: HostCommand) => void) {
     this.info = info;
     this.command = command;
   }
 }
+
+/** The window over which a peer's download rate is measured (PeerEntry.recentRate). */
+export const RATE_WINDOW_MS = 2000;
+/** New pieces a peer remembers for it (a window of 1 MiB pieces at 1 Gbit/s; faster, the rate is taken over what they span). */
+const RATE_SAMPLES = 256;
 
 export type PeerState = 'waiting' | 'running' | 'source' | 'complete' | 'failed' | 'left';
 
@@ -56,6 +74,12 @@ export class TaskEntry {
   scheduled = false;
   /** Stripes this task's pieces are dealt into: 1 (a chain) until it has enough peers for split trees. */
   stripes = 1;
+  /** When its peers' links were last measured (Swarm, #measureLinks; the scheduler's clock). */
+  linksMeasuredAt = 0;
+  /** When its chain or trees were last rebuilt (Swarm, #rebuildTrees). */
+  rebuiltAt = 0;
+  /** A host of its was measured slow since the last rebuild: rebuild when REBUILD_GAP_MS have passed. */
+  rebuildForSlow = false;
 
   constructor(id: string) {
     this.id = id;
@@ -97,10 +121,16 @@ export class PeerEntry {
    * serves this peer every piece.
    */
   readonly parentMasks = new Map<PeerEntry, number>();
+  /** When each parent edge was made or last given more stripes (the scheduler's clock). */
+  readonly linkedAt = new Map<PeerEntry, number>();
   /** Split trees: the one stripe this peer passes on to children (a seed or source passes on every stripe). */
   stripe = 0;
   /** When this peer last reported a new piece (the scheduler's clock); undefined before its first. */
   lastPieceAt: number | undefined;
+  /** When this peer reported its first new piece (the scheduler's clock). */
+  firstPieceAt: number | undefined;
+  /** The last RATE_SAMPLES new pieces it reported, oldest first: when (the scheduler's clock) and which. */
+  readonly arrivals: Array<{ at: number; n: number }> = [];
 
   constructor(id: string, host: HostEntry, task: TaskEntry, state: PeerState) {
     this.id = id;
@@ -109,14 +139,40 @@ export class PeerEntry {
     this.state = state;
   }
 
+  /** Records pieces this peer just reported as new. */
+  recordArrivals(numbers: readonly number[], now: number): void {
+    this.firstPieceAt ??= now;
+    this.lastPieceAt = now;
+    for (const n of numbers) this.arrivals.push({ at: now, n });
+    if (this.arrivals.length > RATE_SAMPLES) this.arrivals.splice(0, this.arrivals.length - RATE_SAMPLES);
+  }
+
+  /**
+   * Bytes per second this peer downloaded over the last RATE_WINDOW_MS, of the
+   * pieces `counts` admits (default: all); undefined until it has been
+   * downloading for most of a window. Reports arrive in batches a few tens of
+   * ms apart, so this is a rate over seconds, not a precise one.
+   */
+  recentRate(now: number, pieceSize: number, counts: (n: number) => boolean = () => true): number | undefined {
+    if (this.firstPieceAt === undefined || now - this.firstPieceAt < RATE_WINDOW_MS) return undefined;
+    const since = now - RATE_WINDOW_MS;
+    let pieces = 0;
+    let i = this.arrivals.length - 1;
+    for (; i >= 0 && this.arrivals[i]!.at > since; i--) if (counts(this.arrivals[i]!.n)) pieces++;
+    // Every remembered piece is in the window: the rate over what they span.
+    const span = i < 0 && this.arrivals.length === RATE_SAMPLES ? Math.max(1, now - this.arrivals[0]!.at) : RATE_WINDOW_MS;
+    return (pieces * pieceSize * 1000) / span;
+  }
+
   get active(): boolean {
     return this.state === 'waiting' || this.state === 'running' || this.state === 'source';
   }
 
-  /** Adds `parent` as a parent of this peer, for the stripes in `mask` (undefined: every piece). */
-  link(parent: PeerEntry, mask?: number): void {
+  /** Adds `parent` as a parent of this peer, for the stripes in `mask` (undefined: every piece), at `at` (the scheduler's clock). */
+  link(parent: PeerEntry, at: number, mask?: number): void {
     this.parents.add(parent);
     parent.children.add(this);
+    this.linkedAt.set(parent, at);
     if (mask !== undefined) this.parentMasks.set(parent, (this.parentMasks.get(parent) ?? 0) | mask);
   }
 
@@ -124,6 +180,7 @@ export class PeerEntry {
     this.parents.delete(parent);
     parent.children.delete(this);
     this.parentMasks.delete(parent);
+    this.linkedAt.delete(parent);
   }
 
   /** Split trees: `parent` stops serving this peer the stripes in `mask`; the edge goes when none is left. */

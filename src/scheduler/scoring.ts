@@ -2,7 +2,7 @@
  * Parent scoring and cycle avoidance: pure functions over the model, tested
  * without sockets. Weights are documented in docs/scheduling.md.
  */
-import type { PeerEntry } from './model.js';
+import type { HostEntry, PeerEntry } from './model.js';
 
 export const WEIGHTS = {
   /** Pieces the parent holds that the child lacks, as a fraction of the task. */
@@ -95,23 +95,37 @@ export function score(child: PeerEntry, parent: PeerEntry): number {
 }
 
 /**
- * Whether `parent`'s host would hold `child` back: both hosts announce an
- * upload rate (`upload.rate`, their link as the operator knows it; 0 = not
- * said) and the parent's is under half the child's. A host's upload rate
- * stands for its download too (links are mostly symmetric). Such a parent is
- * a last resort: on a fleet with slow and fast links, the slow hosts end up
- * at the bottom of the chain or the trees instead of throttling everyone
- * below them.
+ * A host's link rate in bytes/s as the scheduler knows it: the upload rate it
+ * announces (`upload.rate`, its link as the operator knows it), else the rate
+ * it was measured at when it proved slow (HostEntry.measuredSlow), else 0
+ * (unknown). An upload rate stands for the download too: links are mostly
+ * symmetric, and a measured one is a download rate.
  */
-export function slowerParent(child: PeerEntry, parent: PeerEntry): boolean {
-  const up = parent.host.info.uploadRate;
-  const own = child.host.info.uploadRate;
-  return up > 0 && own > 0 && up * 2 < own;
+export function linkRate(host: HostEntry): number {
+  if (host.info.uploadRate > 0) return host.info.uploadRate;
+  return host.measuredSlow ? host.peakRate : 0;
 }
 
-/** A host's announced upload rate, unknown (0) counted as the fastest: the order in which trees are rebuilt. */
-export function declaredRate(peer: PeerEntry): number {
-  return peer.host.info.uploadRate > 0 ? peer.host.info.uploadRate : Number.POSITIVE_INFINITY;
+/**
+ * Whether `parent`'s host would hold `child` back: its link rate (linkRate)
+ * is under half the child's. A child whose rate is unknown counts as fast
+ * against a parent measured slow, and as unknown (nothing to compare)
+ * against one whose rate was announced. Such a parent is a last resort: on a
+ * fleet with slow and fast links, the slow hosts end up at the bottom of the
+ * chain or the trees instead of throttling everyone below them.
+ */
+export function slowerParent(child: PeerEntry, parent: PeerEntry): boolean {
+  const up = linkRate(parent.host);
+  if (up === 0) return false;
+  const own = linkRate(child.host);
+  if (own === 0) return parent.host.measuredSlow;
+  return up * 2 < own;
+}
+
+/** A host's link rate (linkRate), unknown counted as the fastest: the order in which trees are rebuilt. */
+export function rankRate(peer: PeerEntry): number {
+  const rate = linkRate(peer.host);
+  return rate > 0 ? rate : Number.POSITIVE_INFINITY;
 }
 
 /**

@@ -14,8 +14,8 @@ import {
 } from '../gen/shoal/v1/scheduler_pb.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests, unpackDigests } from '../common/pieces.js';
-import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type PeerState } from './model.js';
-import { declaredRate, pickParents, slowerParent, wouldCycle } from './scoring.js';
+import { HostEntry, PeerEntry, RATE_WINDOW_MS, TaskEntry, type HostInfo, type PeerState } from './model.js';
+import { pickParents, rankRate, slowerParent, wouldCycle } from './scoring.js';
 import { allStripes, coveredStripes, isRelay, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
 
 export interface SwarmOptions {
@@ -63,6 +63,26 @@ export interface SwarmOptions {
 const UPSTREAM_HOPS = 256;
 /** A holder that got no piece for this long has stalled: the peers below it may go past the child limits. */
 const UPSTREAM_STALL_MS = 10_000;
+
+/** How often a task's peers' links are measured (#measureLinks), at most. */
+const MEASURE_EVERY_MS = 500;
+/** Pieces a parent must hold ahead of a child before the child's pace is held against its link. */
+const LAG_PIECES = 4;
+/** Rebuilds of one task's chain or trees for slow hosts found, at most one per this long. */
+const REBUILD_GAP_MS = 2000;
+
+/** Whether piece n is one `parent` serves `peer` (its stripe mask; every piece in a chain). */
+function stripesOf(peer: PeerEntry, parent: PeerEntry, k: number): (n: number) => boolean {
+  const mask = peer.parentMasks.get(parent);
+  return (n) => mask === undefined || k === 1 || (mask & (1 << n % k)) !== 0;
+}
+
+/** Pieces `parent` holds that `peer` lacks, of those `serves` admits. */
+function piecesBehind(peer: PeerEntry, parent: PeerEntry, serves: (n: number) => boolean): number {
+  let behind = 0;
+  for (const n of parent.pieces) if (serves(n) && !peer.pieces.has(n)) behind++;
+  return behind;
+}
 
 /** Rendezvous hashing: the same task lands on the same seed while the set of seeds is stable. */
 export function rendezvous(taskId: string, hostId: string): number {
@@ -235,13 +255,18 @@ export class Swarm {
     const trusted = peer.seedLike;
     this.#broadcastDigests(task, this.#learnDigests(task, numbers, digests, trusted ? 'trusted' : 'none'), peer);
     if (fresh.length > 0) {
-      peer.lastPieceAt = this.#now();
+      peer.recordArrivals(fresh, this.#now());
       for (const child of peer.children) {
         child.send?.(create(PeerResponseSchema, { response: { case: 'parentPieces', value: { peerId: peer.id, numbers: fresh } } }));
       }
       for (const parent of peer.parents) parent.host.uploads += fresh.length / Math.max(1, peer.parents.size);
     }
     if (!wasServing && peer.canServe) this.#scheduleTask(task);
+    const now = this.#now();
+    if (fresh.length > 0 && now - task.linksMeasuredAt >= MEASURE_EVERY_MS) {
+      task.linksMeasuredAt = now;
+      this.#measureLinks(task, now);
+    }
   }
 
   finished(peer: PeerEntry): void {
@@ -380,11 +405,11 @@ export class Swarm {
       picked = pickParents(peer, task.peers.values(), Math.max(room, force ? 1 : 0));
       const place = peer.parents.size === 0 && picked.length > 0 && picked.every((p) => slowerParent(peer, p)) ? this.#chainPlaceToTake(peer) : undefined;
       if (place !== undefined) picked = [place.parent];
-      for (const parent of picked) peer.link(parent);
+      for (const parent of picked) peer.link(parent, this.#now());
       if (place !== undefined) {
         // The slow host goes one hop down, under this peer; its own children stay with it.
         place.from.unlink(place.parent);
-        place.from.link(peer);
+        place.from.link(peer, this.#now());
         this.#sendParents(place.from, [peer]);
       }
     }
@@ -396,7 +421,7 @@ export class Swarm {
       const others = [...task.peers.values()].filter((p) => !p.host.info.seed);
       picked = pickParents(peer, others, 1, true);
       if (picked.length === 0) picked = pickParents(peer, task.peers.values(), 1, true);
-      for (const parent of picked) peer.link(parent);
+      for (const parent of picked) peer.link(parent, this.#now());
     }
     if (picked.length > 0) {
       this.#sendParents(peer, picked);
@@ -446,21 +471,21 @@ export class Swarm {
       // (slowerParent) only when nothing else is left.
       const taken = stripeToTake(peer, peer.task.peers.values(), s, k);
       if (parent !== undefined && (taken === undefined || slowerParent(peer, taken.root) || stripeDepth(taken.root, s, k) >= stripeDepth(parent, s, k))) {
-        peer.link(parent, bit);
+        peer.link(parent, this.#now(), bit);
         picked.add(parent);
         continue;
       }
       if (taken === undefined) {
         const slow = pickStripeParent(peer, peer.task.peers.values(), s, k, starving, true);
         if (slow !== undefined) {
-          peer.link(slow, bit);
+          peer.link(slow, this.#now(), bit);
           picked.add(slow);
         }
         continue;
       }
       taken.from.dropStripes(taken.root, bit);
       moved.push(taken.from);
-      peer.link(taken.root, bit);
+      peer.link(taken.root, this.#now(), bit);
       picked.add(taken.root);
     }
     // A peer that gave up a stripe hears so, and looks for it elsewhere (this peer, usually).
@@ -494,7 +519,7 @@ export class Swarm {
 
   /**
    * Unlinks every downloading peer of the task and links them again, the
-   * fastest announced links first (`upload.rate`; unknown counts as fast),
+   * fastest links first (rankRate: announced or measured slow; unknown counts as fast),
    * then in the order they came: the first takes every stripe from the seed
    * (the relay), and slow hosts end up at the trees' bottoms.
    * `deal`: deal the stripes they pass on afresh, round-robin. Pieces held
@@ -502,15 +527,82 @@ export class Swarm {
    */
   #rebuildTrees(task: TaskEntry, deal: boolean): void {
     const k = task.stripes;
-    // Fastest announced links first (unknown counts as fast): the relay and the trees' tops.
-    const moving = this.#downloaders(task).sort((a, b) => (declaredRate(a) === declaredRate(b) ? 0 : declaredRate(a) > declaredRate(b) ? -1 : 1));
+    task.rebuiltAt = this.#now();
+    task.rebuildForSlow = false;
+    // Fastest links first (unknown counts as fast): the relay and the trees' tops, or the chain's head.
+    const moving = this.#downloaders(task).sort((a, b) => (rankRate(a) === rankRate(b) ? 0 : rankRate(a) > rankRate(b) ? -1 : 1));
+    // An edge made again as it was (same parent, same stripes) keeps its age (#measureLinks).
+    const before = new Map(moving.map((p) => [p, new Map([...p.linkedAt].map(([parent, at]) => [parent, { at, mask: p.parentMasks.get(parent) }]))]));
     moving.forEach((p, i) => {
       if (deal) p.stripe = i % k;
       for (const parent of [...p.parents]) p.unlink(parent);
     });
-    for (const p of moving) this.#schedulePeer(p);
+    for (const p of moving) {
+      if (k > 1) {
+        this.#schedulePeer(p);
+        continue;
+      }
+      // A chain: one parent each, in this order, so that the first do not take
+      // the later ones as extra parents (the task's next round adds any room).
+      const picked = pickParents(p, task.peers.values(), 1);
+      for (const parent of picked) p.link(parent, this.#now());
+      if (picked.length > 0) this.#sendParents(p, picked);
+    }
     // Peers not linked again at once hear that their chain parent is gone (and get one when it frees).
     for (const p of moving) if (p.parents.size === 0) this.#sendParents(p, []);
+    for (const [p, edges] of before) {
+      for (const [parent, was] of edges) if (p.parents.has(parent) && p.parentMasks.get(parent) === was.mask) p.linkedAt.set(parent, was.at);
+    }
+  }
+
+  /**
+   * Finds hosts with slow links where none announced its rate, from the
+   * piece reports. A downloading peer is slow when one of its parents (linked
+   * for a window at least) holds LAG_PIECES pieces or more that it is to
+   * serve the peer and the peer lacks, and
+   *  - the peer downloaded, from everyone, at under a third of the parent's
+   *    own download rate, and
+   *  - the parent's children together took from it under three quarters of
+   *    that rate: it had upload to spare (a link's upload is taken to match
+   *    its download), so the peer's pace is its own link's.
+   * A fast peer under a slow parent is not slow: the parent's rate is as low
+   * as its; nor is one that a busy parent's other children outpace. The seed's
+   * upload is not measured, so a slow host that is the seed's only child
+   * (the chain's head, the relay) is found only if it announces its rate.
+   * The chain or the trees are then rebuilt, fastest first (rankRate), at most
+   * once every REBUILD_GAP_MS.
+   */
+  #measureLinks(task: TaskEntry, now: number): void {
+    const pieceSize = task.shape?.pieceSize;
+    if (pieceSize === undefined) return;
+    const k = task.stripes;
+    for (const peer of this.#downloaders(task)) {
+      const rate = peer.recentRate(now, pieceSize);
+      if (rate === undefined) continue;
+      const host = peer.host;
+      host.peakRate = Math.max(host.peakRate, rate);
+      if (host.measuredSlow || host.info.uploadRate > 0) continue;
+      for (const parent of peer.parents) {
+        // An edge younger than a window is judged on the pace of whatever fed the peer before.
+        if (now - (peer.linkedAt.get(parent) ?? now) < RATE_WINDOW_MS) continue;
+        const fed = parent.fetching ? parent.recentRate(now, pieceSize) : undefined;
+        if (fed === undefined || rate * 3 >= fed) continue;
+        if (piecesBehind(peer, parent, stripesOf(peer, parent, k)) < LAG_PIECES) continue;
+        // The parent had upload to spare: its children together took well under what it took in.
+        // (A child too new to have a rate leaves that unknown.)
+        let sent: number | undefined = 0;
+        for (const child of parent.children) {
+          const took = child.recentRate(now, pieceSize, stripesOf(child, parent, k));
+          sent = took === undefined || sent === undefined ? undefined : sent + took;
+        }
+        if (sent === undefined || sent >= 0.75 * fed) continue;
+        host.measuredSlow = true;
+        task.rebuildForSlow = true;
+        this.#log.info({ task: task.id, peer: peer.id, rate: Math.round(rate), parent: parent.id, parentRate: Math.round(fed), parentSent: Math.round(sent) }, 'slow link measured');
+        break;
+      }
+    }
+    if (task.rebuildForSlow && now - task.rebuiltAt >= REBUILD_GAP_MS) this.#rebuildTrees(task, k > 1);
   }
 
   /** Whether `peer` could use another parent (a stripe without one, or room under the parent limit). */
@@ -642,7 +734,7 @@ export class Swarm {
           const better = pickStripeParent(peer, task.peers.values(), s, k);
           if (better === undefined) continue;
           peer.dropStripes(parent, bit);
-          peer.link(better, bit);
+          peer.link(better, this.#now(), bit);
           added.push(better);
         }
       }
