@@ -935,11 +935,11 @@ describe('Swarm: slow links measured, none announced (injected clock)', () => {
   const PIECES = 200;
   let clock = 0;
 
-  function measuredSwarm(options: { stripes: number; stripesFrom?: number }, names: string[]): Client {
+  function measuredSwarm(options: { stripes: number; stripesFrom?: number }, names: string[], seedRate = 0): Client {
     clock = 1_000_000;
     swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 60_000, seedChildren: 1, peerChildren: 1, now: () => clock, ...options });
     hostCommands = new Map();
-    announce('hs', true);
+    swarm.announceHost({ ...hostInfo('hs', true), uploadRate: seedRate }, () => undefined, []);
     for (const name of names) announce(`h${name}`);
     const seed = register('S', 'hs', { backToSource: true, metadata: { contentLength: BigInt(PIECES * PIECE), pieceSize: PIECE } });
     swarm.piecesFinished(seed.peer, Array.from({ length: PIECES }, (_, n) => n), new Uint8Array(0));
@@ -1028,6 +1028,29 @@ describe('Swarm: slow links measured, none announced (injected clock)', () => {
     }
     for (const x of slow) assert.deepEqual([...x.children].filter((c) => !slow.has(c)).map((c) => c.id), [], `${x.id} feeds fast peers`);
     assert.equal(backToSourceCount(clients), 0);
+  });
+
+  it('right under the seed, a slow host is found only when the seed announces its rate; then a fast peer takes its place', async () => {
+    for (const seedRate of [0, 25 * PIECE]) {
+      measuredSwarm({ stripes: 1 }, ['s1', 'f1'], seedRate);
+      const [s1, f1] = ['s1', 'f1'].map((n) => register(n.toUpperCase(), `h${n}`)) as [Client, Client];
+      await tick();
+      await run([s1, f1], (c) => (c === s1 ? SLOW : FAST), 6);
+      assert.equal(s1.peer.host.measuredSlow, seedRate > 0, `seed rate ${seedRate}`);
+      assert.ok(!f1.peer.host.measuredSlow);
+      const head = [...swarm.tasks.get(TASK)!.peers.values()].find((p) => [...p.parents].some((x) => x.host.info.seed));
+      assert.equal(head?.id, seedRate > 0 ? 'F1' : 'S1', 'the seed\'s child');
+      swarm.close();
+    }
+  });
+
+  it('a fast host that a busy machine slows later is not taken for slow: its best rate was its parent\'s', async () => {
+    measuredSwarm({ stripes: 1 }, ['f1', 'f2']);
+    const [f1, f2] = ['f1', 'f2'].map((n) => register(n.toUpperCase(), `h${n}`)) as [Client, Client];
+    await tick();
+    await run([f1, f2], () => FAST, 3);
+    await run([f1, f2], (c) => (c === f2 ? SLOW : FAST), 5);
+    assert.ok(!f2.peer.host.measuredSlow);
   });
 
   it('a fast host fed only by slow parents is not taken for slow', async () => {

@@ -52,6 +52,8 @@ export interface PointOptions {
   daemonConfig?: string | undefined;
   /** every Shoal daemon announces its link's upload rate (Ctx.declareRates) */
   declareRates?: boolean | undefined;
+  /** the seed daemon alone announces its link's upload rate (Ctx.declareSeedRate) */
+  declareSeedRate?: boolean | undefined;
   /**
    * The image benchmark (bench/lab/image.ts): the payload is an OCI image of about
    * sizeBytes in a registry on the origin host, and the scenarios are IMAGE_SCENARIOS.
@@ -92,6 +94,8 @@ export interface PointResult {
     seedHost?: boolean;
     /** every Shoal daemon announced its link's upload rate */
     declareRates?: boolean;
+    /** the seed daemon alone announced its link's upload rate */
+    declareSeedRate?: boolean;
   };
   bound: Bound;
   /** the direct-download estimate max(N·F/u_s, F/d_min) with tbf goodput, seconds */
@@ -299,10 +303,11 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     result.config.tcpCongestionControl = topo.tcpCongestionControl;
     if (topo.seedHost !== undefined) result.config.seedHost = true;
     if (o.declareRates === true) result.config.declareRates = true;
+    if (o.declareSeedRate === true) result.config.declareSeedRate = true;
     const usesShoal = o.scenarios.includes('shoal') || o.scenarios.includes('image-shoal');
     const shoal = usesShoal ? (o.shoal ?? snapshotShoal(join(work, `shoal-bin-${Date.now()}`))) : SHOAL_EXECUTABLE;
     if (usesShoal) result.shoal = shoal;
-    const ctx: Ctx = { topo, procs, work, file, timeoutMs: timeoutS * 1000, log: o.log, shoalBin: shoal.bin, schedulerConfig: o.schedulerConfig, getArgs: o.getArgs, daemonConfig: o.daemonConfig, declareRates: o.declareRates };
+    const ctx: Ctx = { topo, procs, work, file, timeoutMs: timeoutS * 1000, log: o.log, shoalBin: shoal.bin, schedulerConfig: o.schedulerConfig, getArgs: o.getArgs, daemonConfig: o.daemonConfig, declareRates: o.declareRates, declareSeedRate: o.declareSeedRate };
     const registry = image === undefined ? undefined : await startLabRegistry(ctx, image);
     if (registry === undefined) await startOriginServer(ctx);
     for (const name of o.scenarios) {

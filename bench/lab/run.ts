@@ -24,6 +24,8 @@
  *                        origin's rates) instead of the origin host
  *   --declare-rates      every Shoal daemon announces its link's upload rate
  *                        (--upload-rate), as an operator who knows the links would
+ *   --declare-seed-rate  the seed daemon alone announces its link's upload rate (an
+ *                        operator who configured the seed hosts and nothing else)
  *   --scenarios LIST     direct,bittorrent,shoal (default all three)
  *   --timeout-factor X   each scenario bounded at max(--min-timeout, X × direct estimate) (default 4)
  *   --min-timeout S      (default 60)
@@ -74,6 +76,7 @@ async function main(): Promise<number> {
       'tbf-burst': { type: 'string' },
       'seed-host': { type: 'boolean', default: false },
       'declare-rates': { type: 'boolean', default: false },
+      'declare-seed-rate': { type: 'boolean', default: false },
       scenarios: { type: 'string' },
       image: { type: 'boolean', default: false },
       'timeout-factor': { type: 'string', default: '4' },
@@ -92,7 +95,7 @@ async function main(): Promise<number> {
     allowPositionals: false,
   });
   if (values.help) {
-    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit [--slow-spread]] [--no-gso-cap] [--tbf-burst MS] [--tcp-cc reno|bbr|…] [--seed-host] [--declare-rates] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
+    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit [--slow-spread]] [--no-gso-cap] [--tbf-burst MS] [--tcp-cc reno|bbr|…] [--seed-host] [--declare-rates | --declare-seed-rate] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
     return 0;
   }
   const problem = labProblem();
@@ -130,6 +133,7 @@ async function main(): Promise<number> {
     burstMs: values['tbf-burst'] === undefined ? undefined : Number(values['tbf-burst']),
     seedHost: values['seed-host'],
     declareRates: values['declare-rates'],
+    declareSeedRate: values['declare-seed-rate'],
     scenarios,
     timeoutFactor: Number(values['timeout-factor']),
     minTimeoutS: Number(values['min-timeout']),

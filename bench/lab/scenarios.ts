@@ -57,6 +57,8 @@ export interface Ctx {
   daemonConfig?: string | undefined;
   /** every Shoal daemon announces its link's upload rate (`--upload-rate`, which also caps it there) */
   declareRates?: boolean | undefined;
+  /** the seed daemon alone announces its link's upload rate */
+  declareSeedRate?: boolean | undefined;
 }
 
 export interface HostResult {
@@ -628,7 +630,7 @@ export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, extra
     const api = join(dir, `${h.name}.sock`);
     const args = ['daemon', '--scheduler', schedulerUrl, '--listen', `0.0.0.0:${DAEMON_PORT}`, '--advertise', h.ip, '--data', join(dir, h.name), '--api', api, '--log-level', logLevel, ...(ctx.daemonConfig === undefined ? [] : ['--config', ctx.daemonConfig])];
     if (seed) args.push('--seed');
-    if (ctx.declareRates === true) args.push('--upload-rate', String(Math.floor(h.up / 8)));
+    if (ctx.declareRates === true || (seed && ctx.declareSeedRate === true)) args.push('--upload-rate', String(Math.floor(h.up / 8)));
     args.push(...extraDaemonArgs(h, seed));
     return { proc: procs.start(h.ns, `daemon@${h.name}`, shoalCmd(ctx, args), { keepOutput: 256 * 1024 }), api };
   };

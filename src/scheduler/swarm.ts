@@ -561,14 +561,15 @@ export class Swarm {
    * for a window at least) holds LAG_PIECES pieces or more that it is to
    * serve the peer and the peer lacks, and
    *  - the peer downloaded, from everyone, at under a third of the parent's
-   *    own download rate, and
+   *    own download rate, and never (HostEntry.peakRate) at half of it, and
    *  - the parent's children together took from it under three quarters of
    *    that rate: it had upload to spare (a link's upload is taken to match
    *    its download), so the peer's pace is its own link's.
    * A fast peer under a slow parent is not slow: the parent's rate is as low
-   * as its; nor is one that a busy parent's other children outpace. The seed's
-   * upload is not measured, so a slow host that is the seed's only child
-   * (the chain's head, the relay) is found only if it announces its rate.
+   * as its; nor is one that a busy parent's other children outpace. A seed's
+   * upload is not measured: a slow host right under the seed (the chain's
+   * head, the trees' relay) is found only if the seed announces its rate
+   * (`upload.rate` on the seed hosts) or the host its own.
    * The chain or the trees are then rebuilt, fastest first (rankRate), at most
    * once every REBUILD_GAP_MS.
    */
@@ -585,8 +586,10 @@ export class Swarm {
       for (const parent of peer.parents) {
         // An edge younger than a window is judged on the pace of whatever fed the peer before.
         if (now - (peer.linkedAt.get(parent) ?? now) < RATE_WINDOW_MS) continue;
-        const fed = parent.fetching ? parent.recentRate(now, pieceSize) : undefined;
-        if (fed === undefined || rate * 3 >= fed) continue;
+        // A seed is measured by the rate it announces, if any: it downloads from the origin, not from peers.
+        const fed = parent.fetching ? parent.recentRate(now, pieceSize) : parent.seedLike && parent.host.info.uploadRate > 0 ? parent.host.info.uploadRate : undefined;
+        // Its pace now, and its best so far: a fast host slowed for a while (a busy machine) is not slow.
+        if (fed === undefined || rate * 3 >= fed || host.peakRate * 2 >= fed) continue;
         if (piecesBehind(peer, parent, stripesOf(peer, parent, k)) < LAG_PIECES) continue;
         // The parent had upload to spare: its children together took well under what it took in.
         // (A child too new to have a rate leaves that unknown.)
