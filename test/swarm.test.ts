@@ -1007,12 +1007,12 @@ describe('Swarm: slow links measured, none announced (injected clock)', () => {
     assert.deepEqual(lastParents(f2), ['F1'], 'the fast peer heard of its new parent');
   });
 
-  it('split trees: slow hosts registered early are found and rebuilt below the fast ones; no fast host is taken for slow', async () => {
-    const names = ['f1', 's1', 's2', 'f2', 'f3', 'f4', 'f5', 'f6'];
-    measuredSwarm({ stripes: 2, stripesFrom: 8 }, names);
+  it('split trees: slow hosts registered early are found and rebuilt below the fast ones, no fast host is taken for slow, and the slow ones finish from the fast ones once those are done', async () => {
+    const names = ['f1', 's1', 's2', 'f2', 's3', 'f3', 'f4', 'f5', 'f6'];
+    measuredSwarm({ stripes: 2, stripesFrom: 9 }, names);
     const clients = names.map((n) => register(n.toUpperCase(), `h${n}`));
     await tick();
-    assert.equal(swarm.tasks.get(TASK)!.stripes, 2, 'the eighth peer split the task');
+    assert.equal(swarm.tasks.get(TASK)!.stripes, 2, 'the ninth peer split the task');
     const slow = new Set(clients.filter((c) => c.peer.id.startsWith('S')).map((c) => c.peer));
     const fedBySlow = (): string[] => clients.filter((c) => !slow.has(c.peer) && [...c.peer.parents].some((p) => slow.has(p))).map((c) => c.peer.id);
     assert.ok(fedBySlow().length > 0, 'built blind, the trees put slow hosts above fast ones');
@@ -1027,6 +1027,16 @@ describe('Swarm: slow links measured, none announced (injected clock)', () => {
       else assert.equal(covered, 0b11, `${c.peer.id} lacks a stripe`);
     }
     for (const x of slow) assert.deepEqual([...x.children].filter((c) => !slow.has(c)).map((c) => c.id), [], `${x.id} feeds fast peers`);
+    const slowUnderSlow = [...slow].filter((x) => [...x.parents].some((p) => slow.has(p))).map((x) => x.id);
+    assert.ok(slowUnderSlow.length > 0, 'a slow host feeds another');
+    // The fast peers finish and stay: the slow ones move to them for the tail.
+    for (const c of clients) if (!slow.has(c.peer)) swarm.finished(c.peer);
+    await tick();
+    for (const x of slow) {
+      const parents = [...x.parents];
+      assert.ok(parents.length > 0 && parents.every((p) => p.state === 'complete' && !slow.has(p)), `${x.id} is fed by ${parents.map((p) => p.id).join(', ')}`);
+      assert.equal([...x.parentMasks.values()].reduce((m, v) => m | v, 0), 0b11, `${x.id} lacks a stripe`);
+    }
     assert.equal(backToSourceCount(clients), 0);
   });
 

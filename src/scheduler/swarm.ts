@@ -722,19 +722,24 @@ export class Swarm {
   /**
    * A peer that took a stripe from a much slower host (slowerParent: the last
    * resort when nothing else was free) moves to a faster parent for it as
-   * soon as one has room, as peers arrive or leave.
+   * soon as one has room, as peers arrive or leave. A slow peer under a slow
+   * host moves to a complete peer much faster than that host: once the fast
+   * peers are done, their upload serves the slow ones' tail.
    */
   #leaveSlowParents(task: TaskEntry): void {
     const k = task.stripes;
+    const complete = [...task.peers.values()].filter((p) => p.state === 'complete' && !p.host.info.seed);
     for (const peer of this.#downloaders(task)) {
       if (peer.send === undefined) continue;
       const added: PeerEntry[] = [];
       for (const [parent, mask] of [...peer.parentMasks]) {
-        if (!slowerParent(peer, parent)) continue;
+        // A slow host's child, itself slow, moves to a complete peer much faster than that parent.
+        const faster = slowerParent(peer, parent) ? [...task.peers.values()] : complete.filter((c) => parent.state !== 'complete' && slowerParent(c, parent));
+        if (faster.length === 0) continue;
         for (let s = 0; s < k; s++) {
           const bit = 1 << s;
           if ((mask & bit) === 0) continue;
-          const better = pickStripeParent(peer, task.peers.values(), s, k);
+          const better = pickStripeParent(peer, faster, s, k);
           if (better === undefined) continue;
           peer.dropStripes(parent, bit);
           peer.link(better, this.#now(), bit);
