@@ -1063,6 +1063,16 @@ describe('Swarm: slow links measured, none announced (injected clock)', () => {
     assert.ok(!f2.peer.host.measuredSlow);
   });
 
+  it('a host found slow that later downloads twice as fast counts as unknown again', async () => {
+    measuredSwarm({ stripes: 1 }, ['f1', 's1', 'f2']);
+    const [f1, s1, f2] = ['f1', 's1', 'f2'].map((n) => register(n.toUpperCase(), `h${n}`)) as [Client, Client, Client];
+    await tick();
+    await run([f1, s1, f2], (c) => (c === s1 ? SLOW : FAST), 6);
+    assert.ok(s1.peer.host.measuredSlow);
+    await run([f1, s1, f2], () => FAST, 4);
+    assert.ok(!s1.peer.host.measuredSlow, 'its link was not what held it back');
+  });
+
   it('a fast host fed only by slow parents is not taken for slow', async () => {
     measuredSwarm({ stripes: 1 }, ['s1', 'f1']);
     const [s1, f1] = ['s1', 'f1'].map((n) => register(n.toUpperCase(), `h${n}`)) as [Client, Client];

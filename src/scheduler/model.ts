@@ -32,12 +32,16 @@ export class HostEntry {
    */
   peakRate = 0;
   /**
-   * Measured slow (Swarm, #measureLinks): a parent had pieces for it and took
-   * them in several times as fast as this host downloaded them, and the host
-   * downloaded no faster from anyone else. Its peakRate then stands for its
-   * link, as an announced `upload.rate` would (scoring.ts, linkRate).
+   * Its best rate when it was measured slow (Swarm, #measureLinks: a parent
+   * ahead of it took pieces in three times as fast, with upload to spare), in
+   * bytes/s; 0 when not. Its link then counts as peakRate, as an announced
+   * `upload.rate` would (scoring.ts, linkRate), until it goes twice as fast.
    */
-  measuredSlow = false;
+  slowRate = 0;
+
+  get measuredSlow(): boolean {
+    return this.slowRate > 0;
+  }
 
   constructor(info: HostInfo, command: (command: HostCommand) => void) {
     this.info = info;

@@ -582,6 +582,11 @@ export class Swarm {
       if (rate === undefined) continue;
       const host = peer.host;
       host.peakRate = Math.max(host.peakRate, rate);
+      if (host.measuredSlow && host.peakRate > 2 * host.slowRate) {
+        // Twice as fast as when it was found slow: it was not its link (a busy machine, a cold start).
+        host.slowRate = 0;
+        this.#log.info({ task: task.id, peer: peer.id, rate: Math.round(rate) }, 'slow link no longer');
+      }
       if (host.measuredSlow || host.info.uploadRate > 0) continue;
       for (const parent of peer.parents) {
         // An edge younger than a window is judged on the pace of whatever fed the peer before.
@@ -599,7 +604,7 @@ export class Swarm {
           sent = took === undefined || sent === undefined ? undefined : sent + took;
         }
         if (sent === undefined || sent >= 0.75 * fed) continue;
-        host.measuredSlow = true;
+        host.slowRate = host.peakRate;
         task.rebuildForSlow = true;
         this.#log.info({ task: task.id, peer: peer.id, rate: Math.round(rate), parent: parent.id, parentRate: Math.round(fed), parentSent: Math.round(sent) }, 'slow link measured');
         break;
