@@ -16,7 +16,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests, unpackDigests } from '../common/pieces.js';
 import { HostEntry, PeerEntry, RATE_WINDOW_MS, TaskEntry, type HostInfo, type PeerState } from './model.js';
 import { pickParents, rankRate, slowerParent, wouldCycle } from './scoring.js';
-import { allStripes, coveredStripes, isRelay, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
+import { allStripes, coveredStripes, edgeMask, isRelay, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
 
 export interface SwarmOptions {
   /** Parents a downloading peer is given at most. Default 4. */
@@ -71,10 +71,10 @@ const LAG_PIECES = 4;
 /** Rebuilds of one task's chain or trees for slow hosts found, at most one per this long. */
 const REBUILD_GAP_MS = 2000;
 
-/** Whether piece n is one `parent` serves `peer` (its stripe mask; every piece in a chain). */
+/** Whether piece n is one `parent` serves `peer` (edgeMask; every piece in a chain). */
 function stripesOf(peer: PeerEntry, parent: PeerEntry, k: number): (n: number) => boolean {
-  const mask = peer.parentMasks.get(parent);
-  return (n) => mask === undefined || k === 1 || (mask & (1 << n % k)) !== 0;
+  const mask = edgeMask(peer, parent, k);
+  return (n) => (mask & (1 << n % k)) !== 0;
 }
 
 /** Pieces `parent` holds that `peer` lacks, of those `serves` admits. */
@@ -739,7 +739,7 @@ export class Swarm {
       const added: PeerEntry[] = [];
       for (const [parent, mask] of [...peer.parentMasks]) {
         // A slow host's child, itself slow, moves to a complete peer much faster than that parent.
-        const faster = slowerParent(peer, parent) ? [...task.peers.values()] : complete.filter((c) => parent.state !== 'complete' && slowerParent(c, parent));
+        const faster = slowerParent(peer, parent) ? [...task.peers.values()] : parent.state === 'complete' ? [] : complete.filter((c) => slowerParent(c, parent));
         if (faster.length === 0) continue;
         for (let s = 0; s < k; s++) {
           const bit = 1 << s;
