@@ -50,8 +50,8 @@ export class HostEntry {
 }
 
 /** The window over which a peer's download rate is measured (PeerEntry.recentRate). */
-export const RATE_WINDOW_MS = 2000;
-/** New pieces a peer remembers for it (a window of 1 MiB pieces at 1 Gbit/s; faster, the rate is taken over what they span). */
+export const RATE_WINDOW_MS = 1500;
+/** New pieces a peer remembers for it (a window of 1 MiB pieces past 1 Gbit/s; faster, the rate is taken over what they span). */
 const RATE_SAMPLES = 256;
 
 export type PeerState = 'waiting' | 'running' | 'source' | 'complete' | 'failed' | 'left';
