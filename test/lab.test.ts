@@ -9,9 +9,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { labProblem, runPoint } from '../bench/lab/lab.js';
-import { gsoCap, parseRate } from '../bench/lab/netns.js';
+import { gsoCap, isSlowPeer, parseRate } from '../bench/lab/netns.js';
 
 const MiB = 1024 * 1024;
+
+test('lab: slow peers first, or spread evenly with the last one slow (--slow-spread)', () => {
+  const slow = (n: number, k: number, spread: boolean): number[] => [...Array(n).keys()].filter((i) => isSlowPeer(i, n, k, spread)).map((i) => i + 1);
+  assert.deepEqual(slow(20, 5, false), [1, 2, 3, 4, 5]);
+  assert.deepEqual(slow(20, 5, true), [4, 8, 12, 16, 20]);
+  assert.deepEqual(slow(10, 3, true), [3, 7, 10]);
+  assert.deepEqual(slow(4, 0, true), []);
+  assert.deepEqual(slow(3, 3, true), [1, 2, 3]);
+});
 
 test('lab: the GSO cap fits the smallest tbf bucket, which --tbf-burst sets', () => {
   // 4 ms at 100 Mbit/s is a 50 000 B bucket; 1448 B of payload per 1514 B frame, less 1 KiB
