@@ -254,15 +254,15 @@ export class Swarm {
     if (peer.state === 'waiting' && fresh.length > 0) peer.state = 'running';
     const trusted = peer.seedLike;
     this.#broadcastDigests(task, this.#learnDigests(task, numbers, digests, trusted ? 'trusted' : 'none'), peer);
+    const now = this.#now();
     if (fresh.length > 0) {
-      peer.recordArrivals(fresh, this.#now());
+      peer.recordArrivals(fresh, now);
       for (const child of peer.children) {
         child.send?.(create(PeerResponseSchema, { response: { case: 'parentPieces', value: { peerId: peer.id, numbers: fresh } } }));
       }
       for (const parent of peer.parents) parent.host.uploads += fresh.length / Math.max(1, peer.parents.size);
     }
     if (!wasServing && peer.canServe) this.#scheduleTask(task);
-    const now = this.#now();
     if (fresh.length > 0 && now - task.linksMeasuredAt >= MEASURE_EVERY_MS) {
       task.linksMeasuredAt = now;
       this.#measureLinks(task, now);
