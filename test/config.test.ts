@@ -3,14 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  DaemonConfigSchema,
-  SchedulerConfigSchema,
-  loadConfig,
-  readConfigFile,
-  splitHostPort,
-  validateConfig,
-} from '../src/common/config.js';
+import { splitHostPort } from '../src/common/config/fields.js';
+import { loadConfig, readConfigFile, validateConfig } from '../src/common/config/load.js';
+import { DaemonConfigSchema, SchedulerConfigSchema } from '../src/common/config/schema.js';
 import { parseDuration, parseSize } from '../src/common/units.js';
 import { ShoalError } from '../src/common/errors.js';
 
@@ -110,7 +105,7 @@ describe('DaemonConfigSchema', () => {
     assert.equal(config.scheduler, undefined);
     assert.equal(config.upload.rate, 0);
     assert.equal(config.upload.slots, undefined);
-    assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000, protocol: 'tcp', askAhead: false });
+    assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000, starvationTimeout: 10_000, protocol: 'tcp', askAhead: false });
     assert.deepEqual(config.cache, { quota: 0, ttl: 0, gcInterval: 60_000 });
     assert.equal(config.source.retries, 5);
     assert.equal(config.source.timeout, 30_000);
@@ -126,7 +121,7 @@ describe('DaemonConfigSchema', () => {
     });
     assert.equal(config.upload.rate, 10 * MIB);
     assert.equal(config.upload.slots, 8);
-    assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 2, pieceTimeout: 5000, scheduleTimeout: 15_000, protocol: 'tcp', askAhead: false });
+    assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 2, pieceTimeout: 5000, scheduleTimeout: 15_000, starvationTimeout: 10_000, protocol: 'tcp', askAhead: false });
     assert.deepEqual(config.cache, { quota: 20_000_000_000, ttl: 7_200_000, gcInterval: 60_000 });
     assert.equal(config.source.timeout, 90_000);
   });
@@ -171,6 +166,7 @@ describe('SchedulerConfigSchema', () => {
       peerChildren: 1,
       stripes: 2,
       stripesFrom: 16,
+      preheat: { startTimeout: 30_000, timeout: 3_600_000, pollInterval: 250 },
     });
     assert.throws(() => SchedulerConfigSchema.parse({ stripes: 9 }), 'at most 8 stripes');
     assert.throws(() => SchedulerConfigSchema.parse({ stripesFrom: 0 }), 'split trees from at least one peer');

@@ -140,14 +140,11 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     pushImage(image, registry, 'test/app:1');
     pushImage(image, registry, 'test/app:2');
     daemon = createDaemon({
-      dataDir: join(dir, 'data'),
-      embeddedScheduler: true,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
+      data: join(dir, 'data'),
+      listen: '127.0.0.1:0',
       mirror: {
-        host: '127.0.0.1',
-        port: 0,
-        defaultUpstream: registry.url,
+        listen: '127.0.0.1:0',
+        upstream: registry.url,
         upstreams: [
           { host: registry.host, insecure: true },
           { host: fake.host, insecure: true },
@@ -467,7 +464,7 @@ describe('registry mirror: private registry (htpasswd)', { skip: SKIP_AUTH, time
     registry = await startRegistry({ auth: creds });
     image = buildImage(join(dir, 'oci'), [1 * MiB, 2 * MiB, 1 * MiB + 99]);
     pushImage(image, registry, 'private/app:1', { creds: `${creds.user}:${creds.password}` });
-    daemon = createDaemon({ dataDir: join(dir, 'data'), embeddedScheduler: true, listenHost: '127.0.0.1', listenPort: 0, mirror: { host: '127.0.0.1', port: 0, defaultUpstream: registry.url } });
+    daemon = createDaemon({ data: join(dir, 'data'), listen: '127.0.0.1:0', mirror: { listen: '127.0.0.1:0', upstream: registry.url } });
     await daemon.start();
     mirror = `http://127.0.0.1:${daemon.mirrorPort}`;
     writeFileSync(join(dir, 'registries.conf'), registriesConf(registry.host, `127.0.0.1:${daemon.mirrorPort}`));
@@ -531,12 +528,11 @@ describe('registry mirror: HTTPS registry with its own CA', { skip: SKIP, timeou
     registry = await startRegistry({ tls: true });
     image = buildImage(join(dir, 'oci'), [1 * MiB, 1 * MiB + 1]);
     pushImage(image, registry, 'secure/app:1');
+    writeFileSync(join(dir, 'registry-ca.pem'), TEST_TLS.cert);
     daemon = createDaemon({
-      dataDir: join(dir, 'data'),
-      embeddedScheduler: true,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-      mirror: { port: 0, defaultUpstream: registry.host, upstreams: [{ host: registry.host, ca: TEST_TLS.cert }] },
+      data: join(dir, 'data'),
+      listen: '127.0.0.1:0',
+      mirror: { listen: '127.0.0.1:0', upstream: registry.host, upstreams: [{ host: registry.host, ca: join(dir, 'registry-ca.pem') }] },
     });
     await daemon.start();
   });

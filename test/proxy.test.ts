@@ -92,16 +92,14 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
     echoUrl = `http://127.0.0.1:${(echo.address() as { port: number }).port}`;
     daemon = createDaemon({
-      dataDir: join(dir, 'data'),
-      embeddedScheduler: true,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
+      data: join(dir, 'data'),
+      listen: '127.0.0.1:0',
       proxy: {
-        port: 0,
+        listen: '127.0.0.1:0',
         rules: [{ regex: 'skip\\.bin$', direct: true }, { regex: '\\.bin$' }, { regex: 'blobs/sha256.*' }],
-        upstreamTimeoutMs: 1500,
-        connectTimeoutMs: 1500,
-        tunnelIdleTimeoutMs: 2000,
+        upstreamTimeout: '1500ms',
+        connectTimeout: '1500ms',
+        tunnelIdleTimeout: '2s',
       },
     });
     await daemon.start();

@@ -119,12 +119,7 @@ async function embedded(
 ): Promise<{ path: string; stats: Record<string, unknown> | undefined }> {
   // Loaded only here: a get through a running daemon never evaluates the daemon's modules.
   const { createDaemon } = await import('../daemon/daemon.js');
-  const daemon = createDaemon({
-    dataDir: defaultDataDir(io.env),
-    embeddedScheduler: true,
-    listenHost: '127.0.0.1',
-    listenPort: 0,
-  });
+  const daemon = createDaemon({ data: defaultDataDir(io.env), listen: '127.0.0.1:0' });
   await daemon.start();
   const abort = new AbortController();
   const onCancel = (): void => abort.abort(new ShoalError('ABORTED', 'cancelled'));

@@ -29,7 +29,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .command('get')
     .description('download URL to FILE through the local daemon (or an in-process one when none runs)')
     .argument('<url>', 'http:// or https:// URL')
-    .addOption(new Option('-O, --output <file>', 'output file ("-" for stdout)').makeOptionMandatory())
+    .option('-O, --output <file>', 'output file ("-" for stdout); also -o <file> (curl style)')
     .addOption(new Option('-o <file>', 'same as -O (curl style)').hideHelp())
     .option('-H, --header <header>', 'request header "Name: value" for the origin (repeatable)', collect, [])
     .option('--digest <digest>', 'expected content digest, sha256:<hex>; also the task identity')
@@ -41,9 +41,12 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('-e, --endpoint <socket>', 'daemon API: unix socket or 127.0.0.1:PORT (default: the standard local socket)')
     .option('-q, --quiet', 'print nothing but errors', false)
     .option('--no-progress', 'no progress bar')
-    .action(async (url: string, opts: GetOptions & { o?: string }) => {
+    .action(async (url: string, opts: Omit<GetOptions, 'output'> & { output?: string; o?: string }) => {
+      if (opts.output !== undefined && opts.o !== undefined && opts.output !== opts.o) throw new ShoalError('USAGE', '-O and -o name different files; give one');
+      const output = opts.output ?? opts.o;
+      if (output === undefined) throw new ShoalError('USAGE', 'an output file is required: -O FILE (or -o FILE; "-" for stdout)');
       const { runGet } = await import('./get.js');
-      result.code = await runGet(url, { ...opts, output: opts.output ?? opts.o ?? '' }, io);
+      result.code = await runGet(url, { ...opts, output }, io);
     });
 
   root

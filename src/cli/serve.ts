@@ -1,10 +1,13 @@
-/** `shoal daemon` and `shoal scheduler`: long-running services until SIGINT/SIGTERM. */
-import { readFileSync } from 'node:fs';
-import { DaemonConfigSchema, SchedulerConfigSchema, readConfigFile, splitHostPort, validateConfig } from '../common/config.js';
-import { ShoalError } from '../common/errors.js';
+/**
+ * `shoal daemon` and `shoal scheduler`: long-running services until
+ * SIGINT/SIGTERM. Flags are merged over the config file, which is merged over
+ * the defaults that depend on who runs the command (data directory, API
+ * socket); the components parse the result through the one schema
+ * (src/common/config/schema.ts) themselves.
+ */
+import { readConfigFile, validateConfig } from '../common/config/load.js';
+import { DaemonConfigSchema, SchedulerConfigSchema, type DaemonInit, type SchedulerInit } from '../common/config/schema.js';
 import { createLogger } from '../common/log.js';
-import { createDaemon } from '../daemon/daemon.js';
-import { createScheduler } from '../scheduler/server.js';
 import { defaultDataDir, defaultEndpoint } from './defaults.js';
 import type { CliIo } from './io.js';
 
@@ -25,12 +28,10 @@ export interface DaemonFlags {
   proxy?: string;
 }
 
-function readPem(path: string, key: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ShoalError('CONFIG_INVALID', `${key}: cannot read ${path}: ${(err as Error).message}`);
-  }
+export interface SchedulerFlags {
+  config?: string;
+  listen?: string;
+  logLevel?: string;
 }
 
 function waitForSignal(signal: AbortSignal): Promise<void> {
@@ -40,142 +41,74 @@ function waitForSignal(signal: AbortSignal): Promise<void> {
   });
 }
 
-export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> {
-  // Flags override the file; the merged raw values are validated once, by the same schema.
+type Raw = Record<string, unknown>;
+
+/** `value` when it is a mapping (a section of the file), else nothing to merge into. */
+function section(value: unknown): Raw {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Raw) : {};
+}
+
+/** The keys of `values` that are set. */
+function defined(values: Raw): Raw {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
+}
+
+/** A section of the file with flags over it; the file's own value when no flag is set (so the schema reports it). */
+function withFlags(file: Raw, key: string, flags: Raw): Raw {
+  const set = defined(flags);
+  if (Object.keys(set).length === 0) return file[key] === undefined ? {} : { [key]: file[key] };
+  return { [key]: { ...section(file[key]), ...set } };
+}
+
+/** The daemon's settings as `createDaemon` takes them: defaults for this user, the file, then the flags. */
+export function daemonInit(flags: DaemonFlags, env: NodeJS.ProcessEnv): DaemonInit {
   const file = readConfigFile(flags.config);
-  const upload = typeof file['upload'] === 'object' && file['upload'] !== null ? (file['upload'] as Record<string, unknown>) : file['upload'];
-  const mirror = typeof file['mirror'] === 'object' && file['mirror'] !== null ? (file['mirror'] as Record<string, unknown>) : file['mirror'];
-  const proxy = typeof file['proxy'] === 'object' && file['proxy'] !== null ? (file['proxy'] as Record<string, unknown>) : file['proxy'];
-  const merged = validateConfig(
-    DaemonConfigSchema,
-    {
-      ...file,
-      ...(flags.scheduler === undefined ? {} : { scheduler: flags.scheduler }),
-      ...(flags.listen === undefined ? {} : { listen: flags.listen }),
-      ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
-      ...(flags.api === undefined ? {} : { api: flags.api }),
-      ...(flags.data === undefined ? {} : { data: flags.data }),
-      ...(flags.seed === true ? { seed: true } : {}),
-      ...(flags.idc === undefined ? {} : { idc: flags.idc }),
-      ...(flags.location === undefined ? {} : { location: flags.location }),
-      ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
-      ...(flags.uploadRate === undefined ? {} : { upload: { ...(upload as Record<string, unknown> | undefined), rate: flags.uploadRate } }),
-      ...(flags.mirror === undefined && flags.upstream === undefined
-        ? {}
-        : {
-            mirror: {
-              ...(mirror as Record<string, unknown> | undefined),
-              ...(flags.mirror === undefined ? {} : { listen: flags.mirror }),
-              ...(flags.upstream === undefined ? {} : { upstream: flags.upstream }),
-            },
-          }),
-      ...(flags.proxy === undefined ? {} : { proxy: { ...(proxy as Record<string, unknown> | undefined), listen: flags.proxy } }),
-    },
-    flags.config ?? 'command line',
-  );
-  const log = createLogger(merged.logLevel, 'shoal-daemon');
-  const listen = splitHostPort(merged.listen);
-  const ca = merged.source.ca === undefined ? undefined : readPem(merged.source.ca, 'source.ca');
-  const m = merged.mirror;
-  if (m?.upstream !== undefined && m.listen === undefined) throw new ShoalError('CONFIG_INVALID', 'mirror.upstream (--upstream) needs mirror.listen (--mirror HOST:PORT)');
-  const mirrorListen = m?.listen === undefined ? undefined : splitHostPort(m.listen);
-  const p = merged.proxy;
-  const proxyListen = p?.listen === undefined ? undefined : proxyAddress(p.listen);
-  const upstreams = (m?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
-  const daemon = createDaemon({
-    dataDir: merged.data ?? defaultDataDir(io.env),
-    schedulerUrl: merged.scheduler,
-    embeddedScheduler: merged.scheduler === undefined,
-    listenHost: listen.host,
-    listenPort: listen.port,
-    advertise: merged.advertise,
-    api: merged.api ?? defaultEndpoint(io.env),
-    seed: merged.seed,
-    idc: merged.idc,
-    location: merged.location,
-    ...(merged.upload.slots === undefined ? {} : { uploadSlots: merged.upload.slots }),
-    uploadRate: merged.upload.rate,
-    cacheQuotaBytes: merged.cache.quota,
-    cacheTtlMs: merged.cache.ttl,
-    gcIntervalMs: merged.cache.gcInterval,
-    limits: {
-      maxInflight: merged.download.concurrentPieces,
-      perParent: merged.download.perParent,
-      stallMs: merged.download.pieceTimeout,
-      scheduleTimeoutMs: merged.download.scheduleTimeout,
-      protocol: merged.download.protocol,
-      askAhead: merged.download.askAhead,
-    },
-    source: { retries: merged.source.retries, idleTimeoutMs: merged.source.timeout, insecure: merged.source.insecure, ca },
-    mirror:
-      m === undefined || mirrorListen === undefined
-        ? undefined
-        : {
-            host: mirrorListen.host,
-            port: mirrorListen.port,
-            upstreams,
-            defaultUpstream: m.upstream,
-            tagTtlMs: m.tagTtl,
-            authTtlMs: m.authTtl,
-            manifestCacheBytes: m.manifestCache,
-            prefetch: m.prefetch,
-          },
-    proxy:
-      p === undefined || proxyListen === undefined
-        ? undefined
-        : {
-            host: proxyListen.host,
-            port: proxyListen.port,
-            rules: p.rules,
-            upstreamTimeoutMs: p.upstreamTimeout,
-            connectTimeoutMs: p.connectTimeout,
-            tunnelIdleTimeoutMs: p.tunnelIdleTimeout,
-          },
-    logger: log,
-  });
+  return {
+    data: defaultDataDir(env),
+    api: defaultEndpoint(env),
+    ...file,
+    ...defined({
+      scheduler: flags.scheduler,
+      listen: flags.listen,
+      advertise: flags.advertise,
+      api: flags.api,
+      data: flags.data,
+      seed: flags.seed === true ? true : undefined,
+      idc: flags.idc,
+      location: flags.location,
+      logLevel: flags.logLevel,
+    }),
+    ...withFlags(file, 'upload', { rate: flags.uploadRate }),
+    ...withFlags(file, 'mirror', { listen: flags.mirror, upstream: flags.upstream }),
+    ...withFlags(file, 'proxy', { listen: flags.proxy }),
+  } as DaemonInit;
+}
+
+export function schedulerInit(flags: SchedulerFlags): SchedulerInit {
+  return { ...readConfigFile(flags.config), ...defined({ listen: flags.listen, logLevel: flags.logLevel }) } as SchedulerInit;
+}
+
+export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> {
+  const { createDaemon } = await import('../daemon/daemon.js');
+  const init = daemonInit(flags, io.env);
+  // Checked here too, so that an error names the file it is in.
+  const settings = validateConfig(DaemonConfigSchema, init, flags.config ?? 'command line');
+  const daemon = createDaemon(init, { logger: createLogger(settings.logLevel, 'shoal-daemon') });
   await daemon.start();
-  const mirrorNote = mirrorListen === undefined ? '' : `, mirror ${mirrorListen.host}:${daemon.mirrorPort ?? 0}`;
-  const proxyNote = proxyListen === undefined ? '' : `, proxy ${proxyListen.host}:${daemon.proxyPort ?? 0}`;
-  io.stderr.write(`shoal daemon ${daemon.hostId}: upload port ${daemon.uploadPort}, scheduler ${daemon.schedulerUrl ?? 'none'}, api ${merged.api ?? defaultEndpoint(io.env)}${mirrorNote}${proxyNote}\n`);
+  const listening = Object.entries(daemon.addresses).map(([what, address]) => `${what} ${address}`);
+  io.stderr.write(`shoal daemon ${daemon.hostId}: upload port ${daemon.uploadPort}, scheduler ${daemon.schedulerUrl ?? 'none'}, ${listening.join(', ')}\n`);
   await waitForSignal(io.signal);
   await daemon.stop();
   return 0;
 }
 
-/** `--proxy` / `proxy.listen`: HOST:PORT, or a bare port on loopback. */
-function proxyAddress(value: string | number): { host: string; port: number } {
-  const text = String(value);
-  if (!/^\d{1,5}$/.test(text)) return splitHostPort(text);
-  if (Number(text) > 65535) throw new ShoalError('USAGE', `proxy port ${text} is over 65535`);
-  return { host: '127.0.0.1', port: Number(text) };
-}
-
-export async function runScheduler(flags: { config?: string; listen?: string; logLevel?: string }, io: CliIo): Promise<number> {
-  const merged = validateConfig(
-    SchedulerConfigSchema,
-    {
-      ...readConfigFile(flags.config),
-      ...(flags.listen === undefined ? {} : { listen: flags.listen }),
-      ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
-    },
-    flags.config ?? 'command line',
-  );
-  const listen = splitHostPort(merged.listen);
-  const scheduler = createScheduler({
-    host: listen.host,
-    port: listen.port,
-    candidateParentLimit: merged.candidateParents,
-    backToSourceLimit: merged.backToSourceLimit,
-    seedChildren: merged.seedChildren,
-    stripes: merged.stripes,
-    stripesFrom: merged.stripesFrom,
-    peerChildren: merged.peerChildren,
-    seedTimeoutMs: merged.seedTimeout,
-    recoveryWindowMs: merged.recoveryWindow,
-    logger: createLogger(merged.logLevel, 'shoal-scheduler'),
-  });
+export async function runScheduler(flags: SchedulerFlags, io: CliIo): Promise<number> {
+  const { createScheduler } = await import('../scheduler/server.js');
+  const init = schedulerInit(flags);
+  const settings = validateConfig(SchedulerConfigSchema, init, flags.config ?? 'command line');
+  const scheduler = createScheduler(init, { logger: createLogger(settings.logLevel, 'shoal-scheduler') });
   await scheduler.start();
-  io.stderr.write(`shoal scheduler listening on ${listen.host}:${scheduler.port}\n`);
+  io.stderr.write(`shoal scheduler listening on ${scheduler.host}:${scheduler.port}\n`);
   await waitForSignal(io.signal);
   await scheduler.stop();
   return 0;

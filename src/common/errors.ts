@@ -23,6 +23,7 @@ export const ERRORS = {
   OUTPUT_UNWRITABLE: { exit: 3, status: 500, summary: 'output path cannot be written' },
   STORAGE: { exit: 3, status: 500, summary: 'the piece store failed (disk full, I/O error, locked data dir)' },
   DATA_DIR_LOCKED: { exit: 3, status: 500, summary: 'another Shoal process owns the data directory' },
+  LISTEN_FAILED: { exit: 3, status: 500, summary: 'a listener cannot bind its address (in use, not local, no permission)' },
   DAEMON_UNREACHABLE: { exit: 4, status: 503, summary: 'the local daemon cannot be reached' },
   SCHEDULER_UNREACHABLE: { exit: 4, status: 503, summary: 'the scheduler cannot be reached' },
   SOURCE_NETWORK: { exit: 4, status: 502, summary: 'the origin could not be reached or dropped the connection' },

@@ -4,55 +4,34 @@
  * runs one TaskDownload per task however many callers want it.
  */
 import { create } from '@bufbuild/protobuf';
+import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { HeldTaskSchema, HostSchema, type HeldTask, type Host, type TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
+import { validateConfig } from '../common/config/load.js';
+import { DaemonConfigSchema, embeddedSchedulerInit, uploadSlots, type DaemonConfig, type DaemonInit } from '../common/config/schema.js';
+import { splitHostPort } from '../common/config/fields.js';
 import { ShoalError, toShoalError } from '../common/errors.js';
+import { formatAddress } from '../common/listen.js';
 import { hostId as makeHostId } from '../common/ids.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests } from '../common/pieces.js';
 import { createScheduler, type SchedulerService } from '../scheduler/server.js';
 import { createApiServer, type ApiServer } from './api/server.js';
-import { DEFAULT_LIMITS, TaskDownload, type DownloadLimits } from './download/task-download.js';
+import { TaskDownload, type DownloadLimits } from './download/task-download.js';
 import type { TaskStats } from './download/task-stats.js';
 import { toTaskSpec, type DownloadRequest, type Requester } from './request.js';
 import { SchedulerLink, type SchedulerClient } from './scheduler-link.js';
-import { createMirror, type Mirror, type MirrorOptions } from './mirror/server.js';
+import { createMirror, type Mirror } from './mirror/server.js';
 import { runPreheat, type PreheatEvent, type PreheatInput } from './preheat/run.js';
-import { createProxy, type Proxy, type ProxyOptions } from './proxy/server.js';
-import { createHttpSource, type HttpSource, type SourceOptions } from './source/http-source.js';
+import { createProxy, type Proxy } from './proxy/server.js';
+import { createHttpSource, type HttpSource } from './source/http-source.js';
 import { PieceStore, type StoredTask } from './storage/store.js';
 import { createRateLimiter } from './upload/rate-limiter.js';
 import { createUploadServer, type UploadServer } from './upload/server.js';
 
-export interface DaemonOptions {
-  dataDir: string;
-  /** Scheduler URL (http://host:port). Undefined with `embeddedScheduler` false: no scheduler, straight to the origin. */
-  schedulerUrl?: string | undefined;
-  /** Run a scheduler inside this process (single-host mode). */
-  embeddedScheduler?: boolean;
-  /** Upload server address. Default 0.0.0.0:4000. */
-  listenHost?: string;
-  listenPort?: number;
-  /** Address other peers use to reach this host. Default: the listen address, or the first non-loopback IPv4. */
-  advertise?: string | undefined;
-  /** Local API: a unix socket path, or 127.0.0.1:PORT. Undefined: no API. */
-  api?: string | undefined;
-  seed?: boolean;
-  idc?: string;
-  location?: string;
-  /** Concurrent piece uploads. Default 64 (seed: 256). */
-  uploadSlots?: number;
-  /** Upload bandwidth cap in bytes/s, 0 = none. */
-  uploadRate?: number;
-  cacheQuotaBytes?: number;
-  cacheTtlMs?: number;
-  gcIntervalMs?: number;
-  limits?: Partial<DownloadLimits>;
-  source?: SourceOptions;
-  /** The OCI registry mirror (src/daemon/mirror); undefined: none. */
-  mirror?: Omit<MirrorOptions, 'daemon' | 'logger'> | undefined;
-  /** The HTTP forward proxy (src/daemon/proxy); undefined: none. */
-  proxy?: Omit<ProxyOptions, 'daemon' | 'logger'> | undefined;
+/** What the daemon is given besides its settings. */
+export interface DaemonDeps {
+  /** Default: silent. */
   logger?: Logger;
 }
 
@@ -65,13 +44,19 @@ export interface DownloadHandle {
 }
 
 export interface Daemon {
+  /** Its settings, parsed: every default applied. */
+  readonly settings: DaemonConfig;
   readonly hostId: string;
+  /** Where its local listeners are, once started: api, mirror, proxy (absent when not run). */
+  readonly addresses: Readonly<Partial<Record<'api' | 'mirror' | 'proxy', string>>>;
   readonly uploadPort: number;
   /** The registry mirror's port, when it runs. */
   readonly mirrorPort: number | undefined;
   /** The HTTP proxy's port, when it runs. */
   readonly proxyPort: number | undefined;
   readonly schedulerUrl: string | undefined;
+  /** The scheduler it runs in-process when `scheduler` is not set (after start). */
+  readonly embeddedScheduler: SchedulerService | undefined;
   readonly store: PieceStore;
   start(): Promise<void>;
   /** Starts (or joins) a download. The signal releases this caller; the task stops when no caller is left. */
@@ -111,7 +96,7 @@ function firstExternalIPv4(): string {
 }
 
 class ShoalDaemon implements Daemon {
-  readonly #o: DaemonOptions;
+  readonly settings: DaemonConfig;
   readonly #log: Logger;
   readonly #limits: DownloadLimits;
   readonly #downloads = new Map<string, { download: TaskDownload; waiters: number; pinned: boolean }>();
@@ -126,7 +111,7 @@ class ShoalDaemon implements Daemon {
   #api: ApiServer | undefined;
   #mirror: Mirror | undefined;
   #proxy: Proxy | undefined;
-  #source: HttpSource;
+  #source: HttpSource | undefined;
   #gcTimer: NodeJS.Timeout | undefined;
   #loadTimer: NodeJS.Timeout | undefined;
   #hostId = '';
@@ -135,13 +120,23 @@ class ShoalDaemon implements Daemon {
   #started = false;
   #stopping: Promise<void> | undefined;
 
-  constructor(options: DaemonOptions) {
-    this.#o = options;
-    this.#log = options.logger ?? silentLogger;
-    this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
-    // Blobs the mirror asks for come through this source: it trusts the mirror's registry CAs too.
-    const cas = [options.source?.ca, ...(options.mirror?.upstreams ?? []).map((u) => u.ca)].filter((c): c is string => c !== undefined);
-    this.#source = createHttpSource({ ...options.source, ...(cas.length === 0 ? {} : { ca: cas.join('\n') }), logger: this.#log });
+  readonly #dataDir: string;
+
+  constructor(settings: DaemonConfig, deps: DaemonDeps) {
+    if (settings.data === undefined) throw new ShoalError('CONFIG_INVALID', 'daemon settings: data: a data directory is required');
+    this.settings = settings;
+    this.#dataDir = settings.data;
+    this.#log = deps.logger ?? silentLogger;
+    const d = settings.download;
+    this.#limits = {
+      maxInflight: d.concurrentPieces,
+      perParent: d.perParent,
+      stallMs: d.pieceTimeout,
+      scheduleTimeoutMs: d.scheduleTimeout,
+      starvationMs: d.starvationTimeout,
+      protocol: d.protocol,
+      askAhead: d.askAhead,
+    };
   }
 
   get hostId(): string {
@@ -160,8 +155,21 @@ class ShoalDaemon implements Daemon {
     return this.#proxy?.port;
   }
 
+  get addresses(): Readonly<Partial<Record<'api' | 'mirror' | 'proxy', string>>> {
+    const s = this.settings;
+    const out: Partial<Record<'api' | 'mirror' | 'proxy', string>> = {};
+    if (this.#api !== undefined && s.api !== undefined) out.api = s.api;
+    if (this.#mirror !== undefined && s.mirror?.listen !== undefined) out.mirror = formatAddress({ host: splitHostPort(s.mirror.listen).host, port: this.#mirror.port });
+    if (this.#proxy !== undefined && s.proxy?.listen !== undefined) out.proxy = formatAddress({ host: proxyAddress(s.proxy.listen).host, port: this.#proxy.port });
+    return out;
+  }
+
+  get embeddedScheduler(): SchedulerService | undefined {
+    return this.#scheduler;
+  }
+
   get schedulerUrl(): string | undefined {
-    return this.#scheduler?.url ?? this.#o.schedulerUrl;
+    return this.#scheduler?.url ?? this.settings.scheduler;
   }
 
   get store(): PieceStore {
@@ -172,24 +180,31 @@ class ShoalDaemon implements Daemon {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    const o = this.#o;
-    this.#store = await PieceStore.open({
-      dataDir: o.dataDir,
-      quotaBytes: o.cacheQuotaBytes ?? 0,
-      ttlMs: o.cacheTtlMs ?? 0,
-      logger: this.#log,
-    });
+    const s = this.settings;
     try {
+      const sourceCa = s.source.ca === undefined ? undefined : readPem(s.source.ca, 'source.ca');
+      const upstreams = (s.mirror?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
+      // Blobs the mirror asks for come through this source: it trusts the mirror's registry CAs too.
+      const cas = [sourceCa, ...upstreams.map((u) => u.ca)].filter((c): c is string => c !== undefined);
+      this.#source = createHttpSource({
+        retries: s.source.retries,
+        idleTimeoutMs: s.source.timeout,
+        insecure: s.source.insecure,
+        ...(cas.length === 0 ? {} : { ca: cas.join('\n') }),
+        logger: this.#log,
+      });
+      this.#store = await PieceStore.open({ dataDir: this.#dataDir, quotaBytes: s.cache.quota, ttlMs: s.cache.ttl, logger: this.#log });
       const store = this.#store;
-      const rate = o.uploadRate ?? 0;
+      const rate = s.upload.rate;
+      const listen = splitHostPort(s.listen);
       this.#upload = createUploadServer({
-        host: o.listenHost ?? '0.0.0.0',
-        port: o.listenPort ?? 4000,
+        host: listen.host,
+        port: listen.port,
         provider: {
           openPiece: (id, n) => store.openPiece(id, n),
           whenFetched: (id, n) => this.#downloads.get(id)?.download.whenFetched(n),
         },
-        maxConcurrentUploads: this.#uploadSlots,
+        maxConcurrentUploads: uploadSlots(s),
         ...(rate > 0 ? { rateLimiter: createRateLimiter(rate) } : {}),
         logger: this.#log,
         onUploaded: (_task, _piece, bytes) => {
@@ -198,43 +213,64 @@ class ShoalDaemon implements Daemon {
         },
       });
       await this.#upload.start();
-      const listen = o.listenHost ?? '0.0.0.0';
-      this.#advertise = o.advertise ?? (listen === '0.0.0.0' || listen === '::' ? firstExternalIPv4() : listen);
+      this.#advertise = s.advertise ?? (listen.host === '0.0.0.0' || listen.host === '::' ? firstExternalIPv4() : listen.host);
       this.#hostId = makeHostId(this.#advertise, this.#upload.port);
 
-      if (o.embeddedScheduler === true) {
-        this.#scheduler = createScheduler({ host: '127.0.0.1', port: 0, logger: this.#log, recoveryWindowMs: 0 });
+      if (s.scheduler === undefined) {
+        this.#scheduler = createScheduler(embeddedSchedulerInit(s.logLevel), { logger: this.#log });
         await this.#scheduler.start();
       }
-      const url = this.schedulerUrl;
-      if (url !== undefined) {
-        this.#link = new SchedulerLink({
-          url,
-          host: () => this.#hostMessage(),
-          heldTasks: () => this.#heldTasks(),
-          onSeedTask: (command) => {
-            if (command.task !== undefined) this.#seedTask(command.task, command.preheat ? 'preheat' : 'seed');
-          },
-          logger: this.#log,
-        });
-        this.#client = this.#link.client;
-        this.#link.start();
-        await this.#link.waitConnected(2000);
-      }
-      if (o.api !== undefined) {
-        this.#api = createApiServer({ address: o.api, daemon: this, logger: this.#log });
+      const url = this.schedulerUrl!;
+      this.#link = new SchedulerLink({
+        url,
+        host: () => this.#hostMessage(),
+        heldTasks: () => this.#heldTasks(),
+        onSeedTask: (command) => {
+          if (command.task !== undefined) this.#seedTask(command.task, command.preheat ? 'preheat' : 'seed');
+        },
+        logger: this.#log,
+      });
+      this.#client = this.#link.client;
+      this.#link.start();
+      await this.#link.waitConnected(2000);
+      if (s.api !== undefined) {
+        this.#api = createApiServer({ address: s.api, daemon: this, logger: this.#log });
         await this.#api.start();
       }
-      if (o.mirror !== undefined) {
-        this.#mirror = createMirror({ ...o.mirror, daemon: this, logger: this.#log });
+      const m = s.mirror;
+      if (m?.listen !== undefined) {
+        const at = splitHostPort(m.listen);
+        this.#mirror = createMirror({
+          host: at.host,
+          port: at.port,
+          upstreams,
+          defaultUpstream: m.upstream,
+          tagTtlMs: m.tagTtl,
+          authTtlMs: m.authTtl,
+          manifestCacheBytes: m.manifestCache,
+          upstreamTimeoutMs: m.upstreamTimeout,
+          prefetch: m.prefetch,
+          daemon: this,
+          logger: this.#log,
+        });
         await this.#mirror.start();
       }
-      if (o.proxy !== undefined) {
-        this.#proxy = createProxy({ ...o.proxy, daemon: this, logger: this.#log });
+      const p = s.proxy;
+      if (p?.listen !== undefined) {
+        const at = proxyAddress(p.listen);
+        this.#proxy = createProxy({
+          host: at.host,
+          port: at.port,
+          rules: p.rules,
+          upstreamTimeoutMs: p.upstreamTimeout,
+          connectTimeoutMs: p.connectTimeout,
+          tunnelIdleTimeoutMs: p.tunnelIdleTimeout,
+          daemon: this,
+          logger: this.#log,
+        });
         await this.#proxy.start();
       }
-      const gcEvery = o.gcIntervalMs ?? 60_000;
-      this.#gcTimer = setInterval(() => void this.#gc(), gcEvery);
+      this.#gcTimer = setInterval(() => void this.#gc(), s.cache.gcInterval);
       this.#gcTimer.unref();
       let lastLoad = -1;
       this.#loadTimer = setInterval(() => {
@@ -243,15 +279,11 @@ class ShoalDaemon implements Daemon {
         lastLoad = load;
       }, 1000);
       this.#loadTimer.unref();
-      this.#log.info({ host: this.#hostId, upload: this.#upload.port, scheduler: url, seed: o.seed === true }, 'daemon started');
+      this.#log.info({ host: this.#hostId, upload: this.#upload.port, scheduler: url, seed: s.seed }, 'daemon started');
     } catch (err) {
       await this.stop();
       throw toShoalError(err);
     }
-  }
-
-  get #uploadSlots(): number {
-    return this.#o.uploadSlots ?? (this.#o.seed === true ? 256 : 64);
   }
 
   #hostMessage(): Host {
@@ -260,12 +292,12 @@ class ShoalDaemon implements Daemon {
       hostname: hostname(),
       ip: this.#advertise,
       uploadPort: this.#upload?.port ?? 0,
-      idc: this.#o.idc ?? '',
-      location: this.#o.location ?? '',
-      seed: this.#o.seed === true,
-      uploadSlots: this.#uploadSlots,
+      idc: this.settings.idc,
+      location: this.settings.location,
+      seed: this.settings.seed,
+      uploadSlots: uploadSlots(this.settings),
       uploadLoad: this.#upload?.activeUploads ?? 0,
-      uploadRate: BigInt(this.#o.uploadRate ?? 0),
+      uploadRate: BigInt(this.settings.upload.rate),
     });
   }
 
@@ -310,11 +342,11 @@ class ShoalDaemon implements Daemon {
     const download = new TaskDownload({
       spec,
       store: this.store,
-      source: this.#source,
+      source: this.#source!,
       client: this.#client,
       hostId: this.#hostId,
       peerId: this.#peerId(spec.taskId),
-      seed: this.#o.seed === true,
+      seed: this.settings.seed,
       limits: this.#limits,
       logger: this.#log,
     });
@@ -373,7 +405,7 @@ class ShoalDaemon implements Daemon {
 
   preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent> {
     if (this.#stopping !== undefined) throw new ShoalError('ABORTED', 'daemon is stopping');
-    return runPreheat(input, { client: this.#client, upstreams: this.#o.mirror?.upstreams ?? [] }, signal);
+    return runPreheat(input, { client: this.#client, upstreams: (this.settings.mirror?.upstreams ?? []).map(({ ca: _ca, ...u }) => u) }, signal);
   }
 
   stats(): DaemonStats {
@@ -399,7 +431,7 @@ class ShoalDaemon implements Daemon {
     }
     return {
       hostId: this.#hostId,
-      seed: this.#o.seed === true,
+      seed: this.settings.seed,
       scheduler: { url: this.schedulerUrl, connected: this.#link?.connected ?? false },
       uploads: { active: this.#upload?.activeUploads ?? 0, ...this.#uploaded },
       cache: { usedBytes: this.#store?.usedBytes() ?? 0, tasks: this.#store?.tasks().length ?? 0 },
@@ -432,7 +464,7 @@ class ShoalDaemon implements Daemon {
       await this.#link?.stop().catch(() => undefined);
       await this.#upload?.stop().catch(() => undefined);
       await this.#scheduler?.stop().catch(() => undefined);
-      await this.#source.close().catch(() => undefined);
+      await this.#source?.close().catch(() => undefined);
       await this.#store?.close().catch(() => undefined);
       this.#log.info('daemon stopped');
     })();
@@ -444,7 +476,24 @@ class ShoalDaemon implements Daemon {
   }
 }
 
-export function createDaemon(options: DaemonOptions): Daemon {
-  return new ShoalDaemon(options);
+/** Parses `init` through the schema (CONFIG_INVALID naming the key); the daemon is not started. */
+export function createDaemon(init: DaemonInit, deps: DaemonDeps = {}): Daemon {
+  return new ShoalDaemon(validateConfig(DaemonConfigSchema, init, 'daemon settings'), deps);
+}
+
+function readPem(path: string, key: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ShoalError('CONFIG_INVALID', `${key}: cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** `proxy.listen` (--proxy): HOST:PORT, or a bare port on loopback. */
+export function proxyAddress(value: string | number): { host: string; port: number } {
+  const text = String(value);
+  if (!/^\d{1,5}$/.test(text)) return splitHostPort(text);
+  if (Number(text) > 65535) throw new ShoalError('CONFIG_INVALID', `proxy port ${text} is over 65535`);
+  return { host: '127.0.0.1', port: Number(text) };
 }
 

@@ -1,46 +1,78 @@
 /**
- * `createScheduler(options)`: the scheduler as a service with a lifecycle.
+ * `createScheduler(init)`: the scheduler as a service with a lifecycle.
  * Speaks gRPC and Connect over HTTP/2 without TLS (h2c).
  */
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { validateConfig } from '../common/config/load.js';
+import { splitHostPort } from '../common/config/fields.js';
+import { SchedulerConfigSchema, type SchedulerConfig, type SchedulerInit } from '../common/config/schema.js';
+import { Service } from '../common/lifecycle.js';
+import { boundPort, closeServer, formatAddress, listen } from '../common/listen.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { Preheater } from './preheat.js';
 import { schedulerRoutes } from './service.js';
-import { Swarm, type SwarmOptions } from './swarm.js';
+import { Swarm } from './swarm.js';
 
-export interface SchedulerOptions extends SwarmOptions {
-  host?: string;
-  port?: number;
+/** What the scheduler is given besides its settings. */
+export interface SchedulerDeps {
+  /** Default: silent. */
   logger?: Logger;
+  /** The swarm's clock (tests, the simulation). Default Date.now. */
+  now?: () => number;
 }
 
 export interface SchedulerService {
+  /** Its settings, parsed: every default applied. */
+  readonly settings: SchedulerConfig;
   readonly swarm: Swarm;
   /** The address peers use, e.g. http://127.0.0.1:8002. */
   readonly url: string;
+  /** The host it listens on, and its port once started. */
+  readonly host: string;
   readonly port: number;
   start(): Promise<void>;
   stop(): Promise<void>;
+  destroy(err?: unknown): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-class Scheduler implements SchedulerService {
+class Scheduler extends Service implements SchedulerService {
+  protected readonly serviceName = 'scheduler';
+  readonly settings: SchedulerConfig;
   readonly swarm: Swarm;
+  readonly host: string;
+  readonly #requestedPort: number;
   readonly #server: http2.Http2Server;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
-  readonly #host: string;
-  readonly #port: number;
-  #started = false;
-  #stopped: Promise<void> | undefined;
+  #port = 0;
 
-  constructor(options: SchedulerOptions) {
-    const log = options.logger ?? silentLogger;
-    this.swarm = new Swarm({ ...options, logger: log });
-    this.#host = options.host ?? '127.0.0.1';
-    this.#port = options.port ?? 0;
-    const preheater = new Preheater(this.swarm, { logger: log });
+  constructor(settings: SchedulerConfig, deps: SchedulerDeps) {
+    super();
+    const log = deps.logger ?? silentLogger;
+    this.settings = settings;
+    const at = splitHostPort(settings.listen);
+    this.host = at.host;
+    this.#requestedPort = at.port;
+    this.swarm = new Swarm({
+      candidateParentLimit: settings.candidateParents,
+      backToSourceLimit: settings.backToSourceLimit,
+      seedChildren: settings.seedChildren,
+      peerChildren: settings.peerChildren,
+      stripes: settings.stripes,
+      stripesFrom: settings.stripesFrom,
+      seedTimeoutMs: settings.seedTimeout,
+      recoveryWindowMs: settings.recoveryWindow,
+      logger: log,
+      ...(deps.now === undefined ? {} : { now: deps.now }),
+    });
+    const preheater = new Preheater(this.swarm, {
+      startTimeoutMs: settings.preheat.startTimeout,
+      defaultTimeoutMs: settings.preheat.timeout,
+      pollMs: settings.preheat.pollInterval,
+      logger: log,
+      ...(deps.now === undefined ? {} : { now: deps.now }),
+    });
     this.#server = http2.createServer({}, connectNodeAdapter({ routes: schedulerRoutes(this.swarm, log, preheater) }));
     this.#server.on('session', (session) => {
       this.#sessions.add(session);
@@ -49,42 +81,28 @@ class Scheduler implements SchedulerService {
   }
 
   get port(): number {
-    const address = this.#server.address() as AddressInfo | null;
-    return address?.port ?? this.#port;
+    return this.#port;
   }
 
   get url(): string {
-    const host = this.#host === '0.0.0.0' || this.#host === '::' ? '127.0.0.1' : this.#host;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+    const host = this.host === '0.0.0.0' || this.host === '::' ? '127.0.0.1' : this.host;
+    return `http://${formatAddress({ host, port: this.port })}`;
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#port, this.#host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+  protected async onStart(): Promise<void> {
+    this.#port = await listen(this.#server, { host: this.host, port: this.#requestedPort }, 'scheduler');
+    this.#port = boundPort(this.#server);
   }
 
-  stop(): Promise<void> {
-    this.#stopped ??= (async () => {
-      this.swarm.close();
-      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      for (const session of this.#sessions) session.destroy();
-      if (this.#started) await closed;
-    })();
-    return this.#stopped;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
+  protected async onStop(): Promise<void> {
+    this.swarm.close();
+    const closed = closeServer(this.#server);
+    for (const session of this.#sessions) session.destroy();
+    await closed;
   }
 }
 
-export function createScheduler(options: SchedulerOptions = {}): SchedulerService {
-  return new Scheduler(options);
+/** Parses `init` through the schema (CONFIG_INVALID naming the key); the scheduler is not started. */
+export function createScheduler(init: SchedulerInit = {}, deps: SchedulerDeps = {}): SchedulerService {
+  return new Scheduler(validateConfig(SchedulerConfigSchema, init, 'scheduler settings'), deps);
 }

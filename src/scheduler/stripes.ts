@@ -11,6 +11,7 @@
  * model, like ./scoring.ts.
  */
 import type { PeerEntry } from './model.js';
+import { allStripes } from '../common/stripes.js';
 import { score, slowerParent, wouldCycle } from './scoring.js';
 
 /** Past this many hops a stripe path is treated as broken (a bound on walks up the tree). */
@@ -23,10 +24,6 @@ export function stripeFor(peers: Iterable<PeerEntry>, k: number): number {
   let best = 0;
   for (let s = 1; s < k; s++) if (counts[s]! < counts[best]!) best = s;
   return best;
-}
-
-export function allStripes(k: number): number {
-  return (1 << k) - 1;
 }
 
 /** The stripes `parent` serves `child` (every stripe for an edge without a mask). */

@@ -15,8 +15,9 @@ import {
 import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests, unpackDigests } from '../common/pieces.js';
 import { HostEntry, PeerEntry, RATE_WINDOW_MS, TaskEntry, type HostInfo, type PeerState } from './model.js';
+import { MAX_STRIPES, allStripes, inStripes } from '../common/stripes.js';
 import { pickParents, rankRate, slowerParent, wouldCycle } from './scoring.js';
-import { allStripes, coveredStripes, edgeMask, isRelay, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
+import { coveredStripes, edgeMask, isRelay, pickStripeParent, stripeDepth, stripeFor, stripeToTake } from './stripes.js';
 
 export interface SwarmOptions {
   /** Parents a downloading peer is given at most. Default 4. */
@@ -74,7 +75,7 @@ const REBUILD_GAP_MS = 2000;
 /** Whether piece n is one `parent` serves `peer` (edgeMask; every piece in a chain). */
 function stripesOf(peer: PeerEntry, parent: PeerEntry, k: number): (n: number) => boolean {
   const mask = edgeMask(peer, parent, k);
-  return (n) => (mask & (1 << n % k)) !== 0;
+  return (n) => inStripes(n, k, mask);
 }
 
 /** Pieces `parent` holds that `peer` lacks, of those `serves` admits. */
@@ -113,7 +114,7 @@ export class Swarm {
     this.#seedChildren = options.seedChildren ?? 1;
     this.#peerChildren = options.peerChildren ?? 1;
     this.#sourceLimit = options.backToSourceLimit ?? 1;
-    this.#stripes = Math.max(1, Math.min(8, Math.floor(options.stripes ?? 1)));
+    this.#stripes = Math.max(1, Math.min(MAX_STRIPES, Math.floor(options.stripes ?? 1)));
     this.#stripesFrom = Math.max(1, Math.floor(options.stripesFrom ?? 1));
     this.#seedTimeout = options.seedTimeoutMs ?? 10_000;
     this.#log = options.logger ?? silentLogger;

@@ -9,6 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { Pool } from 'undici';
 import { ShoalError } from '../../common/errors.js';
+import { inStripes, isStriped } from '../../common/stripes.js';
 import { MAX_PIPELINE } from '../upload/wire.js';
 import { PieceChannel, PieceLengthError } from './piece-channel.js';
 
@@ -54,16 +55,16 @@ export class ParentConn {
     this.setStripes(info.stripes ?? 0, info.stripeMask ?? 0);
   }
 
-  /** A count outside 2..32 means no stripes: every piece may come from this parent. */
+  /** A count that does not stripe (common/stripes.ts) means every piece may come from this parent. */
   setStripes(stripes: number, mask: number): void {
-    const striped = Number.isInteger(stripes) && stripes >= 2 && stripes <= 32;
+    const striped = isStriped(stripes);
     this.stripes = striped ? stripes : 0;
     this.stripeMask = striped ? mask >>> 0 : 0;
   }
 
   /** Whether piece `n` is to be taken from this parent (its stripe, or any piece without stripes). */
   serves(n: number): boolean {
-    return this.stripes <= 1 || ((this.stripeMask >>> n % this.stripes) & 1) === 1;
+    return inStripes(n, this.stripes, this.stripeMask);
   }
 
   get pool(): Pool {
