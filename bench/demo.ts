@@ -31,13 +31,13 @@ try {
   let ok = true;
   for (const [i, r] of results.entries()) {
     const stats = await fetchStats(peers[i]!.api);
-    const task = (stats['tasks'] as Array<Record<string, unknown>>)[0] ?? {};
-    const bytes = (task['bytes'] ?? {}) as Record<string, number>;
+    const task = stats.tasks[0];
+    const bytes = task?.bytes ?? { cache: 0, peers: 0, seeds: 0, source: 0 };
     const same = r.code === 0 && createHash('sha256').update(readFileSync(cluster.path(`out-${i}`))).digest('hex') === expected;
     ok &&= same;
     console.log(
-      `peer ${i}: ${(r.ms / 1000).toFixed(2)} s (daemon ${(Number(task['durationMs'] ?? 0) / 1000).toFixed(2)} s), from origin ${((bytes['source'] ?? 0) / MiB).toFixed(1)} MiB, ` +
-        `seed ${((bytes['seeds'] ?? 0) / MiB).toFixed(1)} MiB, peers ${((bytes['peers'] ?? 0) / MiB).toFixed(1)} MiB, sha256 ${same ? 'OK' : 'MISMATCH ' + r.stderr}`,
+      `peer ${i}: ${(r.ms / 1000).toFixed(2)} s (daemon ${((task?.durationMs ?? 0) / 1000).toFixed(2)} s), from origin ${(bytes.source / MiB).toFixed(1)} MiB, ` +
+        `seed ${(bytes.seeds / MiB).toFixed(1)} MiB, peers ${(bytes.peers / MiB).toFixed(1)} MiB, sha256 ${same ? 'OK' : 'MISMATCH ' + r.stderr}`,
     );
   }
   console.log(`origin served ${(origin.bytesServed('/demo.bin') / size).toFixed(3)} copies of the file; last peer done after ${(Math.max(...results.map((r) => r.ms)) / 1000).toFixed(2)} s`);

@@ -67,7 +67,7 @@ describe('faults', { timeout: 300_000 }, () => {
     for (let i = 0; i < 3; i++) {
       assert.equal(sha(readFileSync(cluster.path(`victim-${i}`))), expected);
       const stats = await fetchStats(victims[i]!.api);
-      const task = (stats['tasks'] as Array<Record<string, unknown>>)[0]!;
+      const task = stats.tasks[0]!;
       corrupt += Number(task['corruptPieces']);
       // Once caught, the liar is excluded: at most the pieces in flight from it at that moment fail.
       assert.ok(Number(task['corruptPieces']) <= 4, `liar not excluded: ${JSON.stringify(task)}`);
@@ -85,7 +85,7 @@ describe('faults', { timeout: 300_000 }, () => {
     for (let i = 0; i < 300; i++) {
       const held = await Promise.all(
         peers.map(async (p) => {
-          const tasks = (await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>;
+          const tasks = (await fetchStats(p.api)).tasks;
           return Number(tasks[0]?.['completedBytes'] ?? 0);
         }),
       );

@@ -60,9 +60,9 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     assert.ok(served <= content.length * 1.05, `origin served ${served / content.length} copies`);
 
     const lateStats = await fetchStats(peers[5]!.api);
-    const task = (lateStats['tasks'] as Array<Record<string, unknown>>)[0]!;
+    const task = lateStats.tasks[0]!;
     assert.ok(Number(task['piecesFromRunningParents']) > 0, `late joiner got no piece from a running parent: ${JSON.stringify(task)}`);
-    assert.ok(Number((task['bytes'] as Record<string, number>)['peers']) > 0);
+    assert.ok(task.bytes.peers > 0);
 
     // Second wave: new daemons, the file is in the swarm already.
     const before2 = origin.bytesServed('/big.bin');
@@ -88,7 +88,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     assert.ok(served <= aheadContent.length * 1.05, `origin served ${served / aheadContent.length} copies`);
     // Some peer took pieces from a parent that was still downloading.
     let fromRunning = 0;
-    for (const p of peers) fromRunning += Number(((await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>)[0]!['piecesFromRunningParents']);
+    for (const p of peers) fromRunning += (await fetchStats(p.api)).tasks[0]!.piecesFromRunningParents;
     assert.ok(fromRunning > 0, 'no peer fetched from a running parent: the chain did not form');
   });
   test('split trees (scheduler stripes: 2 from the first peer): a seed and 5 throttled peers; the seed feeds one relay, every other peer is fed two stripes by different parents; identical outputs, the origin sends about one copy', async () => {
@@ -109,8 +109,8 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     // parent per stripe: no parent gave it much more than half the file (in a chain, one gives it all).
     let relays = 0;
     for (const p of peers) {
-      const task = ((await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>)[0]!;
-      const parents = task['parents'] as Record<string, number>;
+      const task = (await fetchStats(p.api)).tasks[0]!;
+      const parents = task.parents;
       if (Object.keys(parents).some((id) => id.startsWith(seedHost))) {
         relays++;
         continue;
@@ -132,7 +132,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     // The two first peers form a chain and get going before the others register.
     const deadline = Date.now() + 20_000;
     for (;;) {
-      const task = ((await fetchStats(peers[1]!.api))['tasks'] as Array<Record<string, unknown>> | undefined)?.[0];
+      const task = (await fetchStats(peers[1]!.api)).tasks[0];
       if (Number(task?.['completedBytes'] ?? 0) >= 2 * MiB) break;
       assert.ok(Date.now() < deadline, 'the chain of two moved no bytes in 20 s');
       await new Promise((r) => setTimeout(r, 50));
@@ -146,8 +146,8 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     // Split trees took over: some late peer was fed by two parents, neither giving it most of the file.
     let split = 0;
     for (const p of peers.slice(2)) {
-      const task = ((await fetchStats(p.api))['tasks'] as Array<Record<string, unknown>>)[0]!;
-      const parents = Object.values(task['parents'] as Record<string, number>);
+      const task = (await fetchStats(p.api)).tasks[0]!;
+      const parents = Object.values(task.parents);
       if (parents.length >= 2 && Math.max(...parents) <= switchContent.length * 0.75) split++;
     }
     assert.ok(split > 0, 'no late peer took its stripes from two parents');

@@ -70,11 +70,11 @@ describe('registry mirror: a swarm pulls one image', { skip: missingTools(['dock
     }
     // Across the swarm, the registry's bytes are about one copy of the image.
     const stats = await Promise.all(daemons.map((d) => fetchStats(d.api)));
-    const fromSource = stats.reduce((n, s) => n + Number((s['totals'] as Record<string, number>)['source']), 0);
+    const fromSource = stats.reduce((n, s) => n + s.totals.source, 0);
     const imageBytes = image.layers.reduce((n, l) => n + l.size, image.config.size);
     assert.ok(fromSource <= imageBytes * 1.5, `daemons fetched ${fromSource / imageBytes} copies from the registry`);
     const fromPeers = stats.reduce((n, s) => {
-      const t = s['totals'] as Record<string, number>;
+      const t = s.totals;
       return n + Number(t['peers']) + Number(t['seeds']);
     }, 0);
     assert.ok(fromPeers >= imageBytes * 2, `only ${fromPeers} bytes travelled peer to peer`);

@@ -13,10 +13,11 @@ import { ShoalError } from '../src/common/errors.js';
 import { ManifestCache, TtlCache } from '../src/daemon/mirror/caches.js';
 import { withNs } from '../src/daemon/mirror/passthrough.js';
 import { manifestBlobs, PREFETCH_MAX_BLOBS } from '../src/daemon/mirror/prefetch.js';
-import { answerRange } from '../src/daemon/mirror/range.js';
-import { isRefusal, isValidName, route } from '../src/daemon/mirror/route.js';
+import { answerRange } from '../src/daemon/content/range.js';
+import { isRefusal, route } from '../src/daemon/mirror/route.js';
+import { isValidName } from '../src/daemon/registry/grammar.js';
 import { mergeDaemonJson, runtimeConfig } from '../src/daemon/mirror/runtime-config.js';
-import { UpstreamResolver, upstreamName } from '../src/daemon/mirror/upstream.js';
+import { UpstreamResolver, upstreamName } from '../src/daemon/registry/upstream.js';
 
 const D = 'sha256:' + 'a'.repeat(64);
 

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
+import { MirrorSection } from '../src/common/config/schema.js';
 import { createMirror } from '../src/daemon/mirror/server.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { authFile, buildImage, missingTools, pushImage, registriesConf, runTool, skopeoCopy, startRegistry, TEST_TLS, type BuiltImage, type Registry } from './fixtures/registry.js';
@@ -390,7 +391,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     const before = tagRequests();
     for (let i = 0; i < 2; i++) assert.equal((await http.get(`${mirror}/v2/test/app/manifests/1`, { headers: { Accept: accept } })).status, 200);
     assert.equal(tagRequests() - before, 2);
-    const cached = createMirror({ daemon, port: 0, defaultUpstream: registry.url, tagTtlMs: 60_000 });
+    const cached = createMirror(MirrorSection.parse({ listen: '127.0.0.1:0', upstream: registry.url, tagTtl: '60s' }), { downloads: daemon, upstreams: [] });
     await cached.start();
     try {
       const start = tagRequests();
@@ -555,7 +556,7 @@ describe('registry mirror: HTTPS registry with its own CA', { skip: SKIP, timeou
     assert.equal(blob.status, 200);
     assert.ok(blob.body.equals(image.blobs.get(layer.digest)!));
     // The same registry without its CA: TLS fails, and the client is told.
-    const untrusting = createMirror({ daemon, port: 0, defaultUpstream: `https://${registry.host}` });
+    const untrusting = createMirror(MirrorSection.parse({ listen: '127.0.0.1:0', upstream: `https://${registry.host}` }), { downloads: daemon, upstreams: [] });
     await untrusting.start();
     try {
       const reply = await http.get(`http://127.0.0.1:${untrusting.port}/v2/secure/app/manifests/1`);

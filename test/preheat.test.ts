@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fetchStats } from '../src/cli/daemon-client.js';
+import type { DaemonStats } from '../src/daemon/stats.js';
 import { createSchedulerClient } from '../src/daemon/scheduler-link.js';
 import { Cluster, run, type Proc } from './fixtures/cluster.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
@@ -32,8 +33,7 @@ async function finish(proc: Proc, ms = 60_000): Promise<number | string> {
   }
 }
 
-type Task = Record<string, unknown> & { bytes: Record<string, number>; requesters: string[] };
-const tasksOf = (stats: Record<string, unknown>): Task[] => stats['tasks'] as Task[];
+const tasksOf = (stats: DaemonStats): DaemonStats['tasks'] => stats.tasks;
 
 describe('preheat', { timeout: 240_000 }, () => {
   let cluster: Cluster;
@@ -164,7 +164,7 @@ describe('preheat image', { skip: missingTools(['docker-registry', 'skopeo']), t
 
     const seedTasks = tasksOf(await fetchStats(seed.api));
     for (const blob of blobs) {
-      const t = seedTasks.find((x) => x['taskId'] === blob.digest.slice(7));
+      const t = seedTasks.find((x) => x.taskId === blob.digest.slice(7));
       assert.ok(t !== undefined && t['state'] === 'complete', `seed lacks ${blob.digest}`);
       assert.ok(t.requesters.includes('preheat'));
       assert.equal(registry.blobGets(blob.digest), 1, `${blob.digest} left the registry ${registry.blobGets(blob.digest)} times`);
@@ -186,15 +186,14 @@ describe('preheat image', { skip: missingTools(['docker-registry', 'skopeo']), t
     let json = '';
     status.child.stdout!.on('data', (d: Buffer) => (json += d.toString()));
     assert.equal(await finish(status), 0, status.stderr());
-    const stats = JSON.parse(json) as Record<string, unknown>;
+    const stats = JSON.parse(json) as DaemonStats;
     for (const blob of blobs) {
-      const t = tasksOf(stats).find((x) => x['taskId'] === blob.digest.slice(7));
+      const t = tasksOf(stats).find((x) => x.taskId === blob.digest.slice(7));
       assert.ok(t !== undefined, `status lacks ${blob.digest}`);
       assert.deepEqual(t.requesters, ['mirror']);
-      assert.equal(t.bytes['source'], 0);
+      assert.equal(t.bytes.source, 0);
     }
-    const recent = stats['recent'] as Record<string, number>;
-    assert.ok(recent['bytes']! >= blobs.reduce((n, b) => n + b.size, 0));
+    assert.ok(stats.recent.bytes >= blobs.reduce((n, b) => n + b.size, 0));
     const text = run(['status', '-e', peer.api]);
     let human = '';
     text.child.stdout!.on('data', (d: Buffer) => (human += d.toString()));

@@ -71,17 +71,16 @@ describe('HTTP proxy: a swarm behind per-host proxies', { skip: SKIP, timeout: 2
     let p2p = 0;
     for (const p of peers) {
       const stats = await fetchStats(p.api);
-      const tasks = stats['tasks'] as Array<Record<string, unknown> & { bytes: Record<string, number>; requesters: string[] }>;
-      const blobTask = tasks.find((x) => x['taskId'] === digest.slice(7));
-      const modelTask = tasks.find((x) => String(x['url']).endsWith('/models/big.safetensors'));
+      const tasks = stats.tasks;
+      const blobTask = tasks.find((x) => x.taskId === digest.slice(7));
+      const modelTask = tasks.find((x) => x.url.endsWith('/models/big.safetensors'));
       for (const task of [blobTask, modelTask]) {
         assert.ok(task !== undefined, JSON.stringify(tasks));
         assert.deepEqual(task.requesters, ['proxy']);
-        assert.equal(task.bytes['source'], 0, 'a peer went to the origin');
-        p2p += task.bytes['peers']! + task.bytes['seeds']!;
+        assert.equal(task.bytes.source, 0, 'a peer went to the origin');
+        p2p += task.bytes.peers + task.bytes.seeds;
       }
-      const proxy = stats['proxy'] as Record<string, number>;
-      assert.equal(proxy['p2p'], 2);
+      assert.equal(stats.proxy?.p2p, 2);
     }
     assert.equal(p2p, 3 * (blob.length + model.length));
     t.diagnostic(`origin requests: blob ${origin.requests(blobPath)}, model ${origin.requests('/models/big.safetensors')}`);

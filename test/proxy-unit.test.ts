@@ -101,9 +101,9 @@ describe('shoal status: the one-line answer', () => {
   it('says how much went through Shoal and how much of it came from peers', () => {
     const MiB = 1048576;
     assert.equal(
-      recentLine({ windowMs: 600_000, bytes: 100 * MiB, peers: 60 * MiB, seeds: 30 * MiB, cache: 5 * MiB, source: 5 * MiB, backToSource: 1 }),
+      recentLine({ windowMs: 600_000, tasks: 1, bytes: 100 * MiB, peers: 60 * MiB, seeds: 30 * MiB, cache: 5 * MiB, source: 5 * MiB, backToSource: 1 }),
       'last 10 minutes: 100.0 MiB through Shoal, of which 90% from peers, 5% from cache, 5% from the origin; 1 back-to-source event',
     );
-    assert.equal(recentLine({ windowMs: 600_000, bytes: 0, backToSource: 0 }), 'last 10 minutes: nothing through Shoal; 0 back-to-source events');
+    assert.equal(recentLine({ windowMs: 600_000, tasks: 0, bytes: 0, peers: 0, seeds: 0, cache: 0, source: 0, backToSource: 0 }), 'last 10 minutes: nothing through Shoal; 0 back-to-source events');
   });
 });

@@ -456,7 +456,7 @@ describe('upload server', () => {
     await Promise.all([server.start(), server.start()]);
     assert.ok(server.port > 0);
     const clash = createUploadServer({ host: HOST, port: server.port, provider });
-    await assert.rejects(clash.start(), (err: unknown) => err instanceof ShoalError && err.code === 'INTERNAL');
+    await assert.rejects(clash.start(), (err: unknown) => err instanceof ShoalError && err.code === 'LISTEN_FAILED');
     await clash.stop();
     await Promise.all([server.stop(), server.destroy()]);
     await assert.rejects(server.start(), ShoalError);

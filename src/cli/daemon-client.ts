@@ -5,7 +5,10 @@
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { ShoalError, fromJSON } from '../common/errors.js';
-import { parseApiAddress, socketAlive, type ApiDownloadRequest } from '../daemon/api/server.js';
+import { parseApiAddress, socketAlive } from '../daemon/api/address.js';
+import type { ApiDownloadRequest } from '../daemon/api/requests.js';
+import type { TaskStatsJson } from '../daemon/download/task-stats.js';
+import type { DaemonStats } from '../daemon/stats.js';
 import type { PreheatEvent, PreheatInput } from '../daemon/preheat/run.js';
 
 export interface DownloadEvent {
@@ -13,7 +16,7 @@ export interface DownloadEvent {
   taskId?: string;
   path?: string;
   contentLength?: number;
-  stats?: Record<string, unknown>;
+  stats?: TaskStatsJson;
   error?: { code?: unknown; message?: unknown; sourceStatus?: unknown };
 }
 
@@ -35,7 +38,7 @@ function call(endpoint: string, c: ApiCall): Promise<IncomingMessage> {
   const body = c.body === undefined ? undefined : JSON.stringify(c.body);
   return new Promise<IncomingMessage>((resolve, reject) => {
     const req = httpRequest({
-      ...('socket' in address ? { socketPath: address.socket } : { host: address.host, port: address.port }),
+      ...('path' in address ? { socketPath: address.path } : { host: address.host, port: address.port }),
       method: c.method,
       path: c.path,
       headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
@@ -65,7 +68,7 @@ async function readText(res: IncomingMessage, limit: number): Promise<string> {
 
 export async function endpointAlive(endpoint: string): Promise<boolean> {
   const address = parseApiAddress(endpoint);
-  if ('socket' in address) return socketAlive(address.socket);
+  if ('path' in address) return socketAlive(address.path);
   try {
     const res = await call(endpoint, { method: 'GET', path: '/healthy', headersTimeoutMs: 2000 });
     res.resume();
@@ -127,14 +130,14 @@ async function* postEvents<E>(endpoint: string, path: string, body: unknown, sig
   }
 }
 
-export async function fetchStats(endpoint: string): Promise<Record<string, unknown>> {
+export async function fetchStats(endpoint: string): Promise<DaemonStats> {
   try {
     const res = await call(endpoint, { method: 'GET', path: '/v1/stats', headersTimeoutMs: 5000 });
     if (res.statusCode !== 200) {
       res.resume();
       throw new ShoalError('DAEMON_UNREACHABLE', `daemon answered ${res.statusCode}`);
     }
-    return JSON.parse(await readText(res, 64 * 1024 * 1024)) as Record<string, unknown>;
+    return JSON.parse(await readText(res, 64 * 1024 * 1024)) as DaemonStats;
   } catch (err) {
     if (err instanceof ShoalError) throw err;
     throw new ShoalError('DAEMON_UNREACHABLE', `cannot reach the daemon at ${endpoint}: ${(err as Error).message}`);

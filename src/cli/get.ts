@@ -6,7 +6,8 @@
 import { ShoalError, fromJSON, toShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
 import { parseDuration, parseSize } from '../common/units.js';
-import type { ApiDownloadRequest } from '../daemon/api/server.js';
+import type { ApiDownloadRequest } from '../daemon/api/requests.js';
+import type { TaskStatsJson } from '../daemon/download/task-stats.js';
 import { checkDownloadRequest } from '../daemon/request-check.js';
 import { endpointAlive, requestDownload } from './daemon-client.js';
 import { defaultDataDir, defaultEndpoint } from './defaults.js';
@@ -72,7 +73,7 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
     if (!options.quiet) io.stderr.write(line + '\n');
   };
   try {
-    let result: { path: string; stats: Record<string, unknown> | undefined };
+    let result: { path: string; stats: TaskStatsJson | undefined };
     if (await endpointAlive(endpoint)) {
       result = await viaDaemon(endpoint, { ...request, progress: progress.shown }, io.signal, progress.update);
     } else if (options.endpoint !== undefined) {
@@ -82,9 +83,9 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
     }
     progress.stop();
     const how = await placeOutput(result.path, output, io.stdout);
-    const bytes = result.stats?.['bytes'] as Record<string, number> | undefined;
+    const bytes = result.stats?.bytes;
     if (bytes !== undefined && output !== '-') {
-      say(`saved ${output} (${how}; from cache ${bytes['cache'] ?? 0} B, peers ${bytes['peers'] ?? 0} B, seeds ${bytes['seeds'] ?? 0} B, origin ${bytes['source'] ?? 0} B)`);
+      say(`saved ${output} (${how}; from cache ${bytes.cache} B, peers ${bytes.peers} B, seeds ${bytes.seeds} B, origin ${bytes.source} B)`);
     }
     return 0;
   } finally {
@@ -97,10 +98,10 @@ async function viaDaemon(
   request: ApiDownloadRequest,
   signal: AbortSignal,
   onProgress: (done: number, total: number | undefined) => void,
-): Promise<{ path: string; stats: Record<string, unknown> | undefined }> {
+): Promise<{ path: string; stats: TaskStatsJson | undefined }> {
   for await (const event of requestDownload(endpoint, request, signal)) {
     if (event.event === 'progress' && event.stats !== undefined) {
-      onProgress(Number(event.stats['completedBytes'] ?? 0), event.stats['contentLength'] as number | undefined);
+      onProgress(event.stats.completedBytes, event.stats.contentLength);
     } else if (event.event === 'done' && typeof event.path === 'string') {
       return { path: event.path, stats: event.stats };
     } else if (event.event === 'error') {
@@ -116,7 +117,7 @@ async function embedded(
   request: ApiDownloadRequest,
   io: CliIo,
   onProgress: (done: number, total: number | undefined) => void,
-): Promise<{ path: string; stats: Record<string, unknown> | undefined }> {
+): Promise<{ path: string; stats: TaskStatsJson | undefined }> {
   // Loaded only here: a get through a running daemon never evaluates the daemon's modules.
   const { createDaemon } = await import('../daemon/daemon.js');
   const daemon = createDaemon({ data: defaultDataDir(io.env), listen: '127.0.0.1:0' });

@@ -58,7 +58,7 @@ export abstract class Service implements Lifecycle {
   }
 
   start(): Promise<void> {
-    if (this.#stopping !== undefined && this.#starting === undefined) {
+    if (this.#stopping !== undefined) {
       return Promise.reject(new ShoalError('USAGE', `the ${this.serviceName} was stopped; create a new one`));
     }
     this.#starting ??= this.#start();

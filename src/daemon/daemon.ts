@@ -1,33 +1,38 @@
 /**
- * `createDaemon(options)`: a peer (or, with `seed`, a seed peer). Owns the
- * piece store, the upload server, the scheduler link and the local API, and
- * runs one TaskDownload per task however many callers want it.
+ * `createDaemon(init)`: a peer (or, with `seed`, a seed peer). It composes
+ * the piece store, the origin client, the downloads, the upload server, the
+ * scheduler link (and, without `scheduler`, a scheduler of its own), the
+ * local API, the registry mirror and the HTTP proxy, starts them in that
+ * order and stops them in reverse.
  */
-import { create } from '@bufbuild/protobuf';
 import { readFileSync } from 'node:fs';
-import { hostname, networkInterfaces } from 'node:os';
-import { HeldTaskSchema, HostSchema, type HeldTask, type Host, type TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
 import { validateConfig } from '../common/config/load.js';
-import { DaemonConfigSchema, embeddedSchedulerInit, uploadSlots, type DaemonConfig, type DaemonInit } from '../common/config/schema.js';
 import { splitHostPort } from '../common/config/fields.js';
+import { DaemonConfigSchema, embeddedSchedulerInit, uploadSlots, type DaemonConfig, type DaemonInit } from '../common/config/schema.js';
 import { ShoalError, toShoalError } from '../common/errors.js';
-import { formatAddress } from '../common/listen.js';
 import { hostId as makeHostId } from '../common/ids.js';
+import { Service, type Lifecycle } from '../common/lifecycle.js';
+import { formatAddress } from '../common/listen.js';
 import { silentLogger, type Logger } from '../common/log.js';
-import { packDigests } from '../common/pieces.js';
 import { createScheduler, type SchedulerService } from '../scheduler/server.js';
-import { createApiServer, type ApiServer } from './api/server.js';
-import { TaskDownload, type DownloadLimits } from './download/task-download.js';
-import type { TaskStats } from './download/task-stats.js';
-import { toTaskSpec, type DownloadRequest, type Requester } from './request.js';
-import { SchedulerLink, type SchedulerClient } from './scheduler-link.js';
+import { defaultAdvertise, heldTasks, hostMessage } from './announce.js';
+import { createApiServer } from './api/server.js';
+import type { DownloadedContent, DownloadHandle, DownloadService } from './download-service.js';
+import { Downloads } from './downloads.js';
 import { createMirror, type Mirror } from './mirror/server.js';
 import { runPreheat, type PreheatEvent, type PreheatInput } from './preheat/run.js';
-import { createProxy, type Proxy } from './proxy/server.js';
+import { createProxy, proxyAddress, type Proxy } from './proxy/server.js';
+import type { UpstreamEntry } from './registry/upstream.js';
+import type { DownloadRequest } from './request.js';
+import { SchedulerLink } from './scheduler-link.js';
 import { createHttpSource, type HttpSource } from './source/http-source.js';
-import { PieceStore, type StoredTask } from './storage/store.js';
+import { daemonStats, type DaemonStats } from './stats.js';
+import { PieceStore } from './storage/store.js';
 import { createRateLimiter } from './upload/rate-limiter.js';
 import { createUploadServer, type UploadServer } from './upload/server.js';
+
+export type { DaemonStats } from './stats.js';
+export type { DownloadHandle } from './download-service.js';
 
 /** What the daemon is given besides its settings. */
 export interface DaemonDeps {
@@ -35,21 +40,13 @@ export interface DaemonDeps {
   logger?: Logger;
 }
 
-export interface DownloadHandle {
-  taskId: string;
-  stats: TaskStats;
-  /** Resolves with the stored, complete task. */
-  done: Promise<StoredTask>;
-  onProgress(listener: (stats: TaskStats) => void): () => void;
-}
-
-export interface Daemon {
+export interface Daemon extends Lifecycle, DownloadService {
   /** Its settings, parsed: every default applied. */
   readonly settings: DaemonConfig;
   readonly hostId: string;
+  readonly uploadPort: number;
   /** Where its local listeners are, once started: api, mirror, proxy (absent when not run). */
   readonly addresses: Readonly<Partial<Record<'api' | 'mirror' | 'proxy', string>>>;
-  readonly uploadPort: number;
   /** The registry mirror's port, when it runs. */
   readonly mirrorPort: number | undefined;
   /** The HTTP proxy's port, when it runs. */
@@ -58,85 +55,47 @@ export interface Daemon {
   /** The scheduler it runs in-process when `scheduler` is not set (after start). */
   readonly embeddedScheduler: SchedulerService | undefined;
   readonly store: PieceStore;
-  start(): Promise<void>;
-  /** Starts (or joins) a download. The signal releases this caller; the task stops when no caller is left. */
-  download(request: DownloadRequest, signal?: AbortSignal): DownloadHandle;
   /** Has seed peers fetch URLs or an image's blobs ahead of demand (through the scheduler); events end with `end`. */
   preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent>;
   stats(): DaemonStats;
-  stop(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
 }
 
-export interface DaemonStats {
-  hostId: string;
-  seed: boolean;
-  scheduler: { url: string | undefined; connected: boolean };
-  uploads: { active: number; bytes: number; pieces: number };
-  cache: { usedBytes: number; tasks: number };
-  totals: { cache: number; peers: number; seeds: number; source: number; backToSource: number };
-  /** The same for tasks active within the last `windowMs` (the one-line answer of `shoal status`). */
-  recent: { windowMs: number; tasks: number; bytes: number; cache: number; peers: number; seeds: number; source: number; backToSource: number };
-  /** Each with `requesters`: who asked for it (get, mirror, proxy, seed, preheat). */
-  tasks: Array<Record<string, unknown>>;
-  /** Registry mirror counters, when it runs. */
-  mirror?: ReturnType<Mirror['stats']>;
-  /** HTTP proxy counters, when it runs. */
-  proxy?: ReturnType<Proxy['stats']>;
+/** Parses `init` through the schema (CONFIG_INVALID naming the key); the daemon is not started. */
+export function createDaemon(init: DaemonInit, deps: DaemonDeps = {}): Daemon {
+  return new ShoalDaemon(validateConfig(DaemonConfigSchema, init, 'daemon settings'), deps);
 }
 
-/** The window of `stats().recent`. */
-export const RECENT_WINDOW_MS = 10 * 60_000;
+/** How often the upload load is reported to the scheduler (when it changed). */
+const LOAD_REPORT_MS = 1000;
 
-function firstExternalIPv4(): string {
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
-}
-
-class ShoalDaemon implements Daemon {
+class ShoalDaemon extends Service implements Daemon {
+  protected readonly serviceName = 'daemon';
   readonly settings: DaemonConfig;
+  readonly #dataDir: string;
   readonly #log: Logger;
-  readonly #limits: DownloadLimits;
-  readonly #downloads = new Map<string, { download: TaskDownload; waiters: number; pinned: boolean }>();
-  readonly #history: TaskStats[] = [];
-  /** Who asked for each download (by its stats object, so a later download of the task starts afresh). */
-  readonly #requesters = new WeakMap<TaskStats, Set<Requester>>();
+  /** Started in this order, stopped in reverse. */
+  readonly #components: Lifecycle[] = [];
   #store: PieceStore | undefined;
+  #source: HttpSource | undefined;
+  #downloads: Downloads | undefined;
   #upload: UploadServer | undefined;
   #scheduler: SchedulerService | undefined;
   #link: SchedulerLink | undefined;
-  #client: SchedulerClient | undefined;
-  #api: ApiServer | undefined;
   #mirror: Mirror | undefined;
   #proxy: Proxy | undefined;
-  #source: HttpSource | undefined;
-  #gcTimer: NodeJS.Timeout | undefined;
-  #loadTimer: NodeJS.Timeout | undefined;
+  #upstreams: UpstreamEntry[] = [];
+  #timers: NodeJS.Timeout[] = [];
   #hostId = '';
   #advertise = '';
   #uploaded = { bytes: 0, pieces: 0 };
-  #started = false;
-  #stopping: Promise<void> | undefined;
-
-  readonly #dataDir: string;
+  #addresses: Partial<Record<'api' | 'mirror' | 'proxy', string>> = {};
 
   constructor(settings: DaemonConfig, deps: DaemonDeps) {
+    super();
     if (settings.data === undefined) throw new ShoalError('CONFIG_INVALID', 'daemon settings: data: a data directory is required');
     this.settings = settings;
     this.#dataDir = settings.data;
     this.#log = deps.logger ?? silentLogger;
-    const d = settings.download;
-    this.#limits = {
-      maxInflight: d.concurrentPieces,
-      perParent: d.perParent,
-      stallMs: d.pieceTimeout,
-      scheduleTimeoutMs: d.scheduleTimeout,
-      starvationMs: d.starvationTimeout,
-      protocol: d.protocol,
-      askAhead: d.askAhead,
-    };
   }
 
   get hostId(): string {
@@ -156,12 +115,7 @@ class ShoalDaemon implements Daemon {
   }
 
   get addresses(): Readonly<Partial<Record<'api' | 'mirror' | 'proxy', string>>> {
-    const s = this.settings;
-    const out: Partial<Record<'api' | 'mirror' | 'proxy', string>> = {};
-    if (this.#api !== undefined && s.api !== undefined) out.api = s.api;
-    if (this.#mirror !== undefined && s.mirror?.listen !== undefined) out.mirror = formatAddress({ host: splitHostPort(s.mirror.listen).host, port: this.#mirror.port });
-    if (this.#proxy !== undefined && s.proxy?.listen !== undefined) out.proxy = formatAddress({ host: proxyAddress(s.proxy.listen).host, port: this.#proxy.port });
-    return out;
+    return this.#addresses;
   }
 
   get embeddedScheduler(): SchedulerService | undefined {
@@ -177,270 +131,131 @@ class ShoalDaemon implements Daemon {
     return this.#store;
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
-    const s = this.settings;
+  download(request: DownloadRequest, signal?: AbortSignal): DownloadHandle {
+    if (this.#downloads === undefined) throw new ShoalError('ABORTED', 'the daemon is not running');
+    return this.#downloads.download(request, signal);
+  }
+
+  held(taskId: string): DownloadedContent | undefined {
+    return this.#downloads?.held(taskId);
+  }
+
+  preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent> {
+    if (this.state !== 'running' || this.#link === undefined) throw new ShoalError('ABORTED', 'the daemon is not running');
+    return runPreheat(input, { client: this.#link.client, upstreams: this.#upstreams }, signal);
+  }
+
+  stats(): DaemonStats {
+    return daemonStats(
+      {
+        hostId: this.#hostId,
+        seed: this.settings.seed,
+        scheduler: { url: this.schedulerUrl, connected: this.#link?.connected ?? false },
+        uploads: { active: this.#upload?.activeUploads ?? 0, ...this.#uploaded },
+        cache: { usedBytes: this.#store?.usedBytes() ?? 0, tasks: this.#store?.tasks().length ?? 0 },
+        ...(this.#mirror === undefined ? {} : { mirror: this.#mirror.stats() }),
+        ...(this.#proxy === undefined ? {} : { proxy: this.#proxy.stats() }),
+      },
+      this.#downloads?.records() ?? [],
+    );
+  }
+
+  protected async onStart(): Promise<void> {
     try {
-      const sourceCa = s.source.ca === undefined ? undefined : readPem(s.source.ca, 'source.ca');
-      const upstreams = (s.mirror?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
-      // Blobs the mirror asks for come through this source: it trusts the mirror's registry CAs too.
-      const cas = [sourceCa, ...upstreams.map((u) => u.ca)].filter((c): c is string => c !== undefined);
-      this.#source = createHttpSource({
-        retries: s.source.retries,
-        idleTimeoutMs: s.source.timeout,
-        insecure: s.source.insecure,
-        ...(cas.length === 0 ? {} : { ca: cas.join('\n') }),
-        logger: this.#log,
-      });
-      this.#store = await PieceStore.open({ dataDir: this.#dataDir, quotaBytes: s.cache.quota, ttlMs: s.cache.ttl, logger: this.#log });
-      const store = this.#store;
-      const rate = s.upload.rate;
-      const listen = splitHostPort(s.listen);
-      this.#upload = createUploadServer({
+      await this.#startComponents();
+    } catch (err) {
+      throw toShoalError(err);
+    }
+    this.#log.info({ host: this.#hostId, upload: this.uploadPort, scheduler: this.schedulerUrl, seed: this.settings.seed }, 'daemon started');
+  }
+
+  async #startComponents(): Promise<void> {
+    const s = this.settings;
+    const sourceCa = s.source.ca === undefined ? undefined : readPem(s.source.ca, 'source.ca');
+    this.#upstreams = (s.mirror?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
+    // Blobs the mirror asks for come through this source: it trusts the mirror's registry CAs too.
+    const cas = [sourceCa, ...this.#upstreams.map((u) => u.ca)].filter((c): c is string => c !== undefined);
+    const source = createHttpSource({
+      retries: s.source.retries,
+      idleTimeoutMs: s.source.timeout,
+      insecure: s.source.insecure,
+      ...(cas.length === 0 ? {} : { ca: cas.join('\n') }),
+      logger: this.#log,
+    });
+    this.#source = source;
+    const store = await PieceStore.open({ dataDir: this.#dataDir, quotaBytes: s.cache.quota, ttlMs: s.cache.ttl, logger: this.#log });
+    this.#store = store;
+
+    const listen = splitHostPort(s.listen);
+    this.#upload = await this.#run(
+      createUploadServer({
         host: listen.host,
         port: listen.port,
         provider: {
           openPiece: (id, n) => store.openPiece(id, n),
-          whenFetched: (id, n) => this.#downloads.get(id)?.download.whenFetched(n),
+          whenFetched: (id, n) => this.#downloads?.whenFetched(id, n),
         },
         maxConcurrentUploads: uploadSlots(s),
-        ...(rate > 0 ? { rateLimiter: createRateLimiter(rate) } : {}),
+        ...(s.upload.rate > 0 ? { rateLimiter: createRateLimiter(s.upload.rate) } : {}),
         logger: this.#log,
         onUploaded: (_task, _piece, bytes) => {
           this.#uploaded.bytes += bytes;
           this.#uploaded.pieces++;
         },
-      });
-      await this.#upload.start();
-      this.#advertise = s.advertise ?? (listen.host === '0.0.0.0' || listen.host === '::' ? firstExternalIPv4() : listen.host);
-      this.#hostId = makeHostId(this.#advertise, this.#upload.port);
+      }),
+    );
+    this.#advertise = s.advertise ?? defaultAdvertise(listen.host);
+    this.#hostId = makeHostId(this.#advertise, this.#upload.port);
 
-      if (s.scheduler === undefined) {
-        this.#scheduler = createScheduler(embeddedSchedulerInit(s.logLevel), { logger: this.#log });
-        await this.#scheduler.start();
-      }
-      const url = this.schedulerUrl!;
-      this.#link = new SchedulerLink({
-        url,
-        host: () => this.#hostMessage(),
-        heldTasks: () => this.#heldTasks(),
-        onSeedTask: (command) => {
-          if (command.task !== undefined) this.#seedTask(command.task, command.preheat ? 'preheat' : 'seed');
-        },
-        logger: this.#log,
-      });
-      this.#client = this.#link.client;
-      this.#link.start();
-      await this.#link.waitConnected(2000);
-      if (s.api !== undefined) {
-        this.#api = createApiServer({ address: s.api, daemon: this, logger: this.#log });
-        await this.#api.start();
-      }
-      const m = s.mirror;
-      if (m?.listen !== undefined) {
-        const at = splitHostPort(m.listen);
-        this.#mirror = createMirror({
-          host: at.host,
-          port: at.port,
-          upstreams,
-          defaultUpstream: m.upstream,
-          tagTtlMs: m.tagTtl,
-          authTtlMs: m.authTtl,
-          manifestCacheBytes: m.manifestCache,
-          upstreamTimeoutMs: m.upstreamTimeout,
-          prefetch: m.prefetch,
-          daemon: this,
-          logger: this.#log,
-        });
-        await this.#mirror.start();
-      }
-      const p = s.proxy;
-      if (p?.listen !== undefined) {
-        const at = proxyAddress(p.listen);
-        this.#proxy = createProxy({
-          host: at.host,
-          port: at.port,
-          rules: p.rules,
-          upstreamTimeoutMs: p.upstreamTimeout,
-          connectTimeoutMs: p.connectTimeout,
-          tunnelIdleTimeoutMs: p.tunnelIdleTimeout,
-          daemon: this,
-          logger: this.#log,
-        });
-        await this.#proxy.start();
-      }
-      this.#gcTimer = setInterval(() => void this.#gc(), s.cache.gcInterval);
-      this.#gcTimer.unref();
-      let lastLoad = -1;
-      this.#loadTimer = setInterval(() => {
-        const load = this.#upload?.activeUploads ?? 0;
-        if (load !== lastLoad) this.#link?.reportLoad(load);
-        lastLoad = load;
-      }, 1000);
-      this.#loadTimer.unref();
-      this.#log.info({ host: this.#hostId, upload: this.#upload.port, scheduler: url, seed: s.seed }, 'daemon started');
-    } catch (err) {
-      await this.stop();
-      throw toShoalError(err);
-    }
-  }
-
-  #hostMessage(): Host {
-    return create(HostSchema, {
-      id: this.#hostId,
-      hostname: hostname(),
-      ip: this.#advertise,
-      uploadPort: this.#upload?.port ?? 0,
-      idc: this.settings.idc,
-      location: this.settings.location,
-      seed: this.settings.seed,
-      uploadSlots: uploadSlots(this.settings),
-      uploadLoad: this.#upload?.activeUploads ?? 0,
-      uploadRate: BigInt(this.settings.upload.rate),
-    });
-  }
-
-  #peerId(taskId: string): string {
-    return `${this.#hostId}/${taskId.slice(0, 16)}`;
-  }
-
-  #heldTasks(): HeldTask[] {
-    return this.store
-      .tasks()
-      .filter((t) => t.complete && t.shape !== undefined)
-      .map((t) => {
-        const numbers = [...t.digests.keys()];
-        return create(HeldTaskSchema, {
-          taskId: t.id,
-          peerId: this.#peerId(t.id),
-          metadata: {
-            pieceSize: t.shape!.pieceSize,
-            ...(t.shape!.contentLength === undefined ? {} : { contentLength: BigInt(t.shape!.contentLength) }),
-          },
-          pieces: numbers,
-          digests: packDigests(numbers.map((n) => t.digests.get(n)!)),
-          complete: true,
-        });
-      });
-  }
-
-  #seedTask(spec: TaskSpec, requester: Requester): void {
-    try {
-      const entry = this.#ensureDownload(spec);
-      this.#asked(entry.download.stats, requester);
-      entry.pinned = true;
-      entry.download.done.catch(() => undefined).finally(() => (entry.pinned = false));
-    } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'seed task rejected');
-    }
-  }
-
-  #ensureDownload(spec: TaskSpec): { download: TaskDownload; waiters: number; pinned: boolean } {
-    const existing = this.#downloads.get(spec.taskId);
-    if (existing !== undefined) return existing;
-    const download = new TaskDownload({
-      spec,
-      store: this.store,
-      source: this.#source!,
-      client: this.#client,
-      hostId: this.#hostId,
-      peerId: this.#peerId(spec.taskId),
-      seed: this.settings.seed,
-      limits: this.#limits,
+    if (s.scheduler === undefined) this.#scheduler = await this.#run(createScheduler(embeddedSchedulerInit(s.logLevel), { logger: this.#log }));
+    const link = new SchedulerLink({
+      url: this.schedulerUrl!,
+      host: () => hostMessage(s, { id: this.#hostId, advertise: this.#advertise, uploadPort: this.uploadPort }, this.#upload?.activeUploads ?? 0),
+      heldTasks: () => heldTasks(store.tasks(), (id) => this.#downloads!.peerId(id)),
+      onSeedTask: (command) => {
+        if (command.task !== undefined) this.#downloads?.seedTask(command.task, command.preheat ? 'preheat' : 'seed');
+      },
       logger: this.#log,
     });
-    const entry = { download, waiters: 0, pinned: false };
-    this.#downloads.set(spec.taskId, entry);
-    download.done
-      .catch(() => undefined)
-      .finally(() => {
-        if (this.#downloads.get(spec.taskId) === entry) this.#downloads.delete(spec.taskId);
-        this.#history.push(download.stats);
-        if (this.#history.length > 200) this.#history.shift();
-      });
-    void download.start();
-    return entry;
-  }
-
-  download(request: DownloadRequest, signal?: AbortSignal): DownloadHandle {
-    if (this.#stopping !== undefined) throw new ShoalError('ABORTED', 'daemon is stopping');
-    const spec = toTaskSpec(request);
-    const entry = this.#ensureDownload(spec);
-    this.#asked(entry.download.stats, request.requester ?? 'get');
-    entry.waiters++;
-    const release = (): void => {
-      entry.waiters--;
-      if (entry.waiters <= 0 && !entry.pinned) entry.download.cancel(new ShoalError('ABORTED', 'no caller is waiting for this task'));
-    };
-    const done = new Promise<StoredTask>((resolve, reject) => {
-      const onAbort = (): void => {
-        const reason: unknown = signal?.reason;
-        reject(reason instanceof ShoalError ? reason : new ShoalError('ABORTED', 'download cancelled'));
-      };
-      if (signal?.aborted === true) onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      entry.download.done.then(resolve, reject).finally(() => signal?.removeEventListener('abort', onAbort));
-    });
-    done.then(
-      () => (entry.waiters--, undefined),
-      () => release(),
+    this.#link = link;
+    this.#downloads = await this.#run(
+      new Downloads({ store, source, client: link.client, hostId: () => this.#hostId, seed: s.seed, settings: s.download, logger: this.#log }),
     );
-    return {
-      taskId: spec.taskId,
-      stats: entry.download.stats,
-      done,
-      onProgress: (listener) => {
-        entry.download.on('progress', listener);
-        return () => entry.download.off('progress', listener);
-      },
-    };
-  }
+    await this.#run(link);
+    await link.waitConnected(2000);
 
-  #asked(stats: TaskStats, requester: Requester): void {
-    let set = this.#requesters.get(stats);
-    if (set === undefined) this.#requesters.set(stats, (set = new Set()));
-    set.add(requester);
-  }
-
-  preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent> {
-    if (this.#stopping !== undefined) throw new ShoalError('ABORTED', 'daemon is stopping');
-    return runPreheat(input, { client: this.#client, upstreams: (this.settings.mirror?.upstreams ?? []).map(({ ca: _ca, ...u }) => u) }, signal);
-  }
-
-  stats(): DaemonStats {
-    const live = [...this.#downloads.values()].map((e) => e.download.stats);
-    const all = [...this.#history.filter((s) => !live.includes(s)), ...live];
-    const totals = { cache: 0, peers: 0, seeds: 0, source: 0, backToSource: 0 };
-    const since = Date.now() - RECENT_WINDOW_MS;
-    const recent = { windowMs: RECENT_WINDOW_MS, tasks: 0, bytes: 0, cache: 0, peers: 0, seeds: 0, source: 0, backToSource: 0 };
-    for (const s of all) {
-      totals.cache += s.bytes.cache;
-      totals.peers += s.bytes.peers;
-      totals.seeds += s.bytes.seeds;
-      totals.source += s.bytes.source;
-      totals.backToSource += s.backToSourceEvents.length;
-      if ((s.finishedAt ?? Date.now()) < since) continue;
-      recent.tasks++;
-      recent.cache += s.bytes.cache;
-      recent.peers += s.bytes.peers;
-      recent.seeds += s.bytes.seeds;
-      recent.source += s.bytes.source;
-      recent.bytes += s.bytes.cache + s.bytes.peers + s.bytes.seeds + s.bytes.source;
-      recent.backToSource += s.backToSourceEvents.filter((e) => Date.parse(e.at) >= since).length;
+    if (s.api !== undefined) {
+      await this.#run(createApiServer({ address: s.api, backend: this, logger: this.#log }));
+      this.#addresses.api = s.api;
     }
-    return {
-      hostId: this.#hostId,
-      seed: this.settings.seed,
-      scheduler: { url: this.schedulerUrl, connected: this.#link?.connected ?? false },
-      uploads: { active: this.#upload?.activeUploads ?? 0, ...this.#uploaded },
-      cache: { usedBytes: this.#store?.usedBytes() ?? 0, tasks: this.#store?.tasks().length ?? 0 },
-      totals,
-      recent,
-      tasks: all.map((s) => ({ ...s.toJSON(), requesters: [...(this.#requesters.get(s) ?? [])] })),
-      ...(this.#mirror === undefined ? {} : { mirror: this.#mirror.stats() }),
-      ...(this.#proxy === undefined ? {} : { proxy: this.#proxy.stats() }),
-    };
+    if (s.mirror?.listen !== undefined) {
+      this.#mirror = await this.#run(createMirror(s.mirror, { downloads: this, upstreams: this.#upstreams, logger: this.#log }));
+      this.#addresses.mirror = formatAddress({ host: splitHostPort(s.mirror.listen).host, port: this.#mirror.port });
+    }
+    if (s.proxy?.listen !== undefined) {
+      this.#proxy = await this.#run(createProxy(s.proxy, { downloads: this, hostId: () => this.#hostId, logger: this.#log }));
+      this.#addresses.proxy = formatAddress({ host: proxyAddress(s.proxy.listen).host, port: this.#proxy.port });
+    }
+    this.#every(s.cache.gcInterval, () => void this.#gc());
+    let lastLoad = -1;
+    this.#every(LOAD_REPORT_MS, () => {
+      const load = this.#upload?.activeUploads ?? 0;
+      if (load !== lastLoad) link.reportLoad(load);
+      lastLoad = load;
+    });
+  }
+
+  /** Starts a component and records it for stop(). */
+  async #run<C extends Lifecycle>(component: C): Promise<C> {
+    this.#components.push(component);
+    await component.start();
+    return component;
+  }
+
+  #every(ms: number, fn: () => void): void {
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    this.#timers.push(timer);
   }
 
   async #gc(): Promise<void> {
@@ -452,33 +267,25 @@ class ShoalDaemon implements Daemon {
     }
   }
 
-  stop(): Promise<void> {
-    this.#stopping ??= (async () => {
-      if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
-      if (this.#loadTimer !== undefined) clearInterval(this.#loadTimer);
-      await this.#proxy?.stop().catch(() => undefined);
-      await this.#mirror?.stop().catch(() => undefined);
-      await this.#api?.stop().catch(() => undefined);
-      for (const { download } of this.#downloads.values()) download.cancel(new ShoalError('ABORTED', 'daemon stopping'));
-      await Promise.allSettled([...this.#downloads.values()].map((e) => e.download.done));
-      await this.#link?.stop().catch(() => undefined);
-      await this.#upload?.stop().catch(() => undefined);
-      await this.#scheduler?.stop().catch(() => undefined);
-      await this.#source?.close().catch(() => undefined);
-      await this.#store?.close().catch(() => undefined);
-      this.#log.info('daemon stopped');
-    })();
-    return this.#stopping;
+  /**
+   * Front ends first (nobody new asks), then the downloads (cancelled, pieces
+   * kept), the scheduler link (the host leaves), the upload server (drained),
+   * the embedded scheduler, the origin client and the store.
+   */
+  protected async onStop(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    const inOrder = [this.#downloads, this.#link, this.#upload, this.#scheduler];
+    const front = this.#components.filter((c) => !inOrder.includes(c as never));
+    for (const c of [...front.reverse(), ...inOrder]) if (c !== undefined) await this.#end(c);
+    await this.#source?.close().catch(() => undefined);
+    await this.#store?.close().catch(() => undefined);
+    this.#log.info('daemon stopped');
   }
 
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
+  /** stop(), or destroy() when the daemon itself is being destroyed. */
+  #end(component: Lifecycle): Promise<void> {
+    return (this.destroyed.aborted ? component.destroy(this.destroyed.reason) : component.stop()).catch(() => undefined);
   }
-}
-
-/** Parses `init` through the schema (CONFIG_INVALID naming the key); the daemon is not started. */
-export function createDaemon(init: DaemonInit, deps: DaemonDeps = {}): Daemon {
-  return new ShoalDaemon(validateConfig(DaemonConfigSchema, init, 'daemon settings'), deps);
 }
 
 function readPem(path: string, key: string): string {
@@ -488,12 +295,3 @@ function readPem(path: string, key: string): string {
     throw new ShoalError('CONFIG_INVALID', `${key}: cannot read ${path}: ${(err as Error).message}`);
   }
 }
-
-/** `proxy.listen` (--proxy): HOST:PORT, or a bare port on loopback. */
-export function proxyAddress(value: string | number): { host: string; port: number } {
-  const text = String(value);
-  if (!/^\d{1,5}$/.test(text)) return splitHostPort(text);
-  if (Number(text) > 65535) throw new ShoalError('CONFIG_INVALID', `proxy port ${text} is over 65535`);
-  return { host: '127.0.0.1', port: Number(text) };
-}
-

@@ -15,6 +15,7 @@ import {
   type SeedTask,
 } from '../gen/shoal/v1/scheduler_pb.js';
 import { AsyncQueue } from '../common/async-queue.js';
+import { Service } from '../common/lifecycle.js';
 import type { Logger } from '../common/log.js';
 
 export type SchedulerClient = Client<typeof Scheduler>;
@@ -43,7 +44,8 @@ export function reconnectDelay(attempt: number): number {
   return base / 2 + Math.random() * (base / 2);
 }
 
-export class SchedulerLink {
+export class SchedulerLink extends Service {
+  protected readonly serviceName = 'scheduler link';
   readonly client: SchedulerClient;
   readonly #options: SchedulerLinkOptions;
   readonly #abort = new AbortController();
@@ -53,6 +55,7 @@ export class SchedulerLink {
   readonly #connectWaiters = new Set<() => void>();
 
   constructor(options: SchedulerLinkOptions) {
+    super();
     this.#options = options;
     this.client = createSchedulerClient(options.url);
   }
@@ -61,8 +64,10 @@ export class SchedulerLink {
     return this.#connected;
   }
 
-  start(): void {
-    this.#loop ??= this.#run();
+  /** Opens the host stream and keeps it open (reconnecting) until stop(); does not wait for it to be up. */
+  protected onStart(): Promise<void> {
+    this.#loop = this.#run();
+    return Promise.resolve();
   }
 
   /** Resolves when the host stream is up, or after `ms`. */
@@ -125,11 +130,12 @@ export class SchedulerLink {
     for (const waiter of [...this.#connectWaiters]) waiter();
   }
 
-  async stop(): Promise<void> {
-    if (this.#queue !== undefined && !this.#queue.ended) {
+  /** Tells the scheduler this host leaves (unless destroyed), then closes the stream. */
+  protected async onStop(): Promise<void> {
+    if (this.#queue !== undefined && !this.#queue.ended && !this.destroyed.aborted) {
       this.#queue.push(create(HostRequestSchema, { request: { case: 'leave', value: {} } }));
       this.#queue.end();
-      await sleep(20, undefined);
+      await sleep(20, this.destroyed);
     }
     this.#abort.abort();
     await this.#loop;

@@ -8,6 +8,28 @@ export interface BackToSourceEvent {
   reason: string;
 }
 
+/** A task's figures as the local API, `shoal status` and the tests read them. */
+export interface TaskStatsJson {
+  taskId: string;
+  /** With signed query parameters and credentials redacted. */
+  url: string;
+  state: 'running' | 'complete' | 'failed';
+  contentLength: number | undefined;
+  pieceCount: number | undefined;
+  completedPieces: number;
+  completedBytes: number;
+  /** Bytes by where they came from. */
+  bytes: { cache: number; peers: number; seeds: number; source: number };
+  piecesFromRunningParents: number;
+  corruptPieces: number;
+  /** Bytes received from each parent, by peer ID. */
+  parents: Record<string, number>;
+  backToSource: BackToSourceEvent[];
+  startedAt: string;
+  durationMs: number;
+  error: { code: string; message: string } | undefined;
+}
+
 export class TaskStats {
   readonly taskId: string;
   readonly url: string;
@@ -65,7 +87,7 @@ export class TaskStats {
     if (error !== undefined) this.error = { code: error.code, message: error.message };
   }
 
-  toJSON(): Record<string, unknown> {
+  toJSON(): TaskStatsJson {
     return {
       taskId: this.taskId,
       url: this.url,

@@ -7,9 +7,9 @@
  * Authorization value itself is neither kept nor logged.
  */
 import { createHash } from 'node:crypto';
-import type { RegistryClient, RegistryResponse } from './registry-client.js';
+import type { RegistryClient, RegistryResponse } from '../registry/client.js';
 import { TtlCache } from './caches.js';
-import type { Upstream } from './upstream.js';
+import type { Upstream } from '../registry/upstream.js';
 
 export type AccessKind = 'blobs' | 'manifests';
 

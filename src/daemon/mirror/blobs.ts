@@ -6,11 +6,11 @@
  * content matches the digest. Only then is a byte sent, from the verified file,
  * with Range. HEAD answers from the registry's HEAD and downloads nothing.
  */
-import type { StoredTask } from '../storage/store.js';
+import type { DownloadedContent } from '../download-service.js';
 import { USER_AGENT } from './access.js';
 import { forwardedHeaders, type MirrorRequest, type MirrorShared } from './context.js';
 import { relayError } from './reply.js';
-import { sendStored } from './send-stored.js';
+import { sendStored } from '../content/send-stored.js';
 
 export async function serveBlob(shared: MirrorShared, r: MirrorRequest, digest: string): Promise<void> {
   const access = await shared.access.check({ upstream: r.upstream, name: r.name, kind: 'blobs', digest, authorization: r.authorization });
@@ -28,10 +28,10 @@ export async function serveBlob(shared: MirrorShared, r: MirrorRequest, digest: 
   }
   const headers = forwardedHeaders(r, USER_AGENT, false);
   const url = `${r.upstream.origin}/v2/${r.name}/blobs/${digest}`;
-  const handle = shared.daemon.download({ url, headers, digest, requester: 'mirror' }, r.signal);
-  const task = await handle.done;
+  const handle = shared.downloads.download({ url, headers, digest, requester: 'mirror' }, r.signal);
+  const content = await handle.done;
   shared.stats.blobs++;
-  await sendVerified(shared, r, task, digest);
+  await sendVerified(shared, r, content, digest);
 }
 
 function blobHeaders(r: MirrorRequest, digest: string, size: number | undefined): void {
@@ -44,8 +44,7 @@ function blobHeaders(r: MirrorRequest, digest: string, size: number | undefined)
 }
 
 function heldSize(shared: MirrorShared, digest: string): number | undefined {
-  const task = shared.daemon.store.get(digest.slice('sha256:'.length));
-  return task?.complete === true ? task.shape?.contentLength : undefined;
+  return shared.downloads.held(digest.slice('sha256:'.length))?.contentLength;
 }
 
 /** The blob's size when the registry's HEAD did not say (it redirected to storage): a one-byte ranged GET. */
@@ -68,10 +67,9 @@ async function probeSize(shared: MirrorShared, r: MirrorRequest, digest: string)
 }
 
 /** Streams the verified content file, pinned in the store until the response ends. */
-function sendVerified(shared: MirrorShared, r: MirrorRequest, task: StoredTask, digest: string): Promise<void> {
+function sendVerified(shared: MirrorShared, r: MirrorRequest, content: DownloadedContent, digest: string): Promise<void> {
   return sendStored({
-    store: shared.daemon.store,
-    task,
+    content,
     req: r.req,
     res: r.res,
     etag: `"${digest}"`,

@@ -1,14 +1,14 @@
 /** What every mirror handler works with: one request, and the mirror's shared parts. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../common/log.js';
-import type { Daemon } from '../daemon.js';
+import type { DownloadService } from '../download-service.js';
 import type { AccessChecker } from './access.js';
 import type { CachedManifest, ManifestCache, TtlCache } from './caches.js';
-import type { RegistryClient } from './registry-client.js';
-import type { Upstream } from './upstream.js';
+import type { RegistryClient } from '../registry/client.js';
+import type { Upstream } from '../registry/upstream.js';
 
-/** The part of the daemon the mirror uses: P2P downloads and the store they land in. */
-export type MirrorDaemon = Pick<Daemon, 'download' | 'store'>;
+/** The part of the daemon the mirror uses: P2P downloads, and content already held. */
+export type MirrorDownloads = Pick<DownloadService, 'download' | 'held'>;
 
 export interface MirrorStats {
   requests: number;
@@ -23,7 +23,7 @@ export interface MirrorStats {
 }
 
 export interface MirrorShared {
-  readonly daemon: MirrorDaemon;
+  readonly downloads: MirrorDownloads;
   readonly client: RegistryClient;
   readonly access: AccessChecker;
   readonly manifests: ManifestCache;

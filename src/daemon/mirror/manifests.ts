@@ -13,12 +13,10 @@ import { USER_AGENT } from './access.js';
 import type { CachedManifest } from './caches.js';
 import { forwardedHeaders, type MirrorRequest, type MirrorShared } from './context.js';
 import { relayError, setSafe } from './reply.js';
-import type { Reference } from './route.js';
-import { isValidDigest } from './route.js';
+import { MANIFEST_MAX, isValidDigest, type Reference } from '../registry/grammar.js';
 import { prefetchBlobs } from './prefetch.js';
 
 /** The distribution spec's manifest size cap. */
-export const MANIFEST_MAX = 4 * 1024 * 1024;
 const FALLBACK_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 
 export async function serveManifest(shared: MirrorShared, r: MirrorRequest, reference: Reference): Promise<void> {

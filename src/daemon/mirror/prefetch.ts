@@ -8,7 +8,7 @@
  * that client's credentials. The downloads use the credentials the manifest
  * was fetched with, like the client's own blob requests would.
  */
-import { isValidDigest } from './route.js';
+import { isValidDigest } from '../registry/grammar.js';
 import { USER_AGENT } from './access.js';
 import { forwardedHeaders, type MirrorRequest, type MirrorShared } from './context.js';
 
@@ -44,7 +44,7 @@ export function prefetchBlobs(shared: MirrorShared, r: MirrorRequest, body: Buff
   for (const digest of digests) {
     try {
       const url = `${r.upstream.origin}/v2/${r.name}/blobs/${digest}`;
-      const handle = shared.daemon.download({ url, headers, digest, requester: 'mirror' }, shared.closing);
+      const handle = shared.downloads.download({ url, headers, digest, requester: 'mirror' }, shared.closing);
       handle.done.catch((err: unknown) => shared.logger.debug({ digest, err: (err as Error).message }, 'layer prefetch failed; the client request will retry'));
     } catch (err) {
       shared.logger.debug({ digest, err: (err as Error).message }, 'layer prefetch not started');

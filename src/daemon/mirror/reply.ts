@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { ShoalError } from '../../common/errors.js';
-import type { RegistryResponse } from './registry-client.js';
+import type { RegistryResponse } from '../registry/client.js';
 
 export type Subject = 'blob' | 'manifest' | 'name';
 

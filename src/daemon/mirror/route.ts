@@ -1,19 +1,9 @@
 /**
- * The OCI distribution spec's pull-side routes and reference grammar, as pure
- * functions: a request line in, a Route (or the spec's error) out. No sockets.
- *
- *   name   [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)* components joined by '/', ≤ 255 characters
- *   tag    [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
- *   digest sha256:[a-f0-9]{64} (the only algorithm Shoal verifies)
+ * The OCI distribution spec's pull-side routes, as pure functions: a request
+ * line in, a Route (or the spec's error) out. No sockets. Names, tags and
+ * digests are checked by ../registry/grammar.ts.
  */
-import { ShoalError } from '../../common/errors.js';
-
-export const NAME_MAX = 255;
-const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
-
-export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: string };
+import { checkDigest, checkName, parseReference, type Reference } from '../registry/grammar.js';
 
 export type Route =
   | { kind: 'base' }
@@ -24,37 +14,6 @@ export type Route =
 
 /** The spec's answer for a request Shoal does not route: push (405) or unknown (404). */
 export type Refusal = { status: 404 | 405; code: 'UNSUPPORTED'; message: string };
-
-export function isValidName(name: string): boolean {
-  if (name.length === 0 || name.length > NAME_MAX) return false;
-  return name.split('/').every((component) => COMPONENT.test(component));
-}
-
-export function isValidTag(tag: string): boolean {
-  return TAG.test(tag);
-}
-
-export function isValidDigest(digest: string): boolean {
-  return DIGEST.test(digest);
-}
-
-export function checkName(name: string): string {
-  if (!isValidName(name)) {
-    throw new ShoalError('NAME_INVALID', `invalid repository name ${JSON.stringify(name.slice(0, 300))}: components [a-z0-9]+((.|_|__|-+)[a-z0-9]+)* joined by '/', at most ${NAME_MAX} characters`);
-  }
-  return name;
-}
-
-export function checkDigest(digest: string): string {
-  if (!isValidDigest(digest)) throw new ShoalError('DIGEST_INVALID', `invalid digest ${JSON.stringify(digest.slice(0, 100))}: expected sha256:<64 lowercase hex>`);
-  return digest;
-}
-
-export function parseReference(value: string): Reference {
-  if (value.includes(':')) return { kind: 'digest', digest: checkDigest(value) };
-  if (!isValidTag(value)) throw new ShoalError('TAG_INVALID', `invalid tag ${JSON.stringify(value.slice(0, 200))}: expected [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`);
-  return { kind: 'tag', tag: value };
-}
 
 const PULL_METHODS = new Set(['GET', 'HEAD']);
 const MANIFEST = /^\/v2\/(.+)\/manifests\/([^/]+)$/;

@@ -12,7 +12,7 @@
  */
 import { stringify } from 'smol-toml';
 import { ShoalError } from '../../common/errors.js';
-import { DOCKER_HUB, isRegistryHost } from './upstream.js';
+import { DOCKER_HUB, isRegistryHost } from '../registry/upstream.js';
 
 export type Runtime = 'containerd' | 'podman' | 'docker';
 

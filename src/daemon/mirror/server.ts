@@ -10,88 +10,75 @@
  * 8 MiB, error bodies 64 KiB). Authorization values are never logged.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { ShoalError, toShoalError } from '../../common/errors.js';
+import { splitHostPort } from '../../common/config/fields.js';
+import type { MirrorSettings } from '../../common/config/schema.js';
+import { Service, type Lifecycle } from '../../common/lifecycle.js';
+import { closeServer, listen } from '../../common/listen.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { AccessChecker } from './access.js';
 import { serveBlob } from './blobs.js';
 import { ManifestCache, TtlCache } from './caches.js';
-import type { MirrorDaemon, MirrorRequest, MirrorShared, MirrorStats } from './context.js';
+import type { MirrorDownloads, MirrorRequest, MirrorShared, MirrorStats } from './context.js';
 import { serveManifest } from './manifests.js';
 import { serveList, servePing } from './passthrough.js';
-import { RegistryClient } from './registry-client.js';
+import { RegistryClient } from '../registry/client.js';
 import { sendShoalError, sendSpecError } from './reply.js';
 import { isRefusal, route, type Route } from './route.js';
-import { UpstreamResolver, upstreamName, type Upstream, type UpstreamEntry } from './upstream.js';
+import { UpstreamResolver, upstreamName, type Upstream, type UpstreamEntry } from '../registry/upstream.js';
 
-export interface MirrorOptions {
-  /** Listen address. Default 127.0.0.1. */
-  host?: string;
-  /** Default 4001 (Dragonfly's); 0 = any free port. */
-  port?: number;
-  daemon: MirrorDaemon;
-  /** Registries by the host clients name them with; see UpstreamEntry. */
-  upstreams?: readonly UpstreamEntry[];
-  /** Used when a request names no registry (no `ns`, no header): a host or a URL. */
-  defaultUpstream?: string | undefined;
-  /** Tag → digest cache lifetime; 0 (default) asks the registry every time. */
-  tagTtlMs?: number;
-  /** Lifetime of a successful access check. Default 60 s. */
-  authTtlMs?: number;
-  /** Bytes of manifests kept in memory. Default 64 MiB. */
-  manifestCacheBytes?: number;
-  /** A registry sending nothing this long fails the request. Default 30 s. */
-  upstreamTimeoutMs?: number;
-  /** Start an image's blob downloads when its manifest is served. Default true. */
-  prefetch?: boolean;
+/** What the mirror is given besides its settings. */
+export interface MirrorDeps {
+  downloads: MirrorDownloads;
+  /** The configured registries (settings.upstreams) with their CA files read. */
+  upstreams: readonly UpstreamEntry[];
   logger?: Logger;
 }
 
-export interface Mirror {
+export interface Mirror extends Lifecycle {
   /** The bound port (after start). */
   readonly port: number;
   readonly resolver: UpstreamResolver;
-  start(): Promise<void>;
   stats(): MirrorStats & { manifestCache: { entries: number; bytes: number } };
-  /** Stops accepting, aborts requests in flight, closes registry connections. Idempotent. */
-  stop(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Limits on what a mirror client controls (docs/LIMITS.md). */
 export const MIRROR_LIMITS = { headerBytes: 16 * 1024, urlLength: 8192, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, connections: 1024 } as const;
 
-export function createMirror(options: MirrorOptions): Mirror {
-  return new RegistryMirror(options);
+/** The mirror on `settings.listen`; stop() stops accepting, aborts requests in flight, closes registry connections. */
+export function createMirror(settings: MirrorSettings, deps: MirrorDeps): Mirror {
+  return new RegistryMirror(settings, deps);
 }
 
-class RegistryMirror implements Mirror {
+class RegistryMirror extends Service implements Mirror {
+  protected readonly serviceName = 'registry mirror';
   readonly resolver: UpstreamResolver;
-  readonly #o: MirrorOptions;
+  readonly #address: { host: string; port: number };
   readonly #log: Logger;
   readonly #closing = new AbortController();
   readonly #shared: MirrorShared;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
-  #started = false;
-  #stopping: Promise<void> | undefined;
+  #port = 0;
 
-  constructor(options: MirrorOptions) {
-    this.#o = options;
-    this.#log = options.logger ?? silentLogger;
-    this.resolver = new UpstreamResolver({ upstreams: options.upstreams ?? [], defaultUpstream: options.defaultUpstream });
-    const client = new RegistryClient({ timeoutMs: options.upstreamTimeoutMs ?? 30_000 });
-    const tagTtlMs = options.tagTtlMs ?? 0;
+  constructor(settings: MirrorSettings, deps: MirrorDeps) {
+    super();
+    if (settings.listen === undefined) throw new ShoalError('CONFIG_INVALID', 'mirror.listen is required to run the mirror');
+    this.#address = splitHostPort(settings.listen);
+    this.#log = deps.logger ?? silentLogger;
+    this.resolver = new UpstreamResolver({ upstreams: deps.upstreams, defaultUpstream: settings.upstream });
+    const client = new RegistryClient({ timeoutMs: settings.upstreamTimeout });
     this.#shared = {
-      daemon: options.daemon,
+      downloads: deps.downloads,
       client,
-      access: new AccessChecker(client, options.authTtlMs ?? 60_000, this.#closing.signal),
-      manifests: new ManifestCache(options.manifestCacheBytes ?? 64 * 1024 * 1024),
-      tags: new TtlCache<string>(tagTtlMs, 10_000),
-      tagTtlMs,
+      access: new AccessChecker(client, settings.authTtl, this.#closing.signal),
+      manifests: new ManifestCache(settings.manifestCache),
+      tags: new TtlCache<string>(settings.tagTtl, 10_000),
+      tagTtlMs: settings.tagTtl,
       stats: { requests: 0, blobs: 0, blobBytes: 0, manifestsFromCache: 0, manifestsFromUpstream: 0, denied: 0, errors: 0, prefetched: 0 },
       logger: this.#log,
-      prefetch: options.prefetch ?? true,
+      prefetch: settings.prefetch,
       closing: this.#closing.signal,
     };
     this.#server = createServer({
@@ -119,21 +106,11 @@ class RegistryMirror implements Mirror {
   }
 
   get port(): number {
-    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+    return this.#port;
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
-    const host = this.#o.host ?? '127.0.0.1';
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(new ShoalError('USAGE', `mirror cannot listen on ${host}:${this.#o.port ?? 4001}: ${err.message}`, { cause: err }));
-      this.#server.once('error', onError);
-      this.#server.listen(this.#o.port ?? 4001, host, () => {
-        this.#server.off('error', onError);
-        resolve();
-      });
-    });
+  protected async onStart(): Promise<void> {
+    this.#port = await listen(this.#server, this.#address, 'registry mirror');
     const d = this.resolver.defaultUpstream;
     if (d?.origin.startsWith('http:') === true) this.#log.warn({ upstream: d.origin }, 'mirror default upstream is plain HTTP');
     this.#log.info({ port: this.port, upstream: d?.origin }, 'registry mirror listening');
@@ -220,19 +197,12 @@ class RegistryMirror implements Mirror {
     }
   }
 
-  stop(): Promise<void> {
-    this.#stopping ??= (async () => {
-      this.#closing.abort(new ShoalError('ABORTED', 'the mirror is stopping'));
-      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      for (const socket of this.#sockets) socket.destroy();
-      if (this.#started) await closed;
-      await this.#shared.client.close();
-    })();
-    return this.#stopping;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
+  protected async onStop(): Promise<void> {
+    this.#closing.abort(new ShoalError('ABORTED', 'the mirror is stopping'));
+    const closed = closeServer(this.#server);
+    for (const socket of this.#sockets) socket.destroy();
+    await closed;
+    await this.#shared.client.close();
   }
 }
 

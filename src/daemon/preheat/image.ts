@@ -13,10 +13,9 @@ import { createHash } from 'node:crypto';
 import { request as undiciRequest } from 'undici';
 import { ShoalError } from '../../common/errors.js';
 import type { HeaderList } from '../source/request-headers.js';
-import { MANIFEST_MAX } from '../mirror/manifests.js';
-import type { RegistryClient, RegistryResponse } from '../mirror/registry-client.js';
-import { isValidDigest } from '../mirror/route.js';
-import { upstreamName, type Upstream } from '../mirror/upstream.js';
+import type { RegistryClient, RegistryResponse } from '../registry/client.js';
+import { MANIFEST_MAX, isValidDigest } from '../registry/grammar.js';
+import { upstreamName, type Upstream } from '../registry/upstream.js';
 import { formatPlatform, type ImageReference, type Platform } from './reference.js';
 
 export const PREHEAT_USER_AGENT = 'shoal-preheat/0.1.0';

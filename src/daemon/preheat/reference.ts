@@ -6,8 +6,8 @@
  * no digest means `latest`; with a digest, the tag is ignored. Pure.
  */
 import { ShoalError } from '../../common/errors.js';
-import { checkDigest, checkName, parseReference, type Reference } from '../mirror/route.js';
-import { isRegistryHost } from '../mirror/upstream.js';
+import { checkDigest, checkName, parseReference, type Reference } from '../registry/grammar.js';
+import { isRegistryHost } from '../registry/upstream.js';
 
 export interface ImageReference {
   /** The registry host as written (`docker.io` when none was). */

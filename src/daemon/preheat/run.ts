@@ -6,8 +6,8 @@
  */
 import type { TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
 import { ShoalError, isErrorCode, toShoalError, type ErrorCode } from '../../common/errors.js';
-import { RegistryClient } from '../mirror/registry-client.js';
-import { UpstreamResolver, type UpstreamEntry } from '../mirror/upstream.js';
+import { RegistryClient } from '../registry/client.js';
+import { UpstreamResolver, type UpstreamEntry } from '../registry/upstream.js';
 import { blobDigestOf, toTaskSpec, type DownloadRequest } from '../request.js';
 import type { SchedulerClient } from '../scheduler-link.js';
 import { PREHEAT_USER_AGENT, resolveImage } from './image.js';

@@ -10,13 +10,13 @@
  * content, and Range is answered here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Daemon } from '../daemon.js';
-import { sendStored } from '../mirror/send-stored.js';
+import type { DownloadService } from '../download-service.js';
+import { sendStored } from '../content/send-stored.js';
 import { blobDigestOf } from '../request.js';
 import { without, type HeaderPairs } from './headers.js';
 
 /** The part of the daemon the proxy uses. */
-export type ProxyDaemon = Pick<Daemon, 'download' | 'store' | 'hostId'>;
+export type ProxyDownloads = Pick<DownloadService, 'download'>;
 
 /** Not passed to the origin on a P2P download (besides hop-by-hop). */
 const NOT_FOR_TASK = new Set([
@@ -46,14 +46,13 @@ export interface P2pRequest {
 }
 
 /** Resolves with the body bytes sent. */
-export async function serveP2p(daemon: ProxyDaemon, r: P2pRequest): Promise<number> {
+export async function serveP2p(downloads: ProxyDownloads, r: P2pRequest): Promise<number> {
   const digest = blobDigestOf(r.url.href);
-  const handle = daemon.download({ url: r.url.href, headers: without(r.headers, NOT_FOR_TASK), digest, requester: 'proxy' }, r.signal);
-  const task = await handle.done;
+  const handle = downloads.download({ url: r.url.href, headers: without(r.headers, NOT_FOR_TASK), digest, requester: 'proxy' }, r.signal);
+  const content = await handle.done;
   let sent = 0;
   await sendStored({
-    store: daemon.store,
-    task,
+    content,
     req: r.req,
     res: r.res,
     etag: digest === undefined ? undefined : `"${digest}"`,

@@ -1,5 +1,5 @@
 /**
- * `createProxy(options)`: the daemon's HTTP forward proxy (`--proxy`,
+ * `createProxy(settings, deps)`: the daemon's HTTP forward proxy (`--proxy`,
  * `http_proxy=http://127.0.0.1:PORT`). Absolute-form requests (`GET
  * http://host/path`) whose URL matches a P2P rule (rules.ts; default
  * `blobs/sha256.*`) are served from the daemon's P2P downloads (p2p.ts);
@@ -17,34 +17,29 @@
  * byte either way.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIP, type AddressInfo, type Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { Agent } from 'undici';
 import { ShoalError, toShoalError } from '../../common/errors.js';
+import { splitHostPort } from '../../common/config/fields.js';
+import type { ProxySettings } from '../../common/config/schema.js';
+import { Service, type Lifecycle } from '../../common/lifecycle.js';
+import { closeServer, listen } from '../../common/listen.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { forward } from './forward.js';
 import { endToEnd, pairs, viaLoops } from './headers.js';
-import { serveP2p, type ProxyDaemon } from './p2p.js';
+import { serveP2p, type ProxyDownloads } from './p2p.js';
 import { rawError, sendError, statusFor } from './reply.js';
-import { ProxyRules, type ProxyRule } from './rules.js';
+import { ProxyRules } from './rules.js';
 import { openTunnel, parseAuthority } from './tunnel.js';
 import { redactUrl } from '../../common/ids.js';
 
-export interface ProxyOptions {
-  /** Listen address. Default 127.0.0.1. */
-  host?: string;
-  /** Default 4002; 0 = any free port. */
-  port?: number;
-  daemon: ProxyDaemon;
-  /** P2P rules, tried in order; default `blobs/sha256.*`. */
-  rules?: readonly ProxyRule[] | undefined;
-  /** The origin must answer, and keep sending, within this. Default 120 s. */
-  upstreamTimeoutMs?: number;
-  /** Connecting to an origin (pass-through and CONNECT). Default 10 s. */
-  connectTimeoutMs?: number;
-  /** A CONNECT tunnel with no byte either way this long is closed. Default 5 min. */
-  tunnelIdleTimeoutMs?: number;
+/** What the proxy is given besides its settings. */
+export interface ProxyDeps {
+  downloads: ProxyDownloads;
+  /** This daemon's host ID, for the proxy's name in Via. */
+  hostId: () => string;
   logger?: Logger;
 }
 
@@ -65,24 +60,32 @@ export interface ProxyStats {
   errors: number;
 }
 
-export interface Proxy {
+export interface Proxy extends Lifecycle {
   readonly port: number;
-  start(): Promise<void>;
   stats(): ProxyStats;
-  /** Stops accepting, destroys connections and tunnels. Idempotent. */
-  stop(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Limits on what a proxy client controls (docs/LIMITS.md). */
 export const PROXY_LIMITS = { headerBytes: 16 * 1024, urlLength: 8192, headersTimeoutMs: 10_000, connections: 1024, keepAliveTimeoutMs: 60_000 } as const;
 
-export function createProxy(options: ProxyOptions): Proxy {
-  return new ForwardProxy(options);
+/** `proxy.listen` (--proxy): HOST:PORT, or a bare port on loopback. */
+export function proxyAddress(value: string | number): { host: string; port: number } {
+  const text = String(value);
+  if (!/^\d{1,5}$/.test(text)) return splitHostPort(text);
+  if (Number(text) > 65535) throw new ShoalError('CONFIG_INVALID', `proxy port ${text} is over 65535`);
+  return { host: '127.0.0.1', port: Number(text) };
 }
 
-class ForwardProxy implements Proxy {
-  readonly #o: ProxyOptions;
+/** The proxy on `settings.listen`; stop() stops accepting and destroys connections and tunnels. */
+export function createProxy(settings: ProxySettings, deps: ProxyDeps): Proxy {
+  return new ForwardProxy(settings, deps);
+}
+
+class ForwardProxy extends Service implements Proxy {
+  protected readonly serviceName = 'HTTP proxy';
+  readonly #settings: ProxySettings;
+  readonly #deps: ProxyDeps;
+  readonly #address: { host: string; port: number };
   readonly #log: Logger;
   readonly #rules: ProxyRules;
   readonly #server: Server;
@@ -91,20 +94,22 @@ class ForwardProxy implements Proxy {
   readonly #closing = new AbortController();
   readonly #stats: ProxyStats = { requests: 0, p2p: 0, p2pBytes: 0, passThrough: 0, passThroughBytes: 0, tunnels: 0, activeTunnels: 0, tunnelBytes: 0, refused: 0, errors: 0 };
   #via = 'shoal';
-  #started = false;
-  #stopping: Promise<void> | undefined;
+  #port = 0;
 
-  constructor(options: ProxyOptions) {
-    this.#o = options;
-    this.#log = options.logger ?? silentLogger;
-    this.#rules = new ProxyRules(options.rules);
-    const upstreamTimeout = options.upstreamTimeoutMs ?? 120_000;
+  constructor(settings: ProxySettings, deps: ProxyDeps) {
+    super();
+    if (settings.listen === undefined) throw new ShoalError('CONFIG_INVALID', 'proxy.listen is required to run the proxy');
+    this.#settings = settings;
+    this.#deps = deps;
+    this.#address = proxyAddress(settings.listen);
+    this.#log = deps.logger ?? silentLogger;
+    this.#rules = new ProxyRules(settings.rules);
     this.#agent = new Agent({
-      headersTimeout: upstreamTimeout,
-      bodyTimeout: upstreamTimeout,
+      headersTimeout: settings.upstreamTimeout,
+      bodyTimeout: settings.upstreamTimeout,
       connections: 64,
       maxResponseSize: -1,
-      connect: { timeout: options.connectTimeoutMs ?? 10_000 },
+      connect: { timeout: settings.connectTimeout },
     });
     this.#server = createServer({
       maxHeaderSize: PROXY_LIMITS.headerBytes,
@@ -125,7 +130,7 @@ class ForwardProxy implements Proxy {
   }
 
   get port(): number {
-    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+    return this.#port;
   }
 
   #track(socket: Socket): void {
@@ -133,20 +138,12 @@ class ForwardProxy implements Proxy {
     socket.once('close', () => this.#sockets.delete(socket));
   }
 
-  async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
-    const host = this.#o.host ?? '127.0.0.1';
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(new ShoalError('USAGE', `proxy cannot listen on ${host}:${this.#o.port ?? 4002}: ${err.message}`, { cause: err }));
-      this.#server.once('error', onError);
-      this.#server.listen(this.#o.port ?? 4002, host, () => {
-        this.#server.off('error', onError);
-        resolve();
-      });
-    });
+  protected async onStart(): Promise<void> {
+    const host = this.#address.host;
+    this.#port = await listen(this.#server, this.#address, 'HTTP proxy');
     // The name this proxy gives itself in Via, unique per daemon and port: a request carrying it has looped.
-    this.#via = `shoal-${this.#o.daemon.hostId === '' ? 'proxy' : this.#o.daemon.hostId}-${this.port}`.replace(/[^\w.-]/g, '_');
+    const hostId = this.#deps.hostId();
+    this.#via = `shoal-${hostId === '' ? 'proxy' : hostId}-${this.port}`.replace(/[^\w.-]/g, '_');
     if (!isLoopback(host)) this.#log.warn({ host }, 'HTTP proxy listens on a non-loopback address: it has no authentication');
     this.#log.info({ port: this.port }, 'HTTP proxy listening');
   }
@@ -181,7 +178,7 @@ class ForwardProxy implements Proxy {
       kind = this.#rules.decide(req.method ?? '', url.href, hasBody);
       if (kind === 'p2p') {
         this.#stats.p2p++;
-        this.#stats.p2pBytes += await serveP2p(this.#o.daemon, { req, res, url, headers, via: this.#via, signal: controller.signal });
+        this.#stats.p2pBytes += await serveP2p(this.#deps.downloads, { req, res, url, headers, via: this.#via, signal: controller.signal });
       } else {
         this.#stats.passThrough++;
         const result = await forward(this.#agent, { req, res, url, headers, hasBody, via: this.#via, signal: controller.signal });
@@ -236,7 +233,7 @@ class ForwardProxy implements Proxy {
       rawError(client, 508, 'PROXY_LOOP', `${target.host}:${target.port} is this proxy itself`, this.#via);
       return;
     }
-    if (this.#stopping !== undefined) {
+    if (this.state !== 'running') {
       rawError(client, 503, 'ABORTED', 'the proxy is stopping', this.#via);
       return;
     }
@@ -247,8 +244,8 @@ class ForwardProxy implements Proxy {
       port: target.port,
       client,
       head,
-      connectTimeoutMs: this.#o.connectTimeoutMs ?? 10_000,
-      idleTimeoutMs: this.#o.tunnelIdleTimeoutMs ?? 300_000,
+      connectTimeoutMs: this.#settings.connectTimeout,
+      idleTimeoutMs: this.#settings.tunnelIdleTimeout,
       via: this.#via,
       track: (socket) => this.#track(socket),
       onClose: (result) => {
@@ -264,7 +261,7 @@ class ForwardProxy implements Proxy {
   #isSelf(hostname: string, port: number): boolean {
     if (port !== this.port) return false;
     const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-    const bound = (this.#o.host ?? '127.0.0.1').replace(/^\[|\]$/g, '').toLowerCase();
+    const bound = this.#address.host.replace(/^\[|\]$/g, '').toLowerCase();
     if (host === bound) return true;
     const all = bound === '0.0.0.0' || bound === '::';
     if ((all || isLoopback(bound)) && (host === 'localhost' || host.endsWith('.localhost') || isLoopback(host))) return true;
@@ -275,19 +272,12 @@ class ForwardProxy implements Proxy {
     return false;
   }
 
-  stop(): Promise<void> {
-    this.#stopping ??= (async () => {
-      this.#closing.abort(new ShoalError('ABORTED', 'the proxy is stopping'));
-      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      for (const socket of this.#sockets) socket.destroy();
-      if (this.#started) await closed;
-      await this.#agent.destroy().catch(() => undefined);
-    })();
-    return this.#stopping;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
+  protected async onStop(): Promise<void> {
+    this.#closing.abort(new ShoalError('ABORTED', 'the proxy is stopping'));
+    const closed = closeServer(this.#server);
+    for (const socket of this.#sockets) socket.destroy();
+    await closed;
+    await this.#agent.destroy().catch(() => undefined);
   }
 }
 

@@ -19,6 +19,8 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import { setMaxListeners } from 'node:events';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { ShoalError } from '../../common/errors.js';
+import { Service, drainWithin, type Lifecycle } from '../../common/lifecycle.js';
+import { listen } from '../../common/listen.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { UPLOAD_LIMITS } from './limits.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -47,27 +49,24 @@ export interface UploadServerOptions {
   onUploaded?: (taskId: string, piece: number, bytes: number) => void;
 }
 
-export interface UploadServer {
-  /** Listens; rejects (INTERNAL, with the cause) when the address cannot be bound. Idempotent. */
-  start(): Promise<void>;
+/**
+ * start() listens (LISTEN_FAILED when the address cannot be bound); stop()
+ * stops accepting, lets in-flight responses finish (destroys them after 5 s)
+ * and closes every socket; destroy() closes everything now, also during stop().
+ */
+export interface UploadServer extends Lifecycle {
   /** Actual port after start (0 before). */
   readonly port: number;
   /** Current concurrent piece uploads (reported to the scheduler as load). */
   readonly activeUploads: number;
-  /** Stops accepting, lets in-flight responses finish (destroys them after 5 s), closes every socket. Idempotent. */
-  stop(): Promise<void>;
-  /** Closes everything now. Idempotent; may be called during stop(). */
-  destroy(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
 }
 
 export function createUploadServer(options: UploadServerOptions): UploadServer {
   return new HttpUploadServer(options);
 }
 
-type State = 'idle' | 'listening' | 'closing' | 'closed';
-
-class HttpUploadServer implements UploadServer {
+class HttpUploadServer extends Service implements UploadServer {
+  protected readonly serviceName = 'upload server';
   readonly #log: Logger;
   readonly #shutdown = new AbortController();
   readonly #uploads: PieceUploads;
@@ -82,13 +81,10 @@ class HttpUploadServer implements UploadServer {
   readonly #busy = new Map<Socket, number>();
   readonly #inflight = new Set<Promise<void>>();
   readonly #closed: Promise<void>;
-  #state: State = 'idle';
   #port = 0;
-  #starting: Promise<void> | undefined;
-  #closing: Promise<void> | undefined;
-  #forced = false;
 
   constructor(options: UploadServerOptions) {
+    super();
     const max = options.maxConcurrentUploads ?? UPLOAD_LIMITS.defaultMaxConcurrentUploads;
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new ShoalError('USAGE', `maxConcurrentUploads must be a positive integer, got ${String(max)}`);
@@ -134,73 +130,30 @@ class HttpUploadServer implements UploadServer {
     return this.#uploads.active;
   }
 
-  start(): Promise<void> {
-    if (this.#closing !== undefined) return Promise.reject(new ShoalError('USAGE', 'the upload server was stopped; create a new one'));
-    this.#starting ??= this.#listen();
-    return this.#starting;
+  /** Serving: not stopping (nor stopped). */
+  get #accepting(): boolean {
+    return this.state === 'running';
   }
 
-  stop(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
-  }
-
-  destroy(): Promise<void> {
-    this.#forced = true;
-    if (this.#state === 'closing') this.#forceClose();
-    return this.stop();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
-  }
-
-  async #listen(): Promise<void> {
-    try {
-      await new Promise<void>((resolve, reject) => {
-        this.#server.once('error', reject);
-        this.#server.listen({ host: this.#host, port: this.#requestedPort }, () => {
-          this.#server.removeListener('error', reject);
-          resolve();
-        });
-      });
-    } catch (err) {
-      this.#state = 'closed';
-      const message = err instanceof Error ? err.message : String(err);
-      throw new ShoalError('INTERNAL', `upload server cannot listen on ${this.#host}:${this.#requestedPort}: ${message}`, { cause: err });
-    }
+  protected async onStart(): Promise<void> {
+    this.#port = await listen(this.#server, { host: this.#host, port: this.#requestedPort }, 'upload server');
     this.#server.on('error', (err) => this.#log.error({ err }, 'upload server error'));
     // The HTTP server never listens itself; 'listening' starts its header and request timeouts.
     this.#http.emit('listening');
-    const address = this.#server.address();
-    this.#port = typeof address === 'object' && address !== null ? address.port : 0;
-    this.#state = 'listening';
     this.#log.info({ host: this.#host, port: this.#port }, 'upload server listening');
   }
 
-  async #close(): Promise<void> {
-    await this.#starting?.catch(() => undefined);
-    if (this.#state !== 'listening') {
-      this.#state = 'closed';
-      return;
-    }
-    this.#state = 'closing';
+  protected async onStop(): Promise<void> {
+    if (!this.#server.listening) return;
     this.#server.close();
     this.#http.close();
     for (const socket of this.#sockets) if (!this.#busy.has(socket)) socket.destroy();
-    const drained = Promise.all([this.#closed, ...this.#inflight]).then(() => true);
-    if (!this.#forced) {
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), UPLOAD_LIMITS.stopGraceMs);
-      });
-      const done = await Promise.race([drained, expired]);
-      clearTimeout(timer);
-      if (!done) this.#log.warn({ active: this.#uploads.active }, 'uploads did not finish in time; closing them');
+    const drained = Promise.all([this.#closed, ...this.#inflight]);
+    if (!(await drainWithin(drained, UPLOAD_LIMITS.stopGraceMs, this.destroyed)) && !this.destroyed.aborted) {
+      this.#log.warn({ active: this.#uploads.active }, 'uploads did not finish in time; closing them');
     }
     this.#forceClose();
     await drained;
-    this.#state = 'closed';
     this.#log.info('upload server stopped');
   }
 
@@ -210,7 +163,7 @@ class HttpUploadServer implements UploadServer {
   }
 
   #onConnection(socket: Socket): void {
-    if (this.#state === 'closing' || this.#state === 'closed') {
+    if (!this.#accepting) {
       socket.destroy();
       return;
     }
@@ -245,7 +198,7 @@ class HttpUploadServer implements UploadServer {
       startBinarySession(socket, head.subarray(PREFACE.length), {
         uploads: this.#uploads,
         log: this.#log,
-        accepting: () => this.#state === 'listening',
+        accepting: () => this.#accepting,
         busy: (delta) => this.#markBusy(socket, delta),
         track: (upload) => this.#track(upload),
       });
@@ -272,7 +225,7 @@ class HttpUploadServer implements UploadServer {
     this.#markBusy(socket, 1);
     res.once('close', () => {
       this.#markBusy(socket, -1);
-      if (!this.#busy.has(socket) && this.#state === 'closing') socket.destroySoon();
+      if (!this.#busy.has(socket) && this.state === 'stopping') socket.destroySoon();
     });
     try {
       this.#route(req, res);
@@ -300,7 +253,7 @@ class HttpUploadServer implements UploadServer {
       sendError(res, new ShoalError('USAGE', `${route.message}: ${quote(target)}`));
     } else if (route.kind === 'healthy') {
       sendJson(res, 200, { ok: true });
-    } else if (this.#state !== 'listening') {
+    } else if (!this.#accepting) {
       sendError(res, new ShoalError('BUSY', 'the upload server is shutting down'), { close: true });
     } else {
       const upload = this.#uploads.serve(httpPieceReply(res), route.taskId, route.piece, method === 'HEAD');

@@ -1,19 +1,18 @@
 /**
  * Sends a complete, verified stored task as an HTTP response: the whole file
  * (200) or the one range asked for (206, 416; range.ts), streamed from disk
- * with backpressure and pinned in the store until the response ends. Used by
+ * with backpressure and pinned in the cache until the response ends. Used by
  * the registry mirror's blobs and by the HTTP proxy's P2P answers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { toShoalError } from '../../common/errors.js';
-import type { PieceStore, StoredTask } from '../storage/store.js';
+import type { DownloadedContent } from '../download-service.js';
 import { answerRange } from './range.js';
 
 export interface SendStoredOptions {
-  store: PieceStore;
-  task: StoredTask;
+  content: DownloadedContent;
   req: IncomingMessage;
   res: ServerResponse;
   /** The strong validator an `If-Range` must equal for a range to be honoured; undefined: any If-Range gets the whole body. */
@@ -27,10 +26,10 @@ export interface SendStoredOptions {
 
 export async function sendStored(o: SendStoredOptions): Promise<void> {
   const { res, req } = o;
-  const unpin = o.store.pin(o.task);
+  const unpin = o.content.pin();
   let file;
   try {
-    file = await open(o.task.path, 'r');
+    file = await open(o.content.path, 'r');
   } catch (err) {
     unpin();
     throw toShoalError(err, 'STORAGE');

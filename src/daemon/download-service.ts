@@ -1,0 +1,34 @@
+/**
+ * The port through which the daemon's front ends (local API, registry
+ * mirror, HTTP proxy) ask for content: start or join a download, wait for its
+ * verified content, or find content already held. The daemon implements it
+ * (./downloads.ts); each front end names the part it uses (`Pick<…>`), so none
+ * of them depends on the daemon itself.
+ */
+import type { TaskStats } from './download/task-stats.js';
+import type { DownloadRequest } from './request.js';
+
+/** A complete, verified task's content file on this host. */
+export interface DownloadedContent {
+  readonly taskId: string;
+  /** The content file in the cache (read it only while pinned). */
+  readonly path: string;
+  readonly contentLength: number;
+  /** Keeps the content in the cache (no eviction) until the returned function is called. */
+  pin(): () => void;
+}
+
+export interface DownloadHandle {
+  readonly taskId: string;
+  readonly stats: TaskStats;
+  /** Resolves once every piece is held and verified (and the whole content matches its digest, when known). */
+  readonly done: Promise<DownloadedContent>;
+  onProgress(listener: (stats: TaskStats) => void): () => void;
+}
+
+export interface DownloadService {
+  /** Starts (or joins) a download. The signal releases this caller; the task stops when no caller is left. */
+  download(request: DownloadRequest, signal?: AbortSignal): DownloadHandle;
+  /** The content of a task held complete here, without starting anything. */
+  held(taskId: string): DownloadedContent | undefined;
+}

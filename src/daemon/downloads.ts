@@ -1,0 +1,186 @@
+/**
+ * The daemon's downloads: one TaskDownload per task however many callers
+ * want it (`shoal get`, the mirror, the proxy, a seed command), kept while a
+ * caller waits or a seed command pins it, and a short history of finished
+ * ones for `shoal status`. Implements the DownloadService port.
+ */
+import type { TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
+import type { DownloadSettings } from '../common/config/schema.js';
+import { ShoalError } from '../common/errors.js';
+import { Service } from '../common/lifecycle.js';
+import type { Logger } from '../common/log.js';
+import type { DownloadedContent, DownloadHandle, DownloadService } from './download-service.js';
+import { TaskDownload } from './download/task-download.js';
+import type { TaskStats } from './download/task-stats.js';
+import { toTaskSpec, type DownloadRequest, type Requester } from './request.js';
+import type { SchedulerClient } from './scheduler-link.js';
+import type { HttpSource } from './source/http-source.js';
+import type { PieceStore, StoredTask } from './storage/store.js';
+
+/** Finished downloads remembered for `shoal status`. */
+const HISTORY = 200;
+
+export interface DownloadsDeps {
+  store: PieceStore;
+  source: HttpSource;
+  client: SchedulerClient;
+  /** This host's ID (known once the upload server listens). */
+  hostId: () => string;
+  seed: boolean;
+  settings: DownloadSettings;
+  logger: Logger;
+}
+
+interface Entry {
+  readonly download: TaskDownload;
+  /** Callers waiting for it. */
+  waiters: number;
+  /** Asked by the scheduler (seed, preheat): runs to the end whoever waits. */
+  pinned: boolean;
+}
+
+/** A download and who asked for it. */
+export interface DownloadRecord {
+  readonly stats: TaskStats;
+  readonly requesters: readonly Requester[];
+}
+
+export class Downloads extends Service implements DownloadService {
+  protected readonly serviceName = 'downloads';
+  readonly #deps: DownloadsDeps;
+  readonly #active = new Map<string, Entry>();
+  readonly #history: TaskStats[] = [];
+  /** Who asked for each download (by its stats object, so a later download of the task starts afresh). */
+  readonly #requesters = new WeakMap<TaskStats, Set<Requester>>();
+
+  constructor(deps: DownloadsDeps) {
+    super();
+    this.#deps = deps;
+  }
+
+  /** The peer ID of this host's peer in a task's swarm. */
+  peerId(taskId: string): string {
+    return `${this.#deps.hostId()}/${taskId.slice(0, 16)}`;
+  }
+
+  download(request: DownloadRequest, signal?: AbortSignal): DownloadHandle {
+    if (this.state !== 'running') throw new ShoalError('ABORTED', 'the daemon is stopping');
+    const spec = toTaskSpec(request);
+    const entry = this.#ensure(spec);
+    this.#asked(entry.download.stats, request.requester ?? 'get');
+    entry.waiters++;
+    const release = (): void => {
+      entry.waiters--;
+      if (entry.waiters <= 0 && !entry.pinned) entry.download.cancel(new ShoalError('ABORTED', 'no caller is waiting for this task'));
+    };
+    const done = new Promise<DownloadedContent>((resolve, reject) => {
+      const onAbort = (): void => {
+        const reason: unknown = signal?.reason;
+        reject(reason instanceof ShoalError ? reason : new ShoalError('ABORTED', 'download cancelled'));
+      };
+      if (signal?.aborted === true) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      entry.download.done.then((task) => resolve(this.#content(task)), reject).finally(() => signal?.removeEventListener('abort', onAbort));
+    });
+    done.then(
+      () => (entry.waiters--, undefined),
+      () => release(),
+    );
+    return {
+      taskId: spec.taskId,
+      stats: entry.download.stats,
+      done,
+      onProgress: (listener) => {
+        entry.download.on('progress', listener);
+        return () => entry.download.off('progress', listener);
+      },
+    };
+  }
+
+  held(taskId: string): DownloadedContent | undefined {
+    const task = this.#deps.store.get(taskId);
+    return task?.complete === true ? this.#content(task) : undefined;
+  }
+
+  /** The scheduler asks this host to fetch a task (a seed peer's first download, or a preheat). */
+  seedTask(spec: TaskSpec, requester: Requester): void {
+    if (this.state !== 'running') return;
+    try {
+      const entry = this.#ensure(spec);
+      this.#asked(entry.download.stats, requester);
+      entry.pinned = true;
+      entry.download.done.catch(() => undefined).finally(() => (entry.pinned = false));
+    } catch (err) {
+      this.#deps.logger.warn({ err: (err as Error).message }, 'seed task rejected');
+    }
+  }
+
+  /** When piece `n` of a task is being fetched here now: settles when that fetch ends (the upload server's FLAG_WAIT). */
+  whenFetched(taskId: string, n: number): Promise<void> | undefined {
+    return this.#active.get(taskId)?.download.whenFetched(n);
+  }
+
+  /** Every download still running and those finished lately, oldest first, with who asked. */
+  records(): DownloadRecord[] {
+    const live = [...this.#active.values()].map((e) => e.download.stats);
+    const all = [...this.#history.filter((s) => !live.includes(s)), ...live];
+    return all.map((stats) => ({ stats, requesters: [...(this.#requesters.get(stats) ?? [])] }));
+  }
+
+  protected onStart(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Cancels every download (pieces held are kept) and waits for them to let go of the store. */
+  protected async onStop(): Promise<void> {
+    for (const { download } of this.#active.values()) download.cancel(new ShoalError('ABORTED', 'daemon stopping'));
+    await Promise.allSettled([...this.#active.values()].map((e) => e.download.done));
+  }
+
+  #ensure(spec: TaskSpec): Entry {
+    const existing = this.#active.get(spec.taskId);
+    if (existing !== undefined) return existing;
+    const d = this.#deps;
+    const download = new TaskDownload({
+      spec,
+      store: d.store,
+      source: d.source,
+      client: d.client,
+      hostId: d.hostId(),
+      peerId: this.peerId(spec.taskId),
+      seed: d.seed,
+      limits: {
+        maxInflight: d.settings.concurrentPieces,
+        perParent: d.settings.perParent,
+        stallMs: d.settings.pieceTimeout,
+        scheduleTimeoutMs: d.settings.scheduleTimeout,
+        starvationMs: d.settings.starvationTimeout,
+        protocol: d.settings.protocol,
+        askAhead: d.settings.askAhead,
+      },
+      logger: d.logger,
+    });
+    const entry: Entry = { download, waiters: 0, pinned: false };
+    this.#active.set(spec.taskId, entry);
+    download.done
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.#active.get(spec.taskId) === entry) this.#active.delete(spec.taskId);
+        this.#history.push(download.stats);
+        if (this.#history.length > HISTORY) this.#history.shift();
+      });
+    void download.start();
+    return entry;
+  }
+
+  #asked(stats: TaskStats, requester: Requester): void {
+    let set = this.#requesters.get(stats);
+    if (set === undefined) this.#requesters.set(stats, (set = new Set()));
+    set.add(requester);
+  }
+
+  #content(task: StoredTask): DownloadedContent {
+    const store = this.#deps.store;
+    return { taskId: task.id, path: task.path, contentLength: task.shape?.contentLength ?? 0, pin: () => store.pin(task) };
+  }
+}

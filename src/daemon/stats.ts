@@ -1,0 +1,68 @@
+/**
+ * What `shoal status` and `GET /v1/stats` show: where a daemon's bytes came
+ * from, per task and in total, and over the last ten minutes (the one-line
+ * answer to "is P2P working"). Pure: the daemon passes in what it holds.
+ */
+import type { DownloadRecord } from './downloads.js';
+import type { TaskStatsJson } from './download/task-stats.js';
+import type { MirrorStats } from './mirror/context.js';
+import type { ProxyStats } from './proxy/server.js';
+import type { Requester } from './request.js';
+
+/** The window of `DaemonStats.recent`. */
+export const RECENT_WINDOW_MS = 10 * 60_000;
+
+export interface ByteSources {
+  cache: number;
+  peers: number;
+  seeds: number;
+  source: number;
+  /** Back-to-source events. */
+  backToSource: number;
+}
+
+export interface TaskRecordJson extends TaskStatsJson {
+  /** Who asked for it: get, mirror, proxy, seed, preheat. */
+  requesters: Requester[];
+}
+
+export interface DaemonStats {
+  hostId: string;
+  seed: boolean;
+  scheduler: { url: string | undefined; connected: boolean };
+  uploads: { active: number; bytes: number; pieces: number };
+  cache: { usedBytes: number; tasks: number };
+  totals: ByteSources;
+  /** The same for tasks active within the last `windowMs`. */
+  recent: ByteSources & { windowMs: number; tasks: number; bytes: number };
+  tasks: TaskRecordJson[];
+  /** Registry mirror counters, when it runs. */
+  mirror?: MirrorStats & { manifestCache: { entries: number; bytes: number } };
+  /** HTTP proxy counters, when it runs. */
+  proxy?: ProxyStats;
+}
+
+export type DaemonStatsParts = Omit<DaemonStats, 'totals' | 'recent' | 'tasks'>;
+
+/** Totals and the recent window over `records`, at `now`. */
+export function daemonStats(parts: DaemonStatsParts, records: readonly DownloadRecord[], now: number = Date.now()): DaemonStats {
+  const totals: ByteSources = { cache: 0, peers: 0, seeds: 0, source: 0, backToSource: 0 };
+  const since = now - RECENT_WINDOW_MS;
+  const recent = { windowMs: RECENT_WINDOW_MS, tasks: 0, bytes: 0, cache: 0, peers: 0, seeds: 0, source: 0, backToSource: 0 };
+  for (const { stats: s } of records) {
+    add(totals, s.bytes, s.backToSourceEvents.length);
+    if ((s.finishedAt ?? now) < since) continue;
+    recent.tasks++;
+    recent.bytes += s.bytes.cache + s.bytes.peers + s.bytes.seeds + s.bytes.source;
+    add(recent, s.bytes, s.backToSourceEvents.filter((e) => Date.parse(e.at) >= since).length);
+  }
+  return { ...parts, totals, recent, tasks: records.map((r) => ({ ...r.stats.toJSON(), requesters: [...r.requesters] })) };
+}
+
+function add(into: ByteSources, bytes: Omit<ByteSources, 'backToSource'>, backToSource: number): void {
+  into.cache += bytes.cache;
+  into.peers += bytes.peers;
+  into.seeds += bytes.seeds;
+  into.source += bytes.source;
+  into.backToSource += backToSource;
+}
