@@ -3,16 +3,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { recentLine } from '../src/cli/status.js';
 import { endToEnd, fromObject, viaLoops, withVia } from '../src/daemon/proxy/headers.js';
-import { DEFAULT_RULES, ProxyRules } from '../src/daemon/proxy/rules.js';
+import { ProxySection } from '../src/common/config/schema.js';
+import { ProxyRules } from '../src/daemon/proxy/rules.js';
 import { parseAuthority } from '../src/daemon/proxy/tunnel.js';
 import { blobDigestOf } from '../src/daemon/request.js';
 
 const HEX = 'ab'.repeat(32);
 
 describe('proxy rules', () => {
-  it('default: registry blob URLs through P2P, everything else straight through', () => {
-    const rules = new ProxyRules();
-    assert.deepEqual(DEFAULT_RULES, [{ regex: 'blobs/sha256.*' }]);
+  it('default (Dragonfly\'s: registry blobs, content-addressed and immutable): blob URLs through P2P, everything else straight through', () => {
+    const defaults = ProxySection.parse({}).rules;
+    assert.deepEqual(defaults, [{ regex: 'blobs/sha256.*', direct: false }]);
+    const rules = new ProxyRules(defaults);
     assert.equal(rules.decide('GET', `http://r.example/v2/a/blobs/sha256:${HEX}`, false), 'p2p');
     assert.equal(rules.decide('GET', 'http://r.example/v2/a/manifests/latest', false), 'direct');
     assert.equal(rules.decide('HEAD', `http://r.example/v2/a/blobs/sha256:${HEX}`, false), 'direct');

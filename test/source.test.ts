@@ -9,7 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test, type TestContext } from 'node:test';
 import { Agent } from 'undici';
 import { ShoalError, type ErrorCode } from '../src/common/errors.js';
-import { createHttpSource, type HttpSource, type RangeRequest, type SourceBody, type SourceOptions } from '../src/daemon/source/http-source.js';
+import { SourceSection } from '../src/common/config/schema.js';
+import { createHttpSource as createSource, type HttpSource, type RangeRequest, type SourceBody, type SourceExtras } from '../src/daemon/source/http-source.js';
 import { startOrigin, type Origin, type OriginOptions } from './fixtures/origin.js';
 import { TEST_TLS } from './fixtures/tls.js';
 
@@ -18,6 +19,15 @@ const MiB = 1 << 20;
 const CONTENT = randomBytes(3 * MiB + 123);
 /** Fast retries for tests. */
 const FAST: SourceOptions = { backoffMs: 5, maxBackoffMs: 20, retries: 3 };
+
+/** What the tests vary: the settings section and the extras, in one object. */
+type SourceOptions = Partial<Record<'retries' | 'idleTimeoutMs', number>> & { insecure?: boolean } & SourceExtras;
+
+function createHttpSource(options: SourceOptions): HttpSource {
+  const { retries, idleTimeoutMs, insecure, ...extras } = options;
+  const settings = SourceSection.parse({ ...(retries === undefined ? {} : { retries }), ...(idleTimeoutMs === undefined ? {} : { timeout: `${idleTimeoutMs}ms` }), ...(insecure === undefined ? {} : { insecure }) });
+  return createSource(settings, extras);
+}
 
 async function setup(t: TestContext, options: SourceOptions = FAST, originOptions?: Partial<OriginOptions>): Promise<{ origin: Origin; source: HttpSource; url: string }> {
   const origin = await startOrigin({ files: new Map([['/file', CONTENT]]), ...originOptions });

@@ -175,13 +175,7 @@ class ShoalDaemon extends Service implements Daemon {
     this.#upstreams = (s.mirror?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
     // Blobs the mirror asks for come through this source: it trusts the mirror's registry CAs too.
     const cas = [sourceCa, ...this.#upstreams.map((u) => u.ca)].filter((c): c is string => c !== undefined);
-    const source = createHttpSource({
-      retries: s.source.retries,
-      idleTimeoutMs: s.source.timeout,
-      insecure: s.source.insecure,
-      ...(cas.length === 0 ? {} : { ca: cas.join('\n') }),
-      logger: this.#log,
-    });
+    const source = createHttpSource(s.source, { ...(cas.length === 0 ? {} : { ca: cas.join('\n') }), logger: this.#log });
     this.#source = source;
     const store = await PieceStore.open({ dataDir: this.#dataDir, quotaBytes: s.cache.quota, ttlMs: s.cache.ttl, logger: this.#log });
     this.#store = store;

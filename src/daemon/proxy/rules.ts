@@ -14,8 +14,6 @@ export interface ProxyRule {
   direct?: boolean | undefined;
 }
 
-/** Dragonfly's default: registry blobs, content-addressed and immutable. */
-export const DEFAULT_RULES: readonly ProxyRule[] = [{ regex: 'blobs/sha256.*' }];
 export const RULE_LIMITS = { rules: 256, regexLength: 1024 } as const;
 
 export type Decision = 'p2p' | 'direct';
@@ -23,7 +21,7 @@ export type Decision = 'p2p' | 'direct';
 export class ProxyRules {
   readonly #rules: ReadonlyArray<{ re: RegExp; direct: boolean }>;
 
-  constructor(rules: readonly ProxyRule[] = DEFAULT_RULES) {
+  constructor(rules: readonly ProxyRule[]) {
     if (rules.length > RULE_LIMITS.rules) throw new ShoalError('CONFIG_INVALID', `proxy.rules: at most ${RULE_LIMITS.rules} rules`);
     this.#rules = rules.map((rule, i) => {
       if (rule.regex.length > RULE_LIMITS.regexLength) throw new ShoalError('CONFIG_INVALID', `proxy.rules.${i}.regex: longer than ${RULE_LIMITS.regexLength} characters`);

@@ -12,32 +12,29 @@
  */
 import { rootCertificates } from 'node:tls';
 import { Agent } from 'undici';
+import type { SourceSettings } from '../../common/config/schema.js';
 import { ShoalError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { RangeSession, type SessionConfig } from './range-session.js';
 import { linkSignals } from './signals.js';
 import { abortError } from './source-errors.js';
 
-export interface SourceOptions {
-  /** Retries for connection errors/resets and 5xx/429 responses, per openRange call, including mid-body drops. Default 5. */
-  retries?: number;
-  /** First backoff delay in ms (doubles each retry, with jitter, capped at maxBackoffMs). Default 200. */
-  backoffMs?: number;
-  /** Longest wait between retries, Retry-After included. Default 5000. */
-  maxBackoffMs?: number;
-  /** Abort a request that receives no bytes for this long (headers or body). Default 30000. */
-  idleTimeoutMs?: number;
-  /** Default 10000. */
-  connectTimeoutMs?: number;
-  /** Extra CA certificates (PEM) for HTTPS origins, trusted besides the system's. */
+/** Knobs that are not configuration (tests turn them down), besides the settings. */
+export interface SourceExtras {
+  /** Extra CA certificates (PEM text) for HTTPS origins, trusted besides the system's (settings.ca, read, and the mirror's registries'). */
   ca?: string | undefined;
-  /** Accept self-signed / invalid TLS certificates. Default false. */
-  insecure?: boolean;
-  /** Default 5. */
+  /** First backoff delay in ms (doubles each retry, with jitter, capped at maxBackoffMs). */
+  backoffMs?: number;
+  /** Longest wait between retries, Retry-After included. */
+  maxBackoffMs?: number;
+  connectTimeoutMs?: number;
   maxRedirects?: number;
   /** Default silentLogger. */
   logger?: Logger;
 }
+
+/** The extras' values when not given. */
+export const SOURCE_TUNING = { backoffMs: 200, maxBackoffMs: 5_000, connectTimeoutMs: 10_000, maxRedirects: 5 } as const;
 
 export interface RangeRequest {
   /** http: or https: URL. */
@@ -76,8 +73,14 @@ export interface HttpSource {
   close(): Promise<void>;
 }
 
-export function createHttpSource(options: SourceOptions = {}): HttpSource {
-  return new UndiciHttpSource(options);
+/**
+ * The origin client for `settings` (retries for connection errors, resets
+ * and 5xx/429 answers per openRange call, mid-body drops included; `timeout`
+ * aborts a request that receives no byte for that long; `insecure` accepts
+ * any certificate).
+ */
+export function createHttpSource(settings: Omit<SourceSettings, 'ca'>, extras: SourceExtras = {}): HttpSource {
+  return new UndiciHttpSource(settings, extras);
 }
 
 class UndiciHttpSource implements HttpSource {
@@ -86,20 +89,20 @@ class UndiciHttpSource implements HttpSource {
   readonly #closing = new AbortController();
   #closed: Promise<void> | undefined;
 
-  constructor(options: SourceOptions) {
-    const idle = options.idleTimeoutMs ?? 30_000;
+  constructor(settings: Omit<SourceSettings, 'ca'>, extras: SourceExtras) {
+    const idle = settings.timeout;
     const connect = {
-      timeout: options.connectTimeoutMs ?? 10_000,
-      rejectUnauthorized: options.insecure !== true,
-      ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca] }),
+      timeout: extras.connectTimeoutMs ?? SOURCE_TUNING.connectTimeoutMs,
+      rejectUnauthorized: !settings.insecure,
+      ...(extras.ca === undefined ? {} : { ca: [...rootCertificates, extras.ca] }),
     };
     this.#agent = new Agent({ headersTimeout: idle, bodyTimeout: idle, connect });
     this.#config = {
       dispatcher: this.#agent,
-      retries: options.retries ?? 5,
-      backoff: { baseMs: options.backoffMs ?? 200, maxMs: options.maxBackoffMs ?? 5_000 },
-      maxRedirects: options.maxRedirects ?? 5,
-      logger: options.logger ?? silentLogger,
+      retries: settings.retries,
+      backoff: { baseMs: extras.backoffMs ?? SOURCE_TUNING.backoffMs, maxMs: extras.maxBackoffMs ?? SOURCE_TUNING.maxBackoffMs },
+      maxRedirects: extras.maxRedirects ?? SOURCE_TUNING.maxRedirects,
+      logger: extras.logger ?? silentLogger,
     };
   }
 
