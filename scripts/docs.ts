@@ -160,7 +160,7 @@ const HOST_PORT_PATTERN = z.toJSONSchema(hostPort()).pattern;
 function typeOf(json: JsonSchema): string {
   if (json.format === 'size') return 'size';
   if (json.format === 'duration') return 'duration';
-  if (json.anyOf !== undefined) return json.anyOf.map((s) => typeOf(s as JsonSchema)).join(', or ');
+  if (json.anyOf !== undefined) return json.anyOf.map((s) => typeOf(s)).join(', or ');
   if (json.enum !== undefined) return `one of ${json.enum.map((v) => `\`${String(v)}\``).join(', ')}`;
   switch (json.type) {
     case 'boolean':
