@@ -308,7 +308,7 @@ export async function runImageShoal(ctx: Ctx, reg: LabRegistry): Promise<Scenari
     for (const d of swarm.peers) if (!d.proc.output().includes(`mirror ${mirror}`)) throw new Error(`${d.proc.name} did not start its mirror: ${d.proc.output().slice(-1000)}`);
     const conf = join(dir, 'registries.conf');
     writeFileSync(conf, registriesConf(reg.host, mirror));
-    const layers: Array<Map<string, LayerTiming>> = topo.peers.map(() => new Map());
+    const layers: Array<Map<string, LayerTiming>> = topo.peers.map(() => new Map<string, LayerTiming>());
     const finished: boolean[] = topo.peers.map(() => false);
     const mark = reg.log.length;
     const tcp = tcpCounters(topo.origin.ns);
@@ -342,7 +342,7 @@ export async function runImageShoal(ctx: Ctx, reg: LabRegistry): Promise<Scenari
         beforeStop: async () => {
           clearInterval(sampler);
           await logSettled(reg.log);
-          const stats = await Promise.all([swarm.seed, ...swarm.peers].map((d) => daemonApi(d.api, '/v1/stats', 5000).catch((err: unknown) => ({ statsError: String(err) }) as Record<string, unknown>)));
+          const stats = await Promise.all([swarm.seed, ...swarm.peers].map((d) => daemonApi(d.api, '/v1/stats', 5000).catch((err: unknown): Record<string, unknown> => ({ statsError: String(err) }))));
           const [seedStats, ...peerStats] = stats;
           const blobName = (digest: string): string => {
             const i = reg.image.blobs.findIndex((b) => b.digest === digest);

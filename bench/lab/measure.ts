@@ -278,7 +278,7 @@ export function daemonApi(socketPath: string, path: string, timeoutMs = 3000): P
         try {
           resolve(JSON.parse(body) as Record<string, unknown>);
         } catch (err) {
-          reject(err as Error);
+          reject(err);
         }
       });
     });

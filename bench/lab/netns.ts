@@ -435,8 +435,8 @@ export class Procs {
       out += d.toString();
       if (out.length > keep * 2) out = out.slice(-keep);
     };
-    child.stdout!.on('data', take);
-    child.stderr!.on('data', take);
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
     const closed = new Promise<void>((res) => child.on('close', () => res()));
     void closed.then(() => logFile?.end());
     // 'exit' can come before the last of the output has been read: `exited`

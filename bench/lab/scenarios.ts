@@ -226,12 +226,12 @@ export async function measure(
   let deadlineTimer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'timeout'>((r) => (deadlineTimer = setTimeout(() => r('timeout'), ctx.timeoutMs)));
   const settled: Array<{ ok: boolean; at: number; detail?: string } | undefined> = done.map(() => undefined);
-  done.forEach((d, i) =>
-    d.then(
+  done.forEach((d, i) => {
+    void d.then(
       (v) => (settled[i] = v),
       (err: unknown) => (settled[i] = { ok: false, at: Date.now(), detail: String(err) }),
-    ),
-  );
+    );
+  });
   const all = Promise.allSettled(done);
   if ((await Promise.race([all, deadline])) === 'timeout') timedOut = true;
   clearTimeout(deadlineTimer);
@@ -596,8 +596,8 @@ interface ShoalPeerSummary {
   longestStallS?: number;
   /** first 1-second sample (s after t0) that showed bytes: start-up latency, ±1 s */
   firstBytesS?: number | undefined;
-  /** completed fraction at each second after t0 (from the API samples) */
-  progress?: number[];
+  /** completed fraction at each second after t0 (from the API samples); null for a second with no sample */
+  progress?: Array<number | null>;
 }
 
 const MiBf = (n: unknown): number => round(Number(n ?? 0) / 1048576, 1);
@@ -707,7 +707,7 @@ export async function runShoal(ctx: Ctx): Promise<ScenarioResult> {
                   lastChange[i] = now;
                   firstByte[i] ??= now - t0;
                 } else if (bytes < ctx.file.size && lastChange[i] !== undefined) {
-                  longestStall[i] = Math.max(longestStall[i]!, (now - lastChange[i]!) / 1000);
+                  longestStall[i] = Math.max(longestStall[i]!, (now - lastChange[i]) / 1000);
                 }
               })
               .catch(() => undefined);
@@ -751,8 +751,8 @@ export async function runShoal(ctx: Ctx): Promise<ScenarioResult> {
               durationS: round(Number(task?.['durationMs'] ?? 0) / 1000, 2),
               uploadsJson: st['uploads'],
               longestStallS: round(longestStall[i]!, 1),
-              firstBytesS: firstByte[i] === undefined ? undefined : round(firstByte[i]! / 1000, 1),
-              progress: Array.from(progress[i]!, (v) => v ?? null) as number[],
+              firstBytesS: firstByte[i] === undefined ? undefined : round(firstByte[i] / 1000, 1),
+              progress: Array.from(progress[i]!, (v: number | undefined) => v ?? null),
             };
             if (task?.['error'] !== undefined) s.error = task['error'];
             return s;
