@@ -10,14 +10,14 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { KeyObject, X509Certificate, randomBytes, webcrypto } from 'node:crypto';
+import { KeyObject, X509Certificate, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { ShoalError } from '../common/errors.js';
 import { ROLE_URI_PREFIX, type Role } from './roles.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -52,7 +52,7 @@ function serial(): string {
   return bytes.toString('hex');
 }
 
-function keyPem(key: CryptoKey): string {
+function keyPem(key: webcrypto.CryptoKey): string {
   return KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
@@ -91,7 +91,7 @@ export async function issueCert(options: IssueOptions): Promise<Issued> {
   if (!NAME.test(options.name)) throw new ShoalError('USAGE', `member name ${JSON.stringify(options.name)} must be letters, digits, '.', '_' or '-' (at most 64)`);
   if (options.roles.length === 0) throw new ShoalError('USAGE', 'a certificate needs at least one role (--role scheduler|seed|peer|admin)');
   const caCert = new x509.X509Certificate(readCa(options.dir, 'ca.crt'));
-  const caKey = await webcrypto.subtle.importKey('pkcs8', KeyObject.createPrivateKey(readCa(options.dir, 'ca.key')).export({ type: 'pkcs8', format: 'der' }), ALGORITHM, false, ['sign']);
+  const caKey = await webcrypto.subtle.importKey('pkcs8', createPrivateKey(readCa(options.dir, 'ca.key')).export({ type: 'pkcs8', format: 'der' }), ALGORITHM, false, ['sign']);
   const keys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
   const now = Date.now();
   const notAfter = new Date(Math.min(now + (options.days ?? MEMBER_DAYS) * DAY_MS, caCert.notAfter.getTime()));

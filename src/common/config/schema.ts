@@ -112,7 +112,7 @@ export const DaemonConfigSchema = z
     seed: z.boolean().default(false).describe('run as a seed peer'),
     idc: z.string().max(255).default('').describe('idc label, for parent scoring'),
     location: z.string().max(1024).default('').describe('location label, a "|"-separated hierarchy, for parent scoring'),
-    logLevel: logLevel().default('info'),
+    logLevel: logLevel().default('info').describe('how much is logged (JSON lines on stderr)'),
     upload: UploadSection.prefault({}),
     download: DownloadSection.prefault({}),
     cache: CacheSection.prefault({}),
@@ -139,7 +139,7 @@ export const PreheatSection = z
 export const SchedulerConfigSchema = z
   .object({
     listen: hostPort().default('0.0.0.0:8002').describe('scheduler address (gRPC/Connect over h2c)'),
-    logLevel: logLevel().default('info'),
+    logLevel: logLevel().default('info').describe('how much is logged (JSON lines on stderr)'),
     candidateParents: z.number().int().min(1).max(20).default(4).describe('parents a downloading peer is given at most'),
     backToSourceLimit: z.number().int().min(1).max(1000).default(1).describe('peers of one task fetching from the origin at once'),
     seedChildren: z.number().int().min(0).max(10_000).default(1).describe('children of a seed peer per task, 0 = its upload slots'),
