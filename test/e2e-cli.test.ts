@@ -1,14 +1,15 @@
 /** `shoal get` as a user runs it (no daemon: the in-process one), against a real origin with faults. */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { Cluster, run } from './fixtures/cluster.js';
+import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 
 describe('shoal get', { timeout: 180_000 }, () => {
   const content = randomBytes(3 * 1024 * 1024 + 17);
-  const digest = 'sha256:' + createHash('sha256').update(content).digest('hex');
+  const digest = sha256digest(content);
   let origin: Origin;
   let cluster: Cluster;
   let env: NodeJS.ProcessEnv;

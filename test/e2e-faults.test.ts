@@ -1,21 +1,21 @@
 /** Faults injected for real: SIGKILLed parents, a lying peer, a scheduler restart. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fetchStats } from '../src/cli/daemon-client.js';
 import { Cluster, run, type Proc } from './fixtures/cluster.js';
+import { sha256hex } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 
 const MiB = 1024 * 1024;
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('faults', { timeout: 300_000 }, () => {
   const content = randomBytes(32 * MiB);
-  const expected = sha(content);
+  const expected = sha256hex(content);
   let origin: Origin;
   let cluster: Cluster;
 
@@ -38,7 +38,7 @@ describe('faults', { timeout: 300_000 }, () => {
     await peers[0]!.proc.kill('SIGKILL');
     const codes = await Promise.all(gets.slice(1).map((g) => g.exited));
     assert.deepEqual(codes, [0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
-    for (let i = 1; i < 4; i++) assert.equal(sha(readFileSync(cluster.path(`kill-${i}`))), expected);
+    for (let i = 1; i < 4; i++) assert.equal(sha256hex(readFileSync(cluster.path(`kill-${i}`))), expected);
   });
 
   test('a peer serving corrupted bytes is caught, excluded, and the output is still correct', async () => {
@@ -65,7 +65,7 @@ describe('faults', { timeout: 300_000 }, () => {
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
     let corrupt = 0;
     for (let i = 0; i < 3; i++) {
-      assert.equal(sha(readFileSync(cluster.path(`victim-${i}`))), expected);
+      assert.equal(sha256hex(readFileSync(cluster.path(`victim-${i}`))), expected);
       const stats = await fetchStats(victims[i]!.api);
       const task = (stats['tasks'] as Array<Record<string, unknown>>)[0]!;
       corrupt += Number(task['corruptPieces']);
@@ -98,7 +98,7 @@ describe('faults', { timeout: 300_000 }, () => {
     cluster.procs.push(again);
     const codes = await Promise.all(gets.map((g) => g.exited));
     assert.deepEqual(codes, [0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
-    for (let i = 0; i < 3; i++) assert.equal(sha(readFileSync(cluster.path(`restart-${i}`))), expected);
+    for (let i = 0; i < 3; i++) assert.equal(sha256hex(readFileSync(cluster.path(`restart-${i}`))), expected);
     assert.ok(origin.bytesServed('/c.bin') <= content.length * 1.05, `origin served ${origin.bytesServed('/c.bin') / content.length} copies`);
   });
 });

@@ -3,25 +3,25 @@
  * against a byte-counting origin.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { fetchStats } from '../src/cli/daemon-client.js';
 import { Cluster } from './fixtures/cluster.js';
+import { sha256hex } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 
 const MiB = 1024 * 1024;
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 describe('swarm of real processes', { timeout: 240_000 }, () => {
   const content = randomBytes(64 * MiB);
-  const expected = sha(content);
+  const expected = sha256hex(content);
   const aheadContent = randomBytes(24 * MiB);
-  const aheadExpected = sha(aheadContent);
+  const aheadExpected = sha256hex(aheadContent);
   const stripedContent = randomBytes(24 * MiB + 12345);
-  const stripedExpected = sha(stripedContent);
+  const stripedExpected = sha256hex(stripedContent);
   const switchContent = randomBytes(24 * MiB + 777);
-  const switchExpected = sha(switchContent);
+  const switchExpected = sha256hex(switchContent);
   let origin: Origin;
   let cluster: Cluster;
 
@@ -54,7 +54,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const codes = await Promise.all([...wave, late].map((p) => p.exited));
     assert.deepEqual(codes, [0, 0, 0, 0, 0, 0], [...wave, late].map((p) => p.stderr()).join('\n'));
     for (const name of ['out-0', 'out-1', 'out-2', 'out-3', 'out-4', 'out-late']) {
-      assert.equal(sha(readFileSync(cluster.path(name))), expected, `${name} differs from the origin`);
+      assert.equal(sha256hex(readFileSync(cluster.path(name))), expected, `${name} differs from the origin`);
     }
     const served = origin.bytesServed('/big.bin');
     assert.ok(served <= content.length * 1.05, `origin served ${served / content.length} copies`);
@@ -69,7 +69,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const second = await Promise.all(Array.from({ length: 3 }, () => cluster.daemon({ scheduler })));
     const gets = second.map((p, i) => cluster.get(url, cluster.path(`second-${i}`), ['-e', p.api]));
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0]);
-    for (let i = 0; i < 3; i++) assert.equal(sha(readFileSync(cluster.path(`second-${i}`))), expected);
+    for (let i = 0; i < 3; i++) assert.equal(sha256hex(readFileSync(cluster.path(`second-${i}`))), expected);
     assert.equal(origin.bytesServed('/big.bin') - before2, 0, 'second wave touched the origin');
   });
 
@@ -83,7 +83,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const url = `${origin.url}/ahead.bin`;
     const gets = peers.map((p, i) => cluster.get(url, cluster.path(`ahead-${i}`), ['-e', p.api]));
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
-    for (let i = 0; i < 4; i++) assert.equal(sha(readFileSync(cluster.path(`ahead-${i}`))), aheadExpected, `ahead-${i} differs from the origin`);
+    for (let i = 0; i < 4; i++) assert.equal(sha256hex(readFileSync(cluster.path(`ahead-${i}`))), aheadExpected, `ahead-${i} differs from the origin`);
     const served = origin.bytesServed('/ahead.bin') - seedBefore;
     assert.ok(served <= aheadContent.length * 1.05, `origin served ${served / aheadContent.length} copies`);
     // Some peer took pieces from a parent that was still downloading.
@@ -102,7 +102,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const url = `${origin.url}/striped.bin`;
     const gets = peers.map((p, i) => cluster.get(url, cluster.path(`striped-${i}`), ['-e', p.api]));
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
-    for (let i = 0; i < 5; i++) assert.equal(sha(readFileSync(cluster.path(`striped-${i}`))), stripedExpected, `striped-${i} differs from the origin`);
+    for (let i = 0; i < 5; i++) assert.equal(sha256hex(readFileSync(cluster.path(`striped-${i}`))), stripedExpected, `striped-${i} differs from the origin`);
     const served = origin.bytesServed('/striped.bin') - seedBefore;
     assert.ok(served <= stripedContent.length * 1.05, `origin served ${served / stripedContent.length} copies`);
     // The seed's relay takes everything from the seed; every other peer has one
@@ -140,7 +140,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const rest = peers.slice(2).map((p, i) => cluster.get(url, cluster.path(`switch-${i + 2}`), ['-e', p.api]));
     const gets = [...first, ...rest];
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
-    for (let i = 0; i < 5; i++) assert.equal(sha(readFileSync(cluster.path(`switch-${i}`))), switchExpected, `switch-${i} differs from the origin`);
+    for (let i = 0; i < 5; i++) assert.equal(sha256hex(readFileSync(cluster.path(`switch-${i}`))), switchExpected, `switch-${i} differs from the origin`);
     const served = origin.bytesServed('/switch.bin');
     assert.ok(served <= switchContent.length * 1.05, `origin served ${served / switchContent.length} copies`);
     // Split trees took over: some late peer was fed by two parents, neither giving it most of the file.

@@ -4,17 +4,16 @@
  * registry about once, and every copy matches the origin.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fetchStats } from '../src/cli/daemon-client.js';
 import { Cluster } from './fixtures/cluster.js';
+import { sha256digest } from './fixtures/hash.js';
 import { buildImage, missingTools, pushImage, registriesConf, skopeoCopy, startRegistry, type BuiltImage, type Registry } from './fixtures/registry.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 
 describe('registry mirror: a swarm pulls one image', { skip: missingTools(['docker-registry', 'skopeo']), timeout: 240_000 }, () => {
   let dir: string;
@@ -60,7 +59,7 @@ describe('registry mirror: a swarm pulls one image', { skip: missingTools(['dock
       const files = readdirSync(out);
       for (const blob of [image.config, ...image.layers]) {
         assert.ok(files.includes(blob.digest.slice(7)), `pull ${i} lacks ${blob.digest}`);
-        assert.equal(sha256(readFileSync(join(out, blob.digest.slice(7)))), blob.digest);
+        assert.equal(sha256digest(readFileSync(join(out, blob.digest.slice(7)))), blob.digest);
       }
     }
     for (const blob of [image.config, ...image.layers]) {

@@ -5,7 +5,7 @@
  * the CLI starts it; clients run as child processes.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
@@ -15,11 +15,11 @@ import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { createMirror } from '../src/daemon/mirror/server.js';
+import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { authFile, buildImage, missingTools, pushImage, registriesConf, runTool, skopeoCopy, startRegistry, TEST_TLS, type BuiltImage, type Registry } from './fixtures/registry.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 const SKIP = missingTools(['docker-registry', 'skopeo']);
 const SKIP_AUTH = missingTools(['docker-registry', 'skopeo', 'htpasswd']);
 
@@ -53,7 +53,7 @@ function verifyDir(dir: string, image: BuiltImage): void {
     const hex = blob.digest.slice(7);
     assert.ok(files.includes(hex), `blob ${hex} missing from ${dir}`);
     const bytes = readFileSync(join(dir, hex));
-    assert.equal(sha256(bytes), blob.digest);
+    assert.equal(sha256digest(bytes), blob.digest);
     assert.ok(bytes.equals(image.blobs.get(blob.digest)!));
   }
   assert.ok(readFileSync(join(dir, 'manifest.json')).equals(image.manifest), 'manifest bytes differ from the origin');
@@ -71,11 +71,11 @@ interface FakeRegistry {
 }
 
 async function startFakeRegistry(storage: Origin, redirectedBlob: Buffer): Promise<FakeRegistry> {
-  const redirected = { blob: redirectedBlob, digest: sha256(redirectedBlob) };
+  const redirected = { blob: redirectedBlob, digest: sha256digest(redirectedBlob) };
   const seen: FakeRegistry['seen'] = [];
   const blob = randomBytes(300_000);
-  const digest = sha256(randomBytes(300_000));
-  const manifestDigest = sha256(Buffer.from('something else'));
+  const digest = sha256digest(randomBytes(300_000));
+  const manifestDigest = sha256digest(Buffer.from('something else'));
   const big = Buffer.alloc(5 * MiB, 0x20);
   const server = createServer((req, res) => {
     const path = req.url ?? '';
@@ -232,7 +232,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     assert.equal(multi.status, 200);
     assert.equal(multi.body.length, layer.size);
     // An unknown blob: the registry's 404 in the spec's form, and no download.
-    const unknown = await http.get(`${mirror}/v2/test/app/blobs/${sha256(Buffer.from('nope'))}`);
+    const unknown = await http.get(`${mirror}/v2/test/app/blobs/${sha256digest(Buffer.from('nope'))}`);
     assert.equal(unknown.status, 404);
     assert.equal(specError(unknown).code, 'BLOB_UNKNOWN');
   });
@@ -281,7 +281,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     });
 
   test('bad requests get spec errors and the mirror keeps serving', async () => {
-    const D = sha256(Buffer.from('x'));
+    const D = sha256digest(Buffer.from('x'));
     const cases: Array<[string, 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', number, string]> = [
       [`/v2/Upper/manifests/1`, 'GET', 400, 'NAME_INVALID'],
       [`/v2/a//b/blobs/${D}`, 'GET', 400, 'NAME_INVALID'],

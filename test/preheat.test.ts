@@ -9,7 +9,7 @@
  * requester. Failures: a missing URL, an unknown platform, no seed peer.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,11 +17,11 @@ import { after, before, describe, test } from 'node:test';
 import { fetchStats } from '../src/cli/daemon-client.js';
 import { createSchedulerClient } from '../src/daemon/scheduler-link.js';
 import { Cluster, run, type Proc } from './fixtures/cluster.js';
+import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { buildImage, missingTools, pushImage, registriesConf, skopeoCopy, startRegistry, type BuiltImage, type Registry } from './fixtures/registry.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 
 async function finish(proc: Proc, ms = 60_000): Promise<number | string> {
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), ms);
@@ -177,7 +177,7 @@ describe('preheat image', { skip: missingTools(['docker-registry', 'skopeo']), t
     const pull = await skopeoCopy(`${registry.host}/team/app:v1`, join(dir, 'out'), { registriesConf: conf, timeoutMs: 120_000 });
     assert.equal(pull.code, 0, pull.stderr);
     for (const blob of blobs) {
-      assert.equal(sha256(readFileSync(join(dir, 'out', blob.digest.slice(7)))), blob.digest);
+      assert.equal(sha256digest(readFileSync(join(dir, 'out', blob.digest.slice(7)))), blob.digest);
       assert.equal(registry.blobGets(blob.digest), 1, `the pull fetched ${blob.digest} from the registry again`);
     }
 

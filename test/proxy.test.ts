@@ -8,7 +8,7 @@
  * this process as the CLI starts it; curl runs as a child process.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -18,11 +18,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
+import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { freePort, runTool } from './fixtures/registry.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 const SKIP = spawnSync('sh', ['-c', 'command -v curl && command -v openssl']).status === 0 ? undefined : 'curl and openssl are needed';
 /** curl must not skip the proxy for loopback addresses. */
 const ENV = { no_proxy: '', NO_PROXY: '', http_proxy: '', https_proxy: '', HTTPS_PROXY: '', ALL_PROXY: '', all_proxy: '' };
@@ -61,7 +61,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
   let proxy: string;
   let port: number;
   const blob = randomBytes(3 * MiB + 123);
-  const digest = sha256(blob);
+  const digest = sha256digest(blob);
   const blobPath = `/v2/team/app/blobs/${digest}`;
   const model = randomBytes(2 * MiB + 5);
   const files = new Map<string, Buffer>([
@@ -85,7 +85,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
       req.on('end', () => {
         const body = Buffer.concat(chunks);
         echoSeen = { method: req.method ?? '', headers: req.headers, body };
-        res.writeHead(201, { 'content-type': 'text/plain', 'x-echo-sha': sha256(body), connection: 'x-resp-hop', 'x-resp-hop': 'gone', 'keep-alive': 'timeout=5', 'x-kept': 'yes' });
+        res.writeHead(201, { 'content-type': 'text/plain', 'x-echo-sha': sha256digest(body), connection: 'x-resp-hop', 'x-resp-hop': 'gone', 'keep-alive': 'timeout=5', 'x-kept': 'yes' });
         res.end(`got ${body.length} bytes\n`);
       });
     });
@@ -190,7 +190,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     const seen = echoSeen!;
     assert.equal(seen.method, 'PUT');
-    assert.equal(sha256(seen.body), sha256(body), 'the request body changed on the way');
+    assert.equal(sha256digest(seen.body), sha256digest(body), 'the request body changed on the way');
     for (const name of ['x-named-hop', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'upgrade']) {
       assert.equal(seen.headers[name], undefined, `${name} reached the origin`);
     }
@@ -202,7 +202,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     const head = readFileSync(join(dir, 'echo.h'), 'utf8');
     assert.match(head, /^HTTP\/1\.1 201/m);
     assert.match(head, /^x-kept: yes/im);
-    assert.match(head, new RegExp(`^x-echo-sha: ${sha256(body)}`, 'im'));
+    assert.match(head, new RegExp(`^x-echo-sha: ${sha256digest(body)}`, 'im'));
     assert.doesNotMatch(head, /^x-resp-hop:/im);
     // The proxy's own Keep-Alive towards the client is its hop's; the origin's (timeout=5) is not relayed.
     assert.doesNotMatch(head, /^keep-alive: timeout=5/im);
