@@ -18,6 +18,7 @@ import { createMirror } from '../src/daemon/mirror/server.js';
 import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { authFile, buildImage, missingTools, pushImage, registriesConf, runTool, skopeoCopy, startRegistry, TEST_TLS, type BuiltImage, type Registry } from './fixtures/registry.js';
+import { tasksOf } from './fixtures/stats.js';
 
 const MiB = 1024 * 1024;
 const SKIP = missingTools(['docker-registry', 'skopeo']);
@@ -175,7 +176,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     for (const blob of [image.config, ...image.layers]) {
       assert.equal(registry.blobGets(blob.digest, 'skopeo'), 0, 'skopeo fetched a blob from the registry directly');
       assert.equal(registry.blobGets(blob.digest, 'shoal-mirror'), 1, `blob ${blob.digest} left the registry ${registry.blobGets(blob.digest)} times`);
-      const task = stats.tasks.find((t) => t['taskId'] === blob.digest.slice(7));
+      const task = tasksOf(stats).find((t) => t.taskId === blob.digest.slice(7));
       assert.ok(task !== undefined, `no daemon task for ${blob.digest}`);
     }
     assert.equal(stats.totals.source, image.layers.reduce((n, l) => n + l.size, image.config.size));

@@ -10,11 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { fetchStats } from '../src/cli/daemon-client.js';
 import { Cluster } from './fixtures/cluster.js';
 import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { runTool } from './fixtures/registry.js';
+import { statsOf, tasksOf } from './fixtures/stats.js';
 
 const MiB = 1024 * 1024;
 const SKIP = spawnSync('sh', ['-c', 'command -v curl']).status === 0 ? undefined : 'curl is needed';
@@ -70,18 +70,17 @@ describe('HTTP proxy: a swarm behind per-host proxies', { skip: SKIP, timeout: 2
 
     let p2p = 0;
     for (const p of peers) {
-      const stats = await fetchStats(p.api);
-      const tasks = stats['tasks'] as Array<Record<string, unknown> & { bytes: Record<string, number>; requesters: string[] }>;
-      const blobTask = tasks.find((x) => x['taskId'] === digest.slice(7));
-      const modelTask = tasks.find((x) => String(x['url']).endsWith('/models/big.safetensors'));
+      const stats = await statsOf(p.api);
+      const tasks = tasksOf(stats);
+      const blobTask = tasks.find((x) => x.taskId === digest.slice(7));
+      const modelTask = tasks.find((x) => x.url.endsWith('/models/big.safetensors'));
       for (const task of [blobTask, modelTask]) {
         assert.ok(task !== undefined, JSON.stringify(tasks));
         assert.deepEqual(task.requesters, ['proxy']);
-        assert.equal(task.bytes['source'], 0, 'a peer went to the origin');
-        p2p += task.bytes['peers']! + task.bytes['seeds']!;
+        assert.equal(task.bytes.source, 0, 'a peer went to the origin');
+        p2p += task.bytes.peers + task.bytes.seeds;
       }
-      const proxy = stats['proxy'] as Record<string, number>;
-      assert.equal(proxy['p2p'], 2);
+      assert.equal(stats.proxy?.p2p, 2);
     }
     assert.equal(p2p, 3 * (blob.length + model.length));
     t.diagnostic(`origin requests: blob ${origin.requests(blobPath)}, model ${origin.requests('/models/big.safetensors')}`);

@@ -21,6 +21,7 @@ import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { freePort, runTool } from './fixtures/registry.js';
+import { tasksOf } from './fixtures/stats.js';
 
 const MiB = 1024 * 1024;
 const SKIP = spawnSync('sh', ['-c', 'command -v curl && command -v openssl']).status === 0 ? undefined : 'curl and openssl are needed';
@@ -138,9 +139,9 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     assert.equal(past.stdout, '416');
     assert.equal(origin.requests(blobPath), 1);
     const stats = daemon.stats();
-    const task = stats.tasks.find((t) => t['taskId'] === digest.slice(7));
+    const task = tasksOf(stats).find((t) => t.taskId === digest.slice(7));
     assert.ok(task !== undefined, JSON.stringify(stats.tasks));
-    assert.deepEqual(task['requesters'], ['proxy']);
+    assert.deepEqual(task.requesters, ['proxy']);
     assert.ok(stats.proxy!.p2p >= 3);
   });
 
@@ -154,8 +155,8 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     const after = daemon.stats().proxy!;
     assert.equal(after.p2p, before.p2p, 'a direct rule went through P2P');
     assert.equal(after.passThrough, before.passThrough + 1);
-    assert.ok(daemon.stats().tasks.some((t) => String(t['url']).endsWith('/models/m.bin')));
-    assert.ok(!daemon.stats().tasks.some((t) => String(t['url']).endsWith('/models/skip.bin')));
+    assert.ok(tasksOf(daemon.stats()).some((t) => t.url.endsWith('/models/m.bin')));
+    assert.ok(!tasksOf(daemon.stats()).some((t) => t.url.endsWith('/models/skip.bin')));
   });
 
   test('pass-through: status, headers and body relayed; hop-by-hop headers stripped both ways; Via added', async () => {
