@@ -338,13 +338,18 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
 
   test('a lying or oversized registry: refused, relayed or capped, nothing cached', async () => {
     const h = { 'X-Shoal-Registry': fake.host };
+    /** Each answer below is the fake registry's: the mirror asked it. */
+    const asked = (path: string): void => assert.ok(fake.seen.some((r) => r.path === path), `the mirror never asked the fake registry for ${path}`);
     const big = await http.get(`${mirror}/v2/big/manifests/1`, { headers: h });
+    asked('/v2/big/manifests/1');
     assert.equal(big.status, 502);
     assert.equal(specError(big).code, 'MANIFEST_INVALID');
     const chunked = await http.get(`${mirror}/v2/bigchunked/manifests/1`, { headers: h });
+    asked('/v2/bigchunked/manifests/1');
     assert.equal(chunked.status, 502);
     assert.equal(specError(chunked).code, 'MANIFEST_INVALID');
     const liar = await http.get(`${mirror}/v2/liar/manifests/${fake.lies.manifestDigest}`, { headers: h });
+    asked(`/v2/liar/manifests/${fake.lies.manifestDigest}`);
     assert.equal(liar.status, 502);
     assert.equal(specError(liar).code, 'DIGEST_INVALID');
     // A paginated tags list: n and last forwarded, ns kept in the Link for the next page but never forwarded.
@@ -353,14 +358,17 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     assert.equal(paged.headers['link'], `</v2/paged/tags/list?last=a&n=1&ns=${encodeURIComponent(fake.host)}>; rel="next"`);
     assert.ok(fake.seen.some((r) => r.path === '/v2/paged/tags/list?n=1'), JSON.stringify(fake.seen.filter((r) => r.path.includes('paged'))));
     const busy = await http.get(`${mirror}/v2/busy/manifests/1`, { headers: h });
+    asked('/v2/busy/manifests/1');
     assert.equal(busy.status, 429);
     assert.equal(busy.headers['retry-after'], '7');
     assert.equal(specError(busy).code, 'TOOMANYREQUESTS');
     const priv = await http.get(`${mirror}/v2/private/manifests/1`, { headers: { 'X-Dragonfly-Registry': `http://${fake.host}` } });
+    asked('/v2/private/manifests/1');
     assert.equal(priv.status, 401);
     assert.equal(priv.headers['www-authenticate'], 'Bearer realm="http://127.0.0.1:1/token",service="fake",scope="repository:private:pull"');
     // A blob whose bytes do not match its digest: an error, and nothing kept.
     const bad = await http.get(`${mirror}/v2/badblob/blobs/${fake.lies.digest}`, { headers: h });
+    asked(`/v2/badblob/blobs/${fake.lies.digest}`);
     assert.equal(bad.status, 502);
     assert.equal(specError(bad).code, 'DIGEST_INVALID');
     const held = daemon.store.get(fake.lies.digest.slice(7));
@@ -377,11 +385,11 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     assert.equal(head.headers['content-length'], String(fake.redirected.blob.length));
     assert.equal(daemon.store.get(fake.redirected.digest.slice(7)), undefined, 'a HEAD downloaded the blob');
     const got = await http.get(url, { headers: h });
+    const atStorage = storage.received('/storage/blob');
+    assert.ok(atStorage.length >= 2, 'storage was not asked: the redirect was not followed');
     assert.equal(got.status, 200);
     assert.ok(got.body.equals(fake.redirected.blob));
     assert.ok(fake.seen.some((s) => s.path.startsWith('/v2/redir/') && s.authorization === 'Bearer secret-token'), 'the registry did not get the client credentials');
-    const atStorage = storage.received('/storage/blob');
-    assert.ok(atStorage.length >= 2, 'storage was not asked');
     assert.deepEqual(atStorage.filter((r) => r.headers.authorization !== undefined), [], 'Authorization followed the redirect');
   });
 
@@ -414,9 +422,12 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     const fd = openSync(registry.blobPath(victim.digest), 'r+');
     writeSync(fd, Buffer.from('CORRUPT'), 0, 7, 1000);
     closeSync(fd);
+    assert.notEqual(sha256digest(readFileSync(registry.blobPath(victim.digest))), victim.digest, 'the blob in the registry is intact');
     const url = `${mirror}/v2/test/corrupt/blobs/${victim.digest}`;
     for (let i = 0; i < 2; i++) {
+      const gets = registry.blobGets(victim.digest, 'shoal-mirror');
       const reply = await http.get(url);
+      assert.ok(registry.blobGets(victim.digest, 'shoal-mirror') > gets, 'the mirror did not fetch the corrupt blob from the registry');
       assert.equal(reply.status, 502);
       assert.equal(specError(reply).code, 'DIGEST_INVALID');
       const held = daemon.store.get(victim.digest.slice(7));

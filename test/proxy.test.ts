@@ -22,6 +22,7 @@ import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { freePort, runTool } from './fixtures/registry.js';
 import { tasksOf } from './fixtures/stats.js';
+import { until } from './fixtures/wait.js';
 
 const MiB = 1024 * 1024;
 const SKIP = spawnSync('sh', ['-c', 'command -v curl && command -v openssl']).status === 0 ? undefined : 'curl and openssl are needed';
@@ -255,11 +256,11 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
       const target = `127.0.0.1:${(silent.address() as { port: number }).port}`;
       const started = Date.now();
       const answer = await raw(port, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
-      assert.equal(statusOf(answer), 200, answer);
       const took = Date.now() - started;
+      assert.equal(sockets.length, 1, 'the tunnel never reached the silent server: nothing was idle');
+      assert.equal(statusOf(answer), 200, answer);
       assert.ok(took >= 1500 && took < 4900, `tunnel closed after ${took} ms (idle timeout 2 s)`);
-      await new Promise((r) => setTimeout(r, 100));
-      assert.ok(sockets.length === 1 && sockets[0]!.destroyed, 'the origin side of the tunnel is still open');
+      await until(() => sockets[0]!.destroyed, 'the origin side of the tunnel to close', { within: 1_000, every: 10 });
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
@@ -300,6 +301,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     origin.fault('/stall', { kind: 'stall' });
     const started = Date.now();
     const stalled = await curl(['-o', '/dev/null', '-w', '%{http_code}', `${origin.url}/stall`], { http_proxy: proxy });
+    assert.deepEqual(origin.cuts('/stall').map((c) => c.headers), [false], 'the request never reached the origin, or the origin answered');
     assert.equal(stalled.stdout, '504');
     assert.ok(Date.now() - started < 10_000);
     origin.clearFaults();
