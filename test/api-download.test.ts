@@ -5,6 +5,7 @@ import { after, test } from 'node:test';
 import { requestDownload, type DownloadEvent } from '../src/cli/daemon-client.js';
 import { Cluster, run } from './fixtures/cluster.js';
 import { startOrigin } from './fixtures/origin.js';
+import { until } from './fixtures/wait.js';
 
 const MiB = 1024 * 1024;
 const cluster = new Cluster();
@@ -29,7 +30,7 @@ async function events(url: string, progress: boolean | undefined): Promise<Downl
 test('local API: progress events by default, none when the client says progress: false', { timeout: 60_000 }, async () => {
   const proc = run(['daemon', '--listen', '127.0.0.1:0', '--data', cluster.path('data'), '--api', cluster.path('api.sock'), '--log-level', 'warn']);
   cluster.procs.push(proc);
-  for (let i = 0; i < 400 && !proc.stderr().includes('upload port'); i++) await new Promise((r) => setTimeout(r, 25));
+  await until(() => proc.stderr().includes('upload port'), 'the daemon to start', { within: 10_000 });
 
   const chatty = await events(`${origin.url}/a.bin`, undefined);
   assert.equal(chatty.at(-1)?.event, 'done');

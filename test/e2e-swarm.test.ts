@@ -3,25 +3,26 @@
  * against a byte-counting origin.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { fetchStats } from '../src/cli/daemon-client.js';
 import { Cluster } from './fixtures/cluster.js';
+import { sha256hex } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
+import { firstTaskOf, isPeerOf, statsOf, type TaskStatsJSON } from './fixtures/stats.js';
+import { until } from './fixtures/wait.js';
 
 const MiB = 1024 * 1024;
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 describe('swarm of real processes', { timeout: 240_000 }, () => {
   const content = randomBytes(64 * MiB);
-  const expected = sha(content);
+  const expected = sha256hex(content);
   const aheadContent = randomBytes(24 * MiB);
-  const aheadExpected = sha(aheadContent);
+  const aheadExpected = sha256hex(aheadContent);
   const stripedContent = randomBytes(24 * MiB + 12345);
-  const stripedExpected = sha(stripedContent);
+  const stripedExpected = sha256hex(stripedContent);
   const switchContent = randomBytes(24 * MiB + 777);
-  const switchExpected = sha(switchContent);
+  const switchExpected = sha256hex(switchContent);
   let origin: Origin;
   let cluster: Cluster;
 
@@ -49,19 +50,21 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const url = `${origin.url}/big.bin`;
 
     const wave = peers.slice(0, 5).map((p, i) => cluster.get(url, cluster.path(`out-${i}`), ['-e', p.api]));
-    await new Promise((r) => setTimeout(r, 700));
+    // The late joiner comes mid-download: a peer of the wave holds pieces to share, and none has finished.
+    let tasks: Array<TaskStatsJSON | undefined> = [];
+    await until(async () => (tasks = await Promise.all(peers.slice(0, 5).map((p) => firstTaskOf(p.api)))).some((t) => (t?.completedBytes ?? 0) >= 8 * MiB), 'a peer of the wave to hold 8 MiB', { within: 20_000, every: 50 });
+    assert.ok(tasks.every((t) => t?.state !== 'complete') && wave.every((g) => g.child.exitCode === null), 'the wave finished before the late joiner came: the test proves nothing');
     const late = cluster.get(url, cluster.path('out-late'), ['-e', peers[5]!.api]);
     const codes = await Promise.all([...wave, late].map((p) => p.exited));
     assert.deepEqual(codes, [0, 0, 0, 0, 0, 0], [...wave, late].map((p) => p.stderr()).join('\n'));
     for (const name of ['out-0', 'out-1', 'out-2', 'out-3', 'out-4', 'out-late']) {
-      assert.equal(sha(readFileSync(cluster.path(name))), expected, `${name} differs from the origin`);
+      assert.equal(sha256hex(readFileSync(cluster.path(name))), expected, `${name} differs from the origin`);
     }
     const served = origin.bytesServed('/big.bin');
     assert.ok(served <= content.length * 1.05, `origin served ${served / content.length} copies`);
 
-    const lateStats = await fetchStats(peers[5]!.api);
-    const task = lateStats.tasks[0]!;
-    assert.ok(Number(task['piecesFromRunningParents']) > 0, `late joiner got no piece from a running parent: ${JSON.stringify(task)}`);
+    const task = (await firstTaskOf(peers[5]!.api))!;
+    assert.ok(task.piecesFromRunningParents > 0, `late joiner got no piece from a running parent: ${JSON.stringify(task)}`);
     assert.ok(task.bytes.peers > 0);
 
     // Second wave: new daemons, the file is in the swarm already.
@@ -69,7 +72,7 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const second = await Promise.all(Array.from({ length: 3 }, () => cluster.daemon({ scheduler })));
     const gets = second.map((p, i) => cluster.get(url, cluster.path(`second-${i}`), ['-e', p.api]));
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0]);
-    for (let i = 0; i < 3; i++) assert.equal(sha(readFileSync(cluster.path(`second-${i}`))), expected);
+    for (let i = 0; i < 3; i++) assert.equal(sha256hex(readFileSync(cluster.path(`second-${i}`))), expected);
     assert.equal(origin.bytesServed('/big.bin') - before2, 0, 'second wave touched the origin');
   });
 
@@ -83,12 +86,12 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const url = `${origin.url}/ahead.bin`;
     const gets = peers.map((p, i) => cluster.get(url, cluster.path(`ahead-${i}`), ['-e', p.api]));
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
-    for (let i = 0; i < 4; i++) assert.equal(sha(readFileSync(cluster.path(`ahead-${i}`))), aheadExpected, `ahead-${i} differs from the origin`);
+    for (let i = 0; i < 4; i++) assert.equal(sha256hex(readFileSync(cluster.path(`ahead-${i}`))), aheadExpected, `ahead-${i} differs from the origin`);
     const served = origin.bytesServed('/ahead.bin') - seedBefore;
     assert.ok(served <= aheadContent.length * 1.05, `origin served ${served / aheadContent.length} copies`);
     // Some peer took pieces from a parent that was still downloading.
     let fromRunning = 0;
-    for (const p of peers) fromRunning += (await fetchStats(p.api)).tasks[0]!.piecesFromRunningParents;
+    for (const p of peers) fromRunning += (await firstTaskOf(p.api))!.piecesFromRunningParents;
     assert.ok(fromRunning > 0, 'no peer fetched from a running parent: the chain did not form');
   });
   test('split trees (scheduler stripes: 2 from the first peer): a seed and 5 throttled peers; the seed feeds one relay, every other peer is fed two stripes by different parents; identical outputs, the origin sends about one copy', async () => {
@@ -97,21 +100,20 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const { url: scheduler } = await cluster.scheduler(0, ['--config', config]);
     const seedBefore = origin.bytesServed('/striped.bin');
     const seed = await cluster.daemon({ scheduler, seed: true, uploadRate: '32MiB' });
-    const seedHost = String((await fetchStats(seed.api))['hostId']);
+    const seedHost = (await statsOf(seed.api)).hostId;
     const peers = await Promise.all(Array.from({ length: 5 }, () => cluster.daemon({ scheduler, uploadRate: '16MiB' })));
     const url = `${origin.url}/striped.bin`;
     const gets = peers.map((p, i) => cluster.get(url, cluster.path(`striped-${i}`), ['-e', p.api]));
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
-    for (let i = 0; i < 5; i++) assert.equal(sha(readFileSync(cluster.path(`striped-${i}`))), stripedExpected, `striped-${i} differs from the origin`);
+    for (let i = 0; i < 5; i++) assert.equal(sha256hex(readFileSync(cluster.path(`striped-${i}`))), stripedExpected, `striped-${i} differs from the origin`);
     const served = origin.bytesServed('/striped.bin') - seedBefore;
     assert.ok(served <= stripedContent.length * 1.05, `origin served ${served / stripedContent.length} copies`);
     // The seed's relay takes everything from the seed; every other peer has one
     // parent per stripe: no parent gave it much more than half the file (in a chain, one gives it all).
     let relays = 0;
     for (const p of peers) {
-      const task = (await fetchStats(p.api)).tasks[0]!;
-      const parents = task.parents;
-      if (Object.keys(parents).some((id) => id.startsWith(seedHost))) {
+      const { parents } = (await firstTaskOf(p.api))!;
+      if (Object.keys(parents).some((id) => isPeerOf(id, seedHost))) {
         relays++;
         continue;
       }
@@ -129,25 +131,20 @@ describe('swarm of real processes', { timeout: 240_000 }, () => {
     const peers = await Promise.all(Array.from({ length: 5 }, () => cluster.daemon({ scheduler, uploadRate: '8MiB' })));
     const url = `${origin.url}/switch.bin`;
     const first = peers.slice(0, 2).map((p, i) => cluster.get(url, cluster.path(`switch-${i}`), ['-e', p.api]));
-    // The two first peers form a chain and get going before the others register.
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const task = (await fetchStats(peers[1]!.api)).tasks[0];
-      if (Number(task?.['completedBytes'] ?? 0) >= 2 * MiB) break;
-      assert.ok(Date.now() < deadline, 'the chain of two moved no bytes in 20 s');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // The two first peers form a chain and get going before the others register; the chain grows mid-download.
+    let second: TaskStatsJSON | undefined;
+    await until(async () => ((second = await firstTaskOf(peers[1]!.api))?.completedBytes ?? 0) >= 2 * MiB, 'the chain of two to move 2 MiB', { within: 20_000, every: 50 });
+    assert.ok(second!.state === 'running' && first.every((g) => g.child.exitCode === null), 'the chain of two finished before the others came: the test proves nothing');
     const rest = peers.slice(2).map((p, i) => cluster.get(url, cluster.path(`switch-${i + 2}`), ['-e', p.api]));
     const gets = [...first, ...rest];
     assert.deepEqual(await Promise.all(gets.map((g) => g.exited)), [0, 0, 0, 0, 0], gets.map((g) => g.stderr()).join('\n'));
-    for (let i = 0; i < 5; i++) assert.equal(sha(readFileSync(cluster.path(`switch-${i}`))), switchExpected, `switch-${i} differs from the origin`);
+    for (let i = 0; i < 5; i++) assert.equal(sha256hex(readFileSync(cluster.path(`switch-${i}`))), switchExpected, `switch-${i} differs from the origin`);
     const served = origin.bytesServed('/switch.bin');
     assert.ok(served <= switchContent.length * 1.05, `origin served ${served / switchContent.length} copies`);
     // Split trees took over: some late peer was fed by two parents, neither giving it most of the file.
     let split = 0;
     for (const p of peers.slice(2)) {
-      const task = (await fetchStats(p.api)).tasks[0]!;
-      const parents = Object.values(task.parents);
+      const parents = Object.values((await firstTaskOf(p.api))!.parents);
       if (parents.length >= 2 && Math.max(...parents) <= switchContent.length * 0.75) split++;
     }
     assert.ok(split > 0, 'no late peer took its stripes from two parents');

@@ -4,17 +4,16 @@
  * registry about once, and every copy matches the origin.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fetchStats } from '../src/cli/daemon-client.js';
 import { Cluster } from './fixtures/cluster.js';
+import { sha256digest } from './fixtures/hash.js';
 import { buildImage, missingTools, pushImage, registriesConf, skopeoCopy, startRegistry, type BuiltImage, type Registry } from './fixtures/registry.js';
+import { statsOf } from './fixtures/stats.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 
 describe('registry mirror: a swarm pulls one image', { skip: missingTools(['docker-registry', 'skopeo']), timeout: 240_000 }, () => {
   let dir: string;
@@ -60,7 +59,7 @@ describe('registry mirror: a swarm pulls one image', { skip: missingTools(['dock
       const files = readdirSync(out);
       for (const blob of [image.config, ...image.layers]) {
         assert.ok(files.includes(blob.digest.slice(7)), `pull ${i} lacks ${blob.digest}`);
-        assert.equal(sha256(readFileSync(join(out, blob.digest.slice(7)))), blob.digest);
+        assert.equal(sha256digest(readFileSync(join(out, blob.digest.slice(7)))), blob.digest);
       }
     }
     for (const blob of [image.config, ...image.layers]) {
@@ -69,14 +68,11 @@ describe('registry mirror: a swarm pulls one image', { skip: missingTools(['dock
       assert.ok(gets >= 1 && gets <= 2, `blob ${blob.digest} (${blob.size} bytes) left the registry ${gets} times`);
     }
     // Across the swarm, the registry's bytes are about one copy of the image.
-    const stats = await Promise.all(daemons.map((d) => fetchStats(d.api)));
+    const stats = await Promise.all(daemons.map((d) => statsOf(d.api)));
     const fromSource = stats.reduce((n, s) => n + s.totals.source, 0);
     const imageBytes = image.layers.reduce((n, l) => n + l.size, image.config.size);
     assert.ok(fromSource <= imageBytes * 1.5, `daemons fetched ${fromSource / imageBytes} copies from the registry`);
-    const fromPeers = stats.reduce((n, s) => {
-      const t = s.totals;
-      return n + Number(t['peers']) + Number(t['seeds']);
-    }, 0);
+    const fromPeers = stats.reduce((n, s) => n + s.totals.peers + s.totals.seeds, 0);
     assert.ok(fromPeers >= imageBytes * 2, `only ${fromPeers} bytes travelled peer to peer`);
     const gets = [image.config, ...image.layers].map((b) => registry.blobGets(b.digest));
     t.diagnostic(`registry blob GETs per blob ${gets.join(',')}; registry copies ${(fromSource / imageBytes).toFixed(2)}; peer-to-peer copies ${(fromPeers / imageBytes).toFixed(2)}`);

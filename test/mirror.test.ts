@@ -5,7 +5,7 @@
  * the CLI starts it; clients run as child processes.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
@@ -16,11 +16,12 @@ import { Agent, request } from 'undici';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { MirrorSection } from '../src/common/config/schema.js';
 import { createMirror } from '../src/daemon/mirror/server.js';
+import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { authFile, buildImage, missingTools, pushImage, registriesConf, runTool, skopeoCopy, startRegistry, TEST_TLS, type BuiltImage, type Registry } from './fixtures/registry.js';
+import { tasksOf } from './fixtures/stats.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 const SKIP = missingTools(['docker-registry', 'skopeo']);
 const SKIP_AUTH = missingTools(['docker-registry', 'skopeo', 'htpasswd']);
 
@@ -54,7 +55,7 @@ function verifyDir(dir: string, image: BuiltImage): void {
     const hex = blob.digest.slice(7);
     assert.ok(files.includes(hex), `blob ${hex} missing from ${dir}`);
     const bytes = readFileSync(join(dir, hex));
-    assert.equal(sha256(bytes), blob.digest);
+    assert.equal(sha256digest(bytes), blob.digest);
     assert.ok(bytes.equals(image.blobs.get(blob.digest)!));
   }
   assert.ok(readFileSync(join(dir, 'manifest.json')).equals(image.manifest), 'manifest bytes differ from the origin');
@@ -72,11 +73,11 @@ interface FakeRegistry {
 }
 
 async function startFakeRegistry(storage: Origin, redirectedBlob: Buffer): Promise<FakeRegistry> {
-  const redirected = { blob: redirectedBlob, digest: sha256(redirectedBlob) };
+  const redirected = { blob: redirectedBlob, digest: sha256digest(redirectedBlob) };
   const seen: FakeRegistry['seen'] = [];
   const blob = randomBytes(300_000);
-  const digest = sha256(randomBytes(300_000));
-  const manifestDigest = sha256(Buffer.from('something else'));
+  const digest = sha256digest(randomBytes(300_000));
+  const manifestDigest = sha256digest(Buffer.from('something else'));
   const big = Buffer.alloc(5 * MiB, 0x20);
   const server = createServer((req, res) => {
     const path = req.url ?? '';
@@ -176,7 +177,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     for (const blob of [image.config, ...image.layers]) {
       assert.equal(registry.blobGets(blob.digest, 'skopeo'), 0, 'skopeo fetched a blob from the registry directly');
       assert.equal(registry.blobGets(blob.digest, 'shoal-mirror'), 1, `blob ${blob.digest} left the registry ${registry.blobGets(blob.digest)} times`);
-      const task = stats.tasks.find((t) => t['taskId'] === blob.digest.slice(7));
+      const task = tasksOf(stats).find((t) => t.taskId === blob.digest.slice(7));
       assert.ok(task !== undefined, `no daemon task for ${blob.digest}`);
     }
     assert.equal(stats.totals.source, image.layers.reduce((n, l) => n + l.size, image.config.size));
@@ -233,7 +234,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     assert.equal(multi.status, 200);
     assert.equal(multi.body.length, layer.size);
     // An unknown blob: the registry's 404 in the spec's form, and no download.
-    const unknown = await http.get(`${mirror}/v2/test/app/blobs/${sha256(Buffer.from('nope'))}`);
+    const unknown = await http.get(`${mirror}/v2/test/app/blobs/${sha256digest(Buffer.from('nope'))}`);
     assert.equal(unknown.status, 404);
     assert.equal(specError(unknown).code, 'BLOB_UNKNOWN');
   });
@@ -282,7 +283,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     });
 
   test('bad requests get spec errors and the mirror keeps serving', async () => {
-    const D = sha256(Buffer.from('x'));
+    const D = sha256digest(Buffer.from('x'));
     const cases: Array<[string, 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', number, string]> = [
       [`/v2/Upper/manifests/1`, 'GET', 400, 'NAME_INVALID'],
       [`/v2/a//b/blobs/${D}`, 'GET', 400, 'NAME_INVALID'],
@@ -338,13 +339,18 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
 
   test('a lying or oversized registry: refused, relayed or capped, nothing cached', async () => {
     const h = { 'X-Shoal-Registry': fake.host };
+    /** Each answer below is the fake registry's: the mirror asked it. */
+    const asked = (path: string): void => assert.ok(fake.seen.some((r) => r.path === path), `the mirror never asked the fake registry for ${path}`);
     const big = await http.get(`${mirror}/v2/big/manifests/1`, { headers: h });
+    asked('/v2/big/manifests/1');
     assert.equal(big.status, 502);
     assert.equal(specError(big).code, 'MANIFEST_INVALID');
     const chunked = await http.get(`${mirror}/v2/bigchunked/manifests/1`, { headers: h });
+    asked('/v2/bigchunked/manifests/1');
     assert.equal(chunked.status, 502);
     assert.equal(specError(chunked).code, 'MANIFEST_INVALID');
     const liar = await http.get(`${mirror}/v2/liar/manifests/${fake.lies.manifestDigest}`, { headers: h });
+    asked(`/v2/liar/manifests/${fake.lies.manifestDigest}`);
     assert.equal(liar.status, 502);
     assert.equal(specError(liar).code, 'DIGEST_INVALID');
     // A paginated tags list: n and last forwarded, ns kept in the Link for the next page but never forwarded.
@@ -353,14 +359,17 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     assert.equal(paged.headers['link'], `</v2/paged/tags/list?last=a&n=1&ns=${encodeURIComponent(fake.host)}>; rel="next"`);
     assert.ok(fake.seen.some((r) => r.path === '/v2/paged/tags/list?n=1'), JSON.stringify(fake.seen.filter((r) => r.path.includes('paged'))));
     const busy = await http.get(`${mirror}/v2/busy/manifests/1`, { headers: h });
+    asked('/v2/busy/manifests/1');
     assert.equal(busy.status, 429);
     assert.equal(busy.headers['retry-after'], '7');
     assert.equal(specError(busy).code, 'TOOMANYREQUESTS');
     const priv = await http.get(`${mirror}/v2/private/manifests/1`, { headers: { 'X-Dragonfly-Registry': `http://${fake.host}` } });
+    asked('/v2/private/manifests/1');
     assert.equal(priv.status, 401);
     assert.equal(priv.headers['www-authenticate'], 'Bearer realm="http://127.0.0.1:1/token",service="fake",scope="repository:private:pull"');
     // A blob whose bytes do not match its digest: an error, and nothing kept.
     const bad = await http.get(`${mirror}/v2/badblob/blobs/${fake.lies.digest}`, { headers: h });
+    asked(`/v2/badblob/blobs/${fake.lies.digest}`);
     assert.equal(bad.status, 502);
     assert.equal(specError(bad).code, 'DIGEST_INVALID');
     const held = daemon.store.get(fake.lies.digest.slice(7));
@@ -377,11 +386,11 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     assert.equal(head.headers['content-length'], String(fake.redirected.blob.length));
     assert.equal(daemon.store.get(fake.redirected.digest.slice(7)), undefined, 'a HEAD downloaded the blob');
     const got = await http.get(url, { headers: h });
+    const atStorage = storage.received('/storage/blob');
+    assert.ok(atStorage.length >= 2, 'storage was not asked: the redirect was not followed');
     assert.equal(got.status, 200);
     assert.ok(got.body.equals(fake.redirected.blob));
     assert.ok(fake.seen.some((s) => s.path.startsWith('/v2/redir/') && s.authorization === 'Bearer secret-token'), 'the registry did not get the client credentials');
-    const atStorage = storage.received('/storage/blob');
-    assert.ok(atStorage.length >= 2, 'storage was not asked');
     assert.deepEqual(atStorage.filter((r) => r.headers.authorization !== undefined), [], 'Authorization followed the redirect');
   });
 
@@ -414,9 +423,12 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     const fd = openSync(registry.blobPath(victim.digest), 'r+');
     writeSync(fd, Buffer.from('CORRUPT'), 0, 7, 1000);
     closeSync(fd);
+    assert.notEqual(sha256digest(readFileSync(registry.blobPath(victim.digest))), victim.digest, 'the blob in the registry is intact');
     const url = `${mirror}/v2/test/corrupt/blobs/${victim.digest}`;
     for (let i = 0; i < 2; i++) {
+      const gets = registry.blobGets(victim.digest, 'shoal-mirror');
       const reply = await http.get(url);
+      assert.ok(registry.blobGets(victim.digest, 'shoal-mirror') > gets, 'the mirror did not fetch the corrupt blob from the registry');
       assert.equal(reply.status, 502);
       assert.equal(specError(reply).code, 'DIGEST_INVALID');
       const held = daemon.store.get(victim.digest.slice(7));

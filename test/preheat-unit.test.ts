@@ -6,7 +6,6 @@
  * scheduler's Preheater driving a Swarm directly.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { create } from '@bufbuild/protobuf';
@@ -18,8 +17,8 @@ import { parseImageReference, parsePlatform } from '../src/daemon/preheat/refere
 import type { HostInfo } from '../src/scheduler/model.js';
 import { Preheater, type PreheatUpdate } from '../src/scheduler/preheat.js';
 import { Swarm } from '../src/scheduler/swarm.js';
+import { sha256digest as sha256 } from './fixtures/hash.js';
 
-const sha256 = (data: Buffer | string): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 const D = sha256('x');
 
 describe('image references', () => {

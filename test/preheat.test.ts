@@ -9,20 +9,20 @@
  * requester. Failures: a missing URL, an unknown platform, no seed peer.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fetchStats } from '../src/cli/daemon-client.js';
-import type { DaemonStats } from '../src/daemon/stats.js';
+import type { DaemonStats } from '../src/daemon/daemon.js';
 import { createSchedulerClient } from '../src/daemon/scheduler-link.js';
 import { Cluster, run, type Proc } from './fixtures/cluster.js';
+import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { buildImage, missingTools, pushImage, registriesConf, skopeoCopy, startRegistry, type BuiltImage, type Registry } from './fixtures/registry.js';
+import { statsOf, tasksOf } from './fixtures/stats.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 
 async function finish(proc: Proc, ms = 60_000): Promise<number | string> {
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), ms);
@@ -32,8 +32,6 @@ async function finish(proc: Proc, ms = 60_000): Promise<number | string> {
     clearTimeout(timer);
   }
 }
-
-const tasksOf = (stats: DaemonStats): DaemonStats['tasks'] => stats.tasks;
 
 describe('preheat', { timeout: 240_000 }, () => {
   let cluster: Cluster;
@@ -67,11 +65,11 @@ describe('preheat', { timeout: 240_000 }, () => {
     assert.equal(origin.bytesServed('/data/model.bin'), file.length);
 
     // The seed holds it, complete, asked by a preheat; the peer asked for nothing.
-    const seedTask = tasksOf(await fetchStats(seed.api)).find((t) => t['url'] === url);
+    const seedTask = tasksOf(await statsOf(seed.api)).find((t) => t.url === url);
     assert.ok(seedTask !== undefined);
-    assert.equal(seedTask['state'], 'complete');
+    assert.equal(seedTask.state, 'complete');
     assert.deepEqual(seedTask.requesters, ['preheat']);
-    assert.equal(tasksOf(await fetchStats(peer.api)).length, 0);
+    assert.equal(tasksOf(await statsOf(peer.api)).length, 0);
     // And the scheduler knows a seed peer holds it complete.
     const stat = await createSchedulerClient(scheduler).stat({});
     const entry = stat.tasks.find((t) => t.url === url);
@@ -83,9 +81,9 @@ describe('preheat', { timeout: 240_000 }, () => {
     assert.equal(await finish(get), 0, get.stderr());
     assert.ok(readFileSync(out).equals(file));
     assert.equal(origin.bytesServed('/data/model.bin'), file.length, 'the get went to the origin');
-    const got = tasksOf(await fetchStats(peer.api)).find((t) => t['url'] === url)!;
-    assert.equal(got.bytes['source'], 0);
-    assert.ok(got.bytes['seeds']! > 0);
+    const got = tasksOf(await statsOf(peer.api)).find((t) => t.url === url)!;
+    assert.equal(got.bytes.source, 0);
+    assert.ok(got.bytes.seeds > 0);
     assert.deepEqual(got.requesters, ['get']);
 
     // Preheating what the seed already holds is done at once, without the origin.
@@ -162,10 +160,10 @@ describe('preheat image', { skip: missingTools(['docker-registry', 'skopeo']), t
     assert.equal(result.image.manifest, image.manifestDigest);
     assert.equal(result.done, blobs.length);
 
-    const seedTasks = tasksOf(await fetchStats(seed.api));
+    const seedTasks = tasksOf(await statsOf(seed.api));
     for (const blob of blobs) {
       const t = seedTasks.find((x) => x.taskId === blob.digest.slice(7));
-      assert.ok(t !== undefined && t['state'] === 'complete', `seed lacks ${blob.digest}`);
+      assert.ok(t !== undefined && t.state === 'complete', `seed lacks ${blob.digest}`);
       assert.ok(t.requesters.includes('preheat'));
       assert.equal(registry.blobGets(blob.digest), 1, `${blob.digest} left the registry ${registry.blobGets(blob.digest)} times`);
       assert.equal(registry.blobGets(blob.digest, 'shoal-preheat'), 1);
@@ -177,7 +175,7 @@ describe('preheat image', { skip: missingTools(['docker-registry', 'skopeo']), t
     const pull = await skopeoCopy(`${registry.host}/team/app:v1`, join(dir, 'out'), { registriesConf: conf, timeoutMs: 120_000 });
     assert.equal(pull.code, 0, pull.stderr);
     for (const blob of blobs) {
-      assert.equal(sha256(readFileSync(join(dir, 'out', blob.digest.slice(7)))), blob.digest);
+      assert.equal(sha256digest(readFileSync(join(dir, 'out', blob.digest.slice(7)))), blob.digest);
       assert.equal(registry.blobGets(blob.digest), 1, `the pull fetched ${blob.digest} from the registry again`);
     }
 

@@ -6,24 +6,24 @@
  * and each peer's status lists the task as asked by the proxy.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { fetchStats } from '../src/cli/daemon-client.js';
 import { Cluster } from './fixtures/cluster.js';
+import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { runTool } from './fixtures/registry.js';
+import { statsOf, tasksOf } from './fixtures/stats.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 const SKIP = spawnSync('sh', ['-c', 'command -v curl']).status === 0 ? undefined : 'curl is needed';
 
 describe('HTTP proxy: a swarm behind per-host proxies', { skip: SKIP, timeout: 240_000 }, () => {
   let cluster: Cluster;
   let origin: Origin;
   const blob = randomBytes(9 * MiB + 77);
-  const digest = sha256(blob);
+  const digest = sha256digest(blob);
   const blobPath = `/v2/library/app/blobs/${digest}`;
   const model = randomBytes(5 * MiB + 3);
   const files = new Map<string, Buffer>([
@@ -70,8 +70,8 @@ describe('HTTP proxy: a swarm behind per-host proxies', { skip: SKIP, timeout: 2
 
     let p2p = 0;
     for (const p of peers) {
-      const stats = await fetchStats(p.api);
-      const tasks = stats.tasks;
+      const stats = await statsOf(p.api);
+      const tasks = tasksOf(stats);
       const blobTask = tasks.find((x) => x.taskId === digest.slice(7));
       const modelTask = tasks.find((x) => x.url.endsWith('/models/big.safetensors'));
       for (const task of [blobTask, modelTask]) {

@@ -8,7 +8,7 @@
  * this process as the CLI starts it; curl runs as a child process.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -18,11 +18,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
+import { sha256digest } from './fixtures/hash.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { freePort, runTool } from './fixtures/registry.js';
+import { tasksOf } from './fixtures/stats.js';
+import { until } from './fixtures/wait.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer): string => 'sha256:' + createHash('sha256').update(data).digest('hex');
 const SKIP = spawnSync('sh', ['-c', 'command -v curl && command -v openssl']).status === 0 ? undefined : 'curl and openssl are needed';
 /** curl must not skip the proxy for loopback addresses. */
 const ENV = { no_proxy: '', NO_PROXY: '', http_proxy: '', https_proxy: '', HTTPS_PROXY: '', ALL_PROXY: '', all_proxy: '' };
@@ -61,7 +63,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
   let proxy: string;
   let port: number;
   const blob = randomBytes(3 * MiB + 123);
-  const digest = sha256(blob);
+  const digest = sha256digest(blob);
   const blobPath = `/v2/team/app/blobs/${digest}`;
   const model = randomBytes(2 * MiB + 5);
   const files = new Map<string, Buffer>([
@@ -85,7 +87,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
       req.on('end', () => {
         const body = Buffer.concat(chunks);
         echoSeen = { method: req.method ?? '', headers: req.headers, body };
-        res.writeHead(201, { 'content-type': 'text/plain', 'x-echo-sha': sha256(body), connection: 'x-resp-hop', 'x-resp-hop': 'gone', 'keep-alive': 'timeout=5', 'x-kept': 'yes' });
+        res.writeHead(201, { 'content-type': 'text/plain', 'x-echo-sha': sha256digest(body), connection: 'x-resp-hop', 'x-resp-hop': 'gone', 'keep-alive': 'timeout=5', 'x-kept': 'yes' });
         res.end(`got ${body.length} bytes\n`);
       });
     });
@@ -138,9 +140,9 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     assert.equal(past.stdout, '416');
     assert.equal(origin.requests(blobPath), 1);
     const stats = daemon.stats();
-    const task = stats.tasks.find((t) => t['taskId'] === digest.slice(7));
+    const task = tasksOf(stats).find((t) => t.taskId === digest.slice(7));
     assert.ok(task !== undefined, JSON.stringify(stats.tasks));
-    assert.deepEqual(task['requesters'], ['proxy']);
+    assert.deepEqual(task.requesters, ['proxy']);
     assert.ok(stats.proxy!.p2p >= 3);
   });
 
@@ -154,8 +156,8 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     const after = daemon.stats().proxy!;
     assert.equal(after.p2p, before.p2p, 'a direct rule went through P2P');
     assert.equal(after.passThrough, before.passThrough + 1);
-    assert.ok(daemon.stats().tasks.some((t) => String(t['url']).endsWith('/models/m.bin')));
-    assert.ok(!daemon.stats().tasks.some((t) => String(t['url']).endsWith('/models/skip.bin')));
+    assert.ok(tasksOf(daemon.stats()).some((t) => t.url.endsWith('/models/m.bin')));
+    assert.ok(!tasksOf(daemon.stats()).some((t) => t.url.endsWith('/models/skip.bin')));
   });
 
   test('pass-through: status, headers and body relayed; hop-by-hop headers stripped both ways; Via added', async () => {
@@ -190,7 +192,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     const seen = echoSeen!;
     assert.equal(seen.method, 'PUT');
-    assert.equal(sha256(seen.body), sha256(body), 'the request body changed on the way');
+    assert.equal(sha256digest(seen.body), sha256digest(body), 'the request body changed on the way');
     for (const name of ['x-named-hop', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'upgrade']) {
       assert.equal(seen.headers[name], undefined, `${name} reached the origin`);
     }
@@ -202,7 +204,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     const head = readFileSync(join(dir, 'echo.h'), 'utf8');
     assert.match(head, /^HTTP\/1\.1 201/m);
     assert.match(head, /^x-kept: yes/im);
-    assert.match(head, new RegExp(`^x-echo-sha: ${sha256(body)}`, 'im'));
+    assert.match(head, new RegExp(`^x-echo-sha: ${sha256digest(body)}`, 'im'));
     assert.doesNotMatch(head, /^x-resp-hop:/im);
     // The proxy's own Keep-Alive towards the client is its hop's; the origin's (timeout=5) is not relayed.
     assert.doesNotMatch(head, /^keep-alive: timeout=5/im);
@@ -254,11 +256,11 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
       const target = `127.0.0.1:${(silent.address() as { port: number }).port}`;
       const started = Date.now();
       const answer = await raw(port, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
-      assert.equal(statusOf(answer), 200, answer);
       const took = Date.now() - started;
+      assert.equal(sockets.length, 1, 'the tunnel never reached the silent server: nothing was idle');
+      assert.equal(statusOf(answer), 200, answer);
       assert.ok(took >= 1500 && took < 4900, `tunnel closed after ${took} ms (idle timeout 2 s)`);
-      await new Promise((r) => setTimeout(r, 100));
-      assert.ok(sockets.length === 1 && sockets[0]!.destroyed, 'the origin side of the tunnel is still open');
+      await until(() => sockets[0]!.destroyed, 'the origin side of the tunnel to close', { within: 1_000, every: 10 });
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
@@ -299,6 +301,7 @@ describe('HTTP proxy', { skip: SKIP, timeout: 120_000 }, () => {
     origin.fault('/stall', { kind: 'stall' });
     const started = Date.now();
     const stalled = await curl(['-o', '/dev/null', '-w', '%{http_code}', `${origin.url}/stall`], { http_proxy: proxy });
+    assert.deepEqual(origin.cuts('/stall').map((c) => c.headers), [false], 'the request never reached the origin, or the origin answered');
     assert.equal(stalled.stdout, '504');
     assert.ok(Date.now() - started < 10_000);
     origin.clearFaults();

@@ -11,8 +11,9 @@ import { Agent } from 'undici';
 import { ShoalError, type ErrorCode } from '../src/common/errors.js';
 import { SourceSection } from '../src/common/config/schema.js';
 import { createHttpSource as createSource, type HttpSource, type RangeRequest, type SourceBody, type SourceExtras } from '../src/daemon/source/http-source.js';
-import { startOrigin, type Origin, type OriginOptions } from './fixtures/origin.js';
+import { isMidBody, startOrigin, type Origin, type OriginOptions } from './fixtures/origin.js';
 import { TEST_TLS } from './fixtures/tls.js';
+import { until } from './fixtures/wait.js';
 
 const T = { timeout: 5_000 };
 const MiB = 1 << 20;
@@ -47,6 +48,21 @@ async function readAll(body: SourceBody): Promise<Buffer> {
 
 async function read(source: HttpSource, request: Partial<RangeRequest> & { url: string }): Promise<Buffer> {
   return readAll(await source.openRange({ headers: [], start: 0, ...request }));
+}
+
+/** Waits for a call to end either way, so that a test checks its fault landed before it checks the outcome. */
+async function settled(promise: Promise<unknown>): Promise<void> {
+  await promise.then(
+    () => undefined,
+    () => undefined,
+  );
+}
+
+/** Asserts the origin's cuts of `path`: each one in the middle of a body, as many as `count`. */
+function assertMidBody(origin: Origin, path: string, count: number): void {
+  const cuts = origin.cuts(path);
+  assert.equal(cuts.length, count, `the origin cut ${cuts.length} responses, not ${count}: ${JSON.stringify(cuts)}`);
+  assert.ok(cuts.every(isMidBody), `a cut was not mid-body: ${JSON.stringify(cuts)}`);
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, check?: (err: ShoalError) => void): Promise<ShoalError> {
@@ -98,9 +114,14 @@ describe('http source: reads', () => {
   test('a 200 answered to a Range is skipped and cut to the range', T, async (t) => {
     const { origin, source, url } = await setup(t);
     origin.fault('/file', { kind: 'no-range' });
-    assert.ok((await read(source, { url, start: 1_500_000, end: 2_000_000 })).equals(CONTENT.subarray(1_500_000, 2_000_000)));
-    assert.ok((await read(source, { url, start: 3 * MiB })).equals(CONTENT.subarray(3 * MiB)));
-    assert.ok((await read(source, { url, start: 0, end: 17 })).equals(CONTENT.subarray(0, 17)));
+    const middle = await read(source, { url, start: 1_500_000, end: 2_000_000 });
+    const tail = await read(source, { url, start: 3 * MiB });
+    const head = await read(source, { url, start: 0, end: 17 });
+    // Each answer was a 200 to a request that asked for a range.
+    assert.deepEqual(origin.received('/file').map((r) => r.headers.range), ['bytes=1500000-1999999', `bytes=${3 * MiB}-`, 'bytes=0-16']);
+    assert.ok(middle.equals(CONTENT.subarray(1_500_000, 2_000_000)));
+    assert.ok(tail.equals(CONTENT.subarray(3 * MiB)));
+    assert.ok(head.equals(CONTENT.subarray(0, 17)));
   });
 
   test('a chunked response has no contentLength and the right bytes', T, async (t) => {
@@ -207,8 +228,9 @@ describe('http source: status mapping and retries', () => {
   test('500 once, then success: the retry recovers', T, async (t) => {
     const { origin, source, url } = await setup(t);
     origin.fault('/file', { kind: 'status', status: 500 }, 1);
-    assert.ok((await read(source, { url, start: 7 })).equals(CONTENT.subarray(7)));
-    assert.equal(origin.requests('/file'), 2);
+    const got = await read(source, { url, start: 7 });
+    assert.equal(origin.requests('/file'), 2, 'the 500 was not answered, or not retried');
+    assert.ok(got.equals(CONTENT.subarray(7)));
   });
 
   test('500 always: SOURCE_STATUS after the retries', T, async (t) => {
@@ -225,8 +247,11 @@ describe('http source: status mapping and retries', () => {
     const { origin, source, url } = await setup(t, { backoffMs: 1, maxBackoffMs: 3_000 });
     origin.fault('/file', { kind: 'status', status: 429, retryAfter: 1 }, 1);
     const began = performance.now();
-    assert.ok((await read(source, { url, end: 100 })).equals(CONTENT.subarray(0, 100)));
-    assert.ok(performance.now() - began >= 950, 'waited for Retry-After');
+    const got = await read(source, { url, end: 100 });
+    const waited = performance.now() - began;
+    assert.equal(origin.requests('/file'), 2, 'the 429 was not answered, or not retried');
+    assert.ok(got.equals(CONTENT.subarray(0, 100)));
+    assert.ok(waited >= 950, 'waited for Retry-After');
   });
 
   test('Retry-After is capped at maxBackoffMs, and a last 503 carries retryAfter', T, async (t) => {
@@ -260,14 +285,23 @@ describe('http source: status mapping and retries', () => {
     const { origin, source, url } = await setup(t, { ...FAST, idleTimeoutMs: 200 });
     origin.fault('/file', { kind: 'stall', afterBytes: 5000 }, 1);
     origin.fault('/file', { kind: 'stall' }, 1); // queued: the second request gets no headers
-    assert.ok((await read(source, { url })).equals(CONTENT));
+    const got = await read(source, { url });
+    assert.deepEqual(
+      origin.cuts('/file').map((c) => ({ headers: c.headers, sent: c.sent })),
+      [{ headers: true, sent: 5000 }, { headers: false, sent: 0 }],
+      'the origin did not go idle mid-body, then before the headers',
+    );
+    assert.ok(got.equals(CONTENT));
     assert.equal(origin.requests('/file'), 3);
   });
 
   test('an origin idle on every attempt is SOURCE_NETWORK (idle timeout)', T, async (t) => {
     const { origin, source, url } = await setup(t, { ...FAST, retries: 1, idleTimeoutMs: 200 });
     origin.fault('/file', { kind: 'stall', afterBytes: 10 });
-    await rejectsWith(read(source, { url }), 'SOURCE_NETWORK', (err) => assert.match(err.message, /idle timeout/));
+    const reading = read(source, { url });
+    await settled(reading);
+    assertMidBody(origin, '/file', 2);
+    await rejectsWith(reading, 'SOURCE_NETWORK', (err) => assert.match(err.message, /idle timeout/));
     assert.equal(origin.requests('/file'), 2);
   });
 });
@@ -277,12 +311,16 @@ describe('http source: dropped bodies', () => {
     const { origin, source, url } = await setup(t);
     origin.fault('/file', { kind: 'drop', afterBytes: 1_000_000 }, 1);
     const body = await source.openRange({ url, headers: [], start: 0 });
-    assert.ok((await readAll(body)).equals(CONTENT));
+    const whole = await readAll(body);
+    assertMidBody(origin, '/file', 1);
+    assert.ok(whole.equals(CONTENT));
     const [, second] = origin.received('/file');
     assert.equal(second?.headers.range, 'bytes=1000000-');
     assert.equal(second?.headers['if-range'], body.etag);
     origin.fault('/file', { kind: 'drop', afterBytes: 300_000 }, 2);
-    assert.ok((await read(source, { url, start: 100, end: 2 * MiB })).equals(CONTENT.subarray(100, 2 * MiB)));
+    const part = await read(source, { url, start: 100, end: 2 * MiB });
+    assertMidBody(origin, '/file', 3);
+    assert.ok(part.equals(CONTENT.subarray(100, 2 * MiB)));
   });
 
   test('a drop is resumed without ETag via Last-Modified, and from a 200 by skipping', T, async (t) => {
@@ -290,11 +328,15 @@ describe('http source: dropped bodies', () => {
     origin.fault('/file', { kind: 'headers', headers: { etag: null } }, 2);
     origin.fault('/file', { kind: 'drop', afterBytes: 10_000 }, 1);
     const body = await source.openRange({ url, headers: [], start: 0 });
-    assert.ok((await readAll(body)).equals(CONTENT));
+    const whole = await readAll(body);
+    assertMidBody(origin, '/file', 1);
+    assert.ok(whole.equals(CONTENT));
     assert.equal(origin.received('/file')[1]?.headers['if-range'], body.lastModified);
     origin.fault('/file', { kind: 'no-range' });
     origin.fault('/file', { kind: 'drop', afterBytes: 2 * MiB }, 1);
-    assert.ok((await read(source, { url, start: MiB })).equals(CONTENT.subarray(MiB)), 'same ETag on the 200: skip, not "changed"');
+    const rest = await read(source, { url, start: MiB });
+    assertMidBody(origin, '/file', 2);
+    assert.ok(rest.equals(CONTENT.subarray(MiB)), 'same ETag on the 200: skip, not "changed"');
     assert.equal(origin.requests('/file'), 4);
   });
 
@@ -302,19 +344,21 @@ describe('http source: dropped bodies', () => {
     const { origin, source, url } = await setup(t);
     origin.fault('/file', { kind: 'chunked' });
     origin.fault('/file', { kind: 'drop', afterBytes: 777_777 }, 1);
-    assert.ok((await read(source, { url })).equals(CONTENT));
+    const got = await read(source, { url });
+    assertMidBody(origin, '/file', 1);
+    assert.ok(got.equals(CONTENT));
   });
 
   test('drops always: SOURCE_NETWORK after the retries, never a short read', T, async (t) => {
     const { origin, source, url } = await setup(t);
     origin.fault('/file', { kind: 'drop', afterBytes: 1000 });
     const chunks: Buffer[] = [];
-    await rejectsWith(
-      (async () => {
-        for await (const chunk of (await source.openRange({ url, headers: [], start: 0 })).chunks) chunks.push(chunk);
-      })(),
-      'SOURCE_NETWORK',
-    );
+    const reading = (async () => {
+      for await (const chunk of (await source.openRange({ url, headers: [], start: 0 })).chunks) chunks.push(chunk);
+    })();
+    await settled(reading);
+    assertMidBody(origin, '/file', 4);
+    await rejectsWith(reading, 'SOURCE_NETWORK');
     assert.equal(origin.requests('/file'), 4);
     assert.ok(Buffer.concat(chunks).equals(CONTENT.subarray(0, 4000)), 'each attempt added its 1000 bytes');
   });
@@ -322,7 +366,14 @@ describe('http source: dropped bodies', () => {
   test('with no retries left an early end is SOURCE_NETWORK', T, async (t) => {
     const { origin, source, url } = await setup(t, { retries: 0 });
     origin.fault('/file', { kind: 'drop', afterBytes: 0 });
-    await rejectsWith(read(source, { url, start: 5 }), 'SOURCE_NETWORK');
+    const reading = read(source, { url, start: 5 });
+    await settled(reading);
+    assert.deepEqual(
+      origin.cuts('/file').map((c) => ({ headers: c.headers, sent: c.sent, length: c.length })),
+      [{ headers: true, sent: 0, length: CONTENT.length - 5 }],
+      'the body did not end before its first byte',
+    );
+    await rejectsWith(reading, 'SOURCE_NETWORK');
   });
 
   test('content changed between requests (ETag differs): SOURCE_PROTOCOL', T, async (t) => {
@@ -331,16 +382,15 @@ describe('http source: dropped bodies', () => {
     origin.fault('/file', { kind: 'drop', afterBytes: 100_000 }, 1);
     const body = await source.openRange({ url, headers: [], start: 0 });
     let got = 0;
-    await rejectsWith(
-      (async () => {
-        for await (const chunk of body.chunks) {
-          got += chunk.length;
-          files.set('/file', randomBytes(CONTENT.length)); // same length, new version
-        }
-      })(),
-      'SOURCE_PROTOCOL',
-      (err) => assert.match(err.message, /changed/),
-    );
+    const reading = (async () => {
+      for await (const chunk of body.chunks) {
+        got += chunk.length;
+        files.set('/file', randomBytes(CONTENT.length)); // same length, new version
+      }
+    })();
+    await settled(reading);
+    assertMidBody(origin, '/file', 1);
+    await rejectsWith(reading, 'SOURCE_PROTOCOL', (err) => assert.match(err.message, /changed/));
     assert.equal(got, 100_000);
   });
 
@@ -351,7 +401,10 @@ describe('http source: dropped bodies', () => {
     origin.fault('/file', { kind: 'drop', afterBytes: 100_000 }, 1);
     const body = await source.openRange({ url, headers: [], start: 0 });
     files.set('/file', CONTENT.subarray(0, CONTENT.length - 1));
-    await rejectsWith(readAll(body), 'SOURCE_PROTOCOL', (err) => assert.match(err.message, /length/));
+    const reading = readAll(body);
+    await settled(reading);
+    assertMidBody(origin, '/file', 1);
+    await rejectsWith(reading, 'SOURCE_PROTOCOL', (err) => assert.match(err.message, /length/));
     assert.equal(origin.received('/file')[1]?.headers['if-range'], undefined);
   });
 });
@@ -422,7 +475,8 @@ describe('http source: abort and close', () => {
     const controller = new AbortController();
     const body = await source.openRange({ url, headers: [], start: 0, signal: controller.signal });
     const reading = readAll(body);
-    await sleep(50);
+    await until(() => origin.cuts('/file').length === 1, 'the origin to stall mid-body', { within: 2_000, every: 5 });
+    assertMidBody(origin, '/file', 1);
     const began = performance.now();
     controller.abort();
     await rejectsWith(reading, 'ABORTED');
@@ -433,11 +487,17 @@ describe('http source: abort and close', () => {
     const { origin, source, url } = await setup(t, { backoffMs: 10_000, maxBackoffMs: 10_000 });
     origin.fault('/file', { kind: 'stall' }, 1);
     const stalled = source.openRange({ url, headers: [], start: 0, signal: AbortSignal.timeout(100) });
+    await settled(stalled);
+    assert.deepEqual(origin.cuts('/file').map((c) => c.headers), [false], 'the origin did not stall before the headers');
     await rejectsWith(stalled, 'ABORTED');
     origin.fault('/file', { kind: 'status', status: 500 });
     const began = performance.now();
-    await rejectsWith(read(source, { url, signal: AbortSignal.timeout(100) }), 'ABORTED');
-    assert.ok(performance.now() - began < 1_000);
+    const backingOff = read(source, { url, signal: AbortSignal.timeout(100) });
+    await settled(backingOff);
+    const took = performance.now() - began;
+    assert.equal(origin.requests('/file'), 2, 'the 500 was not answered before the abort: no backoff to abort');
+    await rejectsWith(backingOff, 'ABORTED');
+    assert.ok(took < 1_000);
     await rejectsWith(read(source, { url, signal: AbortSignal.abort() }), 'ABORTED');
   });
 
@@ -457,6 +517,8 @@ describe('http source: abort and close', () => {
     origin.fault('/file', { kind: 'stall', afterBytes: 1000 });
     const body = await source.openRange({ url: `${origin.url}/file`, headers: [], start: 0 });
     const reading = rejectsWith(readAll(body), 'ABORTED');
+    await until(() => origin.cuts('/file').length === 1, 'the read to stall mid-body', { within: 2_000, every: 5 });
+    assertMidBody(origin, '/file', 1);
     await Promise.all([source.close(), source.close()]);
     await reading;
     await rejectsWith(read(source, { url: `${origin.url}/file` }), 'ABORTED');
@@ -482,7 +544,7 @@ describe('http source: TLS', () => {
 });
 
 describe('fixture origin', () => {
-  test('HEAD, suffix ranges, 416, corruption and the rate limit', T, async (t) => {
+  test('HEAD, suffix ranges, 416, corruption, the log of cuts and the rate limit', T, async (t) => {
     const origin = await startOrigin({ files: new Map([['/f', CONTENT]]), rateLimit: 4 * MiB });
     t.after(() => origin.close());
     const head = await fetchRaw(`${origin.url}/f`, { method: 'HEAD' });
@@ -499,12 +561,15 @@ describe('fixture origin', () => {
     const corrupt = await fetchRaw(`${origin.url}/f`, { headers: { range: 'bytes=0-9' } });
     assert.equal(corrupt.body[5], (CONTENT[5] ?? 0) ^ 0xff);
     assert.ok(corrupt.body.subarray(0, 5).equals(CONTENT.subarray(0, 5)));
+    origin.fault('/f', { kind: 'drop', afterBytes: 100 }, 1);
+    await assert.rejects(fetchRaw(`${origin.url}/f`, { headers: { range: 'bytes=10-' } }));
+    assert.deepEqual(origin.cuts('/f'), [{ path: '/f', kind: 'drop', headers: true, sent: 100, length: CONTENT.length - 10 }]);
     const began = performance.now();
     const whole = await fetchRaw(`${origin.url}/f`, {});
     assert.ok(whole.body.equals(CONTENT));
     const seconds = (performance.now() - began) / 1000;
     assert.ok(seconds > 0.5 && seconds < 2, `3 MiB at 4 MiB/s took ${seconds}s`);
-    assert.equal(origin.requests('/f'), 4);
+    assert.equal(origin.requests('/f'), 5);
   });
 });
 

@@ -8,6 +8,7 @@ import { ShoalError } from '../src/common/errors.js';
 import { createRateLimiter } from '../src/daemon/upload/rate-limiter.js';
 import { createUploadServer, type PieceProvider, type UploadServer, type UploadServerOptions } from '../src/daemon/upload/server.js';
 import { gate, MemoryProvider } from './fixtures/memory-provider.js';
+import { until } from './fixtures/wait.js';
 
 const MIB = 1024 * 1024;
 const HOST = '127.0.0.1';
@@ -51,13 +52,8 @@ function pool(origin: string, options: Pool.Options = {}): Pool {
   return p;
 }
 
-async function until(condition: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+/** How long the waits below wait, and how often they look. */
+const SOON = { within: 5_000, every: 10 };
 
 interface Exchange {
   text: string;
@@ -138,7 +134,7 @@ describe('upload server', () => {
     assert.equal(res.headers['x-shoal-task-complete'], '1');
 
     assert.equal(connects, 1, 'every piece over one connection');
-    await until(() => uploaded.length === 2 * pieces.length + 1, 'onUploaded calls');
+    await until(() => uploaded.length === 2 * pieces.length + 1, 'onUploaded calls', SOON);
     assert.deepEqual(
       uploaded.slice(0, pieces.length).map((u) => u.bytes),
       sizes,
@@ -291,12 +287,12 @@ describe('upload server', () => {
         if (received > MIB) resolve();
       });
     });
-    assert.equal(server.activeUploads, 1);
+    assert.ok(received < piece.length && server.activeUploads === 1, `the client left after ${received} B of ${piece.length}: not mid-body`);
     socket.destroy();
-    await until(() => provider.released === 1, 'release after abort');
+    await until(() => provider.released === 1, 'release after abort', SOON);
     assert.equal(server.activeUploads, 0);
     assert.ok(provider.balanced);
-    await until(() => uploaded.length === 1, 'onUploaded after abort');
+    await until(() => uploaded.length === 1, 'onUploaded after abort', SOON);
     assert.ok(uploaded[0]!.bytes < piece.length);
   });
 
@@ -307,13 +303,13 @@ describe('upload server', () => {
     const controller = new AbortController();
     // Headers go out with the first chunk, so the request is still pending.
     const pending = pool(origin).request({ path: `/pieces/${taskA}/0`, method: 'GET', signal: controller.signal });
-    await until(() => server.activeUploads === 1, 'the upload to start');
+    await until(() => server.activeUploads === 1, 'the upload to start', SOON);
     controller.abort();
     await assert.rejects(pending);
     await sleep(50);
     assert.equal(provider.released, 0, 'a handle is not released under a pending read');
     reads.open();
-    await until(() => provider.released === 1 && server.activeUploads === 0, 'release after the read');
+    await until(() => provider.released === 1 && server.activeUploads === 0, 'release after the read', SOON);
     assert.ok(provider.balanced);
   });
 
@@ -324,10 +320,19 @@ describe('upload server', () => {
     provider.add(taskB, [piece], false, { truncateAt: 2 * MIB });
     provider.add(unknownTask, [piece], false, { maxRead: 1000 });
     const p = pool(origin);
-    for (const task of [taskA, taskB]) {
+    for (const [task, cutAt] of [
+      [taskA, MIB + MIB / 2],
+      [taskB, 2 * MIB],
+    ] as const) {
       const res = await p.request({ path: `/pieces/${task}/0`, method: 'GET' });
-      assert.equal(res.statusCode, 200);
-      await assert.rejects(res.body.arrayBuffer(), `${task}: the body must be cut short`);
+      const body = res.body.arrayBuffer();
+      await body.catch(() => undefined);
+      // The fault came mid-body: after the headers and some bytes, no later than where it was set.
+      assert.equal(res.statusCode, 200, `${task}: the fault came before the headers`);
+      await until(() => uploaded.some((u) => u.taskId === task), `onUploaded for ${task}`, SOON);
+      const sent = uploaded.find((u) => u.taskId === task)!.bytes;
+      assert.ok(sent > 0 && sent <= cutAt, `${task}: the fault was set at ${cutAt} B, the server sent ${sent} B`);
+      await assert.rejects(body, `${task}: the body must be cut short`);
     }
     // Short positional reads are continued: the body is whole.
     const res = await p.request({ path: `/pieces/${unknownTask}/0`, method: 'GET' });
@@ -336,8 +341,7 @@ describe('upload server', () => {
     assert.ok(provider.balanced);
     assert.equal(provider.opened, 3);
     assert.equal(server.activeUploads, 0);
-    await until(() => uploaded.length === 3, 'onUploaded calls');
-    assert.ok(uploaded[0]!.bytes < piece.length && uploaded[1]!.bytes < piece.length);
+    await until(() => uploaded.length === 3, 'onUploaded calls', SOON);
   });
 
   it('the rate limiter holds a 4 MiB piece to roughly the configured rate', TIMEOUT, async () => {
@@ -364,9 +368,9 @@ describe('upload server', () => {
     const p = pool(origin, { connections: 4 });
     assert.equal(server.activeUploads, 0);
     const first = p.request({ path: `/pieces/${taskA}/0`, method: 'GET' });
-    await until(() => server.activeUploads === 1, 'one upload');
+    await until(() => server.activeUploads === 1, 'one upload', SOON);
     const second = p.request({ path: `/pieces/${taskA}/1`, method: 'GET' });
-    await until(() => server.activeUploads === 2, 'two uploads');
+    await until(() => server.activeUploads === 2, 'two uploads', SOON);
     const busy = await p.request({ path: `/pieces/${taskB}/0`, method: 'GET' });
     assert.equal(busy.statusCode, 503);
     assert.equal(((await busy.body.json()) as { code: string }).code, 'BUSY');
@@ -376,7 +380,7 @@ describe('upload server', () => {
     reads.open();
     assert.ok(Buffer.from(await (await first).body.arrayBuffer()).equals(piece));
     assert.ok(Buffer.from(await (await second).body.arrayBuffer()).equals(piece));
-    await until(() => server.activeUploads === 0, 'slots freed');
+    await until(() => server.activeUploads === 0, 'slots freed', SOON);
     const after = await p.request({ path: `/pieces/${taskB}/0`, method: 'GET' });
     assert.equal(await after.body.text(), 'b');
     assert.ok(provider.balanced);
@@ -391,7 +395,7 @@ describe('upload server', () => {
     const idle = pool(origin); // one kept-alive idle connection
     assert.equal(await (await idle.request({ path: `/pieces/${taskB}/0`, method: 'GET' })).body.text(), 'idle');
     const pending = pool(origin).request({ path: `/pieces/${taskA}/0`, method: 'GET' });
-    await until(() => server.activeUploads === 1, 'the upload to start');
+    await until(() => server.activeUploads === 1, 'the upload to start', SOON);
     const stopped = server.stop();
     await sleep(50);
     await assert.rejects(exchange(server.port, get('/healthy')), /ECONNREFUSED/);
@@ -411,9 +415,12 @@ describe('upload server', () => {
     const { server, provider, origin } = await start({ rateLimiter: createRateLimiter(4 * MIB) });
     provider.add(taskA, [randomBytes(16 * MIB)]); // 4 s at the limit
     const res = await pool(origin).request({ path: `/pieces/${taskA}/0`, method: 'GET' });
-    const body = res.body.arrayBuffer();
+    let received = 0;
+    res.body.on('data', (chunk: Buffer) => (received += chunk.length));
+    const body = new Promise<void>((resolve, reject) => res.body.once('end', resolve).once('error', reject));
     body.catch(() => undefined);
-    await sleep(100);
+    await until(() => received > 0, 'the first body bytes', SOON);
+    assert.ok(received < 16 * MIB && server.activeUploads === 1, `destroy() came after ${received} B of ${16 * MIB}: not mid-body`);
     const started = performance.now();
     await server.destroy();
     assert.ok(performance.now() - started < 1_000);
@@ -421,8 +428,8 @@ describe('upload server', () => {
     assert.ok(provider.balanced);
     assert.equal(provider.released, 1);
     assert.equal(server.activeUploads, 0);
-    const resources = process.getActiveResourcesInfo();
-    assert.ok(!resources.includes('TCPServerWrap'), `left open: ${resources.join(', ')}`);
+    // The listener's handle is freed a loop turn after destroy() resolves.
+    await until(() => !process.getActiveResourcesInfo().includes('TCPServerWrap'), 'the listener to close', { within: 1_000, every: 10 });
   });
 
   it('stop() destroys a response that does not finish within 5 s', { timeout: 20_000 }, async () => {
@@ -433,9 +440,8 @@ describe('upload server', () => {
     socket.on('error', () => undefined);
     socket.write(get(`/pieces/${taskA}/0`, '', false));
     await new Promise<void>((resolve) => socket.once('data', () => resolve()));
-    socket.pause(); // a peer that stops reading: the server waits on 'drain'
-    await sleep(100);
-    assert.equal(server.activeUploads, 1);
+    socket.pause(); // a peer that stops reading: 64 MiB cannot fit the socket buffers, the server ends up waiting on 'drain'
+    assert.equal(server.activeUploads, 1, 'the response is not in flight');
     const started = performance.now();
     await server.stop();
     const seconds = (performance.now() - started) / 1000;
