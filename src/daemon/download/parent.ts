@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { Pool } from 'undici';
 import { ShoalError } from '../../common/errors.js';
 import { inStripes, isStriped } from '../../common/stripes.js';
-import { MAX_PIPELINE } from '../upload/wire.js';
+import { MAX_PIPELINE } from '../../common/wire.js';
 import { PieceChannel, PieceLengthError } from './piece-channel.js';
 
 /** How a child talks to its parents: the binary piece protocol, or HTTP/1.1 (the baseline). */
