@@ -4,11 +4,11 @@
  * authoritative ones) and storing it. Resumes from what is held: one Range
  * request per run of missing pieces.
  */
-import { createHash } from 'node:crypto';
 import { ShoalError } from '../../common/errors.js';
 import { pieceCount, pieceSizeFor } from '../../common/pieces.js';
 import type { HttpSource } from '../source/http-source.js';
 import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
+import { pieceDigest } from '../storage/verify.js';
 import { redactUrl } from '../../common/ids.js';
 
 export interface SourceFetchOptions {
@@ -97,7 +97,7 @@ async function streamRun(options: SourceFetchOptions, first: number, end: number
   const flush = async (length: number): Promise<void> => {
     if (!options.isHeld(n)) {
       const piece = buffer.subarray(0, length);
-      const digest = createHash('sha256').update(piece).digest();
+      const digest = pieceDigest(piece);
       await store.write(task, n * pieceSize, piece);
       if (store.commitPiece(task, n, digest)) options.onPiece(n, digest, length);
     }

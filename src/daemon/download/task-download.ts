@@ -14,7 +14,7 @@ import { packDigests, pieceCount, pieceRange, unpackDigests } from '../../common
 import type { SchedulerClient } from '../scheduler-link.js';
 import type { HttpSource } from '../source/http-source.js';
 import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
-import { verifyContentDigest } from './content-digest.js';
+import { verifyContent } from '../storage/verify.js';
 import { BufferPool } from '../../common/buffer-pool.js';
 import { CorruptPieceError, ParentConn, fetchPiece, type DataProtocol, type ParentInfo } from './parent.js';
 import { PeerSession } from './peer-session.js';
@@ -508,7 +508,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     try {
       this.#reporter.flush();
       if (this.spec.digest !== '') {
-        const ok = await verifyContentDigest(task.path, this.spec.digest, this.#abort.signal);
+        const ok = await verifyContent(task.path, this.spec.digest, this.#abort.signal);
         if (!ok) {
           await this.#o.store.invalidate(task);
           throw new ShoalError('DIGEST_MISMATCH', `content of ${redactUrl(this.spec.url)} does not match ${this.spec.digest}`);

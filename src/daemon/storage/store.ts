@@ -4,7 +4,6 @@
  * reused. A piece counts as held only after its bytes are written and its
  * SHA-256 checked, so a crash mid-piece never serves a partial piece.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, writeSync } from 'node:fs';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { MAX_PIECES, isValidPieceSize, pieceCount, pieceRange } from '../../comm
 import { DirtyPages } from './dirty-pages.js';
 import { lockDataDir, type DirLock } from './lock.js';
 import { MetadataDb, type TaskRow } from './metadata.js';
+import { verifyPiece } from './verify.js';
 
 export interface PieceHandle {
   readonly length: number;
@@ -305,8 +305,7 @@ export class PieceStore {
     for (const [n, digest] of task.digests) {
       const range = pieceRange(n, contentLength!, pieceSize);
       const { bytesRead } = await fh.read(buf, 0, range.length, range.offset);
-      const actual = createHash('sha256').update(buf.subarray(0, bytesRead)).digest();
-      if (bytesRead !== range.length || !actual.equals(digest)) bad.push(n);
+      if (bytesRead !== range.length || !verifyPiece(buf.subarray(0, bytesRead), digest)) bad.push(n);
     }
     if (bad.length === 0) {
       task.contentMtime = mtime;
