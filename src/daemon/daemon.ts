@@ -193,8 +193,8 @@ class ShoalDaemon implements Daemon {
         ...(cas.length === 0 ? {} : { ca: cas.join('\n') }),
         logger: this.#log,
       });
-      this.#store = await PieceStore.open({ dataDir: this.#dataDir, quotaBytes: s.cache.quota, ttlMs: s.cache.ttl, logger: this.#log });
-      const store = this.#store;
+      const store = (this.#store = new PieceStore({ dataDir: this.#dataDir, cache: s.cache, logger: this.#log }));
+      await store.start();
       const rate = s.upload.rate;
       const listen = splitHostPort(s.listen);
       this.#upload = createUploadServer({
@@ -465,7 +465,7 @@ class ShoalDaemon implements Daemon {
       await this.#upload?.stop().catch(() => undefined);
       await this.#scheduler?.stop().catch(() => undefined);
       await this.#source?.close().catch(() => undefined);
-      await this.#store?.close().catch(() => undefined);
+      await this.#store?.stop();
       this.#log.info('daemon stopped');
     })();
     return this.#stopping;
