@@ -17,7 +17,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { packDigests } from '../common/pieces.js';
 import { createScheduler, type SchedulerService } from '../scheduler/server.js';
 import { createApiServer, type ApiServer } from './api/server.js';
-import { TaskDownload, type DownloadLimits } from './download/task-download.js';
+import { TaskDownload } from './download/task-download.js';
 import type { TaskStats } from './download/task-stats.js';
 import { toTaskSpec, type DownloadRequest, type Requester } from './request.js';
 import { SchedulerLink, type SchedulerClient } from './scheduler-link.js';
@@ -98,7 +98,6 @@ function firstExternalIPv4(): string {
 class ShoalDaemon implements Daemon {
   readonly settings: DaemonConfig;
   readonly #log: Logger;
-  readonly #limits: DownloadLimits;
   readonly #downloads = new Map<string, { download: TaskDownload; waiters: number; pinned: boolean }>();
   readonly #history: TaskStats[] = [];
   /** Who asked for each download (by its stats object, so a later download of the task starts afresh). */
@@ -127,16 +126,6 @@ class ShoalDaemon implements Daemon {
     this.settings = settings;
     this.#dataDir = settings.data;
     this.#log = deps.logger ?? silentLogger;
-    const d = settings.download;
-    this.#limits = {
-      maxInflight: d.concurrentPieces,
-      perParent: d.perParent,
-      stallMs: d.pieceTimeout,
-      scheduleTimeoutMs: d.scheduleTimeout,
-      starvationMs: d.starvationTimeout,
-      protocol: d.protocol,
-      askAhead: d.askAhead,
-    };
   }
 
   get hostId(): string {
@@ -347,7 +336,7 @@ class ShoalDaemon implements Daemon {
       hostId: this.#hostId,
       peerId: this.#peerId(spec.taskId),
       seed: this.settings.seed,
-      limits: this.#limits,
+      settings: this.settings.download,
       logger: this.#log,
     });
     const entry = { download, waiters: 0, pinned: false };
@@ -371,7 +360,7 @@ class ShoalDaemon implements Daemon {
     entry.waiters++;
     const release = (): void => {
       entry.waiters--;
-      if (entry.waiters <= 0 && !entry.pinned) entry.download.cancel(new ShoalError('ABORTED', 'no caller is waiting for this task'));
+      if (entry.waiters <= 0 && !entry.pinned) void entry.download.destroy(new ShoalError('ABORTED', 'no caller is waiting for this task'));
     };
     const done = new Promise<StoredTask>((resolve, reject) => {
       const onAbort = (): void => {
@@ -459,7 +448,7 @@ class ShoalDaemon implements Daemon {
       await this.#proxy?.stop().catch(() => undefined);
       await this.#mirror?.stop().catch(() => undefined);
       await this.#api?.stop().catch(() => undefined);
-      for (const { download } of this.#downloads.values()) download.cancel(new ShoalError('ABORTED', 'daemon stopping'));
+      for (const { download } of this.#downloads.values()) void download.destroy(new ShoalError('ABORTED', 'daemon stopping'));
       await Promise.allSettled([...this.#downloads.values()].map((e) => e.download.done));
       await this.#link?.stop().catch(() => undefined);
       await this.#upload?.stop().catch(() => undefined);
