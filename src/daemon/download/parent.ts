@@ -2,8 +2,9 @@
  * A parent peer as the child sees it: kept-alive connections to its upload
  * server (binary piece protocol by default, ./piece-channel.ts; or HTTP through
  * an undici Pool), the pieces it announced, and how it has behaved.
- * `fetchPiece` downloads one piece into memory and checks its SHA-256 before
- * anything is written, so a liar's bytes never reach the content file.
+ * `fetchPiece` downloads one piece into memory and verifies it
+ * (../storage/verify.ts) before anything is written, so a liar's bytes never
+ * reach the content file.
  */
 import { Writable } from 'node:stream';
 import { Pool } from 'undici';

@@ -1,13 +1,14 @@
 /**
  * Back to source: streams the pieces a peer lacks from the origin, cutting
- * the byte stream into pieces, hashing each (these digests become the task's
- * authoritative ones) and storing it. Resumes from what is held: one Range
+ * the byte stream into pieces, hashing each (../storage/verify.ts; these
+ * digests become the task's authoritative ones) and storing it. Resumes from what is held: one Range
  * request per run of missing pieces.
  */
 import { ShoalError } from '../../common/errors.js';
 import { pieceCount, pieceSizeFor } from '../../common/pieces.js';
 import type { HttpSource } from '../source/http-source.js';
-import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
+import type { PieceStore } from '../storage/store.js';
+import type { StoredTask, TaskShape } from '../storage/stored-task.js';
 import { pieceDigest } from '../storage/verify.js';
 import { redactUrl } from '../../common/ids.js';
 

@@ -13,7 +13,7 @@
  * Both are idempotent, and no-ops once `done` settled.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
-import type { TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
+import type { RegisterPeer, TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
 import type { DownloadSettings } from '../../common/config/schema.js';
 import { ShoalError, toShoalError } from '../../common/errors.js';
 import type { Lifecycle } from '../../common/lifecycle.js';
@@ -197,7 +197,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
     });
   }
 
-  #register(task: StoredTask, reconnect: boolean): ReturnType<typeof registerMessage> {
+  #register(task: StoredTask, reconnect: boolean): RegisterPeer {
     const { peerId, hostId, seed } = this.#options;
     const backToSource = this.#sourceRunning;
     return registerMessage({ peerId, hostId, spec: this.spec, task, withDigests: backToSource || seed, backToSource, reconnect });
