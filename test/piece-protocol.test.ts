@@ -12,7 +12,7 @@ import { Pool } from 'undici';
 import { ShoalError } from '../src/common/errors.js';
 import { PieceChannel, PieceLengthError } from '../src/daemon/download/piece-channel.js';
 import { createUploadServer, type UploadServer, type UploadServerOptions } from '../src/daemon/upload/server.js';
-import { encodeRequest, PREFACE, REQUEST_SIZE, RESPONSE_HEADER_SIZE, Status } from '../src/daemon/upload/wire.js';
+import { encodeRequest, PREFACE, REQUEST_SIZE, RESPONSE_HEADER_SIZE, Status } from '../src/common/wire.js';
 import { gate, MemoryProvider } from './fixtures/memory-provider.js';
 
 const HOST = '127.0.0.1';

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
+import { CacheSection, type CacheSettings } from '../src/common/config/schema.js';
 import { ShoalError } from '../src/common/errors.js';
 import { PieceStore, type StoredTask } from '../src/daemon/storage/store.js';
 
@@ -20,6 +21,15 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** No quota, no TTL: the schema's defaults. */
+const noLimits: CacheSettings = CacheSection.parse({});
+
+async function openStore(dataDir: string, cache = noLimits, now?: () => number): Promise<PieceStore> {
+  const store = new PieceStore({ dataDir, cache, ...(now === undefined ? {} : { now }) });
+  await store.start();
+  return store;
+}
+
 async function fill(store: PieceStore, task: StoredTask, pieces: number): Promise<void> {
   await store.setShape(task, { contentLength: pieces * MiB, pieceSize: MiB });
   for (let n = 0; n < pieces; n++) {
@@ -33,15 +43,15 @@ async function fill(store: PieceStore, task: StoredTask, pieces: number): Promis
 describe('piece store', () => {
   test('pieces written and committed survive a restart; uncommitted ones do not count', async () => {
     const dataDir = tempDir();
-    let store = await PieceStore.open({ dataDir });
+    let store = await openStore(dataDir);
     const task = await store.ensure(id(1), 'http://o/x', undefined);
     await store.setShape(task, { contentLength: 3 * MiB, pieceSize: MiB });
     await store.write(task, 0, Buffer.alloc(MiB, 7));
     store.commitPiece(task, 0, createHash('sha256').update(Buffer.alloc(MiB, 7)).digest());
     await store.write(task, MiB, Buffer.alloc(MiB, 8)); // written, never verified
-    await store.close();
+    await store.stop();
 
-    store = await PieceStore.open({ dataDir });
+    store = await openStore(dataDir);
     const again = store.get(id(1))!;
     assert.deepEqual([...again.digests.keys()], [0]);
     assert.equal(again.complete, false);
@@ -51,23 +61,43 @@ describe('piece store', () => {
     handle.release();
     assert.deepEqual(buf, Buffer.alloc(MiB, 7));
     assert.equal(store.openPiece(id(1), 1), undefined, 'an unverified piece is served');
-    await store.close();
+    await store.stop();
+  });
+
+  test('lifecycle: start and stop are idempotent, a stopped store refuses work, its lock is released', async () => {
+    const dataDir = tempDir();
+    const store = new PieceStore({ dataDir, cache: noLimits });
+    await assert.rejects(store.ensure(id(9), 'http://o/9', undefined), (err: unknown) => err instanceof ShoalError && err.code === 'STORAGE');
+    await Promise.all([store.start(), store.start()]);
+    const task = await store.ensure(id(9), 'http://o/9', undefined);
+    assert.equal(store.get(id(9)), task);
+    const stopping = store.stop();
+    assert.equal(store.stop(), stopping);
+    await stopping;
+    assert.equal(store.state, 'stopped');
+    await assert.rejects(store.ensure(id(10), 'http://o/10', undefined), (err: unknown) => err instanceof ShoalError && err.code === 'STORAGE');
+    {
+      await using again = await openStore(dataDir);
+      assert.ok(again.get(id(9)) !== undefined, 'the task was not kept');
+    }
+    // Disposed: the lock is free again.
+    await (await openStore(dataDir)).destroy();
   });
 
   test('a second process cannot open the same data directory', async () => {
     const dataDir = tempDir();
-    const store = await PieceStore.open({ dataDir });
+    const store = await openStore(dataDir);
     // The lock holds our own PID, so fake another live owner: PID 1.
-    await store.close();
+    await store.stop();
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dataDir, 'lock'), '1');
-    await assert.rejects(PieceStore.open({ dataDir }), (err: unknown) => err instanceof ShoalError && err.code === 'DATA_DIR_LOCKED');
+    await assert.rejects(openStore(dataDir), (err: unknown) => err instanceof ShoalError && err.code === 'DATA_DIR_LOCKED');
   });
 
   test('GC evicts by TTL, then least recently used past the quota, never a pinned task', async () => {
     let now = 1_000_000;
     const dataDir = tempDir();
-    const store = await PieceStore.open({ dataDir, quotaBytes: 5 * MiB, ttlMs: 60_000, now: () => now });
+    const store = await openStore(dataDir, CacheSection.parse({ quota: 5 * MiB, ttl: '60s' }), () => now);
     const old = await store.ensure(id(1), 'http://o/1', undefined);
     await fill(store, old, 2);
     now += 10_000;
@@ -91,12 +121,12 @@ describe('piece store', () => {
     assert.deepEqual(await store.gc(), [id(4)]);
     unpin();
     assert.deepEqual(await store.gc(), [id(3)]);
-    await store.close();
+    await store.stop();
   });
 
   test('GC also drops a partial task no one uses, after the complete ones', async () => {
     let now = 1_000_000;
-    const store = await PieceStore.open({ dataDir: tempDir(), quotaBytes: 2 * MiB, ttlMs: 60_000, now: () => now });
+    const store = await openStore(tempDir(), CacheSection.parse({ quota: 2 * MiB, ttl: '60s' }), () => now);
     const partial = await store.ensure(id(7), 'http://o/7', undefined);
     await store.setShape(partial, { contentLength: 4 * MiB, pieceSize: MiB });
     await store.write(partial, 0, Buffer.alloc(MiB, 1));
@@ -108,11 +138,11 @@ describe('piece store', () => {
     assert.deepEqual(await store.gc(), [id(8)]);
     now += 120_000;
     assert.deepEqual(await store.gc(), [id(7)]);
-    await store.close();
+    await store.stop();
   });
 
   test('content written after completion (a hard-linked output edited in place) is detected and refetched', async () => {
-    const store = await PieceStore.open({ dataDir: tempDir() });
+    const store = await openStore(tempDir());
     const task = await store.ensure(id(6), 'http://o/6', undefined);
     await fill(store, task, 3);
     assert.equal(await store.checkIntact(task), 0);
@@ -124,11 +154,11 @@ describe('piece store', () => {
     assert.equal(await store.checkIntact(task), 1);
     assert.equal(task.complete, false);
     assert.deepEqual([...task.digests.keys()].sort(), [0, 2]);
-    await store.close();
+    await store.stop();
   });
 
   test('a changed shape drops the pieces held; a learned length keeps them', async () => {
-    const store = await PieceStore.open({ dataDir: tempDir() });
+    const store = await openStore(tempDir());
     const task = await store.ensure(id(5), 'http://o/5', undefined);
     await store.setShape(task, { contentLength: undefined, pieceSize: MiB });
     await store.write(task, 0, Buffer.alloc(MiB, 1));
@@ -138,6 +168,6 @@ describe('piece store', () => {
     await store.setShape(task, { contentLength: 3 * MiB, pieceSize: MiB });
     assert.equal(task.digests.size, 0);
     await assert.rejects(store.setShape(task, { contentLength: 10, pieceSize: 3 }), ShoalError);
-    await store.close();
+    await store.stop();
   });
 });

@@ -177,8 +177,9 @@ class ShoalDaemon extends Service implements Daemon {
     const cas = [sourceCa, ...this.#upstreams.map((u) => u.ca)].filter((c): c is string => c !== undefined);
     const source = createHttpSource(s.source, { ...(cas.length === 0 ? {} : { ca: cas.join('\n') }), logger: this.#log });
     this.#source = source;
-    const store = await PieceStore.open({ dataDir: this.#dataDir, quotaBytes: s.cache.quota, ttlMs: s.cache.ttl, logger: this.#log });
+    const store = new PieceStore({ dataDir: this.#dataDir, cache: s.cache, logger: this.#log });
     this.#store = store;
+    await store.start();
 
     const listen = splitHostPort(s.listen);
     this.#upload = await this.#run(
@@ -272,7 +273,7 @@ class ShoalDaemon extends Service implements Daemon {
     const front = this.#components.filter((c) => !inOrder.includes(c as never));
     for (const c of [...front.reverse(), ...inOrder]) if (c !== undefined) await this.#end(c);
     await this.#source?.close().catch(() => undefined);
-    await this.#store?.close().catch(() => undefined);
+    await this.#store?.stop();
     this.#log.info('daemon stopped');
   }
 

@@ -71,7 +71,7 @@ export class Downloads extends Service implements DownloadService {
     entry.waiters++;
     const release = (): void => {
       entry.waiters--;
-      if (entry.waiters <= 0 && !entry.pinned) entry.download.cancel(new ShoalError('ABORTED', 'no caller is waiting for this task'));
+      if (entry.waiters <= 0 && !entry.pinned) void entry.download.destroy(new ShoalError('ABORTED', 'no caller is waiting for this task'));
     };
     const done = new Promise<DownloadedContent>((resolve, reject) => {
       const onAbort = (): void => {
@@ -133,7 +133,7 @@ export class Downloads extends Service implements DownloadService {
 
   /** Cancels every download (pieces held are kept) and waits for them to let go of the store. */
   protected async onStop(): Promise<void> {
-    for (const { download } of this.#active.values()) download.cancel(new ShoalError('ABORTED', 'daemon stopping'));
+    for (const { download } of this.#active.values()) void download.destroy(new ShoalError('ABORTED', 'daemon stopping'));
     await Promise.allSettled([...this.#active.values()].map((e) => e.download.done));
   }
 
@@ -149,15 +149,7 @@ export class Downloads extends Service implements DownloadService {
       hostId: d.hostId(),
       peerId: this.peerId(spec.taskId),
       seed: d.seed,
-      limits: {
-        maxInflight: d.settings.concurrentPieces,
-        perParent: d.settings.perParent,
-        stallMs: d.settings.pieceTimeout,
-        scheduleTimeoutMs: d.settings.scheduleTimeout,
-        starvationMs: d.settings.starvationTimeout,
-        protocol: d.settings.protocol,
-        askAhead: d.settings.askAhead,
-      },
+      settings: d.settings,
       logger: d.logger,
     });
     const entry: Entry = { download, waiters: 0, pinned: false };

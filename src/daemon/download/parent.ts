@@ -2,15 +2,16 @@
  * A parent peer as the child sees it: kept-alive connections to its upload
  * server (binary piece protocol by default, ./piece-channel.ts; or HTTP through
  * an undici Pool), the pieces it announced, and how it has behaved.
- * `fetchPiece` downloads one piece into memory and checks its SHA-256 before
- * anything is written, so a liar's bytes never reach the content file.
+ * `fetchPiece` downloads one piece into memory and verifies it
+ * (../storage/verify.ts) before anything is written, so a liar's bytes never
+ * reach the content file.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { Pool } from 'undici';
 import { ShoalError } from '../../common/errors.js';
 import { inStripes, isStriped } from '../../common/stripes.js';
-import { MAX_PIPELINE } from '../upload/wire.js';
+import { MAX_PIPELINE } from '../../common/wire.js';
+import { verifyPiece } from '../storage/verify.js';
 import { PieceChannel, PieceLengthError } from './piece-channel.js';
 
 /** How a child talks to its parents: the binary piece protocol, or HTTP/1.1 (the baseline). */
@@ -136,8 +137,7 @@ export interface FetchPieceOptions {
 /** Fetches and verifies one piece; throws CorruptPieceError, ShoalError('BUSY'|'PIECE_NOT_FOUND'|'PEER_FAILED'). */
 export async function fetchPiece(parent: ParentConn, options: FetchPieceOptions): Promise<FetchedPiece> {
   const fetched = parent.protocol === 'tcp' ? await fetchOverChannel(parent, options) : await fetchOverHttp(parent, options);
-  const actual = createHash('sha256').update(fetched.data).digest();
-  if (!timingSafeEqual(actual, options.digest)) {
+  if (!verifyPiece(fetched.data, options.digest)) {
     throw new CorruptPieceError(`piece ${options.piece} from parent ${parent.info.peerId} failed its SHA-256 check`);
   }
   return fetched;

@@ -2,10 +2,15 @@
  * One task's AnnouncePeer stream, re-opened (and re-registered with what the
  * peer holds) whenever it breaks, so a scheduler restart costs a download
  * nothing but a short pause in new parent assignments.
+ *
+ * Lifecycle (common/lifecycle.ts): `start()` opens the stream; `stop()` ends
+ * it after the messages queued (finished, failed) are sent, waiting
+ * STOP_GRACE_MS at most; `destroy()` ends it at once.
  */
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { PeerRequestSchema, type PeerRequest, type PeerResponse, type RegisterPeer } from '../../gen/shoal/v1/scheduler_pb.js';
 import { AsyncQueue } from '../../common/async-queue.js';
+import { Service, drainWithin } from '../../common/lifecycle.js';
 import type { Logger } from '../../common/log.js';
 import { reconnectDelay, sleep, type SchedulerClient } from '../scheduler-link.js';
 
@@ -19,7 +24,11 @@ export interface PeerSessionOptions {
   logger: Logger;
 }
 
-export class PeerSession {
+/** How long stop() waits for the queued messages to be sent. */
+const STOP_GRACE_MS = 2000;
+
+export class PeerSession extends Service {
+  protected readonly serviceName = 'peer session';
   readonly #options: PeerSessionOptions;
   readonly #abort = new AbortController();
   #queue: AsyncQueue<PeerRequest> | undefined;
@@ -27,11 +36,20 @@ export class PeerSession {
   #closing = false;
 
   constructor(options: PeerSessionOptions) {
+    super();
     this.#options = options;
   }
 
-  start(): void {
-    this.#loop ??= this.#run();
+  protected async onStart(): Promise<void> {
+    this.#loop = this.#run();
+  }
+
+  protected async onStop(): Promise<void> {
+    this.#closing = true;
+    this.#queue?.end();
+    await drainWithin(this.#loop!, STOP_GRACE_MS, this.destroyed);
+    this.#abort.abort();
+    await this.#loop;
   }
 
   /** Sends a message on the current stream; lost if the stream is down (re-register carries the state). */
@@ -67,19 +85,5 @@ export class PeerSession {
       reconnect = true;
       await sleep(reconnectDelay(attempt++), this.#abort.signal);
     }
-  }
-
-  /** Ends the stream after the queued messages (finished/failed) are sent. */
-  async close(): Promise<void> {
-    this.#closing = true;
-    this.#queue?.end();
-    const timer = setTimeout(() => this.#abort.abort(), 2000);
-    await this.#loop;
-    clearTimeout(timer);
-  }
-
-  destroy(): void {
-    this.#closing = true;
-    this.#abort.abort();
   }
 }

@@ -1,5 +1,5 @@
 /**
- * One binary-protocol connection to a parent (../upload/wire.ts), carrying up
+ * One binary-protocol connection to a parent (../../common/wire.ts), carrying up
  * to `depth` pipelined requests: one TCP flow per parent keeps its link full
  * without the drops and retransmissions of several flows competing in a
  * shaped queue. The socket reads straight into the caller's piece buffer
@@ -10,7 +10,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { ShoalError } from '../../common/errors.js';
-import { MAX_MESSAGE, PREFACE, RESPONSE_HEADER_SIZE, Status, encodeRequest, FLAG_TASK_COMPLETE } from '../upload/wire.js';
+import { MAX_MESSAGE, PREFACE, RESPONSE_HEADER_SIZE, Status, encodeRequest, FLAG_TASK_COMPLETE } from '../../common/wire.js';
 
 export interface ChannelAnswer {
   /** The parent held the whole task when it answered. */

@@ -1,14 +1,15 @@
 /**
  * Back to source: streams the pieces a peer lacks from the origin, cutting
- * the byte stream into pieces, hashing each (these digests become the task's
- * authoritative ones) and storing it. Resumes from what is held: one Range
+ * the byte stream into pieces, hashing each (../storage/verify.ts; these
+ * digests become the task's authoritative ones) and storing it. Resumes from what is held: one Range
  * request per run of missing pieces.
  */
-import { createHash } from 'node:crypto';
 import { ShoalError } from '../../common/errors.js';
 import { pieceCount, pieceSizeFor } from '../../common/pieces.js';
 import type { HttpSource } from '../source/http-source.js';
-import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
+import type { PieceStore } from '../storage/store.js';
+import type { StoredTask, TaskShape } from '../storage/stored-task.js';
+import { pieceDigest } from '../storage/verify.js';
 import { redactUrl } from '../../common/ids.js';
 
 export interface SourceFetchOptions {
@@ -97,7 +98,7 @@ async function streamRun(options: SourceFetchOptions, first: number, end: number
   const flush = async (length: number): Promise<void> => {
     if (!options.isHeld(n)) {
       const piece = buffer.subarray(0, length);
-      const digest = createHash('sha256').update(piece).digest();
+      const digest = pieceDigest(piece);
       await store.write(task, n * pieceSize, piece);
       if (store.commitPiece(task, n, digest)) options.onPiece(n, digest, length);
     }

@@ -1,62 +1,36 @@
 /**
  * One task's download on this host: registers with the scheduler, fetches
- * pieces from the parents it is given (rarest first, several at once, each
- * verified before it is stored), or from the origin when told to, and
- * finishes when every piece is held. Pieces are served to other peers the
- * moment they are stored.
+ * pieces from the parents it is given (./peer-fetches.ts), or from the
+ * origin when told to (./source-fetch.ts), and finishes when every piece is
+ * held (./finish-task.ts). Pieces are served to other peers the moment they
+ * are stored. `done` settles with the outcome.
+ *
+ * Lifecycle (common/lifecycle.ts): `start()` begins (it does not reject: a
+ * download that cannot begin fails `done`); `stop()` cancels it, `done`
+ * failing with ABORTED; `destroy(err)` cancels it failing `done` with `err`.
+ * Either way the pieces held are kept, the scheduler is not told the task
+ * failed, and the scheduler stream ends once its last messages are sent.
+ * Both are idempotent, and no-ops once `done` settled.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { create } from '@bufbuild/protobuf';
-import { RegisterPeerSchema, type PeerResponse, type RegisterPeer, type TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
-import { ShoalError, isErrorCode, toShoalError } from '../../common/errors.js';
+import type { RegisterPeer, TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
+import type { DownloadSettings } from '../../common/config/schema.js';
+import { ShoalError, toShoalError } from '../../common/errors.js';
+import type { Lifecycle } from '../../common/lifecycle.js';
 import type { Logger } from '../../common/log.js';
-import { packDigests, pieceCount, pieceRange, unpackDigests } from '../../common/pieces.js';
+import { pieceCount } from '../../common/pieces.js';
 import type { SchedulerClient } from '../scheduler-link.js';
 import type { HttpSource } from '../source/http-source.js';
-import type { PieceStore, StoredTask, TaskShape } from '../storage/store.js';
-import { verifyContentDigest } from './content-digest.js';
-import { BufferPool } from '../../common/buffer-pool.js';
-import { CorruptPieceError, ParentConn, fetchPiece, type DataProtocol, type ParentInfo } from './parent.js';
+import type { PieceStore } from '../storage/store.js';
+import type { StoredTask, TaskShape } from '../storage/stored-task.js';
+import { finishTask } from './finish-task.js';
+import { PeerFetches } from './peer-fetches.js';
 import { PeerSession } from './peer-session.js';
+import { PieceWaiters } from './piece-waiters.js';
 import { PieceReporter } from './reporter.js';
+import { readResponse, registerMessage, report, type SchedulerOrder } from './scheduler-messages.js';
 import { fetchFromSource } from './source-fetch.js';
 import { TaskStats } from './task-stats.js';
-import { redactUrl } from '../../common/ids.js';
-
-export interface DownloadLimits {
-  /** Pieces in flight for one task. */
-  maxInflight: number;
-  /** Pieces in flight from one parent (also its connection count). */
-  perParent: number;
-  /** A parent that sends nothing for this long loses the piece. */
-  stallMs: number;
-  /** With no scheduler stream for this long and nothing to fetch from, go to the origin. */
-  scheduleTimeoutMs: number;
-  /**
-   * Ask the scheduler for other parents after this long without progress.
-   * Long enough for a pipeline to reach a waiting peer (lab: 3 s made late
-   * peers attach past the child limits and halved their parents' rates).
-   */
-  starvationMs: number;
-  /** How pieces are fetched from parents. */
-  protocol: DataProtocol;
-  /**
-   * Ask parents still fetching for the pieces they are about to get
-   * (#askAhead). Off by default: no gain measured in the lab, and a chain
-   * under heavy loss recovered far more slowly with it (docs/benchmarks.md).
-   */
-  askAhead: boolean;
-}
-
-export const DEFAULT_LIMITS: DownloadLimits = {
-  maxInflight: 16,
-  perParent: 8,
-  stallMs: 10_000,
-  scheduleTimeoutMs: 15_000,
-  starvationMs: 10_000,
-  protocol: 'tcp',
-  askAhead: false,
-};
 
 export interface TaskDownloadOptions {
   spec: TaskSpec;
@@ -67,37 +41,26 @@ export interface TaskDownloadOptions {
   hostId: string;
   peerId: string;
   seed: boolean;
-  limits: DownloadLimits;
+  settings: DownloadSettings;
   logger: Logger;
 }
 
-type From = 'source' | 'peer' | 'seed';
+/** How often the download checks for starvation and an unreachable scheduler. */
+const TICK_MS = 500;
 
-/** Pieces asked of one parent before it holds them (#askAhead). */
-const AHEAD_PER_PARENT = 4;
-/** A parent that was not fetching a piece asked ahead is not asked ahead again for this long. */
-const AHEAD_BACKOFF_MS = 100;
-
-/** Piece buffers shared by every download in the process. */
-const pieceBuffers = new BufferPool();
-
-export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
+export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implements Lifecycle {
   readonly id: string;
   readonly spec: TaskSpec;
   readonly stats: TaskStats;
   readonly done: Promise<StoredTask>;
-  readonly #o: TaskDownloadOptions;
+  readonly #options: TaskDownloadOptions;
   readonly #log: Logger;
+  /** Aborted when the download ends, whatever the outcome: every fetch stops. */
   readonly #abort = new AbortController();
-  readonly #parents = new Map<string, ParentConn>();
-  readonly #blocked = new Set<string>();
-  /** Authoritative digests from the scheduler, for pieces we do not hold yet. */
-  readonly #digests = new Map<number, Buffer>();
-  readonly #inflight = new Map<number, Array<{ parent: ParentConn; controller: AbortController; started: number }>>();
-  /** Uploads waiting for a piece this download is fetching (wire.ts FLAG_WAIT): released when its fetch ends. */
-  readonly #fetchWaiters = new Map<number, Array<() => void>>();
+  readonly #waiters = new PieceWaiters();
   readonly #reporter: PieceReporter;
   #task: StoredTask | undefined;
+  #peers: PeerFetches | undefined;
   #session: PeerSession | undefined;
   #sourceRunning = false;
   #settled = false;
@@ -109,12 +72,14 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
   #timer: NodeJS.Timeout | undefined;
   #connectedOnce = false;
   readonly #startedAt = Date.now();
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
 
   constructor(options: TaskDownloadOptions) {
     super();
     // One listener per piece in flight.
     setMaxListeners(256, this.#abort.signal);
-    this.#o = options;
+    this.#options = options;
     this.id = options.spec.taskId;
     this.spec = options.spec;
     this.#log = options.logger.child({ task: this.id.slice(0, 12) });
@@ -124,43 +89,27 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
       this.#reject = reject;
     });
     this.done.catch(() => undefined);
-    this.#reporter = new PieceReporter((numbers, digests) =>
-      this.#session?.send({ case: 'pieces', value: { numbers, digests } }),
-    );
+    this.#reporter = new PieceReporter((numbers, digests) => this.#session?.send(report.pieces(numbers, digests)));
   }
 
-  async start(): Promise<void> {
-    try {
-      const task = await this.#o.store.ensure(this.id, this.spec.url, this.spec.digest === '' ? undefined : this.spec.digest);
-      this.#task = task;
-      this.#unpin = this.#o.store.pin(task);
-      if (task.complete) await this.#o.store.checkIntact(task);
-      if (task.complete) {
-        this.stats.fromCache(task.heldBytes);
-        this.#o.store.touch(task);
-        this.#settle(task);
-        return;
-      }
-      this.stats.setShape(task.shape, task.digests.size, task.heldBytes);
-      if (this.#o.client === undefined) {
-        this.#goToSource('no scheduler configured');
-        return;
-      }
-      this.#session = new PeerSession({
-        client: this.#o.client,
-        register: (reconnect) => this.#register(reconnect),
-        onResponse: (response) => this.#onResponse(response),
-        onConnection: (up) => {
-          if (up) this.#connectedOnce = true;
-          if (up) this.#log.debug('scheduler stream up');
-        },
-        logger: this.#log,
-      });
-      this.#session.start();
-      this.#timer = setInterval(() => this.#tick(), 500);
-    } catch (err) {
-      this.#fail(toShoalError(err, 'STORAGE'));
+  start(): Promise<void> {
+    if (this.#stopping !== undefined && this.#starting === undefined) {
+      return Promise.reject(new ShoalError('USAGE', 'the task download was stopped; create a new one'));
     }
+    this.#starting ??= this.#begin();
+    return this.#starting;
+  }
+
+  stop(): Promise<void> {
+    return this.#end(new ShoalError('ABORTED', 'download stopped'));
+  }
+
+  destroy(err?: unknown): Promise<void> {
+    return this.#end(err === undefined ? new ShoalError('ABORTED', 'download destroyed') : toShoalError(err));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 
   /**
@@ -171,83 +120,111 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
   whenFetched(n: number): Promise<void> | undefined {
     const task = this.#task;
     if (this.#settled || task === undefined || task.has(n)) return undefined;
-    if (!this.#inflight.has(n) && !(this.#sourceRunning && n < this.#pieceTotal())) return undefined;
-    return new Promise<void>((resolve) => {
-      const list = this.#fetchWaiters.get(n) ?? [];
-      list.push(resolve);
-      this.#fetchWaiters.set(n, list);
-    });
+    const fetching = this.#peers?.fetching(n) === true || (this.#sourceRunning && n < this.#pieceTotal());
+    return fetching ? this.#waiters.wait(n) : undefined;
   }
 
-  /** Pieces in the task, 0 while its length is unknown. */
-  #pieceTotal(): number {
-    const shape = this.#task?.shape;
-    return shape?.contentLength === undefined ? 0 : pieceCount(shape.contentLength, shape.pieceSize);
-  }
-
-  #releaseWaiters(n: number): void {
-    const list = this.#fetchWaiters.get(n);
-    if (list === undefined) return;
-    this.#fetchWaiters.delete(n);
-    for (const resolve of list) resolve();
-  }
-
-  /** Cancels the download (the daemon is stopping, or nobody waits any more). Pieces held are kept. */
-  cancel(reason: ShoalError): void {
+  #end(reason: ShoalError): Promise<void> {
     this.#fail(reason, false);
+    this.#stopping ??= (async () => {
+      await this.#starting;
+      await this.#session?.stop();
+    })();
+    return this.#stopping;
   }
 
-  #register(reconnect: boolean): RegisterPeer {
-    const task = this.#task!;
-    const numbers = [...task.digests.keys()];
-    return create(RegisterPeerSchema, {
-      peerId: this.#o.peerId,
-      hostId: this.#o.hostId,
-      task: this.spec,
-      ...(task.shape === undefined ? {} : { metadata: shapeMessage(task.shape) }),
-      pieces: numbers,
-      digests: this.#sourceRunning || this.#o.seed ? packDigests(numbers.map((n) => task.digests.get(n)!)) : new Uint8Array(0),
-      backToSource: this.#sourceRunning,
-      reconnect,
+  async #begin(): Promise<void> {
+    const { store, client } = this.#options;
+    try {
+      const task = await store.ensure(this.id, this.spec.url, this.spec.digest === '' ? undefined : this.spec.digest);
+      if (this.#settled) return;
+      this.#task = task;
+      this.#unpin = store.pin(task);
+      if (task.complete) await store.checkIntact(task);
+      if (this.#settled) return;
+      if (task.complete) {
+        this.stats.fromCache(task.heldBytes);
+        store.touch(task);
+        this.#settle(task);
+        return;
+      }
+      this.stats.setShape(task.shape, task.digests.size, task.heldBytes);
+      if (client === undefined) {
+        this.#goToSource('no scheduler configured');
+        return;
+      }
+      this.#peers = this.#peerFetches(task);
+      this.#session = new PeerSession({
+        client,
+        register: (reconnect) => this.#register(task, reconnect),
+        onResponse: (response) => {
+          const order = readResponse(response);
+          if (order !== undefined && !this.#settled) this.#obey(order);
+        },
+        onConnection: (up) => {
+          if (!up) return;
+          this.#connectedOnce = true;
+          this.#log.debug('scheduler stream up');
+        },
+        logger: this.#log,
+      });
+      void this.#session.start();
+      this.#timer = setInterval(() => this.#tick(), TICK_MS);
+    } catch (err) {
+      this.#fail(toShoalError(err, 'STORAGE'));
+    }
+  }
+
+  #peerFetches(task: StoredTask): PeerFetches {
+    return new PeerFetches({
+      taskId: this.id,
+      task,
+      store: this.#options.store,
+      settings: this.#options.settings,
+      stats: this.stats,
+      signal: this.#abort.signal,
+      canFetch: () => !this.#settled && !this.#finishing && !this.#sourceRunning,
+      onStored: (n, digest, length, from) => {
+        this.#stored(n, digest, length, from);
+        this.#checkDone();
+      },
+      onFetchEnded: (n) => {
+        if (!this.#sourceRunning) this.#waiters.release(n);
+      },
+      onParentFailed: (parent, reason, corrupt) => this.#session?.send(report.parentFailed(parent.info.peerId, reason, corrupt)),
+      onFatal: (err) => this.#fail(err),
+      logger: this.#log,
     });
   }
 
-  #onResponse(response: PeerResponse): void {
-    if (this.#settled) return;
-    const r = response.response;
-    switch (r.case) {
+  #register(task: StoredTask, reconnect: boolean): RegisterPeer {
+    const { peerId, hostId, seed } = this.#options;
+    const backToSource = this.#sourceRunning;
+    return registerMessage({ peerId, hostId, spec: this.spec, task, withDigests: backToSource || seed, backToSource, reconnect });
+  }
+
+  #obey(order: SchedulerOrder): void {
+    switch (order.kind) {
       case 'backToSource':
-        this.#goToSource(r.value.reason);
+        this.#goToSource(order.reason);
         break;
       case 'parents':
-        this.#setParents(r.value.parents);
+        this.#peers?.setParents(order.parents);
         break;
-      case 'metadata':
-        void this.#learnShape({
-          contentLength: r.value.contentLength === undefined ? undefined : Number(r.value.contentLength),
-          pieceSize: r.value.pieceSize,
-        });
+      case 'shape':
+        void this.#learnShape(order.shape);
         break;
-      case 'digests': {
-        for (const [n, digest] of unpackDigests(r.value.numbers, r.value.digests) ?? []) this.#digests.set(n, digest);
-        this.#pump();
+      case 'digests':
+        this.#peers?.learnDigests(order.digests);
         break;
-      }
-      case 'parentPieces': {
-        const parent = this.#parents.get(r.value.peerId);
-        if (parent !== undefined) for (const n of r.value.numbers) parent.pieces.add(n);
-        this.#pump();
+      case 'parentPieces':
+        this.#peers?.parentHas(order.peerId, order.numbers);
         break;
-      }
       case 'complete':
         this.#checkDone();
         break;
-      case 'failed': {
-        const code = isErrorCode(r.value.code) ? r.value.code : 'SOURCE_STATUS';
-        this.#fail(new ShoalError(code, r.value.message, r.value.status > 0 ? { sourceStatus: r.value.status } : {}), false);
-        break;
-      }
-      default:
+      case 'failed':
+        this.#fail(order.error, false);
         break;
     }
   }
@@ -256,34 +233,18 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     const task = this.#task!;
     if (this.#sourceRunning || shape.pieceSize <= 0) return;
     try {
-      await this.#o.store.setShape(task, shape);
+      await this.#options.store.setShape(task, shape);
       this.stats.setShape(task.shape, task.digests.size, task.heldBytes);
-      this.#pump();
+      this.#peers?.pump();
     } catch (err) {
       this.#fail(toShoalError(err, 'SOURCE_PROTOCOL'));
     }
   }
 
-  #setParents(list: readonly ParentInfo[]): void {
-    const wanted = new Set(list.map((p) => p.peerId));
-    for (const [id, parent] of this.#parents) {
-      if (!wanted.has(id)) {
-        this.#parents.delete(id);
-        if (parent.inflight === 0) parent.close();
-      }
-    }
-    for (const info of list) {
-      if (this.#blocked.has(info.peerId)) continue;
-      const known = this.#parents.get(info.peerId);
-      if (known !== undefined) {
-        known.setStripes(info.stripes ?? 0, info.stripeMask ?? 0);
-        continue;
-      }
-      const { peerId, hostId, ip, port, seed } = info;
-      const parent = new ParentConn({ peerId, hostId, ip, port, seed, stripes: info.stripes ?? 0, stripeMask: info.stripeMask ?? 0 }, this.#o.limits.perParent, this.#o.limits.protocol);
-      this.#parents.set(peerId, parent);
-    }
-    this.#pump();
+  /** Pieces in the task, 0 while its length is unknown. */
+  #pieceTotal(): number {
+    const shape = this.#task?.shape;
+    return shape?.contentLength === undefined ? 0 : pieceCount(shape.contentLength, shape.pieceSize);
   }
 
   #goToSource(reason: string): void {
@@ -294,8 +255,8 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     this.#log.info({ reason }, 'back to source');
     const task = this.#task!;
     fetchFromSource({
-      source: this.#o.source,
-      store: this.#o.store,
+      source: this.#options.source,
+      store: this.#options.store,
       task,
       url: this.spec.url,
       headers: this.spec.headers.map((h) => [h.name, h.value] as const),
@@ -304,7 +265,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
       isHeld: (n) => task.has(n),
       onShape: (shape) => {
         this.stats.setShape(shape, task.digests.size, task.heldBytes);
-        this.#session?.send({ case: 'metadata', value: { metadata: shapeMessage(shape) } });
+        this.#session?.send(report.shape(shape));
       },
       onPiece: (n, digest, length) => this.#stored(n, digest, length, 'source'),
     })
@@ -316,184 +277,29 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
       .catch((err: unknown) => this.#fail(toShoalError(err, 'SOURCE_NETWORK')));
   }
 
-  #stored(n: number, digest: Buffer, length: number, from: From): void {
+  #stored(n: number, digest: Buffer, length: number, from: 'source' | 'peer' | 'seed'): void {
     this.#lastProgress = Date.now();
-    this.#digests.delete(n);
+    this.#peers?.stored(n);
     this.stats.piece(length, from);
     this.#reporter.add(n, digest);
-    this.#releaseWaiters(n);
+    this.#waiters.release(n);
     this.emit('progress', this.stats);
   }
 
-  /** Starts piece fetches until the in-flight caps are reached. */
-  #pump(): void {
-    const task = this.#task;
-    if (this.#settled || this.#finishing || this.#sourceRunning || task?.shape?.contentLength === undefined) return;
-    const { contentLength, pieceSize } = task.shape;
-    const count = pieceCount(contentLength, pieceSize);
-    const limits = this.#o.limits;
-    const maxInflight = Math.max(2, Math.min(limits.maxInflight, Math.floor((256 * 1024 * 1024) / pieceSize)));
-    while (this.#inflight.size < maxInflight) {
-      const pick = this.#choose(count, task, false);
-      if (pick === undefined) break;
-      this.#fetch(pick.n, pick.parent, pieceRange(pick.n, contentLength, pieceSize).length);
-    }
-    // Endgame: every missing piece is in flight; ask a second holder for the oldest ones.
-    if (this.#inflight.size > 0 && task.digests.size + this.#inflight.size >= count) {
-      for (let i = 0; i < 4; i++) {
-        const pick = this.#choose(count, task, true);
-        if (pick === undefined) break;
-        this.#fetch(pick.n, pick.parent, pieceRange(pick.n, contentLength, pieceSize).length);
-      }
-    }
-    if (limits.protocol === 'tcp' && limits.askAhead) this.#askAhead(count, task, maxInflight, (n) => pieceRange(n, contentLength, pieceSize).length);
-  }
-
-  /**
-   * A chain of peers as a pipeline in the data plane: a parent still fetching
-   * is asked for the lowest pieces it lacks, which are the ones it is fetching
-   * when it takes pieces in order too (#choose), and it answers each the
-   * moment it holds it (wire.ts FLAG_WAIT) instead of after the scheduler has
-   * relayed its announcement. A parent not fetching the piece answers
-   * NOT_FOUND at once and is not asked ahead again for AHEAD_BACKOFF_MS.
-   */
-  #askAhead(count: number, task: StoredTask, maxInflight: number, lengthOf: (n: number) => number): void {
-    const now = Date.now();
-    const { perParent } = this.#o.limits;
-    for (const parent of this.#parents.values()) {
-      if (parent.aheadAfter > now || parent.busyUntil > now || parent.pieces.size >= count) continue;
-      let n = 0;
-      for (let asked = 0; asked < AHEAD_PER_PARENT && this.#inflight.size < maxInflight && parent.inflight < perParent; asked++) {
-        while (n < count && (task.has(n) || this.#inflight.has(n) || !this.#digests.has(n) || parent.pieces.has(n) || !parent.serves(n))) n++;
-        if (n >= count) break;
-        this.#fetch(n, parent, lengthOf(n), true);
-        n++;
-      }
-    }
-  }
-
-  /**
-   * Rarest missing piece with a known digest and a free holder that serves
-   * it (split trees: a parent serves its stripes only); random among equals,
-   * or the lowest with a single parent or with every parent serving stripes
-   * (a pipeline: this peer's children can then guess which pieces it is
-   * fetching, #askAhead).
-   */
-  #choose(count: number, task: StoredTask, endgame: boolean): { n: number; parent: ParentConn } | undefined {
-    const now = Date.now();
-    const free = [...this.#parents.values()].filter((p) => p.inflight < this.#o.limits.perParent && p.busyUntil <= now);
-    if (free.length === 0) return undefined;
-    const all = [...this.#parents.values()];
-    // In order from a single parent, or when each piece has one parent (split trees).
-    const start = all.length === 1 || all.every((p) => p.stripes > 1) ? 0 : Math.floor(Math.random() * count);
-    let best: { n: number; parent: ParentConn; rarity: number } | undefined;
-    for (let i = 0; i < count; i++) {
-      const n = (start + i) % count;
-      if (task.has(n) || !this.#digests.has(n)) continue;
-      const flights = this.#inflight.get(n);
-      if (endgame) {
-        if (flights === undefined || flights.length !== 1 || now - flights[0]!.started < 500) continue;
-      } else if (flights !== undefined) continue;
-      let rarity = 0;
-      let holder: ParentConn | undefined;
-      for (const p of all) {
-        if (!p.pieces.has(n) || !p.serves(n)) continue;
-        rarity++;
-        if (!free.includes(p) || flights?.some((f) => f.parent === p)) continue;
-        if (holder === undefined || p.inflight < holder.inflight || (p.inflight === holder.inflight && p.rate > holder.rate)) holder = p;
-      }
-      if (holder === undefined) continue;
-      if (best === undefined || rarity < best.rarity) best = { n, parent: holder, rarity };
-      if (rarity === 1 && !endgame) break;
-    }
-    return best;
-  }
-
-  #fetch(n: number, parent: ParentConn, length: number, ahead = false): void {
-    const task = this.#task!;
-    const controller = new AbortController();
-    const onAbort = (): void => controller.abort();
-    this.#abort.signal.addEventListener('abort', onAbort, { once: true });
-    const entry = { parent, controller, started: Date.now() };
-    const flights = this.#inflight.get(n) ?? [];
-    flights.push(entry);
-    this.#inflight.set(n, flights);
-    parent.inflight++;
-    const digest = this.#digests.get(n)!;
-    const buffer = pieceBuffers.acquire(length, task.shape!.pieceSize);
-    fetchPiece(parent, { taskId: this.id, piece: n, length, digest, stallMs: this.#o.limits.stallMs, signal: controller.signal, buffer, ahead })
-      .then(async ({ data, parentComplete }) => {
-        parent.failures = 0;
-        parent.bytes += length;
-        parent.recordRate(length, Date.now() - entry.started);
-        if (task.has(n) || this.#settled) return;
-        await this.#o.store.write(task, n * task.shape!.pieceSize, data);
-        if (!this.#o.store.commitPiece(task, n, digest)) return;
-        if (!parentComplete && !parent.info.seed) this.stats.piecesFromRunningParents++;
-        this.stats.fromParent(parent.info.peerId, length);
-        this.#stored(n, digest, length, parent.info.seed ? 'seed' : 'peer');
-        for (const other of this.#inflight.get(n) ?? []) if (other !== entry) other.controller.abort();
-        this.#checkDone();
-      })
-      .catch((err: unknown) => this.#fetchFailed(parent, n, err, controller.signal.aborted, ahead))
-      .finally(() => {
-        pieceBuffers.release(buffer);
-        this.#abort.signal.removeEventListener('abort', onAbort);
-        parent.inflight--;
-        const left = (this.#inflight.get(n) ?? []).filter((f) => f !== entry);
-        if (left.length === 0) {
-          this.#inflight.delete(n);
-          if (!this.#sourceRunning) this.#releaseWaiters(n);
-        } else this.#inflight.set(n, left);
-        if (!this.#parents.has(parent.info.peerId) && parent.inflight === 0) parent.close();
-        this.#pump();
-      });
-  }
-
-  #fetchFailed(parent: ParentConn, n: number, err: unknown, aborted: boolean, ahead: boolean): void {
-    if (aborted || this.#settled) return;
-    if (err instanceof CorruptPieceError) {
-      this.#log.warn({ parent: parent.info.peerId, piece: n, err: err.message }, 'corrupt piece; excluding parent');
-      this.stats.corruptPieces++;
-      this.#dropParent(parent, err.message, true);
-      return;
-    }
-    const code = err instanceof ShoalError ? err.code : 'PEER_FAILED';
-    if (code === 'BUSY') {
-      parent.busyUntil = Date.now() + 250;
-    } else if (code === 'PIECE_NOT_FOUND') {
-      if (ahead) parent.aheadAfter = Date.now() + AHEAD_BACKOFF_MS;
-      else parent.pieces.delete(n);
-    } else if (code === 'STORAGE') {
-      this.#fail(toShoalError(err));
-    } else {
-      parent.failures++;
-      this.#log.debug({ parent: parent.info.peerId, piece: n, err: (err as Error).message }, 'piece fetch failed');
-      if (parent.failures >= 2) this.#dropParent(parent, (err as Error).message, false);
-    }
-  }
-
-  #dropParent(parent: ParentConn, reason: string, corrupt: boolean): void {
-    this.#blocked.add(parent.info.peerId);
-    if (this.#parents.get(parent.info.peerId) === parent) this.#parents.delete(parent.info.peerId);
-    for (const flights of this.#inflight.values()) for (const f of flights) if (f.parent === parent) f.controller.abort();
-    this.#session?.send({ case: 'parentFailed', value: { parentPeerId: parent.info.peerId, reason: reason.slice(0, 500), corrupt } });
-  }
-
-  /** Periodic: ask for other parents when starving. */
+  /** Periodic: go to the origin when the scheduler never answered; ask for other parents when starving. */
   #tick(): void {
     if (this.#settled || this.#sourceRunning || this.#finishing) return;
+    const { scheduleTimeout, starvationTimeout } = this.#options.settings;
     const now = Date.now();
-    const idle = now - this.#lastProgress;
-    if (!this.#connectedOnce && this.#parents.size === 0 && now - this.#startedAt > this.#o.limits.scheduleTimeoutMs) {
+    if (!this.#connectedOnce && (this.#peers?.parentCount ?? 0) === 0 && now - this.#startedAt > scheduleTimeout) {
       this.#goToSource('scheduler unreachable');
       return;
     }
-    if (this.#inflight.size === 0 && idle > this.#o.limits.starvationMs) {
+    if ((this.#peers?.inflight ?? 0) === 0 && now - this.#lastProgress > starvationTimeout) {
       this.#lastProgress = now;
-      this.#session?.send({ case: 'reschedule', value: { reason: 'no progress' } });
+      this.#session?.send(report.reschedule('no progress'));
     }
-    this.#pump();
+    this.#peers?.pump();
   }
 
   #checkDone(): void {
@@ -507,15 +313,8 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
   async #finish(task: StoredTask): Promise<void> {
     try {
       this.#reporter.flush();
-      if (this.spec.digest !== '') {
-        const ok = await verifyContentDigest(task.path, this.spec.digest, this.#abort.signal);
-        if (!ok) {
-          await this.#o.store.invalidate(task);
-          throw new ShoalError('DIGEST_MISMATCH', `content of ${redactUrl(this.spec.url)} does not match ${this.spec.digest}`);
-        }
-      }
-      await this.#o.store.markComplete(task);
-      this.#session?.send({ case: 'finished', value: { contentLength: BigInt(task.shape!.contentLength!) } });
+      await finishTask({ store: this.#options.store, task, url: this.spec.url, digest: this.spec.digest, signal: this.#abort.signal });
+      this.#session?.send(report.finished(task.shape!.contentLength!));
       this.#settle(task);
     } catch (err) {
       this.#finishing = false;
@@ -528,32 +327,29 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> {
     this.#settled = true;
     this.stats.finish();
     this.emit('progress', this.stats);
-    this.#cleanup();
+    this.#release();
     this.#resolve(task);
   }
 
-  #fail(err: ShoalError, report = true): void {
+  /** Ends the download with `err`; `tellScheduler`: the task failed here (not when this host only gave up on it). */
+  #fail(err: ShoalError, tellScheduler = true): void {
     if (this.#settled) return;
     this.#settled = true;
     this.stats.finish(err);
     this.#log.warn({ code: err.code, err: err.message }, 'download failed');
-    if (report) this.#session?.send({ case: 'failed', value: { code: err.code, message: err.message.slice(0, 1000), status: err.sourceStatus ?? 0 } });
+    if (tellScheduler) this.#session?.send(report.failed(err));
     this.#abort.abort(err);
-    this.#cleanup();
+    this.#release();
     this.#reject(err);
   }
 
-  #cleanup(): void {
+  /** Releases every timer, waiter, connection and pin; the scheduler stream ends after its last messages. */
+  #release(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    for (const n of [...this.#fetchWaiters.keys()]) this.#releaseWaiters(n);
+    this.#waiters.releaseAll();
     this.#reporter.close();
-    for (const parent of this.#parents.values()) parent.close();
-    this.#parents.clear();
-    void this.#session?.close();
+    this.#peers?.close();
+    void this.#session?.stop();
     this.#unpin?.();
   }
-}
-
-function shapeMessage(shape: TaskShape): { contentLength?: bigint; pieceSize: number } {
-  return shape.contentLength === undefined ? { pieceSize: shape.pieceSize } : { contentLength: BigInt(shape.contentLength), pieceSize: shape.pieceSize };
 }

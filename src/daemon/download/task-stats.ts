@@ -1,6 +1,6 @@
 /** Where a task's bytes came from, and every fallback to the origin with its reason. */
 import type { ShoalError } from '../../common/errors.js';
-import type { TaskShape } from '../storage/store.js';
+import type { TaskShape } from '../storage/stored-task.js';
 import { redactUrl } from '../../common/ids.js';
 
 export interface BackToSourceEvent {

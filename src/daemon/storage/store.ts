@@ -2,18 +2,31 @@
  * The piece store: one content file per task, written at piece offsets, and
  * its metadata in SQLite. Survives restarts: verified pieces are reloaded and
  * reused. A piece counts as held only after its bytes are written and its
- * SHA-256 checked, so a crash mid-piece never serves a partial piece.
+ * SHA-256 checked (./verify.ts), so a crash mid-piece never serves a partial
+ * piece.
+ *
+ * Lifecycle (common/lifecycle.ts): `start()` creates the data directory,
+ * takes its lock (DATA_DIR_LOCKED when another process holds it), opens the
+ * metadata and loads the tasks; `stop()` lets writes in flight finish (for
+ * STOP_GRACE_MS at most), closes every file and releases the lock.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, writeSync } from 'node:fs';
-import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CacheSettings } from '../../common/config/schema.js';
 import { ShoalError } from '../../common/errors.js';
+import { Service, drainWithin } from '../../common/lifecycle.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { MAX_PIECES, isValidPieceSize, pieceCount, pieceRange } from '../../common/pieces.js';
 import { DirtyPages } from './dirty-pages.js';
+import { chooseEvictions } from './eviction.js';
 import { lockDataDir, type DirLock } from './lock.js';
-import { MetadataDb, type TaskRow } from './metadata.js';
+import { MetadataDb } from './metadata.js';
+import { StoredTask, type TaskShape } from './stored-task.js';
+import { verifyPiece } from './verify.js';
+
+// Re-exported for the store's users outside this folder.
+export { StoredTask, type TaskShape } from './stored-task.js';
 
 export interface PieceHandle {
   readonly length: number;
@@ -24,132 +37,76 @@ export interface PieceHandle {
 
 export interface PieceStoreOptions {
   dataDir: string;
-  /** Content bytes kept before least-recently-used complete tasks are evicted. 0 = no quota. */
-  quotaBytes?: number;
-  /** Complete tasks unused for this long are evicted. 0 = never. */
-  ttlMs?: number;
+  /** The quota and TTL that gc() applies (gcInterval is when its owner calls it). */
+  cache: CacheSettings;
+  /** Default: silent. */
   logger?: Logger;
+  /** The clock of last-access times and the TTL. Default: Date.now. */
   now?: () => number;
-}
-
-export interface TaskShape {
-  /** undefined while the origin has not said (chunked). */
-  contentLength: number | undefined;
-  pieceSize: number;
-}
-
-/** A task held (fully or partly) in the store. */
-export class StoredTask {
-  readonly id: string;
-  readonly url: string;
-  readonly digest: string | undefined;
-  readonly path: string;
-  shape: TaskShape | undefined;
-  complete = false;
-  lastAccess: number;
-  /** The content file's mtime when it completed (see PieceStore.checkIntact). */
-  contentMtime: number | undefined;
-  /** Verified pieces and their SHA-256. */
-  readonly digests = new Map<number, Buffer>();
-  pins = 0;
-  file: FileHandle | undefined;
-  /** Serialises writes to the content file. */
-  writeChain: Promise<void> = Promise.resolve();
-  #opening: Promise<FileHandle> | undefined;
-
-  constructor(row: Pick<TaskRow, 'id' | 'url' | 'digest' | 'last_access'>, path: string) {
-    this.id = row.id;
-    this.url = row.url;
-    this.digest = row.digest ?? undefined;
-    this.path = path;
-    this.lastAccess = row.last_access;
-  }
-
-  get pieceCount(): number | undefined {
-    if (this.shape?.contentLength === undefined) return undefined;
-    return pieceCount(this.shape.contentLength, this.shape.pieceSize);
-  }
-
-  has(n: number): boolean {
-    return this.digests.has(n);
-  }
-
-  /** Bytes held on disk (verified pieces). */
-  get heldBytes(): number {
-    if (this.shape === undefined) return 0;
-    const { contentLength, pieceSize } = this.shape;
-    if (contentLength === undefined) return this.digests.size * pieceSize;
-    let bytes = 0;
-    for (const n of this.digests.keys()) bytes += pieceRange(n, contentLength, pieceSize).length;
-    return bytes;
-  }
-
-  async handle(): Promise<FileHandle> {
-    if (this.file !== undefined) return this.file;
-    this.#opening ??= open(this.path, 'a+').then(async (fh) => {
-      await fh.close();
-      const rw = await open(this.path, 'r+');
-      this.file = rw;
-      return rw;
-    });
-    return this.#opening;
-  }
-
-  async closeFile(): Promise<void> {
-    const fh = this.file ?? (this.#opening === undefined ? undefined : await this.#opening.catch(() => undefined));
-    this.file = undefined;
-    this.#opening = undefined;
-    await fh?.close().catch(() => undefined);
-  }
 }
 
 /** Bytes per synchronous write (see PieceStore.write). */
 const WRITE_CHUNK = 64 * 1024;
+/** How long stop() waits for writes in flight. */
+const STOP_GRACE_MS = 5000;
 const dirtyPages = new DirtyPages();
 
-export class PieceStore {
+export class PieceStore extends Service {
+  protected readonly serviceName = 'piece store';
   readonly dataDir: string;
-  readonly #db: MetadataDb;
-  readonly #lock: DirLock;
   readonly #tasks = new Map<string, StoredTask>();
-  readonly #quota: number;
-  readonly #ttl: number;
+  readonly #cache: CacheSettings;
   readonly #log: Logger;
   readonly #now: () => number;
-  #closed = false;
+  #lock: DirLock | undefined;
+  /** Set while the store is open (between start() and stop()). */
+  #db: MetadataDb | undefined;
 
-  private constructor(options: PieceStoreOptions, db: MetadataDb, lock: DirLock) {
+  constructor(options: PieceStoreOptions) {
+    super();
     this.dataDir = options.dataDir;
-    this.#db = db;
-    this.#lock = lock;
-    this.#quota = options.quotaBytes ?? 0;
-    this.#ttl = options.ttlMs ?? 0;
+    this.#cache = options.cache;
     this.#log = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
   }
 
-  static async open(options: PieceStoreOptions): Promise<PieceStore> {
-    const dir = options.dataDir;
+  protected async onStart(): Promise<void> {
+    const dir = this.dataDir;
     try {
       mkdirSync(join(dir, 'content'), { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new ShoalError('STORAGE', `cannot create data directory ${dir}: ${(err as Error).message}`, { cause: err });
     }
-    const lock = lockDataDir(dir);
+    this.#lock = lockDataDir(dir);
+    const dbPath = join(dir, 'metadata.db');
     let db: MetadataDb;
     try {
-      db = new MetadataDb(join(dir, 'metadata.db'));
+      db = new MetadataDb(dbPath);
     } catch (err) {
-      lock.release();
-      throw new ShoalError('STORAGE', `cannot open ${join(dir, 'metadata.db')}: ${(err as Error).message}`, { cause: err });
+      throw new ShoalError('STORAGE', `cannot open ${dbPath}: ${(err as Error).message}`, { cause: err });
     }
-    const store = new PieceStore(options, db, lock);
-    await store.#load();
-    return store;
+    this.#db = db;
+    await this.#load(db);
   }
 
-  async #load(): Promise<void> {
-    for (const row of this.#db.allTasks()) {
+  protected async onStop(): Promise<void> {
+    const writes = Promise.all([...this.#tasks.values()].map((t) => t.writeChain));
+    await drainWithin(writes, STOP_GRACE_MS, this.destroyed);
+    const db = this.#db;
+    this.#db = undefined;
+    for (const task of this.#tasks.values()) await task.closeFile();
+    db?.close();
+    this.#lock?.release();
+  }
+
+  /** The metadata, while the store is open. */
+  get #meta(): MetadataDb {
+    if (this.#db === undefined) throw new ShoalError('STORAGE', `the piece store is ${this.state === 'idle' || this.state === 'starting' ? 'not started' : 'closed'}`);
+    return this.#db;
+  }
+
+  async #load(db: MetadataDb): Promise<void> {
+    for (const row of db.allTasks()) {
       const task = new StoredTask(row, this.contentPath(row.id));
       if (row.piece_size !== null) {
         task.shape = { contentLength: row.content_length ?? undefined, pieceSize: row.piece_size };
@@ -157,10 +114,10 @@ export class PieceStore {
       const size = await stat(task.path).then((s) => s.size, () => -1);
       if (size < 0) {
         // The content file is gone: the metadata is worthless.
-        this.#db.deleteTask(row.id);
+        db.deleteTask(row.id);
         continue;
       }
-      for (const piece of this.#db.pieces(row.id)) task.digests.set(piece.number, piece.digest);
+      for (const piece of db.pieces(row.id)) task.digests.set(piece.number, piece.digest);
       task.complete = row.state === 'complete' && task.pieceCount === task.digests.size;
       task.contentMtime = row.content_mtime ?? undefined;
       this.#tasks.set(task.id, task);
@@ -182,14 +139,14 @@ export class PieceStore {
 
   /** Returns the task, creating its record (and content file) if absent. */
   async ensure(id: string, url: string, digest: string | undefined): Promise<StoredTask> {
-    this.#assertOpen();
+    const db = this.#meta;
     let task = this.#tasks.get(id);
     if (task !== undefined) return task;
     const now = this.#now();
     task = new StoredTask({ id, url, digest: digest ?? null, last_access: now }, this.contentPath(id));
     try {
       mkdirSync(join(this.dataDir, 'content', id.slice(0, 3)), { recursive: true, mode: 0o700 });
-      this.#db.insertTask(id, url, digest ?? null, now);
+      db.insertTask(id, url, digest ?? null, now);
       await task.handle();
     } catch (err) {
       throw new ShoalError('STORAGE', `cannot create task ${id}: ${(err as Error).message}`, { cause: err });
@@ -220,10 +177,10 @@ export class PieceStore {
       this.#log.warn({ task: task.id, old, shape }, 'task shape changed; dropping its pieces');
       task.digests.clear();
       task.complete = false;
-      this.#db.clearPieces(task.id);
+      this.#meta.clearPieces(task.id);
     }
     task.shape = shape;
-    this.#db.setShape(task.id, shape.contentLength ?? null, shape.pieceSize);
+    this.#meta.setShape(task.id, shape.contentLength ?? null, shape.pieceSize);
     if (shape.contentLength !== undefined) {
       const fh = await task.handle();
       await fh.truncate(shape.contentLength).catch((err: unknown) => {
@@ -272,7 +229,7 @@ export class PieceStore {
   /** Marks a piece verified and held. Returns false if it was already held. */
   commitPiece(task: StoredTask, n: number, digest: Buffer): boolean {
     if (task.digests.has(n)) return false;
-    this.#db.insertPiece(task.id, n, digest);
+    this.#meta.insertPiece(task.id, n, digest);
     task.digests.set(n, digest);
     return true;
   }
@@ -284,9 +241,9 @@ export class PieceStore {
     }
     task.complete = true;
     task.lastAccess = this.#now();
-    this.#db.setState(task.id, 'complete', task.lastAccess);
+    this.#meta.setState(task.id, 'complete', task.lastAccess);
     task.contentMtime = await stat(task.path).then((s) => s.mtimeMs, () => undefined);
-    this.#db.setContentMtime(task.id, task.contentMtime ?? null);
+    this.#meta.setContentMtime(task.id, task.contentMtime ?? null);
   }
 
   /**
@@ -305,26 +262,25 @@ export class PieceStore {
     for (const [n, digest] of task.digests) {
       const range = pieceRange(n, contentLength!, pieceSize);
       const { bytesRead } = await fh.read(buf, 0, range.length, range.offset);
-      const actual = createHash('sha256').update(buf.subarray(0, bytesRead)).digest();
-      if (bytesRead !== range.length || !actual.equals(digest)) bad.push(n);
+      if (bytesRead !== range.length || !verifyPiece(buf.subarray(0, bytesRead), digest)) bad.push(n);
     }
     if (bad.length === 0) {
       task.contentMtime = mtime;
-      this.#db.setContentMtime(task.id, mtime ?? null);
+      this.#meta.setContentMtime(task.id, mtime ?? null);
       return 0;
     }
     this.#log.warn({ task: task.id, pieces: bad.length }, 'cached content was modified; refetching those pieces');
     task.complete = false;
     for (const n of bad) task.digests.delete(n);
-    this.#db.clearPieces(task.id);
-    for (const [n, digest] of task.digests) this.#db.insertPiece(task.id, n, digest);
-    this.#db.setState(task.id, 'running', this.#now());
+    this.#meta.clearPieces(task.id);
+    for (const [n, digest] of task.digests) this.#meta.insertPiece(task.id, n, digest);
+    this.#meta.setState(task.id, 'running', this.#now());
     return bad.length;
   }
 
   touch(task: StoredTask): void {
     task.lastAccess = this.#now();
-    this.#db.touch(task.id, task.lastAccess);
+    this.#meta.touch(task.id, task.lastAccess);
   }
 
   pin(task: StoredTask): () => void {
@@ -360,8 +316,8 @@ export class PieceStore {
   async delete(id: string): Promise<void> {
     const task = this.#tasks.get(id);
     if (task === undefined) return;
+    this.#meta.deleteTask(id);
     this.#tasks.delete(id);
-    this.#db.deleteTask(id);
     await task.closeFile();
     await rm(task.path, { force: true });
   }
@@ -370,53 +326,19 @@ export class PieceStore {
   async invalidate(task: StoredTask): Promise<void> {
     task.digests.clear();
     task.complete = false;
-    this.#db.clearPieces(task.id);
-    this.#db.setState(task.id, 'running', this.#now());
+    this.#meta.clearPieces(task.id);
+    this.#meta.setState(task.id, 'running', this.#now());
   }
 
-  /**
-   * Evicts tasks unused for longer than the TTL, then least recently used
-   * tasks until the content fits the quota (complete ones first, then partial
-   * ones: a partial task no one downloads any more is only dead weight).
-   * Pinned tasks (being downloaded or served) are never evicted. Returns the
-   * evicted task IDs.
-   */
+  /** Evicts what the cache policy chooses (./eviction.ts). Returns the evicted task IDs. */
   async gc(): Promise<string[]> {
-    const now = this.#now();
-    const evicted = new Set<string>();
-    const byAge = (a: StoredTask, b: StoredTask): number => a.lastAccess - b.lastAccess;
-    const unpinned = this.tasks().filter((t) => t.pins === 0);
-    const candidates = [...unpinned.filter((t) => t.complete).sort(byAge), ...unpinned.filter((t) => !t.complete).sort(byAge)];
-    if (this.#ttl > 0) {
-      for (const task of candidates) if (now - task.lastAccess > this.#ttl) evicted.add(task.id);
-    }
-    if (this.#quota > 0) {
-      let used = this.tasks().reduce((sum, t) => sum + (evicted.has(t.id) ? 0 : t.heldBytes), 0);
-      for (const task of candidates) {
-        if (used <= this.#quota) break;
-        if (evicted.has(task.id)) continue;
-        evicted.add(task.id);
-        used -= task.heldBytes;
-      }
-    }
+    const evicted = chooseEvictions(this.tasks(), this.#cache, this.#now());
     for (const id of evicted) await this.delete(id);
-    if (evicted.size > 0) this.#log.info({ evicted: evicted.size }, 'cache gc');
-    return [...evicted];
+    if (evicted.length > 0) this.#log.info({ evicted: evicted.length }, 'cache gc');
+    return evicted;
   }
 
   usedBytes(): number {
     return this.tasks().reduce((sum, t) => sum + t.heldBytes, 0);
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const task of this.#tasks.values()) await task.closeFile();
-    this.#db.close();
-    this.#lock.release();
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new ShoalError('STORAGE', 'piece store is closed');
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The server side of one binary-protocol connection (./wire.ts), after its
+ * The server side of one binary-protocol connection (../../common/wire.ts), after its
  * preface: request frames in, answers out, one at a time and in order. A
  * malformed frame is answered with BAD_REQUEST and the connection closed;
  * more than MAX_PIPELINE unanswered requests is malformed too.
@@ -9,7 +9,7 @@ import { ShoalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { UPLOAD_LIMITS } from './limits.js';
 import type { PieceReply, PieceUploads } from './piece-uploads.js';
-import { MAX_PIPELINE, REQUEST_SIZE, Status, decodeRequest, encodeErrorResponse, encodeResponseHeader, type StatusCode } from './wire.js';
+import { MAX_PIPELINE, REQUEST_SIZE, Status, decodeRequest, encodeErrorResponse, encodeResponseHeader, type StatusCode } from '../../common/wire.js';
 
 export interface BinarySessionHooks {
   uploads: PieceUploads;

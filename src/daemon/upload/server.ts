@@ -1,6 +1,6 @@
 /**
  * The peer-to-peer data plane. One port speaks two protocols, told apart by a
- * connection's first byte: the binary piece protocol (./wire.ts, what Shoal
+ * connection's first byte: the binary piece protocol (../../common/wire.ts, what Shoal
  * children use by default) and plain HTTP/1.1, `GET /pieces/<taskId>/<n>`
  * over kept-alive connections (curl, debugging, `download.protocol: http`).
  * A piece is served as soon as the provider reports it verified.
@@ -29,7 +29,7 @@ import { parseTarget } from './route.js';
 import type { PieceProvider } from './piece-provider.js';
 import { startBinarySession } from './binary-session.js';
 import { httpPieceReply, PieceUploads } from './piece-uploads.js';
-import { PREFACE } from './wire.js';
+import { PREFACE } from '../../common/wire.js';
 
 export type { PieceHandle, PieceProvider } from './piece-provider.js';
 

@@ -30,7 +30,7 @@
  * (from a parent or the origin) and answers NOT_FOUND at once otherwise; the
  * wait ends with that fetch, so it is bounded by the server's own stall timer.
  */
-import { MAX_PIECES } from '../../common/pieces.js';
+import { MAX_PIECES } from './pieces.js';
 
 export const PREFACE = Buffer.from('\0SHOALP1', 'latin1');
 export const REQUEST_SIZE = 40;

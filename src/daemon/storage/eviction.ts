@@ -1,0 +1,45 @@
+/**
+ * Which tasks the cache GC evicts: a pure policy (no files, no clock: `now`
+ * is given), applied by PieceStore.gc().
+ *
+ * 1. Tasks unused for longer than the TTL go (ttl 0: none by age).
+ * 2. Then, while the content held is over the quota (quota 0: no quota), the
+ *    least recently used go: complete tasks first, then partial ones (a
+ *    partial task no one downloads any more is only dead weight).
+ *
+ * A pinned task (being downloaded or served) is never evicted.
+ */
+import type { CacheSettings } from '../../common/config/schema.js';
+
+/** What the policy reads of a stored task. */
+export interface EvictionCandidate {
+  readonly id: string;
+  /** When it was last used (ms, the store's clock). */
+  readonly lastAccess: number;
+  readonly complete: boolean;
+  /** Downloads and uploads holding it open. */
+  readonly pins: number;
+  /** Content bytes it holds on disk. */
+  readonly heldBytes: number;
+}
+
+/** The IDs of the tasks to evict, TTL evictions first, then the rest in eviction order. */
+export function chooseEvictions(tasks: readonly EvictionCandidate[], limits: Pick<CacheSettings, 'quota' | 'ttl'>, now: number): string[] {
+  const evicted = new Set<string>();
+  const byAge = (a: EvictionCandidate, b: EvictionCandidate): number => a.lastAccess - b.lastAccess;
+  const unpinned = tasks.filter((t) => t.pins === 0);
+  const candidates = [...unpinned.filter((t) => t.complete).sort(byAge), ...unpinned.filter((t) => !t.complete).sort(byAge)];
+  if (limits.ttl > 0) {
+    for (const task of candidates) if (now - task.lastAccess > limits.ttl) evicted.add(task.id);
+  }
+  if (limits.quota > 0) {
+    let used = tasks.reduce((sum, t) => sum + (evicted.has(t.id) ? 0 : t.heldBytes), 0);
+    for (const task of candidates) {
+      if (used <= limits.quota) break;
+      if (evicted.has(task.id)) continue;
+      evicted.add(task.id);
+      used -= task.heldBytes;
+    }
+  }
+  return [...evicted];
+}
