@@ -76,7 +76,7 @@ describe('faults', { timeout: 300_000 }, () => {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let err = '';
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       const exited = new Promise<number | string>((res) => child.on('exit', (c, s) => res(c ?? s ?? -1)));
       const proc: Proc = { child, stderr: () => err, exited, kill: async (sig = 'SIGTERM') => (child.kill(sig), exited) };
       cluster.procs.push(proc);

@@ -110,7 +110,7 @@ describe('resolveImage against a token-auth registry', () => {
       const body = m === null ? undefined : byRef.get(m[1]!);
       if (body === undefined) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}');
       assert.match(String(req.headers.accept), /application\/vnd\.oci\.image\.index\.v1\+json/);
-      res.writeHead(200, { 'content-type': JSON.parse(body.toString()).mediaType as string, 'content-length': body.length }).end(body);
+      res.writeHead(200, { 'content-type': (JSON.parse(body.toString()) as { mediaType: string }).mediaType, 'content-length': body.length }).end(body);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;

@@ -3,8 +3,8 @@
 export interface ProgressView {
   /** A bar is shown: progress reports are wanted. */
   readonly shown: boolean;
-  update(done: number, total: number | undefined): void;
-  stop(): void;
+  readonly update: (done: number, total: number | undefined) => void;
+  readonly stop: () => void;
 }
 
 function human(bytes: number): string {
@@ -23,7 +23,7 @@ export async function createProgress(stream: NodeJS.WritableStream & { isTTY?: b
   const { default: cliProgress } = await import('cli-progress'); // loaded only for a terminal
   const bar = new cliProgress.SingleBar(
     {
-      stream: stream as NodeJS.WriteStream,
+      stream: stream,
       format: '{bar} {percentage}% | {doneH}/{totalH} | {speed}/s | ETA {eta_formatted}',
       hideCursor: true,
       clearOnComplete: false,

@@ -81,11 +81,11 @@ export function daemonInit(flags: DaemonFlags, env: NodeJS.ProcessEnv): DaemonIn
     ...withFlags(file, 'upload', { rate: flags.uploadRate }),
     ...withFlags(file, 'mirror', { listen: flags.mirror, upstream: flags.upstream }),
     ...withFlags(file, 'proxy', { listen: flags.proxy }),
-  } as DaemonInit;
+  };
 }
 
 export function schedulerInit(flags: SchedulerFlags): SchedulerInit {
-  return { ...readConfigFile(flags.config), ...defined({ listen: flags.listen, logLevel: flags.logLevel }) } as SchedulerInit;
+  return { ...readConfigFile(flags.config), ...defined({ listen: flags.listen, logLevel: flags.logLevel }) };
 }
 
 export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> {

@@ -9,7 +9,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   #waiter: ((result: IteratorResult<T>) => void) | undefined;
   #failer: ((err: unknown) => void) | undefined;
   #ended = false;
-  #error: unknown;
+  #error: Error | undefined;
   readonly #highWaterMark: number;
 
   constructor(highWaterMark = 1024) {
@@ -37,7 +37,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return this.#items.length < this.#highWaterMark;
   }
 
-  end(error?: unknown): void {
+  end(error?: Error): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;

@@ -5,7 +5,7 @@
  * listener and the address), and transport security is added here once for
  * all of them.
  */
-import type { AddressInfo, Server } from 'node:net';
+import type { Server } from 'node:net';
 import { ShoalError } from './errors.js';
 
 /** A TCP address, or a unix socket path. */
@@ -42,7 +42,7 @@ export async function listen(server: Server, address: ListenAddress, what: strin
 
 /** The port a listening server is bound to; 0 when it is not listening or on a unix socket. */
 export function boundPort(server: Server): number {
-  const address = server.address() as AddressInfo | string | null;
+  const address = server.address();
   return typeof address === 'object' && address !== null ? address.port : 0;
 }
 

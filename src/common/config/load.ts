@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ShoalError } from '../errors.js';
 
 function describeIssues(error: z.ZodError, file: string): string {

@@ -56,7 +56,7 @@ export function asRequest(body: unknown): ApiDownloadRequest {
     digest: str('digest'),
     tag: str('tag'),
     application: str('application'),
-    filteredQueryParams: filters as string[],
+    filteredQueryParams: filters,
     pieceSize: num('pieceSize'),
     timeoutMs: num('timeoutMs'),
     progress: progress === true || progress === false ? progress : undefined,

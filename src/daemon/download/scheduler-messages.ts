@@ -5,7 +5,8 @@
  * acts on. Pure: no stream, no state.
  */
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import { PeerRequestSchema, RegisterPeerSchema, type PeerResponse, type RegisterPeer, type TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
+import type { PeerRequestSchema} from '../../gen/shoal/v1/scheduler_pb.js';
+import { RegisterPeerSchema, type PeerResponse, type RegisterPeer, type TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
 import { ShoalError, isErrorCode } from '../../common/errors.js';
 import { packDigests, unpackDigests } from '../../common/pieces.js';
 import type { StoredTask, TaskShape } from '../storage/stored-task.js';

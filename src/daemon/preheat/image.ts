@@ -173,11 +173,16 @@ function registryError(response: RegistryResponse, what: string): ShoalError {
   return new ShoalError('SOURCE_STATUS', message, { sourceStatus: status });
 }
 
+/** A registry's error field as text: strings as they are, anything else as JSON. */
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value);
+}
+
 function registryMessage(body: Buffer): string {
   try {
     const parsed = JSON.parse(body.toString('utf8')) as { errors?: Array<{ code?: unknown; message?: unknown }> };
     const first = parsed.errors?.[0];
-    return first === undefined ? '' : `${String(first.code ?? '')}: ${String(first.message ?? '')}`.slice(0, 300);
+    return first === undefined ? '' : `${text(first.code)}: ${text(first.message)}`.slice(0, 300);
   } catch {
     return '';
   }

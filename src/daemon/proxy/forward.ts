@@ -88,7 +88,7 @@ function group(headers: HeaderPairs): Map<string, string | string[]> {
 }
 
 export function upstreamFailure(err: unknown, url: URL): { status: number; code: string; message: string } {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err).code) : '';
   const detail = err instanceof Error ? err.message : String(err);
   const where = `${url.protocol}//${url.host}`;
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'ETIMEDOUT') {

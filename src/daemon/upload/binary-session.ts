@@ -5,7 +5,7 @@
  * more than MAX_PIPELINE unanswered requests is malformed too.
  */
 import type { Socket } from 'node:net';
-import { ShoalError } from '../../common/errors.js';
+import type { ShoalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { UPLOAD_LIMITS } from './limits.js';
 import type { PieceReply, PieceUploads } from './piece-uploads.js';
