@@ -20,7 +20,7 @@ import { AsyncQueue } from '../common/async-queue.js';
 import { isErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { HostInfo, PeerEntry } from './model.js';
-import { PREHEAT_LIMITS, Preheater } from './preheat.js';
+import { PREHEAT_LIMITS, type Preheater } from './preheat.js';
 import type { Swarm } from './swarm.js';
 
 /** Caps on what a peer may send (docs/LIMITS.md). */
@@ -48,7 +48,7 @@ function hostInfo(raw: NonNullable<Extract<HostRequest['request'], { case: 'anno
   };
 }
 
-export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater = new Preheater(swarm, { logger: log })) {
+export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger) {
   return (router: ConnectRouter): void => {
     router.service(Scheduler, {
       syncHost(requests: AsyncIterable<HostRequest>, context: HandlerContext): AsyncIterable<HostCommand> {
