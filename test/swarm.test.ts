@@ -354,6 +354,61 @@ describe('Swarm: timeouts (injected clock)', () => {
   });
 });
 
+describe('Swarm: lifecycle', () => {
+  it('start() and stop() are idempotent; a stopped swarm does not start again', async () => {
+    swarm = new Swarm(settings(), { logger: silentLogger, now: Date.now });
+    await swarm.start();
+    await swarm.start();
+    await swarm.stop();
+    await swarm.stop();
+    await assert.rejects(swarm.start(), (err: Error & { code?: string }) => err.code === 'USAGE');
+  });
+
+  it('the recovery window counts from start(), not from construction', async () => {
+    let now = 1_000_000;
+    swarm = new Swarm(settings({ recoveryWindow: '1000ms', seedTimeout: '200ms' }), { logger: silentLogger, now: () => now });
+    hostCommands = new Map();
+    now += 5000;
+    await swarm.start();
+    announce('h1');
+    const p = register('p', 'h1', { reconnect: true });
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 0, 'held back: the window began at start()');
+    now += 1500;
+    swarm.reschedule(p.peer);
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 1);
+  });
+
+  /** A peer waiting for a seed that never registers, the clock already past the seed timeout. */
+  async function waitingForSeed(stopFirst: boolean): Promise<Client> {
+    let now = 1_000_000;
+    swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '20ms' }, () => now);
+    hostCommands = new Map();
+    announce('seed', true);
+    announce('h1');
+    const p = register('p', 'h1');
+    await tick();
+    assert.equal(hostCommands.get('seed')!.length, 1, 'the seed was asked');
+    if (stopFirst) await swarm.stop();
+    now += 1000;
+    return p;
+  }
+
+  it("the seed timeout's timer schedules the task again: the waiting peer goes to the origin", async () => {
+    const p = await waitingForSeed(false);
+    for (let i = 0; i < 500 && ofCase(p, 'backToSource').length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(ofCase(p, 'backToSource').map((m) => m.reason), ['seed peer unavailable']);
+  });
+
+  it('stop() clears the timers: after it, the seed timeout schedules nothing', async () => {
+    const p = await waitingForSeed(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 0);
+  });
+});
+
 describe('Swarm: complete peers', () => {
   it('a peer registering with all pieces gets complete', async () => {
     setup();
