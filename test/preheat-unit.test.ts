@@ -239,4 +239,15 @@ describe('Preheater (scheduler)', () => {
     assert.equal(slow.at(-1)?.error?.code, 'TIMEOUT');
     await swarm.stop();
   });
+
+  it('stop() ends every run, and a run asked for after it fails with ABORTED', async () => {
+    const swarm = newSwarm();
+    swarm.announceHost(info('seed', true), () => undefined, []);
+    const preheater = newPreheater(swarm);
+    const run = collect(preheater.run([spec(7)], 0, AbortSignal.timeout(5000)));
+    await preheater.stop();
+    assert.deepEqual((await run).map((u) => u.state), ['running'], 'the run ended without an end state');
+    assert.throws(() => preheater.run([spec(8)], 0, AbortSignal.timeout(5000)), (err: Error & { code?: string }) => err.code === 'ABORTED');
+    await swarm.stop();
+  });
 });

@@ -138,19 +138,19 @@ export class Preheater implements Lifecycle {
       }
       finishIfDone();
     }, this.#poll);
-    const stop = (): void => {
+    const end = (): void => {
       clearInterval(timer);
-      signal.removeEventListener('abort', stop);
-      this.#runs.delete(stop);
+      signal.removeEventListener('abort', end);
+      this.#runs.delete(end);
       for (const watch of watches) this.#unwatch(watch);
       out.end();
     };
-    this.#runs.add(stop);
+    this.#runs.add(end);
     const finishIfDone = (): void => {
-      if (watches.every((w) => w.settled)) stop();
+      if (watches.every((w) => w.settled)) end();
     };
-    signal.addEventListener('abort', stop, { once: true });
-    if (signal.aborted) stop();
+    signal.addEventListener('abort', end, { once: true });
+    if (signal.aborted) end();
     finishIfDone();
     return out;
   }
