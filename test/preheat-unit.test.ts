@@ -10,6 +10,8 @@ import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { RegisterPeerSchema, TaskSpecSchema, type HostCommand, type PeerResponse } from '../src/gen/shoal/v1/scheduler_pb.js';
+import { SchedulerConfigSchema, type SchedulerInit } from '../src/common/config/schema.js';
+import { silentLogger } from '../src/common/log.js';
 import { RegistryClient } from '../src/daemon/registry/client.js';
 import { UpstreamResolver } from '../src/daemon/registry/upstream.js';
 import { parseBearerChallenge, resolveImage } from '../src/daemon/preheat/image.js';
@@ -153,6 +155,14 @@ describe('resolveImage against a token-auth registry', () => {
 });
 
 describe('Preheater (scheduler)', () => {
+  const deps = { logger: silentLogger, now: Date.now };
+  const newSwarm = (): Swarm => {
+    const swarm = new Swarm(SchedulerConfigSchema.parse({ recoveryWindow: '0ms' }), deps);
+    void swarm.start();
+    return swarm;
+  };
+  /** A preheater polling every 10 ms, with the schema's other preheat settings but for `preheat`. */
+  const newPreheater = (swarm: Swarm, preheat: SchedulerInit['preheat'] = {}): Preheater => new Preheater(swarm, SchedulerConfigSchema.parse({ preheat: { pollInterval: '10ms', ...preheat } }).preheat, deps);
   const info = (id: string, seed: boolean): HostInfo => ({ id, hostname: id, ip: '10.0.0.1', port: 4000, idc: '', location: '', seed, uploadSlots: 64, uploadLoad: 0, uploadRate: 0 });
   const spec = (n: number) => create(TaskSpecSchema, { taskId: String(n).repeat(64).slice(0, 64), url: `http://origin/${n}` });
 
@@ -163,11 +173,11 @@ describe('Preheater (scheduler)', () => {
   }
 
   it('asks the seed with a preheat SeedTask, reports progress, done when the seed finishes, and failures the seed reports', async () => {
-    const swarm = new Swarm({ recoveryWindowMs: 0 });
+    const swarm = newSwarm();
     const commands: HostCommand[] = [];
     swarm.announceHost(info('seed', true), (c) => commands.push(c), []);
     swarm.announceHost(info('peer', false), () => undefined, []);
-    const preheater = new Preheater(swarm, { pollMs: 10 });
+    const preheater = newPreheater(swarm);
     const a = spec(1);
     const b = spec(2);
     const run = collect(preheater.run([a, b, a], 0, AbortSignal.timeout(5000)));
@@ -200,12 +210,12 @@ describe('Preheater (scheduler)', () => {
       ],
     );
     assert.ok(updates.some((u) => u.taskId === a.taskId && u.state === 'running' && u.completedBytes === 2 * 1024 * 1024), JSON.stringify(updates));
-    swarm.close();
+    await swarm.stop();
   });
 
   it('done at once when a seed already holds the task; SEED_UNAVAILABLE without seeds or when the seed never starts', async () => {
-    const swarm = new Swarm({ recoveryWindowMs: 0 });
-    const none = await collect(new Preheater(swarm, { pollMs: 10 }).run([spec(3)], 0, AbortSignal.timeout(5000)));
+    const swarm = newSwarm();
+    const none = await collect(newPreheater(swarm).run([spec(3)], 0, AbortSignal.timeout(5000)));
     assert.deepEqual(
       none.map((u) => [u.state, u.error?.code]),
       [['failed', 'SEED_UNAVAILABLE']],
@@ -215,17 +225,28 @@ describe('Preheater (scheduler)', () => {
     const p = swarm.register(create(RegisterPeerSchema, { peerId: 'seed/4', hostId: 'seed', task: spec(4) }), () => undefined)!;
     swarm.metadata(p, 10, 1024 * 1024);
     swarm.finished(p);
-    const held = await collect(new Preheater(swarm, { pollMs: 10 }).run([spec(4)], 0, AbortSignal.timeout(5000)));
+    const held = await collect(newPreheater(swarm).run([spec(4)], 0, AbortSignal.timeout(5000)));
     assert.deepEqual(
       held.map((u) => [u.state, u.completedBytes]),
       [['done', 10]],
     );
     assert.equal(commands.length, 0, 'a held task was sent to the seed again');
-    const silent = await collect(new Preheater(swarm, { pollMs: 10, startTimeoutMs: 100 }).run([spec(5)], 0, AbortSignal.timeout(5000)));
+    const silent = await collect(newPreheater(swarm, { startTimeout: '100ms' }).run([spec(5)], 0, AbortSignal.timeout(5000)));
     assert.equal(silent.at(-1)?.error?.code, 'SEED_UNAVAILABLE');
     assert.match(silent.at(-1)!.error!.message, /did not start the task/);
-    const slow = await collect(new Preheater(swarm, { pollMs: 10 }).run([spec(6)], 100, AbortSignal.timeout(5000)));
+    const slow = await collect(newPreheater(swarm).run([spec(6)], 100, AbortSignal.timeout(5000)));
     assert.equal(slow.at(-1)?.error?.code, 'TIMEOUT');
-    swarm.close();
+    await swarm.stop();
+  });
+
+  it('stop() ends every run, and a run asked for after it fails with ABORTED', async () => {
+    const swarm = newSwarm();
+    swarm.announceHost(info('seed', true), () => undefined, []);
+    const preheater = newPreheater(swarm);
+    const run = collect(preheater.run([spec(7)], 0, AbortSignal.timeout(5000)));
+    await preheater.stop();
+    assert.deepEqual((await run).map((u) => u.state), ['running'], 'the run ended without an end state');
+    assert.throws(() => preheater.run([spec(8)], 0, AbortSignal.timeout(5000)), (err: Error & { code?: string }) => err.code === 'ABORTED');
+    await swarm.stop();
   });
 });

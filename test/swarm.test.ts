@@ -8,6 +8,8 @@ import {
   type HostCommand,
   type PeerResponse,
 } from '../src/gen/shoal/v1/scheduler_pb.js';
+import { SchedulerConfigSchema, type SchedulerConfig, type SchedulerInit } from '../src/common/config/schema.js';
+import { silentLogger } from '../src/common/log.js';
 import { packDigests } from '../src/common/pieces.js';
 import type { HostInfo, PeerEntry } from '../src/scheduler/model.js';
 import { Swarm } from '../src/scheduler/swarm.js';
@@ -77,17 +79,29 @@ function backToSourceCount(clients: Client[]): number {
   return clients.reduce((n, c) => n + ofCase(c, 'backToSource').length, 0);
 }
 
+/** Scheduler settings as the schema makes them (its defaults but for `init`; durations as strings). */
+function settings(init: SchedulerInit = {}): SchedulerConfig {
+  return SchedulerConfigSchema.parse(init);
+}
+
+/** A started swarm with `settings(init)`, on the given clock. */
+function newSwarm(init: SchedulerInit, now: () => number = Date.now): Swarm {
+  const started = new Swarm(settings(init), { logger: silentLogger, now });
+  void started.start();
+  return started;
+}
+
 let swarm: Swarm;
 let hostCommands: Map<string, HostCommand[]>;
 
 function setup(): Swarm {
   // Unlimited children: these tests are about other rules (child limits have their own test).
-  swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, seedChildren: 0, peerChildren: 0 });
+  swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms', seedChildren: 0, peerChildren: 0 });
   hostCommands = new Map();
   return swarm;
 }
 
-afterEach(() => swarm.close());
+afterEach(() => swarm.stop());
 
 function announce(id: string, seed = false, held: Parameters<Swarm['announceHost']>[2] = []): void {
   const commands: HostCommand[] = [];
@@ -182,7 +196,7 @@ describe('Swarm: back to source without seeds', () => {
 
   it('a child that blocked the only source waits with limit 1, and goes to source with backToSourceLimit 2', async () => {
     for (const limit of [1, 2]) {
-      swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, backToSourceLimit: limit });
+      swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms', backToSourceLimit: limit });
       hostCommands = new Map();
       announce('h1');
       announce('h2');
@@ -194,7 +208,7 @@ describe('Swarm: back to source without seeds', () => {
       swarm.parentFailed(p2.peer, 'p1', false);
       await tick();
       assert.equal(ofCase(p2, 'backToSource').length, limit === 1 ? 0 : 1, `limit ${limit}`);
-      swarm.close();
+      await swarm.stop();
     }
   });
 
@@ -264,7 +278,7 @@ describe('Swarm: seed peers', () => {
       register('p1', 'h1');
       await tick();
       const asked = order.filter((id) => hostCommands.get(id)!.length > 0);
-      swarm.close();
+      await swarm.stop();
       return asked;
     };
     const seeds = ['seed-a', 'seed-b', 'seed-c', 'seed-d'];
@@ -278,7 +292,7 @@ describe('Swarm: seed peers', () => {
 describe('Swarm: timeouts (injected clock)', () => {
   it('a seed that does not register within seedTimeout lets a normal peer go to source', async () => {
     let now = 1_000_000;
-    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, now: () => now });
+    swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms' }, () => now);
     hostCommands = new Map();
     announce('seed', true);
     announce('h1');
@@ -299,7 +313,7 @@ describe('Swarm: timeouts (injected clock)', () => {
 
   it('a seed that registered and is fetching is waited for past the timeout', async () => {
     let now = 1_000_000;
-    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, now: () => now });
+    swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms' }, () => now);
     hostCommands = new Map();
     announce('seed', true);
     announce('h1');
@@ -318,7 +332,7 @@ describe('Swarm: timeouts (injected clock)', () => {
 
   it('a reconnecting peer is not sent to source during the recovery window', async () => {
     let now = 1_000_000;
-    swarm = new Swarm({ recoveryWindowMs: 1000, seedTimeoutMs: 200, now: () => now });
+    swarm = newSwarm({ recoveryWindow: '1000ms', seedTimeout: '200ms' }, () => now);
     hostCommands = new Map();
     announce('h1');
     const p = register('p', 'h1', { reconnect: true });
@@ -331,12 +345,67 @@ describe('Swarm: timeouts (injected clock)', () => {
   });
 
   it('a new (not reconnecting) peer is not held back by the recovery window', async () => {
-    swarm = new Swarm({ recoveryWindowMs: 1000, seedTimeoutMs: 200, now: () => 1_000_000 });
+    swarm = newSwarm({ recoveryWindow: '1000ms', seedTimeout: '200ms' }, () => 1_000_000);
     hostCommands = new Map();
     announce('h1');
     const p = register('p', 'h1');
     await tick();
     assert.equal(ofCase(p, 'backToSource').length, 1);
+  });
+});
+
+describe('Swarm: lifecycle', () => {
+  it('start() and stop() are idempotent; a stopped swarm does not start again', async () => {
+    swarm = new Swarm(settings(), { logger: silentLogger, now: Date.now });
+    await swarm.start();
+    await swarm.start();
+    await swarm.stop();
+    await swarm.stop();
+    await assert.rejects(swarm.start(), (err: Error & { code?: string }) => err.code === 'USAGE');
+  });
+
+  it('the recovery window counts from start(), not from construction', async () => {
+    let now = 1_000_000;
+    swarm = new Swarm(settings({ recoveryWindow: '1000ms', seedTimeout: '200ms' }), { logger: silentLogger, now: () => now });
+    hostCommands = new Map();
+    now += 5000;
+    await swarm.start();
+    announce('h1');
+    const p = register('p', 'h1', { reconnect: true });
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 0, 'held back: the window began at start()');
+    now += 1500;
+    swarm.reschedule(p.peer);
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 1);
+  });
+
+  /** A peer waiting for a seed that never registers, the clock already past the seed timeout. */
+  async function waitingForSeed(stopFirst: boolean): Promise<Client> {
+    let now = 1_000_000;
+    swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '20ms' }, () => now);
+    hostCommands = new Map();
+    announce('seed', true);
+    announce('h1');
+    const p = register('p', 'h1');
+    await tick();
+    assert.equal(hostCommands.get('seed')!.length, 1, 'the seed was asked');
+    if (stopFirst) await swarm.stop();
+    now += 1000;
+    return p;
+  }
+
+  it("the seed timeout's timer schedules the task again: the waiting peer goes to the origin", async () => {
+    const p = await waitingForSeed(false);
+    for (let i = 0; i < 500 && ofCase(p, 'backToSource').length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(ofCase(p, 'backToSource').map((m) => m.reason), ['seed peer unavailable']);
+  });
+
+  it('stop() clears the timers: after it, the seed timeout schedules nothing', async () => {
+    const p = await waitingForSeed(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await tick();
+    assert.equal(ofCase(p, 'backToSource').length, 0);
   });
 });
 
@@ -665,7 +734,7 @@ describe('Swarm: scheduler restart recovery', () => {
 
 /** One child per seed and per peer; a complete seed S on host hs; hosts ha, hb, hc announced. */
 function limitedSwarm(): Client {
-  swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, seedChildren: 1, peerChildren: 1 });
+  swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms', seedChildren: 1, peerChildren: 1 });
   hostCommands = new Map();
   announce('hs', true);
   for (const name of ['a', 'b', 'c']) announce(`h${name}`);
@@ -763,7 +832,7 @@ describe('Swarm: a starving peer past the child limits', () => {
 
 describe('Swarm: split trees (stripes: 2)', () => {
   function stripedSwarm(peers: string[]): Client {
-    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, stripes: 2 });
+    swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms', stripes: 2, stripesFrom: 1 });
     hostCommands = new Map();
     announce('hs', true);
     for (const name of peers) announce(`h${name}`);
@@ -848,7 +917,7 @@ describe('Swarm: split trees (stripes: 2)', () => {
 
   it('with stripesFrom, a task is a chain until that many peers download it, then split trees', async () => {
     const names = ['a', 'b', 'c', 'd', 'e'];
-    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, stripes: 2, stripesFrom: 4, seedChildren: 1, peerChildren: 1 });
+    swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms', stripes: 2, stripesFrom: 4, seedChildren: 1, peerChildren: 1 });
     hostCommands = new Map();
     announce('hs', true);
     for (const name of names) announce(`h${name}`);
@@ -869,7 +938,7 @@ describe('Swarm: split trees (stripes: 2)', () => {
   });
 
   it('hosts that announce slow links end up below the fast ones when the trees are built: never the relay, never a fast peer\'s parent', async () => {
-    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, stripes: 2, stripesFrom: 5, seedChildren: 1, peerChildren: 1 });
+    swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms', stripes: 2, stripesFrom: 5, seedChildren: 1, peerChildren: 1 });
     hostCommands = new Map();
     const SLOW = 2_500_000;
     const FAST = 12_500_000;
@@ -900,7 +969,7 @@ describe('Swarm: split trees (stripes: 2)', () => {
   });
 
   it('in a chain, a fast peer takes the place of the first slow host, which goes one hop down', async () => {
-    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 200, stripes: 1, seedChildren: 1, peerChildren: 1 });
+    swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms', stripes: 1, seedChildren: 1, peerChildren: 1 });
     hostCommands = new Map();
     const rated = (id: string, rate: number): void => void swarm.announceHost({ ...hostInfo(id), uploadRate: rate }, () => undefined, []);
     announce('hs', true);
@@ -937,7 +1006,7 @@ describe('Swarm: slow links measured, none announced (injected clock)', () => {
 
   function measuredSwarm(options: { stripes: number; stripesFrom?: number }, names: string[], seedRate = 0): Client {
     clock = 1_000_000;
-    swarm = new Swarm({ recoveryWindowMs: 0, seedTimeoutMs: 60_000, seedChildren: 1, peerChildren: 1, now: () => clock, ...options });
+    swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '60s', seedChildren: 1, peerChildren: 1, ...options }, () => clock);
     hostCommands = new Map();
     swarm.announceHost({ ...hostInfo('hs', true), uploadRate: seedRate }, () => undefined, []);
     for (const name of names) announce(`h${name}`);
@@ -1051,7 +1120,7 @@ describe('Swarm: slow links measured, none announced (injected clock)', () => {
       assert.ok(!f1.peer.host.measuredSlow);
       const head = [...swarm.tasks.get(TASK)!.peers.values()].find((p) => [...p.parents].some((x) => x.host.info.seed));
       assert.equal(head?.id, seedRate > 0 ? 'F1' : 'S1', 'the seed\'s child');
-      swarm.close();
+      await swarm.stop();
     }
   });
 

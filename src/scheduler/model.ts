@@ -32,8 +32,8 @@ export class HostEntry {
    */
   peakRate = 0;
   /**
-   * Its best rate when it was measured slow (Swarm, #measureLinks: a parent
-   * ahead of it took pieces in three times as fast, with upload to spare), in
+   * Its best rate when it was measured slow (slow-links.ts: a parent ahead
+   * of it took pieces in three times as fast, with upload to spare), in
    * bytes/s; 0 when not. Its link then counts as peakRate, as an announced
    * `upload.rate` would (scoring.ts, linkRate), until it goes twice as fast.
    */
@@ -78,9 +78,9 @@ export class TaskEntry {
   scheduled = false;
   /** Stripes this task's pieces are dealt into: 1 (a chain) until it has enough peers for split trees. */
   stripes = 1;
-  /** When its peers' links were last measured (Swarm, #measureLinks; the scheduler's clock). */
+  /** When its peers' links were last measured (slow-links.ts; the scheduler's clock). */
   linksMeasuredAt = 0;
-  /** When its chain or trees were last rebuilt (Swarm, #rebuildTrees). */
+  /** When its chain or trees were last rebuilt (rebuild.ts). */
   rebuiltAt = 0;
   /** A host of its was measured slow since the last rebuild: rebuild when REBUILD_GAP_MS have passed. */
   rebuildForSlow = false;
@@ -96,6 +96,16 @@ export class TaskEntry {
 
   sources(): PeerEntry[] {
     return [...this.peers.values()].filter((p) => p.state === 'source');
+  }
+
+  /** Peers fetching it from peers, in the order they came: not seeds, not the origin's fetcher, not complete. */
+  downloaders(): PeerEntry[] {
+    return [...this.peers.values()].filter((p) => p.fetching && !p.host.info.seed);
+  }
+
+  /** Takes the shape a peer reports, unless one with a content length is known. */
+  learnShape(shape: TaskShape): void {
+    if (this.shape === undefined || this.shape.contentLength === undefined) this.shape = shape;
   }
 }
 
@@ -172,6 +182,12 @@ export class PeerEntry {
     return this.state === 'waiting' || this.state === 'running' || this.state === 'source';
   }
 
+  /** It holds every piece of the task (false while the task's length is unknown). */
+  get holdsEveryPiece(): boolean {
+    const count = this.task.pieceCount;
+    return count !== undefined && this.pieces.size >= count;
+  }
+
   /** Adds `parent` as a parent of this peer, for the stripes in `mask` (undefined: every piece), at `at` (the scheduler's clock). */
   link(parent: PeerEntry, at: number, mask?: number): void {
     this.parents.add(parent);
@@ -185,6 +201,23 @@ export class PeerEntry {
     parent.children.delete(this);
     this.parentMasks.delete(parent);
     this.linkedAt.delete(parent);
+  }
+
+  /**
+   * Takes this peer out of the swarm in `state` ('left', 'failed'): off its
+   * host and task, out of every parent's record of retired children, and
+   * unlinked from its parents and children. Returns the children it had.
+   */
+  detach(state: PeerState): PeerEntry[] {
+    this.state = state;
+    this.send = undefined;
+    this.host.peers.delete(this);
+    if (this.task.peers.get(this.id) === this) this.task.peers.delete(this.id);
+    for (const other of this.task.peers.values()) other.retiredChildren.delete(this);
+    for (const parent of [...this.parents]) this.unlink(parent);
+    const orphans = [...this.children];
+    for (const child of orphans) child.unlink(this);
+    return orphans;
   }
 
   /** Split trees: `parent` stops serving this peer the stripes in `mask`; the edge goes when none is left. */

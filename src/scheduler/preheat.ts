@@ -6,14 +6,22 @@
  * and its pieces — until a seed holds it complete, the seed reports a
  * failure, the seed leaves, the seed never starts it, or the time runs out.
  * Transport-free: the RPC handler in service.ts turns updates into messages.
+ *
+ * Lifecycle: each run polls the swarm on a timer; `stop()` ends every run
+ * (its stream ends without the remaining end states; the seeds keep
+ * fetching what they were asked), and a run asked for after it fails with
+ * ABORTED.
  */
 import { create } from '@bufbuild/protobuf';
 import { HostCommandSchema, type TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import type { ErrorCode } from '../common/errors.js';
-import { silentLogger, type Logger } from '../common/log.js';
+import type { PreheatSettings } from '../common/config/schema.js';
+import { ShoalError, type ErrorCode } from '../common/errors.js';
+import type { Lifecycle } from '../common/lifecycle.js';
+import type { Logger } from '../common/log.js';
 import type { HostEntry, PeerEntry } from './model.js';
-import { rendezvous, type Swarm } from './swarm.js';
+import { seedHostFor } from './seeds.js';
+import type { Swarm } from './swarm.js';
 
 export interface PreheatUpdate {
   taskId: string;
@@ -25,15 +33,11 @@ export interface PreheatUpdate {
   error?: { code: ErrorCode; message: string };
 }
 
-export interface PreheaterOptions {
-  /** A seed that has not registered the task this long after being asked fails it. Default 30 s. */
-  startTimeoutMs?: number;
-  /** Default time for one task when the request gives none. Default 1 h. */
-  defaultTimeoutMs?: number;
-  /** How often the swarm is read for progress. Default 250 ms. */
-  pollMs?: number;
-  logger?: Logger;
-  now?: () => number;
+/** What the preheater is given besides its settings. */
+export interface PreheaterDeps {
+  readonly logger: Logger;
+  /** The scheduler's clock, in ms. */
+  readonly now: () => number;
 }
 
 /** Caps on one preheat request (docs/LIMITS.md). */
@@ -51,23 +55,51 @@ interface Watch {
   fail(code: ErrorCode, message: string): void;
 }
 
-export class Preheater {
+export class Preheater implements Lifecycle {
   readonly #swarm: Swarm;
+  /** A seed that has not registered the task this long after being asked fails it. */
   readonly #startTimeout: number;
+  /** Time for one task when the request gives none. */
   readonly #defaultTimeout: number;
+  /** How often the swarm is read for progress. */
   readonly #poll: number;
   readonly #log: Logger;
   readonly #now: () => number;
   /** Tasks being preheated, for the failure events service.ts forwards. */
   readonly #watches = new Map<string, Set<Watch>>();
+  /** Ends each run in progress. */
+  readonly #runs = new Set<() => void>();
+  #stopped = false;
 
-  constructor(swarm: Swarm, options: PreheaterOptions = {}) {
+  constructor(swarm: Swarm, settings: PreheatSettings, deps: PreheaterDeps) {
     this.#swarm = swarm;
-    this.#startTimeout = options.startTimeoutMs ?? 30_000;
-    this.#defaultTimeout = options.defaultTimeoutMs ?? 3_600_000;
-    this.#poll = options.pollMs ?? 250;
-    this.#log = options.logger ?? silentLogger;
-    this.#now = options.now ?? Date.now;
+    this.#startTimeout = settings.startTimeout;
+    this.#defaultTimeout = settings.timeout;
+    this.#poll = settings.pollInterval;
+    this.#log = deps.logger;
+    this.#now = deps.now;
+  }
+
+  /** Nothing to start: runs begin with their requests. */
+  start(): Promise<void> {
+    if (this.#stopped) return Promise.reject(new ShoalError('USAGE', 'the preheater was stopped; create a new one'));
+    return Promise.resolve();
+  }
+
+  /** Ends every run and clears its timer. */
+  stop(): Promise<void> {
+    this.#stopped = true;
+    for (const end of [...this.#runs]) end();
+    return Promise.resolve();
+  }
+
+  /** As stop(): a run's work is the seeds', which keep fetching. */
+  destroy(): Promise<void> {
+    return this.stop();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 
   /**
@@ -76,6 +108,7 @@ export class Preheater {
    * The signal stops the watching (seeds keep fetching what they were asked).
    */
   run(specs: readonly TaskSpec[], timeoutMs: number, signal: AbortSignal): AsyncIterable<PreheatUpdate> {
+    if (this.#stopped) throw new ShoalError('ABORTED', 'the scheduler is stopping');
     const out = new AsyncQueue<PreheatUpdate>();
     const started = this.#now();
     const deadline = started + (timeoutMs > 0 ? Math.min(timeoutMs, PREHEAT_LIMITS.timeoutMs) : this.#defaultTimeout);
@@ -105,17 +138,19 @@ export class Preheater {
       }
       finishIfDone();
     }, this.#poll);
-    const stop = (): void => {
+    const end = (): void => {
       clearInterval(timer);
-      signal.removeEventListener('abort', stop);
+      signal.removeEventListener('abort', end);
+      this.#runs.delete(end);
       for (const watch of watches) this.#unwatch(watch);
       out.end();
     };
+    this.#runs.add(end);
     const finishIfDone = (): void => {
-      if (watches.every((w) => w.settled)) stop();
+      if (watches.every((w) => w.settled)) end();
     };
-    signal.addEventListener('abort', stop, { once: true });
-    if (signal.aborted) stop();
+    signal.addEventListener('abort', end, { once: true });
+    if (signal.aborted) end();
     finishIfDone();
     return out;
   }
@@ -152,10 +187,7 @@ export class Preheater {
   #seedFor(taskId: string): HostEntry | undefined {
     const chosen = this.#swarm.tasks.get(taskId)?.seedHost;
     const host = chosen === undefined ? undefined : this.#swarm.hosts.get(chosen);
-    if (host !== undefined) return host;
-    const seeds = [...this.#swarm.hosts.values()].filter((h) => h.info.seed);
-    seeds.sort((a, b) => rendezvous(taskId, b.info.id) - rendezvous(taskId, a.info.id));
-    return seeds[0];
+    return host ?? seedHostFor(taskId, this.#swarm.hosts.values());
   }
 
   /** A seed peer that holds the whole task. */

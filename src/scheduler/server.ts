@@ -42,6 +42,7 @@ class Scheduler extends Service implements SchedulerService {
   readonly settings: SchedulerConfig;
   readonly swarm: Swarm;
   readonly host: string;
+  readonly #preheater: Preheater;
   readonly #requestedPort: number;
   readonly #server: http2.Http2Server;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
@@ -50,30 +51,14 @@ class Scheduler extends Service implements SchedulerService {
   constructor(settings: SchedulerConfig, deps: SchedulerDeps) {
     super();
     const log = deps.logger ?? silentLogger;
+    const now = deps.now ?? Date.now;
     this.settings = settings;
     const at = splitHostPort(settings.listen);
     this.host = at.host;
     this.#requestedPort = at.port;
-    this.swarm = new Swarm({
-      candidateParentLimit: settings.candidateParents,
-      backToSourceLimit: settings.backToSourceLimit,
-      seedChildren: settings.seedChildren,
-      peerChildren: settings.peerChildren,
-      stripes: settings.stripes,
-      stripesFrom: settings.stripesFrom,
-      seedTimeoutMs: settings.seedTimeout,
-      recoveryWindowMs: settings.recoveryWindow,
-      logger: log,
-      ...(deps.now === undefined ? {} : { now: deps.now }),
-    });
-    const preheater = new Preheater(this.swarm, {
-      startTimeoutMs: settings.preheat.startTimeout,
-      defaultTimeoutMs: settings.preheat.timeout,
-      pollMs: settings.preheat.pollInterval,
-      logger: log,
-      ...(deps.now === undefined ? {} : { now: deps.now }),
-    });
-    this.#server = http2.createServer({}, connectNodeAdapter({ routes: schedulerRoutes(this.swarm, log, preheater) }));
+    this.swarm = new Swarm(settings, { logger: log, now });
+    this.#preheater = new Preheater(this.swarm, settings.preheat, { logger: log, now });
+    this.#server = http2.createServer({}, connectNodeAdapter({ routes: schedulerRoutes(this.swarm, this.#preheater, log) }));
     this.#server.on('session', (session) => {
       this.#sessions.add(session);
       session.on('close', () => this.#sessions.delete(session));
@@ -90,12 +75,15 @@ class Scheduler extends Service implements SchedulerService {
   }
 
   protected async onStart(): Promise<void> {
+    await this.swarm.start();
+    await this.#preheater.start();
     this.#port = await listen(this.#server, { host: this.host, port: this.#requestedPort }, 'scheduler');
     this.#port = boundPort(this.#server);
   }
 
   protected async onStop(): Promise<void> {
-    this.swarm.close();
+    await this.#preheater.stop();
+    await this.swarm.stop();
     const closed = closeServer(this.#server);
     for (const session of this.#sessions) session.destroy();
     await closed;

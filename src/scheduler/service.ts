@@ -1,14 +1,17 @@
 /**
  * Connect-RPC handlers: turn the SyncHost and AnnouncePeer streams into calls
- * on the Swarm. Each stream's replies go through an AsyncQueue.
+ * on the Swarm, Preheat into a Preheater run. Each stream's replies go
+ * through an AsyncQueue. Every error that ends a call is coded
+ * (../common/rpc-errors.ts): USAGE for protocol misuse (announce without a
+ * host, a second register, a message before register), LIMIT_EXCEEDED past
+ * the RPC limits (./rpc-limits.ts), INTERNAL for anything else.
  */
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
+import { Code, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
 import {
   HostCommandSchema,
   PreheatProgressSchema,
   Scheduler,
-  StatResponseSchema,
   type HostCommand,
   type HostRequest,
   type PeerRequest,
@@ -17,38 +20,39 @@ import {
   type PreheatRequest,
 } from '../gen/shoal/v1/scheduler_pb.js';
 import { AsyncQueue } from '../common/async-queue.js';
-import { isErrorCode } from '../common/errors.js';
+import { ShoalError, isErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import type { HostInfo, PeerEntry } from './model.js';
-import { PREHEAT_LIMITS, Preheater } from './preheat.js';
+import { toConnectError } from '../common/rpc-errors.js';
+import { hostInfo } from './host-info.js';
+import type { PeerEntry } from './model.js';
+import { PREHEAT_LIMITS, type Preheater, type PreheatUpdate } from './preheat.js';
+import { RPC_LIMITS, checkCount, checkHeldTask, checkLength, checkRegister } from './rpc-limits.js';
+import { statResponse } from './stat.js';
 import type { Swarm } from './swarm.js';
 
-/** Caps on what a peer may send (docs/LIMITS.md). */
-export const RPC_LIMITS = {
-  /** Piece numbers in one report. */
-  piecesPerReport: 65_536,
-  /** Tasks re-announced by one host. */
-  heldTasksPerHost: 100_000,
-  /** Length of IDs, labels and URLs. */
-  stringLength: 8192,
-} as const;
-
-function hostInfo(raw: NonNullable<Extract<HostRequest['request'], { case: 'announce' }>['value']['host']>): HostInfo {
-  return {
-    id: raw.id.slice(0, RPC_LIMITS.stringLength),
-    hostname: raw.hostname.slice(0, 255),
-    ip: raw.ip,
-    port: raw.uploadPort,
-    idc: raw.idc.slice(0, 255),
-    location: raw.location.slice(0, 1024),
-    seed: raw.seed,
-    uploadSlots: raw.uploadSlots === 0 ? 64 : raw.uploadSlots,
-    uploadLoad: raw.uploadLoad,
-    uploadRate: Number(raw.uploadRate),
-  };
+function progressMessage(update: PreheatUpdate): PreheatProgress {
+  return create(PreheatProgressSchema, {
+    taskId: update.taskId,
+    url: update.url,
+    state: update.state,
+    seedHostId: update.seedHostId,
+    completedBytes: BigInt(update.completedBytes),
+    ...(update.contentLength === undefined ? {} : { contentLength: BigInt(update.contentLength) }),
+    errorCode: update.error?.code ?? '',
+    errorMessage: update.error?.message ?? '',
+  });
 }
 
-export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater = new Preheater(swarm, { logger: log })) {
+function checkPreheat(request: PreheatRequest): void {
+  checkCount('tasks in one preheat', request.tasks.length, PREHEAT_LIMITS.tasks);
+  for (const task of request.tasks) {
+    if (task.taskId === '' || task.url === '') throw new ShoalError('USAGE', 'a preheat task needs a task ID and a URL');
+    checkLength('task ID', task.taskId);
+    checkLength('URL', task.url);
+  }
+}
+
+export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger) {
   return (router: ConnectRouter): void => {
     router.service(Scheduler, {
       syncHost(requests: AsyncIterable<HostRequest>, context: HandlerContext): AsyncIterable<HostCommand> {
@@ -60,11 +64,13 @@ export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater 
               const request = message.request;
               switch (request.case) {
                 case 'announce': {
-                  if (request.value.host === undefined || request.value.host.id === '') throw new Error('announce without a host');
-                  if (request.value.tasks.length > RPC_LIMITS.heldTasksPerHost) throw new Error('too many held tasks');
-                  const info = hostInfo(request.value.host);
+                  const { host, tasks } = request.value;
+                  if (host === undefined || host.id === '') throw new ShoalError('USAGE', 'announce without a host');
+                  checkCount('held tasks in one announce', tasks.length, RPC_LIMITS.heldTasksPerHost);
+                  for (const item of tasks) checkHeldTask(item);
+                  const info = hostInfo(host);
                   hostId = info.id;
-                  swarm.announceHost(info, (command) => out.push(command), request.value.tasks);
+                  swarm.announceHost(info, (command) => out.push(command), tasks);
                   out.push(create(HostCommandSchema, { command: { case: 'ack', value: {} } }));
                   break;
                 }
@@ -72,6 +78,7 @@ export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater 
                   if (hostId !== undefined) swarm.updateLoad(hostId, request.value.uploadLoad);
                   break;
                 case 'evicted':
+                  checkCount('evicted tasks in one report', request.value.taskIds.length, RPC_LIMITS.heldTasksPerHost);
                   if (hostId !== undefined) swarm.evict(hostId, request.value.taskIds);
                   break;
                 case 'leave':
@@ -84,6 +91,7 @@ export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater 
             }
           } catch (err) {
             if (!context.signal.aborted) log.debug({ err }, 'host stream ended with an error');
+            out.end(toConnectError(err));
           } finally {
             if (hostId !== undefined) swarm.leaveHost(hostId);
             out.end();
@@ -100,12 +108,14 @@ export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater 
             for await (const message of requests) {
               const request = message.request;
               if (request.case === 'register') {
-                if (peer !== undefined) throw new Error('registered twice on one stream');
+                if (peer !== undefined) throw new ShoalError('USAGE', 'registered twice on one stream');
+                checkRegister(request.value);
                 peer = swarm.register(request.value, (response) => out.push(response));
-                if (peer === undefined) throw new ConnectError('register before the host announced itself, or without a task', Code.FailedPrecondition);
+                // A race more than a misuse: the peer registers again once its host stream is up.
+                if (peer === undefined) throw toConnectError(new ShoalError('USAGE', 'register before the host announced itself, or without a task'), Code.FailedPrecondition);
                 continue;
               }
-              if (peer === undefined) throw new Error(`${String(request.case)} before register`);
+              if (peer === undefined) throw new ShoalError('USAGE', `${String(request.case)} before register`);
               switch (request.case) {
                 case 'metadata': {
                   const meta = request.value.metadata;
@@ -113,10 +123,11 @@ export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater 
                   break;
                 }
                 case 'pieces':
-                  if (request.value.numbers.length > RPC_LIMITS.piecesPerReport) throw new Error('piece report too large');
+                  checkCount('piece numbers in one report', request.value.numbers.length, RPC_LIMITS.piecesPerReport);
                   swarm.piecesFinished(peer, request.value.numbers, request.value.digests);
                   break;
                 case 'parentFailed':
+                  checkLength('parent peer ID', request.value.parentPeerId);
                   swarm.parentFailed(peer, request.value.parentPeerId, request.value.corrupt);
                   break;
                 case 'reschedule':
@@ -125,18 +136,22 @@ export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater 
                 case 'finished':
                   swarm.finished(peer);
                   break;
-                case 'failed':
-                  preheater.peerFailed(peer, isErrorCode(request.value.code) ? request.value.code : 'INTERNAL', request.value.message.slice(0, RPC_LIMITS.stringLength));
-                  swarm.failed(peer, request.value.code, request.value.message, request.value.status);
+                case 'failed': {
+                  const { code, status } = request.value;
+                  checkLength('error code', code);
+                  const text = request.value.message.slice(0, RPC_LIMITS.stringLength);
+                  preheater.peerFailed(peer, isErrorCode(code) ? code : 'INTERNAL', text);
+                  swarm.failed(peer, code, text, status);
                   peer = undefined;
                   break;
+                }
                 default:
                   break;
               }
             }
           } catch (err) {
             if (!context.signal.aborted) log.debug({ err }, 'peer stream ended with an error');
-            out.end(err instanceof ConnectError ? err : new ConnectError(String(err), Code.InvalidArgument));
+            out.end(toConnectError(err));
           } finally {
             if (peer !== undefined) swarm.disconnected(peer);
             out.end();
@@ -146,54 +161,16 @@ export function schedulerRoutes(swarm: Swarm, log: Logger, preheater: Preheater 
       },
 
       async *preheat(request: PreheatRequest, context: HandlerContext): AsyncIterable<PreheatProgress> {
-        if (request.tasks.length > PREHEAT_LIMITS.tasks) throw new ConnectError(`at most ${PREHEAT_LIMITS.tasks} tasks per preheat`, Code.InvalidArgument);
-        for (const task of request.tasks) {
-          if (task.taskId === '' || task.url === '' || task.url.length > RPC_LIMITS.stringLength) throw new ConnectError('a preheat task needs a task ID and a URL', Code.InvalidArgument);
-        }
-        for await (const update of preheater.run(request.tasks, request.timeoutMs, context.signal)) {
-          yield create(PreheatProgressSchema, {
-            taskId: update.taskId,
-            url: update.url,
-            state: update.state,
-            seedHostId: update.seedHostId,
-            completedBytes: BigInt(update.completedBytes),
-            ...(update.contentLength === undefined ? {} : { contentLength: BigInt(update.contentLength) }),
-            errorCode: update.error?.code ?? '',
-            errorMessage: update.error?.message ?? '',
-          });
+        try {
+          checkPreheat(request);
+          for await (const update of preheater.run(request.tasks, request.timeoutMs, context.signal)) yield progressMessage(update);
+        } catch (err) {
+          throw toConnectError(err);
         }
       },
 
       stat() {
-        return create(StatResponseSchema, {
-          hosts: [...swarm.hosts.values()].map((h) => ({
-            id: h.info.id,
-            hostname: h.info.hostname,
-            ip: h.info.ip,
-            uploadPort: h.info.port,
-            idc: h.info.idc,
-            location: h.info.location,
-            seed: h.info.seed,
-            uploadSlots: h.info.uploadSlots,
-            uploadLoad: h.info.uploadLoad,
-            uploadRate: BigInt(h.info.uploadRate),
-          })),
-          tasks: [...swarm.tasks.values()].map((t) => ({
-            taskId: t.id,
-            url: t.spec?.url ?? '',
-            ...(t.shape === undefined
-              ? {}
-              : { metadata: { pieceSize: t.shape.pieceSize, ...(t.shape.contentLength === undefined ? {} : { contentLength: BigInt(t.shape.contentLength) }) } }),
-            backToSourceCount: t.backToSourceCount,
-            peers: [...t.peers.values()].map((p) => ({
-              peerId: p.id,
-              hostId: p.host.info.id,
-              state: p.state,
-              pieces: p.pieces.size,
-              parents: [...p.parents].map((q) => q.id),
-            })),
-          })),
-        });
+        return statResponse(swarm.hosts.values(), swarm.tasks.values());
       },
     });
   };

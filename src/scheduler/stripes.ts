@@ -140,9 +140,7 @@ export function wouldCycleInStripe(child: PeerEntry, candidate: PeerEntry, s: nu
  * slower than the child first (slowerParent), then shallowest first. The leaf
  * then takes the stripe from `child`, one hop further down, and the tree
  * keeps the peers that pass it on near its top. A much slower host never
- * takes a fast one's place. (Moving slow hosts themselves out of the way was
- * tried: on a fleet with every fourth host slow it left some of them with no
- * place for a stripe.)
+ * takes a fast one's place (docs/design.md, "Slow links").
  */
 export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number): { root: PeerEntry; from: PeerEntry } | undefined {
   if (child.stripe !== s) return undefined;

@@ -1,0 +1,86 @@
+/**
+ * What the scheduler tells peers and hosts, shaped from the model: the
+ * AnnouncePeer responses and SyncHost commands, and the few ways they are
+ * sent (a peer's `send` is undefined while it has no stream; those sends are
+ * dropped, as the peer learns everything again when it registers).
+ */
+import { create } from '@bufbuild/protobuf';
+import { HostCommandSchema, PeerResponseSchema, type HostCommand, type PeerResponse, type TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
+import { packDigests } from '../common/pieces.js';
+import type { PeerEntry, TaskEntry, TaskShape } from './model.js';
+
+function shapeValue(shape: TaskShape): { contentLength?: bigint; pieceSize: number } {
+  return shape.contentLength === undefined ? { pieceSize: shape.pieceSize } : { contentLength: BigInt(shape.contentLength), pieceSize: shape.pieceSize };
+}
+
+/** The content's length and piece size; for a task whose shape is known. */
+export function metadataMessage(shape: TaskShape): PeerResponse {
+  return create(PeerResponseSchema, { response: { case: 'metadata', value: shapeValue(shape) } });
+}
+
+/** The task's authoritative digests of pieces `numbers`. */
+export function digestsMessage(task: TaskEntry, numbers: readonly number[]): PeerResponse {
+  const digests = numbers.map((n) => task.digests.get(n)!);
+  return create(PeerResponseSchema, { response: { case: 'digests', value: { numbers: [...numbers], digests: packDigests(digests) } } });
+}
+
+/** `peer`'s whole parent list, each with the stripes it serves (none: every piece). */
+export function parentsMessage(peer: PeerEntry): PeerResponse {
+  const parents = [...peer.parents].map((p) => {
+    const mask = peer.parentMasks.get(p);
+    return {
+      peerId: p.id,
+      hostId: p.host.info.id,
+      ip: p.host.info.ip,
+      port: p.host.info.port,
+      seed: p.host.info.seed,
+      ...(mask === undefined ? {} : { stripes: peer.task.stripes, stripeMask: mask }),
+    };
+  });
+  return create(PeerResponseSchema, { response: { case: 'parents', value: { parents } } });
+}
+
+/** Pieces `parent` holds (all of them, or the ones it just reported). */
+export function parentPiecesMessage(parent: PeerEntry, numbers: readonly number[]): PeerResponse {
+  return create(PeerResponseSchema, { response: { case: 'parentPieces', value: { peerId: parent.id, numbers: [...numbers] } } });
+}
+
+export function backToSourceMessage(reason: string): PeerResponse {
+  return create(PeerResponseSchema, { response: { case: 'backToSource', value: { reason } } });
+}
+
+export function completeMessage(): PeerResponse {
+  return create(PeerResponseSchema, { response: { case: 'complete', value: {} } });
+}
+
+export function failedMessage(code: string, message: string, status: number): PeerResponse {
+  return create(PeerResponseSchema, { response: { case: 'failed', value: { code, message, status } } });
+}
+
+export function seedTaskCommand(task: TaskSpec): HostCommand {
+  return create(HostCommandSchema, { command: { case: 'seedTask', value: { task } } });
+}
+
+/** Tells `peer` its parent list, then what each parent in `added` already holds. */
+export function sendParents(peer: PeerEntry, added: readonly PeerEntry[]): void {
+  const send = peer.send;
+  if (send === undefined) return;
+  send(parentsMessage(peer));
+  for (const parent of added) if (parent.pieces.size > 0) send(parentPiecesMessage(parent, [...parent.pieces]));
+}
+
+export function sendDigests(peer: PeerEntry, numbers: readonly number[]): void {
+  if (numbers.length === 0 || peer.send === undefined) return;
+  peer.send(digestsMessage(peer.task, numbers));
+}
+
+/** Sends `message` to every active peer of the task but `except`. */
+export function broadcast(task: TaskEntry, message: PeerResponse, except: PeerEntry | undefined): void {
+  for (const p of task.peers.values()) if (p !== except && p.active) p.send?.(message);
+}
+
+/** Sends digests `numbers` to every active peer of the task but `except`. */
+export function broadcastDigests(task: TaskEntry, numbers: readonly number[], except: PeerEntry | undefined): void {
+  if (numbers.length === 0) return;
+  for (const p of task.peers.values()) if (p !== except && p.active) sendDigests(p, numbers);
+}
