@@ -34,7 +34,7 @@ const register = (peerId: string, hostId: string): PeerRequest =>
 /** Reads `responses` to their end; the error that ended them (undefined if none), as the client sees it. */
 async function endOf(responses: AsyncIterable<unknown>): Promise<ConnectError | undefined> {
   try {
-    for await (const _ of responses);
+    for await (const response of responses) void response;
     return undefined;
   } catch (err) {
     return ConnectError.from(err);

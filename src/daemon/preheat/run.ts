@@ -5,7 +5,8 @@
  * progress comes back as events, ending with a summary.
  */
 import type { TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
-import { ShoalError, isErrorCode, toShoalError, type ErrorCode } from '../../common/errors.js';
+import { ShoalError, isErrorCode, type ErrorCode } from '../../common/errors.js';
+import { fromConnectError } from '../../common/rpc-errors.js';
 import { RegistryClient } from '../registry/client.js';
 import { UpstreamResolver, type UpstreamEntry } from '../registry/upstream.js';
 import { blobDigestOf, toTaskSpec, type DownloadRequest } from '../request.js';
@@ -108,8 +109,8 @@ export async function* runPreheat(input: PreheatInput, deps: PreheatDeps, signal
     }
   } catch (err) {
     if (signal.aborted) throw new ShoalError('ABORTED', 'preheat cancelled');
-    const e = toShoalError(err);
-    throw e.code === 'INTERNAL' ? new ShoalError('SCHEDULER_UNREACHABLE', `preheat through the scheduler failed: ${e.message}`) : e;
+    const e = fromConnectError(err, 'SCHEDULER_UNREACHABLE');
+    throw e.code === 'SCHEDULER_UNREACHABLE' ? new ShoalError('SCHEDULER_UNREACHABLE', `preheat through the scheduler failed: ${e.message}`) : e;
   }
   let done = 0;
   let failed = 0;
