@@ -158,6 +158,7 @@ describe('SchedulerConfigSchema', () => {
     assert.deepEqual(SchedulerConfigSchema.parse({}), {
       listen: '0.0.0.0:8002',
       logLevel: 'info',
+      insecure: false,
       candidateParents: 4,
       backToSourceLimit: 1,
       seedTimeout: 10_000,

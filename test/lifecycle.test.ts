@@ -94,17 +94,17 @@ describe('lifecycle', () => {
 describe('listen', () => {
   it('binds, reports the port, and fails with LISTEN_FAILED naming the listener and the address', async () => {
     const a = createServer();
-    const port = await listen(a, { host: '127.0.0.1', port: 0 }, 'test listener');
+    const port = await listen(a, { host: '127.0.0.1', port: 0 }, 'test listener', { tls: false, insecure: false });
     assert.ok(port > 0);
     assert.equal(boundPort(a), port);
     const b = createServer();
-    await assert.rejects(listen(b, { host: '127.0.0.1', port }, 'second listener'), (err: unknown) => {
+    await assert.rejects(listen(b, { host: '127.0.0.1', port }, 'second listener', { tls: false, insecure: false }), (err: unknown) => {
       assert.ok(err instanceof ShoalError);
       assert.equal(err.code, 'LISTEN_FAILED');
       assert.match(err.message, new RegExp(`second listener cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
       return true;
     });
-    await assert.rejects(listen(b, { host: '127.0.0.1', port: 70_000 }, 'bad port'), /LISTEN_FAILED|port must be/);
+    await assert.rejects(listen(b, { host: '127.0.0.1', port: 70_000 }, 'bad port', { tls: false, insecure: false }), /LISTEN_FAILED|port must be/);
     await closeServer(a);
     await closeServer(b);
     assert.equal(a.listening, false);

@@ -110,21 +110,35 @@ describe('mirror upstreams', () => {
   });
 
   test('ns, then the header, then the default', () => {
-    assert.equal(resolver.resolve('ghcr.io', 'quay.io').origin, 'https://ghcr.io');
-    assert.equal(resolver.resolve(undefined, 'quay.io').origin, 'https://quay.io');
-    assert.equal(resolver.resolve(undefined, 'https://index.docker.io').origin, 'https://index.docker.io');
-    assert.equal(resolver.resolve(undefined, undefined).origin, 'https://registry-1.docker.io');
-    assert.equal(resolver.resolve('docker.io', undefined).dockerHub, true);
-    assert.equal(resolver.resolve('127.0.0.1:5000', undefined).origin, 'http://127.0.0.1:5000');
-    const internal = resolver.resolve('registry.internal', undefined);
+    const wide = new UpstreamResolver({
+      upstreams: [{ host: 'ghcr.io' }, { host: 'quay.io' }, { host: '127.0.0.1:5000', insecure: true }, { host: 'registry.internal', url: 'https://mirror.internal:8443', ca: 'PEM' }],
+      defaultUpstream: 'docker.io',
+    });
+    assert.equal(wide.resolve('ghcr.io', 'quay.io').origin, 'https://ghcr.io');
+    assert.equal(wide.resolve(undefined, 'quay.io').origin, 'https://quay.io');
+    assert.equal(wide.resolve(undefined, undefined).origin, 'https://registry-1.docker.io');
+    assert.equal(wide.resolve('docker.io', undefined).dockerHub, true);
+    assert.equal(wide.resolve('index.docker.io', undefined).dockerHub, true, "Docker Hub under any of its names");
+    assert.equal(wide.resolve('127.0.0.1:5000', undefined).origin, 'http://127.0.0.1:5000');
+    const internal = wide.resolve('registry.internal', undefined);
     assert.equal(internal.origin, 'https://mirror.internal:8443');
     assert.equal(internal.ca, 'PEM');
+  });
+
+  test('the registries are an allowlist: one the mirror is not configured for is refused, by ns, header or URL', () => {
+    for (const [ns, header] of [['ghcr.io', undefined], ['evil.example:443', undefined], [undefined, 'quay.io'], [undefined, 'https://evil.example'], [undefined, 'https://index.docker.io:444']] as const) {
+      assert.equal(code(() => resolver.resolve(ns, header)), 'UPSTREAM_NOT_ALLOWED', `${String(ns)} ${String(header)}`);
+    }
+    assert.equal(resolver.resolve(undefined, 'https://registry-1.docker.io').dockerHub, true, 'the default is allowed by its URL too');
+    // A default given as a URL is on the list as well.
+    const byUrl = new UpstreamResolver({ defaultUpstream: 'http://127.0.0.1:5000' });
+    assert.equal(byUrl.resolve('127.0.0.1:5000', undefined).origin, 'http://127.0.0.1:5000');
+    assert.equal(code(() => byUrl.resolve('127.0.0.1:5001', undefined)), 'UPSTREAM_NOT_ALLOWED');
   });
 
   test('plain HTTP only when configured; malformed hosts refused', () => {
     assert.equal(code(() => resolver.resolve(undefined, 'http://10.1.2.3:5000')), 'UPSTREAM_INVALID');
     assert.equal(resolver.resolve(undefined, 'http://127.0.0.1:5000').origin, 'http://127.0.0.1:5000');
-    assert.equal(resolver.resolve('localhost:5000', undefined).origin, 'https://localhost:5000');
     for (const bad of ['a b', 'evil.com/path', 'x@y', 'http://a/b', '-a.com', 'a'.repeat(300)]) assert.equal(code(() => resolver.resolve(bad, undefined)), 'UPSTREAM_INVALID', bad);
     assert.equal(code(() => resolver.resolve(undefined, 'https://u:p@host')), 'UPSTREAM_INVALID');
     assert.equal(code(() => new UpstreamResolver({}).resolve(undefined, undefined)), 'UPSTREAM_INVALID');
@@ -137,7 +151,7 @@ describe('mirror upstreams', () => {
     const hub = resolver.resolve('docker.io', undefined);
     assert.equal(upstreamName(hub, 'alpine'), 'library/alpine');
     assert.equal(upstreamName(hub, 'bitnami/redis'), 'bitnami/redis');
-    assert.equal(upstreamName(resolver.resolve('ghcr.io', undefined), 'alpine'), 'alpine');
+    assert.equal(upstreamName(resolver.resolve('registry.internal', undefined), 'alpine'), 'alpine');
   });
 
   test('Link headers keep ns', () => {

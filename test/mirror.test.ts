@@ -400,7 +400,7 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     const before = tagRequests();
     for (let i = 0; i < 2; i++) assert.equal((await http.get(`${mirror}/v2/test/app/manifests/1`, { headers: { Accept: accept } })).status, 200);
     assert.equal(tagRequests() - before, 2);
-    const cached = createMirror(MirrorSection.parse({ listen: '127.0.0.1:0', upstream: registry.url, tagTtl: '60s' }), { downloads: daemon, upstreams: [] });
+    const cached = createMirror(MirrorSection.parse({ listen: '127.0.0.1:0', upstream: registry.url, tagTtl: '60s' }), { downloads: daemon, upstreams: [], insecure: false });
     await cached.start();
     try {
       const start = tagRequests();
@@ -568,7 +568,7 @@ describe('registry mirror: HTTPS registry with its own CA', { skip: SKIP, timeou
     assert.equal(blob.status, 200);
     assert.ok(blob.body.equals(image.blobs.get(layer.digest)!));
     // The same registry without its CA: TLS fails, and the client is told.
-    const untrusting = createMirror(MirrorSection.parse({ listen: '127.0.0.1:0', upstream: `https://${registry.host}` }), { downloads: daemon, upstreams: [] });
+    const untrusting = createMirror(MirrorSection.parse({ listen: '127.0.0.1:0', upstream: `https://${registry.host}` }), { downloads: daemon, upstreams: [], insecure: false });
     await untrusting.start();
     try {
       const reply = await http.get(`http://127.0.0.1:${untrusting.port}/v2/secure/app/manifests/1`);

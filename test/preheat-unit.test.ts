@@ -163,7 +163,7 @@ describe('Preheater (scheduler)', () => {
   };
   /** A preheater polling every 10 ms, with the schema's other preheat settings but for `preheat`. */
   const newPreheater = (swarm: Swarm, preheat: SchedulerInit['preheat'] = {}): Preheater => new Preheater(swarm, SchedulerConfigSchema.parse({ preheat: { pollInterval: '10ms', ...preheat } }).preheat, deps);
-  const info = (id: string, seed: boolean): HostInfo => ({ id, hostname: id, ip: '10.0.0.1', port: 4000, idc: '', location: '', seed, uploadSlots: 64, uploadLoad: 0, uploadRate: 0 });
+  const info = (id: string, seed: boolean): HostInfo => ({ id, hostname: id, ip: '10.0.0.1', port: 4000, idc: '', location: '', seed, uploadSlots: 64, uploadLoad: 0, uploadRate: 0, identity: '' });
   const spec = (n: number) => create(TaskSpecSchema, { taskId: String(n).repeat(64).slice(0, 64), url: `http://origin/${n}` });
 
   async function collect(iterable: AsyncIterable<PreheatUpdate>): Promise<PreheatUpdate[]> {

@@ -4,6 +4,7 @@
  * error that ends a call carries its Shoal code (src/common/rpc-errors.ts):
  * LIMIT_EXCEEDED past the RPC limits, USAGE for protocol misuse.
  */
+import { taskId } from '../src/common/ids.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { create } from '@bufbuild/protobuf';
@@ -24,7 +25,8 @@ import { SHOAL_CODE_KEY, fromConnectError, toConnectError } from '../src/common/
 import { RPC_LIMITS } from '../src/scheduler/rpc-limits.js';
 import { createScheduler, type SchedulerService } from '../src/scheduler/server.js';
 
-const TASK = 'ab'.repeat(32);
+/** The ID the scheduler derives for http://origin/file itself (a mismatched one is refused). */
+const TASK = taskId({ url: 'http://origin/file' });
 const host = (id: string) => ({ id, hostname: id, ip: '127.0.0.1', uploadPort: 4000, idc: '', location: '', seed: false, uploadSlots: 64, uploadLoad: 0, uploadRate: 0n });
 const announce = (id: string, tasks = 0): HostRequest =>
   create(HostRequestSchema, { request: { case: 'announce', value: { host: host(id), tasks: Array.from({ length: tasks }, () => create(HeldTaskSchema, {})) } } });

@@ -19,6 +19,7 @@ function host(overrides: Partial<HostInfo> = {}): HostEntry {
     uploadSlots: 64,
     uploadLoad: 0,
     uploadRate: 0,
+    identity: '',
     ...overrides,
   };
   return new HostEntry(info, () => {});
@@ -330,7 +331,7 @@ describe('child limits', () => {
   it('a parent whose host has reached its child limit is not eligible, below its upload slots', () => {
     const task = new TaskEntry('t'.repeat(64));
     task.shape = { contentLength: 4 * 1024 * 1024, pieceSize: 1024 * 1024 };
-    const info = (id: string, seed = false) => ({ id, hostname: id, ip: '10.0.0.1', port: 1, idc: '', location: '', seed, uploadSlots: 64, uploadLoad: 0, uploadRate: 0 });
+    const info = (id: string, seed = false) => ({ id, hostname: id, ip: '10.0.0.1', port: 1, idc: '', location: '', seed, uploadSlots: 64, uploadLoad: 0, uploadRate: 0, identity: '' });
     const seedHost = new HostEntry(info('s', true), () => {});
     seedHost.childLimit = 1;
     const seed = new PeerEntry('seed', seedHost, task, 'complete');

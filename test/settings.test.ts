@@ -46,12 +46,17 @@ describe('settings', () => {
   });
 
   it('flags override the file section by section, and the schema checks the result', () => {
-    const init = daemonInit({ uploadRate: '10MiB', mirror: '127.0.0.1:0', upstream: 'docker.io' }, { SHOAL_DATA: dir });
+    const init = daemonInit({ uploadRate: '10MiB', mirror: '127.0.0.1:0', upstream: ['docker.io', 'http://127.0.0.1:5000'] }, { SHOAL_DATA: dir });
     const settings = createDaemon(init).settings;
     assert.equal(settings.upload.rate, 10 * 1024 * 1024);
     assert.equal(settings.mirror?.listen, '127.0.0.1:0');
     assert.equal(settings.mirror?.tagTtl, 0, 'the rest of the section has its defaults');
-    assert.throws(() => createDaemon(daemonInit({ upstream: 'docker.io' }, { SHOAL_DATA: dir })), /mirror\.upstream.*needs mirror\.listen/);
+    assert.equal(settings.mirror?.upstream, 'docker.io', 'the first --upstream is the default');
+    assert.deepEqual(settings.mirror?.upstreams, [
+      { host: 'docker.io', insecure: false },
+      { host: '127.0.0.1:5000', url: 'http://127.0.0.1:5000', insecure: true },
+    ]);
+    assert.throws(() => createDaemon(daemonInit({ upstream: ['docker.io'] }, { SHOAL_DATA: dir })), /mirror\.upstream.*needs mirror\.listen/);
   });
 
   it('a daemon needs a data directory; a bad value names its key', () => {

@@ -21,7 +21,7 @@ const TASK = 'c0ffee'.repeat(10) + 'c0ff';
 const URL = 'https://origin.example/files/blob.tar';
 
 function hostInfo(id: string, seed = false): HostInfo {
-  return { id, hostname: id, ip: `10.0.0.${id.length}`, port: 4000, idc: '', location: '', seed, uploadSlots: 64, uploadLoad: 0, uploadRate: 0 };
+  return { id, hostname: id, ip: `10.0.0.${id.length}`, port: 4000, idc: '', location: '', seed, uploadSlots: 64, uploadLoad: 0, uploadRate: 0, identity: '' };
 }
 
 function digestFor(n: number, salt = 0): Uint8Array {

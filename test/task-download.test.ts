@@ -60,6 +60,7 @@ function download(): TaskDownload {
     spec: create(TaskSpecSchema, { taskId: TASK_ID, url: 'http://origin.test/file', pieceSize: PIECE }),
     store,
     source: origin,
+    tls: undefined,
     client: undefined,
     hostId: 'host',
     peerId: 'host/peer',

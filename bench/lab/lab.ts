@@ -54,6 +54,8 @@ export interface PointOptions {
   declareRates?: boolean | undefined;
   /** the seed daemon alone announces its link's upload rate (Ctx.declareSeedRate) */
   declareSeedRate?: boolean | undefined;
+  /** Shoal's components without TLS (`--insecure`), instead of the cluster's mutual TLS made for the run */
+  noTls?: boolean | undefined;
   /**
    * The image benchmark (bench/lab/image.ts): the payload is an OCI image of about
    * sizeBytes in a registry on the origin host, and the scenarios are IMAGE_SCENARIOS.
@@ -96,6 +98,8 @@ export interface PointResult {
     declareRates?: boolean;
     /** the seed daemon alone announced its link's upload rate */
     declareSeedRate?: boolean;
+    /** Shoal ran with mutual TLS between its components (certificates made by `shoal cluster init` for the run) */
+    tls?: boolean;
   };
   bound: Bound;
   /** the direct-download estimate max(N·F/u_s, F/d_min) with tbf goodput, seconds */
@@ -182,6 +186,13 @@ export function labProblem(): string | undefined {
 }
 
 /** True when bin/shoal.mjs will run the esbuild bundle (else it compiles the sources with tsx, which costs CPU). */
+/** The cluster CA and a certificate per role for one run (`shoal cluster init`), as a user would make them. */
+function makeClusterTls(shoalBin: string, dir: string): string {
+  const made = spawnSync(process.execPath, [shoalBin, 'cluster', 'init', dir], { encoding: 'utf8', timeout: 60_000 });
+  if (made.status !== 0) throw new Error(`shoal cluster init failed: ${made.stderr}`);
+  return dir;
+}
+
 export function shoalBundleFresh(): boolean {
   const newest = (dir: string): number =>
     readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
@@ -307,7 +318,23 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
     const usesShoal = o.scenarios.includes('shoal') || o.scenarios.includes('image-shoal');
     const shoal = usesShoal ? (o.shoal ?? snapshotShoal(join(work, `shoal-bin-${Date.now()}`))) : SHOAL_EXECUTABLE;
     if (usesShoal) result.shoal = shoal;
-    const ctx: Ctx = { topo, procs, work, file, timeoutMs: timeoutS * 1000, log: o.log, shoalBin: shoal.bin, schedulerConfig: o.schedulerConfig, getArgs: o.getArgs, daemonConfig: o.daemonConfig, declareRates: o.declareRates, declareSeedRate: o.declareSeedRate };
+    const tlsDir = usesShoal && o.noTls !== true ? makeClusterTls(shoal.bin, join(work, 'tls')) : undefined;
+    if (usesShoal) result.config.tls = tlsDir !== undefined;
+    const ctx: Ctx = {
+      topo,
+      procs,
+      work,
+      file,
+      timeoutMs: timeoutS * 1000,
+      log: o.log,
+      shoalBin: shoal.bin,
+      schedulerConfig: o.schedulerConfig,
+      getArgs: o.getArgs,
+      daemonConfig: o.daemonConfig,
+      declareRates: o.declareRates,
+      declareSeedRate: o.declareSeedRate,
+      tlsDir,
+    };
     const registry = image === undefined ? undefined : await startLabRegistry(ctx, image);
     if (registry === undefined) await startOriginServer(ctx);
     for (const name of o.scenarios) {

@@ -26,6 +26,8 @@
  *                        (--upload-rate), as an operator who knows the links would
  *   --declare-seed-rate  the seed daemon alone announces its link's upload rate (an
  *                        operator who configured the seed hosts and nothing else)
+ *   --no-tls             Shoal's components with --insecure instead of the mutual TLS the lab
+ *                        makes for every run (shoal cluster init)
  *   --scenarios LIST     direct,bittorrent,shoal (default all three)
  *   --timeout-factor X   each scenario bounded at max(--min-timeout, X × direct estimate) (default 4)
  *   --min-timeout S      (default 60)
@@ -77,6 +79,7 @@ async function main(): Promise<number> {
       'seed-host': { type: 'boolean', default: false },
       'declare-rates': { type: 'boolean', default: false },
       'declare-seed-rate': { type: 'boolean', default: false },
+      'no-tls': { type: 'boolean', default: false },
       scenarios: { type: 'string' },
       image: { type: 'boolean', default: false },
       'timeout-factor': { type: 'string', default: '4' },
@@ -134,6 +137,7 @@ async function main(): Promise<number> {
     seedHost: values['seed-host'],
     declareRates: values['declare-rates'],
     declareSeedRate: values['declare-seed-rate'],
+    noTls: values['no-tls'],
     scenarios,
     timeoutFactor: Number(values['timeout-factor']),
     minTimeoutS: Number(values['min-timeout']),

@@ -59,6 +59,13 @@ export interface Ctx {
   declareRates?: boolean | undefined;
   /** the seed daemon alone announces its link's upload rate */
   declareSeedRate?: boolean | undefined;
+  /** the cluster's certificates (`shoal cluster init DIR`): Shoal runs with mutual TLS; undefined: --insecure */
+  tlsDir?: string | undefined;
+}
+
+/** How a Shoal component of the lab is secured: `--tls DIR/NAME`, or `--insecure` (hosts reach each other on 10.77.0.0/16). */
+function security(ctx: Ctx, name: 'scheduler' | 'seed' | 'peer'): string[] {
+  return ctx.tlsDir === undefined ? ['--insecure'] : ['--tls', join(ctx.tlsDir, name)];
 }
 
 export interface HostResult {
@@ -623,13 +630,18 @@ export async function startShoalSwarm(ctx: Ctx, procs: Procs, dir: string, extra
   const logLevel = process.env['LAB_SHOAL_LOG_LEVEL'] ?? 'warn';
   const schedulerLogLevel = process.env['LAB_SCHEDULER_LOG_LEVEL'] ?? logLevel;
   const home = topo.seedHost ?? topo.origin;
-  const scheduler = procs.start(home.ns, 'scheduler', shoalCmd(ctx, ['scheduler', '--listen', `${home.ip}:${SCHEDULER_PORT}`, '--log-level', schedulerLogLevel, ...(ctx.schedulerConfig === undefined ? [] : ['--config', ctx.schedulerConfig])]));
+  const scheduler = procs.start(
+    home.ns,
+    'scheduler',
+    shoalCmd(ctx, ['scheduler', '--listen', `${home.ip}:${SCHEDULER_PORT}`, '--log-level', schedulerLogLevel, ...security(ctx, 'scheduler'), ...(ctx.schedulerConfig === undefined ? [] : ['--config', ctx.schedulerConfig])]),
+  );
   await procs.waitFor(scheduler, /shoal scheduler listening on/, 30_000);
-  const schedulerUrl = `http://${home.ip}:${SCHEDULER_PORT}`;
+  const schedulerUrl = `${ctx.tlsDir === undefined ? 'http' : 'https'}://${home.ip}:${SCHEDULER_PORT}`;
   const daemonOf = (h: HostSpec, seed: boolean): { proc: NsProc; api: string } => {
     const api = join(dir, `${h.name}.sock`);
     const args = ['daemon', '--scheduler', schedulerUrl, '--listen', `0.0.0.0:${DAEMON_PORT}`, '--advertise', h.ip, '--data', join(dir, h.name), '--api', api, '--log-level', logLevel, ...(ctx.daemonConfig === undefined ? [] : ['--config', ctx.daemonConfig])];
     if (seed) args.push('--seed');
+    args.push(...security(ctx, seed ? 'seed' : 'peer'));
     if (ctx.declareRates === true || (seed && ctx.declareSeedRate === true)) args.push('--upload-rate', String(Math.floor(h.up / 8)));
     args.push(...extraDaemonArgs(h, seed));
     return { proc: procs.start(h.ns, `daemon@${h.name}`, shoalCmd(ctx, args), { keepOutput: 256 * 1024 }), api };

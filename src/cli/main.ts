@@ -12,7 +12,8 @@ import type { GetOptions } from './get.js';
 import type { PreheatFlags } from './preheat.js';
 import { processIo, type CliIo } from './io.js';
 import type { RuntimeConfigFlags } from './runtime-config.js';
-import type { DaemonFlags } from './serve.js';
+import type { IssueFlags } from './cluster.js';
+import type { DaemonFlags, SchedulerFlags } from './serve.js';
 
 export const VERSION = '0.1.0';
 
@@ -63,8 +64,10 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--location <location>', 'location label, "|"-separated hierarchy')
     .option('--upload-rate <size>', 'upload bandwidth cap per second (e.g. 100MiB)')
     .option('--mirror <host:port>', 'run the OCI registry mirror here (e.g. 127.0.0.1:4001; docs/containers.md)')
-    .option('--upstream <registry>', 'mirror: registry for requests that name none (host such as docker.io, or URL)')
+    .option('--upstream <registry>', 'mirror: a registry it serves (repeatable; the first is for requests that name none): a host such as docker.io, or a URL (http:// = plain HTTP)', collect, [])
     .option('--proxy <host:port>', 'run the HTTP forward proxy here (e.g. 127.0.0.1:4002, or a port on loopback; docs/containers.md)')
+    .option('--tls <dir/name>', "the cluster's mutual TLS: DIR/ca.crt, DIR/NAME.crt, DIR/NAME.key (shoal cluster init DIR)")
+    .option('--insecure', 'allow listening on a non-loopback address without TLS (trusts everyone who reaches it)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: DaemonFlags) => {
       const { runDaemon } = await import('./serve.js');
@@ -76,8 +79,10 @@ function program(io: CliIo, result: { code: number }): Command {
     .description('run a scheduler')
     .option('--config <file>', 'YAML config file')
     .option('--listen <host:port>', 'address (default 0.0.0.0:8002)')
+    .option('--tls <dir/name>', "the cluster's mutual TLS: DIR/ca.crt, DIR/NAME.crt, DIR/NAME.key (shoal cluster init DIR)")
+    .option('--insecure', 'allow listening on a non-loopback address without TLS (trusts everyone who reaches it)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
-    .action(async (opts: { config?: string; listen?: string; logLevel?: string }) => {
+    .action(async (opts: SchedulerFlags) => {
       const { runScheduler } = await import('./serve.js');
       result.code = await runScheduler(opts, io);
     });
@@ -105,11 +110,47 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--upstream <url>', 'image: where the registry is reached, e.g. http://127.0.0.1:5000 (default: the reference\'s registry)')
     .option('--timeout <duration>', 'fail a task not held by its seed after this long (default 1h)')
     .option('-e, --endpoint <socket>', 'daemon API: unix socket or 127.0.0.1:PORT')
+    .option('--scheduler <url>', 'ask this scheduler directly instead of through the local daemon (with --tls: an admin certificate)')
+    .option('--tls <dir/name>', 'with --scheduler: DIR/ca.crt, DIR/NAME.crt, DIR/NAME.key of an admin (shoal cluster init DIR makes DIR/admin)')
     .option('--json', 'print the result as JSON on stdout', false)
     .option('-q, --quiet', 'print only failures', false)
     .action(async (targets: string[], opts: PreheatFlags) => {
       const { runPreheat } = await import('./preheat.js');
       result.code = await runPreheat(targets, opts, io);
+    });
+
+  const cluster = root.command('cluster').description("the cluster's CA and its members' certificates (mutual TLS, roles; docs/security.md)");
+  cluster
+    .command('init')
+    .description('make a cluster CA in DIR and a certificate per role: scheduler, seed, peer, admin')
+    .argument('<dir>', 'where the CA and the certificates go (created mode 0700)')
+    .option('--days <n>', 'validity of the member certificates (default 365)')
+    .option('--force', 'replace existing files', false)
+    .action(async (dir: string, opts: { force: boolean; days?: string }) => {
+      const { runClusterInit } = await import('./cluster.js');
+      result.code = await runClusterInit(dir, opts, io);
+    });
+  cluster
+    .command('issue')
+    .description("issue a member certificate signed by DIR's CA")
+    .argument('<dir>', 'the cluster directory (ca.crt, ca.key)')
+    .option('--name <name>', 'the member name (certificate CN, file name)')
+    .option('--role <role>', 'scheduler | seed | peer | admin (repeatable)', collect, [])
+    .option('--host <host>', 'a DNS name or IP address it is reached by (repeatable; informational)', collect, [])
+    .option('--days <n>', 'validity (default 365, never past the CA)')
+    .option('--out <dir>', 'write NAME.crt and NAME.key here instead of DIR')
+    .option('--force', 'replace existing files', false)
+    .action(async (dir: string, opts: IssueFlags) => {
+      const { runClusterIssue } = await import('./cluster.js');
+      result.code = await runClusterIssue(dir, opts, io);
+    });
+  cluster
+    .command('inspect')
+    .description("show a certificate's name, roles and expiry (exit 2 when expired)")
+    .argument('<file>', 'a PEM certificate')
+    .action(async (file: string) => {
+      const { runClusterInspect } = await import('./cluster.js');
+      result.code = runClusterInspect(file, io);
     });
 
   root

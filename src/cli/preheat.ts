@@ -22,8 +22,34 @@ export interface PreheatFlags {
   upstream?: string;
   timeout?: string;
   endpoint?: string;
+  /** Ask this scheduler directly (with an admin certificate, `tls`) instead of through the local daemon. */
+  scheduler?: string;
+  /** DIR/NAME: the cluster CA and an admin certificate (shoal cluster init DIR makes DIR/admin). */
+  tls?: string;
   json: boolean;
   quiet: boolean;
+}
+
+/**
+ * The preheat's events: from the scheduler directly (`--scheduler`, as an
+ * admin: only admin certificates may make seeds fetch), else through the
+ * local daemon, which asks with its own certificate (enough only where the
+ * scheduler checks no roles).
+ */
+async function* preheatEvents(input: PreheatInput, flags: PreheatFlags, io: CliIo): AsyncGenerator<PreheatEvent> {
+  if (flags.scheduler === undefined) {
+    if (flags.tls !== undefined) throw new ShoalError('USAGE', '--tls goes with --scheduler URL (a preheat through the local daemon uses the daemon\'s certificate)');
+    yield* requestPreheat(flags.endpoint ?? defaultEndpoint(io.env), input, io.signal);
+    return;
+  }
+  const [{ runPreheat: preheat }, { createSchedulerClient }, { loadTls }, path] = await Promise.all([
+    import('../daemon/preheat/run.js'),
+    import('../daemon/scheduler-link.js'),
+    import('../identity/tls.js'),
+    import('node:path'),
+  ]);
+  const tls = flags.tls === undefined ? undefined : loadTls({ ca: path.join(path.dirname(flags.tls), 'ca.crt'), cert: `${flags.tls}.crt`, key: `${flags.tls}.key` }, ['admin']);
+  yield* preheat(input, { client: createSchedulerClient(flags.scheduler, tls), upstreams: [] }, io.signal);
 }
 
 export function buildPreheat(targets: readonly string[], flags: PreheatFlags): PreheatInput {
@@ -69,14 +95,13 @@ function label(e: PreheatTaskEvent): string {
 
 export async function runPreheat(targets: readonly string[], flags: PreheatFlags, io: CliIo): Promise<number> {
   const input = buildPreheat(targets, flags);
-  const endpoint = flags.endpoint ?? defaultEndpoint(io.env);
   const say = (line: string): void => {
     if (!flags.quiet) io.stderr.write(line + '\n');
   };
   const ends = new Map<string, PreheatTaskEvent>();
   let summary: Extract<PreheatEvent, { event: 'end' }> | undefined;
   let resolved: Extract<PreheatEvent, { event: 'resolved' }> | undefined;
-  for await (const event of requestPreheat(endpoint, input, io.signal)) {
+  for await (const event of preheatEvents(input, flags, io)) {
     switch (event.event) {
       case 'resolved':
         resolved = event;

@@ -5,6 +5,7 @@
  * socket); the components parse the result through the one schema
  * (src/common/config/schema.ts) themselves.
  */
+import { dirname, join } from 'node:path';
 import { readConfigFile, validateConfig } from '../common/config/load.js';
 import { DaemonConfigSchema, SchedulerConfigSchema, type DaemonInit, type SchedulerInit } from '../common/config/schema.js';
 import { createLogger } from '../common/log.js';
@@ -24,7 +25,10 @@ export interface DaemonFlags {
   uploadRate?: string;
   logLevel?: string;
   mirror?: string;
-  upstream?: string;
+  tls?: string;
+  insecure?: boolean;
+  /** Registries the mirror serves; the first is its default. */
+  upstream?: string[];
   proxy?: string;
 }
 
@@ -32,6 +36,14 @@ export interface SchedulerFlags {
   config?: string;
   listen?: string;
   logLevel?: string;
+  tls?: string;
+  insecure?: boolean;
+}
+
+/** `--tls DIR/NAME`: the cluster CA and NAME's certificate and key, as `shoal cluster init` lays them out. */
+function tlsFlag(prefix: string | undefined): Raw {
+  if (prefix === undefined) return {};
+  return { tls: { ca: join(dirname(prefix), 'ca.crt'), cert: `${prefix}.crt`, key: `${prefix}.key` } };
 }
 
 function waitForSignal(signal: AbortSignal): Promise<void> {
@@ -77,15 +89,43 @@ export function daemonInit(flags: DaemonFlags, env: NodeJS.ProcessEnv): DaemonIn
       idc: flags.idc,
       location: flags.location,
       logLevel: flags.logLevel,
+      insecure: flags.insecure === true ? true : undefined,
     }),
+    ...tlsFlag(flags.tls),
     ...withFlags(file, 'upload', { rate: flags.uploadRate }),
-    ...withFlags(file, 'mirror', { listen: flags.mirror, upstream: flags.upstream }),
+    ...withFlags(file, 'mirror', { listen: flags.mirror, ...upstreamFlags(flags.upstream ?? [], section(file['mirror'])) }),
     ...withFlags(file, 'proxy', { listen: flags.proxy }),
   };
 }
 
+/**
+ * `--upstream` (repeatable): each registry joins the mirror's allowlist
+ * (`mirror.upstreams`; an http:// URL is that registry on plain HTTP), and the
+ * first is the default for requests that name none.
+ */
+function upstreamFlags(values: readonly string[], fileMirror: Raw): Raw {
+  if (values.length === 0) return {};
+  const listed = Array.isArray(fileMirror['upstreams']) ? (fileMirror['upstreams'] as unknown[]) : [];
+  const entries = values.map((value) => {
+    if (!/^https?:\/\//i.test(value)) return { host: value };
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return { host: value };
+    }
+    return { host: url.host, url: url.origin, ...(url.protocol === 'http:' ? { insecure: true } : {}) };
+  });
+  const known = new Set(listed.map((u) => (typeof u === 'object' && u !== null ? String((u as Raw)['host']) : '')));
+  return { upstream: values[0], upstreams: [...listed, ...entries.filter((e) => !known.has(e.host))] };
+}
+
 export function schedulerInit(flags: SchedulerFlags): SchedulerInit {
-  return { ...readConfigFile(flags.config), ...defined({ listen: flags.listen, logLevel: flags.logLevel }) };
+  return {
+    ...readConfigFile(flags.config),
+    ...defined({ listen: flags.listen, logLevel: flags.logLevel, insecure: flags.insecure === true ? true : undefined }),
+    ...tlsFlag(flags.tls),
+  };
 }
 
 export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> {

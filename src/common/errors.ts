@@ -20,6 +20,7 @@ export const ERRORS = {
   NAME_INVALID: { exit: 2, status: 400, summary: 'repository name does not match the OCI grammar (registry mirror)' },
   TAG_INVALID: { exit: 2, status: 400, summary: 'tag does not match the OCI grammar (registry mirror)' },
   UPSTREAM_INVALID: { exit: 2, status: 502, summary: 'the registry a mirror request names is malformed, plain HTTP without `insecure: true`, or none is configured' },
+  UPSTREAM_NOT_ALLOWED: { exit: 2, status: 403, summary: 'the registry a mirror request names is not one the mirror is configured to serve (mirror.upstreams, --upstream); nothing was asked of it' },
   OUTPUT_UNWRITABLE: { exit: 3, status: 500, summary: 'output path cannot be written' },
   STORAGE: { exit: 3, status: 500, summary: 'the piece store failed (disk full, I/O error, locked data dir)' },
   DATA_DIR_LOCKED: { exit: 3, status: 500, summary: 'another Shoal process owns the data directory' },

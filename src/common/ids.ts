@@ -62,7 +62,8 @@ export function parseSourceUrl(value: string): URL {
   return url;
 }
 
-function matchesFilter(name: string, filters: readonly string[]): boolean {
+/** Whether query parameter `name` is one of `filters` (case-insensitive; `X-Amz-*` matches a prefix). */
+export function matchesFilter(name: string, filters: readonly string[]): boolean {
   const lower = name.toLowerCase();
   return filters.some((filter) => {
     const f = filter.toLowerCase();

@@ -48,6 +48,7 @@ export function heldTasks(tasks: readonly StoredTask[], peerId: (taskId: string)
         pieces: numbers,
         digests: packDigests(numbers.map((n) => t.digests.get(n)!)),
         complete: true,
+        private: t.private,
       });
     });
 }

@@ -14,11 +14,13 @@ import { hostId as makeHostId } from '../common/ids.js';
 import { Service, type Lifecycle } from '../common/lifecycle.js';
 import { formatAddress } from '../common/listen.js';
 import { silentLogger, type Logger } from '../common/log.js';
+import { loadTls } from '../identity/tls.js';
 import { createScheduler, type SchedulerService } from '../scheduler/server.js';
 import { defaultAdvertise, heldTasks, hostMessage } from './announce.js';
 import { createApiServer } from './api/server.js';
 import type { DownloadedContent, DownloadHandle, DownloadService } from './download-service.js';
 import { Downloads } from './downloads.js';
+import { OriginAccess } from './origin-access.js';
 import { createMirror, type Mirror } from './mirror/server.js';
 import { runPreheat, type PreheatEvent, type PreheatInput } from './preheat/run.js';
 import { createProxy, proxyAddress, type Proxy } from './proxy/server.js';
@@ -171,6 +173,8 @@ class ShoalDaemon extends Service implements Daemon {
 
   async #startComponents(): Promise<void> {
     const s = this.settings;
+    // A seed peer's certificate must carry the seed role; any daemon's, peer or seed.
+    const tls = s.tls === undefined ? undefined : loadTls(s.tls, s.seed ? ['seed'] : ['peer', 'seed']);
     const sourceCa = s.source.ca === undefined ? undefined : readPem(s.source.ca, 'source.ca');
     this.#upstreams = (s.mirror?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
     // Blobs the mirror asks for come through this source: it trusts the mirror's registry CAs too.
@@ -186,6 +190,8 @@ class ShoalDaemon extends Service implements Daemon {
       createUploadServer({
         host: listen.host,
         port: listen.port,
+        tls,
+        insecure: s.insecure,
         provider: {
           openPiece: (id, n) => store.openPiece(id, n),
           whenFetched: (id, n) => this.#downloads?.whenFetched(id, n),
@@ -205,6 +211,8 @@ class ShoalDaemon extends Service implements Daemon {
     if (s.scheduler === undefined) this.#scheduler = await this.#run(createScheduler(embeddedSchedulerInit(s.logLevel), { logger: this.#log }));
     const link = new SchedulerLink({
       url: this.schedulerUrl!,
+      // The scheduler this process runs is reached on loopback, without TLS.
+      tls: this.#scheduler === undefined ? tls : undefined,
       host: () => hostMessage(s, { id: this.#hostId, advertise: this.#advertise, uploadPort: this.uploadPort }, this.#upload?.activeUploads ?? 0),
       heldTasks: () => heldTasks(store.tasks(), (id) => this.#downloads!.peerId(id)),
       onSeedTask: (command) => {
@@ -214,7 +222,17 @@ class ShoalDaemon extends Service implements Daemon {
     });
     this.#link = link;
     this.#downloads = await this.#run(
-      new Downloads({ store, source, client: link.client, hostId: () => this.#hostId, seed: s.seed, settings: s.download, logger: this.#log }),
+      new Downloads({
+        store,
+        source,
+        client: link.client,
+        hostId: () => this.#hostId,
+        seed: s.seed,
+        settings: s.download,
+        tls,
+        access: new OriginAccess(source, s.source.accessTtl),
+        logger: this.#log,
+      }),
     );
     await this.#run(link);
     await link.waitConnected(2000);
@@ -224,11 +242,11 @@ class ShoalDaemon extends Service implements Daemon {
       this.#addresses.api = s.api;
     }
     if (s.mirror?.listen !== undefined) {
-      this.#mirror = await this.#run(createMirror(s.mirror, { downloads: this, upstreams: this.#upstreams, logger: this.#log }));
+      this.#mirror = await this.#run(createMirror(s.mirror, { downloads: this, upstreams: this.#upstreams, insecure: s.insecure, logger: this.#log }));
       this.#addresses.mirror = formatAddress({ host: splitHostPort(s.mirror.listen).host, port: this.#mirror.port });
     }
     if (s.proxy?.listen !== undefined) {
-      this.#proxy = await this.#run(createProxy(s.proxy, { downloads: this, hostId: () => this.#hostId, logger: this.#log }));
+      this.#proxy = await this.#run(createProxy(s.proxy, { downloads: this, hostId: () => this.#hostId, insecure: s.insecure, logger: this.#log }));
       this.#addresses.proxy = formatAddress({ host: proxyAddress(s.proxy.listen).host, port: this.#proxy.port });
     }
     this.#every(s.cache.gcInterval, () => void this.#gc());

@@ -5,6 +5,9 @@
  * ones for `shoal status`. Implements the DownloadService port.
  */
 import type { TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
+import { carriesCredentials } from '../common/credentials.js';
+import type { TlsMaterial } from '../identity/tls.js';
+import type { OriginAccess } from './origin-access.js';
 import type { DownloadSettings } from '../common/config/schema.js';
 import { ShoalError } from '../common/errors.js';
 import { Service } from '../common/lifecycle.js';
@@ -28,6 +31,10 @@ export interface DownloadsDeps {
   hostId: () => string;
   seed: boolean;
   settings: DownloadSettings;
+  /** The cluster's mutual TLS for parents; undefined: plain TCP. */
+  tls: TlsMaterial | undefined;
+  /** Checks a requester's own credentials for private content with the origin. */
+  access: OriginAccess;
   logger: Logger;
 }
 
@@ -37,6 +44,18 @@ interface Entry {
   waiters: number;
   /** Asked by the scheduler (seed, preheat): runs to the end whoever waits. */
   pinned: boolean;
+}
+
+/**
+ * Whether a requester must show the origin its own credentials first: the
+ * task is private (fetched with credentials, here or elsewhere), or the
+ * request carries credentials of its own (else an invalid token would get
+ * what others fetched). The mirror checks with the registry itself
+ * (../mirror/access.ts).
+ */
+function needsAccessCheck(task: StoredTask, request: DownloadRequest): boolean {
+  if (request.requester === 'mirror') return false;
+  return task.private || carriesCredentials(request);
 }
 
 /** A download and who asked for it. */
@@ -80,7 +99,13 @@ export class Downloads extends Service implements DownloadService {
       };
       if (signal?.aborted === true) onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
-      entry.download.done.then((task) => resolve(this.#content(task)), reject).finally(() => signal?.removeEventListener('abort', onAbort));
+      entry.download.done
+        .then(async (task) => {
+          if (needsAccessCheck(task, request)) await this.#deps.access.check(task.id, request, task.shape?.contentLength ?? 0, signal);
+          resolve(this.#content(task));
+        })
+        .catch(reject)
+        .finally(() => signal?.removeEventListener('abort', onAbort));
     });
     done.then(
       () => (entry.waiters--, undefined),
@@ -150,6 +175,7 @@ export class Downloads extends Service implements DownloadService {
       peerId: this.peerId(spec.taskId),
       seed: d.seed,
       settings: d.settings,
+      tls: d.tls,
       logger: d.logger,
     });
     const entry: Entry = { download, waiters: 0, pinned: false };

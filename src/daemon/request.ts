@@ -17,6 +17,7 @@ export function toTaskSpec(request: DownloadRequest): TaskSpec {
     digest: request.digest ?? '',
     pieceSize: request.pieceSize ?? 0,
     tag: request.tag ?? '',
+    application: request.application ?? '',
     filteredQueryParams: [...filters],
   });
 }

@@ -15,7 +15,9 @@ import {
   type SeedTask,
 } from '../gen/shoal/v1/scheduler_pb.js';
 import { AsyncQueue } from '../common/async-queue.js';
+import { ShoalError } from '../common/errors.js';
 import { Service } from '../common/lifecycle.js';
+import { clientTls, type TlsMaterial } from '../identity/tls.js';
 import type { Logger } from '../common/log.js';
 
 export type SchedulerClient = Client<typeof Scheduler>;
@@ -25,15 +27,27 @@ export interface SchedulerLinkOptions {
   host: () => Host;
   heldTasks: () => HeldTask[];
   onSeedTask: (command: SeedTask) => void;
+  /** This member's certificates, for a scheduler at an https URL. */
+  tls?: TlsMaterial | undefined;
   logger: Logger;
 }
 
-export function createSchedulerClient(url: string): SchedulerClient {
+/**
+ * A client of the scheduler at `url`. With `tls` (the URL must be https) it
+ * shows this member's certificate and accepts only a scheduler's; a plain
+ * http URL with TLS material, or https without, is refused (CERT_INVALID).
+ */
+export function createSchedulerClient(url: string, tls?: TlsMaterial): SchedulerClient {
+  const https = url.startsWith('https:');
+  if (https !== (tls !== undefined)) {
+    throw new ShoalError('CERT_INVALID', https ? `the scheduler ${url} is TLS: give this member's certificates (tls: ca, cert, key)` : `the scheduler ${url} is plain http, but this member has TLS certificates: use https://`);
+  }
   const transport = createGrpcTransport({
     baseUrl: url,
     pingIntervalMs: 5000,
     pingTimeoutMs: 5000,
     idleConnectionTimeoutMs: 60_000,
+    ...(tls === undefined ? {} : { nodeOptions: clientTls(tls, ['scheduler']) }),
   });
   return createClient(Scheduler, transport);
 }
@@ -57,7 +71,7 @@ export class SchedulerLink extends Service {
   constructor(options: SchedulerLinkOptions) {
     super();
     this.#options = options;
-    this.client = createSchedulerClient(options.url);
+    this.client = createSchedulerClient(options.url, options.tls);
   }
 
   get connected(): boolean {

@@ -8,9 +8,18 @@
  */
 import type { PeerEntry, TaskEntry } from './model.js';
 
-/** Holds every piece or brings it in: a peer fetching from the origin, or a complete one. */
+/** Every piece of the task has a digest the scheduler believes (./digest-trust.ts): a holder's pieces can be checked. */
+function digestsKnown(task: TaskEntry): boolean {
+  return task.pieceCount !== undefined && task.digests.size >= task.pieceCount;
+}
+
+/**
+ * Holds every piece or brings it in: a peer fetching from the origin, or a
+ * complete one whose pieces can be checked (a holder whose digests nobody
+ * vouched for is no supply: the strict policy believes no normal peer).
+ */
 function isSupply(peer: PeerEntry): boolean {
-  return peer.state === 'source' || peer.state === 'complete';
+  return peer.state === 'source' || (peer.state === 'complete' && digestsKnown(peer.task));
 }
 
 /** Pieces will keep coming to `peer`: a supply on another host exists that it has not blocked. */
@@ -22,6 +31,7 @@ export function hasSupply(peer: PeerEntry): boolean {
 }
 
 function hasCompletePeer(task: TaskEntry, except: PeerEntry): boolean {
+  if (!digestsKnown(task)) return false;
   for (const p of task.peers.values()) if (p !== except && p.state === 'complete' && p.host !== except.host) return true;
   return false;
 }

@@ -1,10 +1,18 @@
 /**
- * Whose piece digests the scheduler believes and passes on (docs/design.md,
- * "Trust"). A seed peer or the peer fetching from the origin saw the bytes
- * first-hand: its digests are trusted, and a trusted digest is never
- * replaced. A complete normal peer re-announced after a restart stands in
- * (a fallback) until one of those vouches for the piece. Anything else a
- * normal peer reports is not believed. Pure functions over the model.
+ * Whose piece digests the scheduler believes and passes on (docs/security.md,
+ * "Trust"). Two policies:
+ *
+ * - strict (the scheduler runs with TLS): a seed peer, whose role its
+ *   certificate proves, and a peer this scheduler itself sent to the origin
+ *   saw the bytes first-hand; their digests are trusted, and a trusted
+ *   digest is never replaced. Nothing else is believed: not a peer's claim to
+ *   be fetching from the origin, not the digests a normal peer re-announces.
+ * - open (no TLS: anyone who reaches the scheduler is trusted alike): also a
+ *   peer that says it is fetching from the origin, and a complete normal
+ *   peer re-announced after a restart, whose digests stand in (a fallback)
+ *   until one of those vouches for the piece.
+ *
+ * Pure functions over the model.
  */
 import { unpackDigests } from '../common/pieces.js';
 import type { HostEntry, PeerEntry, TaskEntry } from './model.js';
@@ -12,19 +20,24 @@ import type { HostEntry, PeerEntry, TaskEntry } from './model.js';
 /** How far a report's digests are believed: trusted, a fallback that only fills gaps, or not at all. */
 export type DigestTrust = 'trusted' | 'fallback' | 'none';
 
-/** A peer registering: it vouches only as a seed, or as the peer fetching from the origin. */
-export function registerTrust(host: HostEntry, backToSource: boolean): DigestTrust {
-  return host.info.seed || backToSource ? 'trusted' : 'none';
+export type TrustPolicy = 'strict' | 'open';
+
+/** A peer registering: a seed vouches; in the open policy, so does one that says it is fetching from the origin. */
+export function registerTrust(policy: TrustPolicy, host: HostEntry, backToSource: boolean): DigestTrust {
+  return host.info.seed || (policy === 'open' && backToSource) ? 'trusted' : 'none';
 }
 
-/** A complete task a host re-announced: a seed's is trusted; a normal peer's stands in until one vouches. */
-export function heldTrust(host: HostEntry): DigestTrust {
-  return host.info.seed ? 'trusted' : 'fallback';
+/** A complete task a host re-announced: a seed's is trusted; in the open policy a normal peer's stands in until one vouches. */
+export function heldTrust(policy: TrustPolicy, host: HostEntry): DigestTrust {
+  if (host.info.seed) return 'trusted';
+  return policy === 'open' ? 'fallback' : 'none';
 }
 
-/** Pieces a peer just stored: trusted from a seed or the origin's fetcher, else not believed. */
-export function reportTrust(peer: PeerEntry): DigestTrust {
-  return peer.seedLike ? 'trusted' : 'none';
+/** Pieces a peer just stored: trusted from a seed or the origin's fetcher (in the strict policy, one this scheduler chose). */
+export function reportTrust(policy: TrustPolicy, peer: PeerEntry): DigestTrust {
+  if (peer.host.info.seed) return 'trusted';
+  if (peer.state !== 'source') return 'none';
+  return policy === 'open' || peer.sentToSource ? 'trusted' : 'none';
 }
 
 /**

@@ -7,7 +7,7 @@ import { RPC_LIMITS, checkLength } from './rpc-limits.js';
 const UNANNOUNCED_UPLOAD_SLOTS = 64;
 
 /** LIMIT_EXCEEDED when an ID or label is over its limit. */
-export function hostInfo(raw: Host): HostInfo {
+export function hostInfo(raw: Host, identity: string): HostInfo {
   checkLength('host ID', raw.id);
   checkLength('host IP', raw.ip);
   checkLength('hostname', raw.hostname, RPC_LIMITS.hostnameLength);
@@ -24,5 +24,6 @@ export function hostInfo(raw: Host): HostInfo {
     uploadSlots: raw.uploadSlots === 0 ? UNANNOUNCED_UPLOAD_SLOTS : raw.uploadSlots,
     uploadLoad: raw.uploadLoad,
     uploadRate: Number(raw.uploadRate),
+    identity,
   };
 }

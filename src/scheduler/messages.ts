@@ -34,6 +34,7 @@ export function parentsMessage(peer: PeerEntry): PeerResponse {
       ip: p.host.info.ip,
       port: p.host.info.port,
       seed: p.host.info.seed,
+      identity: p.host.info.identity,
       ...(mask === undefined ? {} : { stripes: peer.task.stripes, stripeMask: mask }),
     };
   });
@@ -51,6 +52,11 @@ export function backToSourceMessage(reason: string): PeerResponse {
 
 export function completeMessage(): PeerResponse {
   return create(PeerResponseSchema, { response: { case: 'complete', value: {} } });
+}
+
+/** The task was fetched with credentials: the peer must check a requester's own with the origin. */
+export function accessRequiredMessage(): PeerResponse {
+  return create(PeerResponseSchema, { response: { case: 'accessRequired', value: {} } });
 }
 
 export function failedMessage(code: string, message: string, status: number): PeerResponse {

@@ -12,6 +12,8 @@ export interface HostInfo {
   uploadSlots: number;
   uploadLoad: number;
   uploadRate: number;
+  /** The name in the certificate its host stream showed (empty without TLS); children check their parent's. */
+  identity: string;
 }
 
 export class HostEntry {
@@ -64,6 +66,8 @@ export interface TaskShape {
 export class TaskEntry {
   readonly id: string;
   spec: TaskSpec | undefined;
+  /** Fetched with credentials by someone (../common/credentials.ts): peers check each requester's own with the origin. */
+  private = false;
   shape: TaskShape | undefined;
   /** Authoritative piece digests, from seed peers and back-to-source peers. */
   readonly digests = new Map<number, Uint8Array>();
@@ -114,6 +118,8 @@ export class PeerEntry {
   readonly host: HostEntry;
   readonly task: TaskEntry;
   state: PeerState;
+  /** This scheduler sent it to the origin (toSource): its digests are first-hand by the scheduler's own choice. */
+  sentToSource = false;
   readonly pieces = new Set<number>();
   readonly parents = new Set<PeerEntry>();
   readonly children = new Set<PeerEntry>();

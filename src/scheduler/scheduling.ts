@@ -132,6 +132,7 @@ export class Scheduling {
 
   toSource(peer: PeerEntry, reason: string): void {
     peer.state = 'source';
+    peer.sentToSource = true;
     peer.task.backToSourceCount++;
     this.#log.info({ task: peer.task.id, peer: peer.id, reason }, 'back to source');
     peer.send?.(backToSourceMessage(reason));

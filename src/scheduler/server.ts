@@ -1,6 +1,8 @@
 /**
  * `createScheduler(init)`: the scheduler as a service with a lifecycle.
- * Speaks gRPC and Connect over HTTP/2 without TLS (h2c).
+ * Speaks gRPC and Connect over HTTP/2: with the cluster's certificates
+ * (`tls`), mutual TLS, every caller's roles read from its certificate
+ * (./caller.ts); without, h2c, on loopback unless `insecure`.
  */
 import http2 from 'node:http2';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
@@ -8,8 +10,10 @@ import { validateConfig } from '../common/config/load.js';
 import { splitHostPort } from '../common/config/fields.js';
 import { SchedulerConfigSchema, type SchedulerConfig, type SchedulerInit } from '../common/config/schema.js';
 import { Service } from '../common/lifecycle.js';
-import { boundPort, closeServer, formatAddress, listen } from '../common/listen.js';
+import { closeServer, formatAddress, listen } from '../common/listen.js';
 import { silentLogger, type Logger } from '../common/log.js';
+import { loadTls, serverTls, type TlsMaterial } from '../identity/tls.js';
+import { callerValues } from './caller.js';
 import { Preheater } from './preheat.js';
 import { schedulerRoutes } from './service.js';
 import { Swarm } from './swarm.js';
@@ -44,7 +48,8 @@ class Scheduler extends Service implements SchedulerService {
   readonly host: string;
   readonly #preheater: Preheater;
   readonly #requestedPort: number;
-  readonly #server: http2.Http2Server;
+  readonly #server: http2.Http2Server | http2.Http2SecureServer;
+  readonly #tls: TlsMaterial | undefined;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   #port = 0;
 
@@ -58,7 +63,13 @@ class Scheduler extends Service implements SchedulerService {
     this.#requestedPort = at.port;
     this.swarm = new Swarm(settings, { logger: log, now });
     this.#preheater = new Preheater(this.swarm, settings.preheat, { logger: log, now });
-    this.#server = http2.createServer({}, connectNodeAdapter({ routes: schedulerRoutes(this.swarm, this.#preheater, log) }));
+    this.#tls = settings.tls === undefined ? undefined : loadTls(settings.tls, ['scheduler']);
+    const secure = this.#tls !== undefined;
+    const adapter = connectNodeAdapter({
+      routes: schedulerRoutes(this.swarm, this.#preheater, log),
+      contextValues: (req) => callerValues(secure, req.socket),
+    });
+    this.#server = this.#tls === undefined ? http2.createServer({}, adapter) : http2.createSecureServer({ ...serverTls(this.#tls), allowHTTP1: false }, adapter);
     this.#server.on('session', (session) => {
       this.#sessions.add(session);
       session.on('close', () => this.#sessions.delete(session));
@@ -71,14 +82,13 @@ class Scheduler extends Service implements SchedulerService {
 
   get url(): string {
     const host = this.host === '0.0.0.0' || this.host === '::' ? '127.0.0.1' : this.host;
-    return `http://${formatAddress({ host, port: this.port })}`;
+    return `${this.#tls === undefined ? 'http' : 'https'}://${formatAddress({ host, port: this.port })}`;
   }
 
   protected async onStart(): Promise<void> {
     await this.swarm.start();
     await this.#preheater.start();
-    this.#port = await listen(this.#server, { host: this.host, port: this.#requestedPort }, 'scheduler');
-    this.#port = boundPort(this.#server);
+    this.#port = await listen(this.#server, { host: this.host, port: this.#requestedPort }, 'scheduler', { tls: this.#tls !== undefined, insecure: this.settings.insecure });
   }
 
   protected async onStop(): Promise<void> {

@@ -28,6 +28,8 @@ import type { PeerEntry } from './model.js';
 import { PREHEAT_LIMITS, type Preheater, type PreheatUpdate } from './preheat.js';
 import { RPC_LIMITS, checkCount, checkHeldTask, checkLength, checkRegister } from './rpc-limits.js';
 import { statResponse } from './stat.js';
+import { checkSameHost, checkTaskId } from './task-identity.js';
+import { callerOf, requireRole } from './caller.js';
 import type { Swarm } from './swarm.js';
 
 function progressMessage(update: PreheatUpdate): PreheatProgress {
@@ -49,6 +51,7 @@ function checkPreheat(request: PreheatRequest): void {
     if (task.taskId === '' || task.url === '') throw new ShoalError('USAGE', 'a preheat task needs a task ID and a URL');
     checkLength('task ID', task.taskId);
     checkLength('URL', task.url);
+    checkTaskId(task);
   }
 }
 
@@ -56,6 +59,7 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
   return (router: ConnectRouter): void => {
     router.service(Scheduler, {
       syncHost(requests: AsyncIterable<HostRequest>, context: HandlerContext): AsyncIterable<HostCommand> {
+        const caller = callerOf(context);
         const out = new AsyncQueue<HostCommand>();
         let hostId: string | undefined;
         void (async () => {
@@ -66,9 +70,13 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
                 case 'announce': {
                   const { host, tasks } = request.value;
                   if (host === undefined || host.id === '') throw new ShoalError('USAGE', 'announce without a host');
+                  requireRole(caller, ['peer', 'seed'], 'announcing a host');
+                  if (host.seed) requireRole(caller, ['seed'], 'announcing a seed peer');
                   checkCount('held tasks in one announce', tasks.length, RPC_LIMITS.heldTasksPerHost);
                   for (const item of tasks) checkHeldTask(item);
-                  const info = hostInfo(host);
+                  // A host ID taken by another member's certificate is not taken over.
+                  checkSameHost(caller, swarm.hosts.get(host.id));
+                  const info = hostInfo(host, caller.identity?.name ?? '');
                   hostId = info.id;
                   swarm.announceHost(info, (command) => out.push(command), tasks);
                   out.push(create(HostCommandSchema, { command: { case: 'ack', value: {} } }));
@@ -101,6 +109,7 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
       },
 
       announcePeer(requests: AsyncIterable<PeerRequest>, context: HandlerContext): AsyncIterable<PeerResponse> {
+        const caller = callerOf(context);
         const out = new AsyncQueue<PeerResponse>();
         let peer: PeerEntry | undefined;
         void (async () => {
@@ -109,7 +118,10 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
               const request = message.request;
               if (request.case === 'register') {
                 if (peer !== undefined) throw new ShoalError('USAGE', 'registered twice on one stream');
+                requireRole(caller, ['peer', 'seed'], 'registering a download');
                 checkRegister(request.value);
+                if (request.value.task !== undefined) checkTaskId(request.value.task);
+                checkSameHost(caller, swarm.hosts.get(request.value.hostId));
                 peer = swarm.register(request.value, (response) => out.push(response));
                 // A race more than a misuse: the peer registers again once its host stream is up.
                 if (peer === undefined) throw toConnectError(new ShoalError('USAGE', 'register before the host announced itself, or without a task'), Code.FailedPrecondition);
@@ -162,6 +174,7 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
 
       async *preheat(request: PreheatRequest, context: HandlerContext): AsyncIterable<PreheatProgress> {
         try {
+          requireRole(callerOf(context), ['admin'], 'preheat');
           checkPreheat(request);
           for await (const update of preheater.run(request.tasks, request.timeoutMs, context.signal)) yield progressMessage(update);
         } catch (err) {
@@ -169,7 +182,12 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
         }
       },
 
-      stat() {
+      stat(_request, context: HandlerContext) {
+        try {
+          requireRole(callerOf(context), ['admin'], 'the cluster-wide Stat');
+        } catch (err) {
+          throw toConnectError(err);
+        }
         return statResponse(swarm.hosts.values(), swarm.tasks.values());
       },
     });

@@ -1,6 +1,7 @@
 /** The Stat RPC's answer: the swarm's hosts, tasks and peers as `shoal status` shows them. */
 import { create } from '@bufbuild/protobuf';
 import { StatResponseSchema, type StatResponse } from '../gen/shoal/v1/scheduler_pb.js';
+import { redactUrl } from '../common/ids.js';
 import type { HostEntry, PeerEntry, TaskEntry } from './model.js';
 
 function hostStat(h: HostEntry) {
@@ -26,7 +27,8 @@ function taskStat(t: TaskEntry) {
   const shape = t.shape;
   return {
     taskId: t.id,
-    url: t.spec?.url ?? '',
+    // Signed query parameters and credentials never leave the scheduler.
+    url: t.spec === undefined ? '' : redactUrl(t.spec.url),
     ...(shape === undefined ? {} : { metadata: { pieceSize: shape.pieceSize, ...(shape.contentLength === undefined ? {} : { contentLength: BigInt(shape.contentLength) }) } }),
     backToSourceCount: t.backToSourceCount,
     peers: [...t.peers.values()].map(peerStat),

@@ -15,8 +15,9 @@ import { ShoalError } from '../common/errors.js';
 import type { Lifecycle } from '../common/lifecycle.js';
 import type { Logger } from '../common/log.js';
 import { originRefused, refusedWith, seedFetchesFirst } from './back-to-source.js';
-import { heldTrust, learnDigests, registerTrust, reportTrust } from './digest-trust.js';
-import { broadcast, broadcastDigests, completeMessage, failedMessage, metadataMessage, parentPiecesMessage, sendDigests } from './messages.js';
+import { carriesCredentials } from '../common/credentials.js';
+import { heldTrust, learnDigests, registerTrust, reportTrust, type TrustPolicy } from './digest-trust.js';
+import { accessRequiredMessage, broadcast, broadcastDigests, completeMessage, failedMessage, metadataMessage, parentPiecesMessage, sendDigests } from './messages.js';
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type TaskShape } from './model.js';
 import { Scheduling } from './scheduling.js';
 import { stripeFor } from './stripes.js';
@@ -44,9 +45,12 @@ export class Swarm implements Lifecycle {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #scheduling: Scheduling;
+  /** Strict with TLS (roles proven by certificates), open without (./digest-trust.ts). */
+  readonly #trust: TrustPolicy;
   #state: 'idle' | 'running' | 'stopped' = 'idle';
 
   constructor(settings: SchedulerConfig, deps: SwarmDeps) {
+    this.#trust = settings.tls === undefined ? 'open' : 'strict';
     this.#seedChildren = settings.seedChildren;
     this.#peerChildren = settings.peerChildren;
     this.#log = deps.logger;
@@ -127,10 +131,18 @@ export class Swarm implements Lifecycle {
     if (existing !== undefined) this.#scheduling.removePeer(existing, 'left');
     const peer = new PeerEntry(item.peerId, host, task, 'complete');
     for (const n of item.pieces) peer.pieces.add(n);
-    broadcastDigests(task, learnDigests(task, item.pieces, item.digests, heldTrust(host)), undefined);
+    broadcastDigests(task, learnDigests(task, item.pieces, item.digests, heldTrust(this.#trust, host)), undefined);
+    if (item.private) this.#markPrivate(task);
     task.peers.set(peer.id, peer);
     host.peers.add(peer);
     this.#scheduling.scheduleTask(task);
+  }
+
+  /** The task turned out to be fetched with credentials: every peer of it checks its requesters' own from now on. */
+  #markPrivate(task: TaskEntry): void {
+    if (task.private) return;
+    task.private = true;
+    broadcast(task, accessRequiredMessage(), undefined);
   }
 
   // ---- peers ----
@@ -142,6 +154,7 @@ export class Swarm implements Lifecycle {
     if (host === undefined || spec === undefined) return undefined;
     const task = this.#task(spec.taskId);
     task.spec ??= spec;
+    if (carriesCredentials(spec)) this.#markPrivate(task);
     const old = task.peers.get(request.peerId);
     if (old !== undefined) this.#scheduling.removePeer(old, 'left');
     // One peer per host and task: a re-registration replaces the old one.
@@ -155,8 +168,11 @@ export class Swarm implements Lifecycle {
     host.peers.add(peer);
     if (request.metadata !== undefined && request.metadata.pieceSize > 0) task.learnShape(shapeOf(request.metadata));
     for (const n of request.pieces) peer.pieces.add(n);
-    broadcastDigests(task, learnDigests(task, request.pieces, request.digests, registerTrust(host, request.backToSource)), peer);
+    // A claim to be fetching from the origin is believed only where anyone is (the open policy).
+    const claimsSource = request.backToSource && (this.#trust === 'open' || host.info.seed);
+    broadcastDigests(task, learnDigests(task, request.pieces, request.digests, registerTrust(this.#trust, host, claimsSource)), peer);
 
+    if (task.private) send(accessRequiredMessage());
     if (task.shape !== undefined) send(metadataMessage(task.shape));
     sendDigests(peer, [...task.digests.keys()]);
     if (peer.holdsEveryPiece) {
@@ -164,7 +180,7 @@ export class Swarm implements Lifecycle {
       send(completeMessage());
       return peer;
     }
-    if (request.backToSource) peer.state = 'source';
+    if (claimsSource) peer.state = 'source';
     else if (seedFetchesFirst(peer)) this.#scheduling.toSource(peer, 'seed peer fetches first');
     else this.#scheduling.schedulePeer(peer);
     this.#scheduling.splitIfDue(task);
@@ -188,7 +204,7 @@ export class Swarm implements Lifecycle {
     const fresh = numbers.filter((n) => !peer.pieces.has(n));
     for (const n of fresh) peer.pieces.add(n);
     if (peer.state === 'waiting' && fresh.length > 0) peer.state = 'running';
-    broadcastDigests(task, learnDigests(task, numbers, digests, reportTrust(peer)), peer);
+    broadcastDigests(task, learnDigests(task, numbers, digests, reportTrust(this.#trust, peer)), peer);
     const now = this.#now();
     if (fresh.length > 0) {
       peer.recordArrivals(fresh, now);

@@ -14,6 +14,21 @@
 import { z } from 'zod';
 import { duration, hostPort, logLevel, size } from './fields.js';
 
+// ---- both ----
+
+export const TlsSection = z
+  .object({
+    ca: z.string().min(1).describe('PEM file: the cluster CA certificate (shoal cluster init DIR makes DIR/ca.crt)'),
+    cert: z.string().min(1).describe("PEM file: this member's certificate, carrying its role (shoal cluster issue)"),
+    key: z.string().min(1).describe('PEM file: its private key (mode 0600)'),
+  })
+  .strict();
+
+const tls = () =>
+  TlsSection.optional().describe('mutual TLS with the rest of the cluster, roles from certificates (docs/security.md); absent: plain TCP, on loopback only unless insecure');
+const insecure = () =>
+  z.boolean().default(false).describe('allow listening on a non-loopback address without TLS (--insecure): anyone who reaches the port is trusted, roles are not checked');
+
 // ---- daemon sections ----
 
 export const UploadSection = z
@@ -49,6 +64,7 @@ export const SourceSection = z
     timeout: duration().default(30_000).describe('origin idle timeout'),
     ca: z.string().min(1).optional().describe('PEM file with extra CA certificates for origins'),
     insecure: z.boolean().default(false).describe('skip TLS certificate checks of origins'),
+    accessTtl: duration().default(60_000).describe("private content (fetched with credentials): an origin's yes to a requester's own credentials is reused this long"),
   })
   .strict();
 
@@ -113,6 +129,8 @@ export const DaemonConfigSchema = z
     idc: z.string().max(255).default('').describe('idc label, for parent scoring'),
     location: z.string().max(1024).default('').describe('location label, a "|"-separated hierarchy, for parent scoring'),
     logLevel: logLevel().default('info').describe('how much is logged (JSON lines on stderr)'),
+    tls: tls(),
+    insecure: insecure(),
     upload: UploadSection.prefault({}),
     download: DownloadSection.prefault({}),
     cache: CacheSection.prefault({}),
@@ -138,8 +156,10 @@ export const PreheatSection = z
 
 export const SchedulerConfigSchema = z
   .object({
-    listen: hostPort().default('0.0.0.0:8002').describe('scheduler address (gRPC/Connect over h2c)'),
+    listen: hostPort().default('0.0.0.0:8002').describe('scheduler address (gRPC/Connect over HTTP/2: TLS with tls, else h2c)'),
     logLevel: logLevel().default('info').describe('how much is logged (JSON lines on stderr)'),
+    tls: tls(),
+    insecure: insecure(),
     candidateParents: z.number().int().min(1).max(20).default(4).describe('parents a downloading peer is given at most'),
     backToSourceLimit: z.number().int().min(1).max(1000).default(1).describe('peers of one task fetching from the origin at once'),
     seedChildren: z.number().int().min(0).max(10_000).default(1).describe('children of a seed peer per task, 0 = its upload slots'),
@@ -163,6 +183,8 @@ export type MirrorSettings = NonNullable<DaemonConfig['mirror']>;
 export type MirrorUpstreamSettings = MirrorSettings['upstreams'][number];
 export type ProxySettings = NonNullable<DaemonConfig['proxy']>;
 export type ProxyRuleSettings = ProxySettings['rules'][number];
+
+export type TlsSettings = z.infer<typeof TlsSection>;
 
 export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
 /** What `createScheduler` takes: the config file's shape, defaults still to apply. */

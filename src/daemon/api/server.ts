@@ -35,6 +35,9 @@ export interface ApiServerOptions {
   logger: Logger;
 }
 
+/** The API is reached from this host only (./address.ts refuses other addresses). */
+const LOCAL_ONLY = { tls: false, insecure: false } as const;
+
 export function createApiServer(options: ApiServerOptions): LocalApi {
   return new LocalApi(options);
 }
@@ -59,10 +62,10 @@ export class LocalApi extends Service {
       mkdirSync(dirname(address.path), { recursive: true, mode: 0o700 });
       if (await socketAlive(address.path)) throw new ShoalError('DATA_DIR_LOCKED', `another daemon answers on ${address.path}`);
       await rm(address.path, { force: true });
-      await listen(this.#server, address, 'local API');
+      await listen(this.#server, address, 'local API', LOCAL_ONLY);
       await chmod(address.path, 0o600);
     } else {
-      await listen(this.#server, address, 'local API');
+      await listen(this.#server, address, 'local API', LOCAL_ONLY);
     }
   }
 

@@ -4,15 +4,19 @@
  * parent dropped is not taken back when the scheduler lists it again.
  */
 import type { DownloadSettings } from '../../common/config/schema.js';
+import type { TlsMaterial } from '../../identity/tls.js';
 import { ParentConn, type ParentInfo } from './parent.js';
 
 export class ParentSet {
   readonly #settings: Pick<DownloadSettings, 'perParent' | 'protocol'>;
+  readonly #tls: TlsMaterial | undefined;
   readonly #parents = new Map<string, ParentConn>();
   readonly #blocked = new Set<string>();
 
-  constructor(settings: Pick<DownloadSettings, 'perParent' | 'protocol'>) {
+  /** `tls`: connect to parents with the cluster's mutual TLS. */
+  constructor(settings: Pick<DownloadSettings, 'perParent' | 'protocol'>, tls: TlsMaterial | undefined) {
     this.#settings = settings;
+    this.#tls = tls;
   }
 
   get size(): number {
@@ -47,7 +51,12 @@ export class ParentSet {
         continue;
       }
       const { peerId, hostId, ip, port, seed } = info;
-      const parent = new ParentConn({ peerId, hostId, ip, port, seed, stripes: info.stripes ?? 0, stripeMask: info.stripeMask ?? 0 }, this.#settings.perParent, this.#settings.protocol);
+      const parent = new ParentConn(
+        { peerId, hostId, ip, port, seed, stripes: info.stripes ?? 0, stripeMask: info.stripeMask ?? 0, identity: info.identity ?? '' },
+        this.#settings.perParent,
+        this.#settings.protocol,
+        this.#tls,
+      );
       this.#parents.set(peerId, parent);
     }
   }

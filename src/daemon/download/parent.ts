@@ -8,8 +8,11 @@
  */
 import { Writable } from 'node:stream';
 import { Pool } from 'undici';
+import type { ConnectionOptions } from 'node:tls';
 import { ShoalError } from '../../common/errors.js';
 import { inStripes, isStriped } from '../../common/stripes.js';
+import type { Role } from '../../identity/roles.js';
+import { clientTls, type TlsMaterial } from '../../identity/tls.js';
 import { MAX_PIPELINE } from '../../common/wire.js';
 import { verifyPiece } from '../storage/verify.js';
 import { PieceChannel, PieceLengthError } from './piece-channel.js';
@@ -26,12 +29,19 @@ export interface ParentInfo {
   /** Split trees: only pieces n with bit (n % stripes) of stripeMask set come from this parent. 0 or 1: any piece. */
   stripes?: number;
   stripeMask?: number;
+  /** The certificate name the scheduler saw for its host (empty without TLS): the TLS connection must find it. */
+  identity?: string;
 }
+
+/** Who may serve pieces: members of the cluster with a daemon's role. */
+const PARENT_ROLES: readonly Role[] = ['peer', 'seed'];
 
 export class ParentConn {
   readonly info: ParentInfo;
   readonly protocol: DataProtocol;
   readonly #connections: number;
+  /** Mutual TLS to the parent, or plain TCP. */
+  readonly #tls: ConnectionOptions | undefined;
   #pool: Pool | undefined;
   /** Open binary connections. */
   readonly #channels: PieceChannel[] = [];
@@ -49,10 +59,11 @@ export class ParentConn {
   stripes = 0;
   stripeMask = 0;
 
-  constructor(info: ParentInfo, connections: number, protocol: DataProtocol = 'tcp') {
+  constructor(info: ParentInfo, connections: number, protocol: DataProtocol = 'tcp', tls?: TlsMaterial) {
     this.info = info;
     this.protocol = protocol;
     this.#connections = connections;
+    this.#tls = tls === undefined ? undefined : clientTls(tls, PARENT_ROLES, info.identity);
     this.setStripes(info.stripes ?? 0, info.stripeMask ?? 0);
   }
 
@@ -71,11 +82,12 @@ export class ParentConn {
   get pool(): Pool {
     if (this.#pool === undefined) {
       const host = this.info.ip.includes(':') ? `[${this.info.ip}]` : this.info.ip;
-      this.#pool = new Pool(`http://${host}:${this.info.port}`, {
+      this.#pool = new Pool(`${this.#tls === undefined ? 'http' : 'https'}://${host}:${this.info.port}`, {
         connections: this.#connections,
         pipelining: 1,
         keepAliveTimeout: 30_000,
         connectTimeout: 5000,
+        ...(this.#tls === undefined ? {} : { connect: this.#tls as NonNullable<Pool.Options['connect']> }),
       });
     }
     return this.#pool;
@@ -92,7 +104,7 @@ export class ParentConn {
     for (let i = this.#channels.length - 1; i >= 0; i--) if (!this.#channels[i]!.alive) this.#channels.splice(i, 1);
     const ready = this.#channels.find((ch) => ch.ready);
     if (ready !== undefined) return ready;
-    const ch = new PieceChannel(this.info.ip, this.info.port, `parent ${this.info.peerId}`, stallMs, Math.min(MAX_PIPELINE, this.#connections));
+    const ch = new PieceChannel(this.info.ip, this.info.port, `parent ${this.info.peerId}`, stallMs, Math.min(MAX_PIPELINE, this.#connections), undefined, this.#tls);
     this.#channels.push(ch);
     return ch;
   }

@@ -17,6 +17,7 @@ import { Flights, type Flight } from './flights.js';
 import { CorruptPieceError, fetchPiece, type ParentConn, type ParentInfo } from './parent.js';
 import { ParentSet } from './parent-set.js';
 import { inflightCap, planFetches, type PiecePick } from './piece-picker.js';
+import type { TlsMaterial } from '../../identity/tls.js';
 import type { TaskStats } from './task-stats.js';
 
 export interface PeerFetchesOptions {
@@ -24,6 +25,8 @@ export interface PeerFetchesOptions {
   task: StoredTask;
   store: PieceStore;
   settings: DownloadSettings;
+  /** Parents are reached over the cluster's mutual TLS; undefined: plain TCP. */
+  tls: TlsMaterial | undefined;
   stats: TaskStats;
   /** Aborted when the download ends: every fetch is cancelled. */
   signal: AbortSignal;
@@ -51,7 +54,7 @@ const AHEAD_BACKOFF_MS = 100;
 const pieceBuffers = new BufferPool();
 
 export class PeerFetches {
-  readonly #o: PeerFetchesOptions;
+  readonly #options: PeerFetchesOptions;
   readonly #parents: ParentSet;
   readonly #flights = new Flights();
   /** Authoritative digests from the scheduler, for pieces not held yet. */
@@ -59,8 +62,8 @@ export class PeerFetches {
   #closed = false;
 
   constructor(options: PeerFetchesOptions) {
-    this.#o = options;
-    this.#parents = new ParentSet(options.settings);
+    this.#options = options;
+    this.#parents = new ParentSet(options.settings, options.tls);
   }
 
   /** Pieces in flight. */
@@ -100,9 +103,9 @@ export class PeerFetches {
 
   /** Starts the fetches the picker chooses. */
   pump(): void {
-    const { task, settings } = this.#o;
+    const { task, settings } = this.#options;
     const shape = task.shape;
-    if (this.#closed || !this.#o.canFetch() || shape?.contentLength === undefined) return;
+    if (this.#closed || !this.#options.canFetch() || shape?.contentLength === undefined) return;
     const picks = planFetches({
       count: pieceCount(shape.contentLength, shape.pieceSize),
       held: task.digests.size,
@@ -125,23 +128,23 @@ export class PeerFetches {
   }
 
   #fetch({ n, parent, ahead }: PiecePick<ParentConn>, length: number): void {
-    const { task, settings } = this.#o;
-    const flight = this.#flights.add(n, parent, this.#o.signal);
+    const { task, settings } = this.#options;
+    const flight = this.#flights.add(n, parent, this.#options.signal);
     const digest = this.#digests.get(n)!;
     const buffer = pieceBuffers.acquire(length, task.shape!.pieceSize);
-    fetchPiece(parent, { taskId: this.#o.taskId, piece: n, length, digest, stallMs: settings.pieceTimeout, signal: flight.signal, buffer, ahead })
+    fetchPiece(parent, { taskId: this.#options.taskId, piece: n, length, digest, stallMs: settings.pieceTimeout, signal: flight.signal, buffer, ahead })
       .then(({ data, parentComplete }) => this.#received(n, length, flight, data, digest, parentComplete))
       .catch((err: unknown) => this.#failed(parent, n, err, flight.signal.aborted, ahead))
       .finally(() => {
         pieceBuffers.release(buffer);
-        if (this.#flights.end(n, flight)) this.#o.onFetchEnded(n);
+        if (this.#flights.end(n, flight)) this.#options.onFetchEnded(n);
         this.#parents.released(parent);
         this.pump();
       });
   }
 
   async #received(n: number, length: number, flight: Flight, data: Buffer, digest: Buffer, parentComplete: boolean): Promise<void> {
-    const { task, store, stats } = this.#o;
+    const { task, store, stats } = this.#options;
     const { parent } = flight;
     parent.failures = 0;
     parent.bytes += length;
@@ -152,14 +155,14 @@ export class PeerFetches {
     if (!parentComplete && !parent.info.seed) stats.piecesFromRunningParents++;
     stats.fromParent(parent.info.peerId, length);
     this.#flights.abortOthers(n, flight);
-    this.#o.onStored(n, digest, length, parent.info.seed ? 'seed' : 'peer');
+    this.#options.onStored(n, digest, length, parent.info.seed ? 'seed' : 'peer');
   }
 
   #failed(parent: ParentConn, n: number, err: unknown, aborted: boolean, ahead: boolean): void {
     if (aborted || this.#closed) return;
     if (err instanceof CorruptPieceError) {
-      this.#o.logger.warn({ parent: parent.info.peerId, piece: n, err: err.message }, 'corrupt piece; excluding parent');
-      this.#o.stats.corruptPieces++;
+      this.#options.logger.warn({ parent: parent.info.peerId, piece: n, err: err.message }, 'corrupt piece; excluding parent');
+      this.#options.stats.corruptPieces++;
       this.#drop(parent, err.message, true);
       return;
     }
@@ -170,10 +173,10 @@ export class PeerFetches {
       if (ahead) parent.aheadAfter = Date.now() + AHEAD_BACKOFF_MS;
       else parent.pieces.delete(n);
     } else if (code === 'STORAGE') {
-      this.#o.onFatal(toShoalError(err));
+      this.#options.onFatal(toShoalError(err));
     } else {
       parent.failures++;
-      this.#o.logger.debug({ parent: parent.info.peerId, piece: n, err: (err as Error).message }, 'piece fetch failed');
+      this.#options.logger.debug({ parent: parent.info.peerId, piece: n, err: (err as Error).message }, 'piece fetch failed');
       if (parent.failures >= MAX_FAILURES) this.#drop(parent, (err as Error).message, false);
     }
   }
@@ -181,6 +184,6 @@ export class PeerFetches {
   #drop(parent: ParentConn, reason: string, corrupt: boolean): void {
     this.#parents.drop(parent);
     this.#flights.abortFrom(parent);
-    this.#o.onParentFailed(parent, reason, corrupt);
+    this.#options.onParentFailed(parent, reason, corrupt);
   }
 }

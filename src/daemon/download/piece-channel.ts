@@ -9,6 +9,7 @@
  * and each one is cheap.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { ShoalError } from '../../common/errors.js';
 import { MAX_MESSAGE, PREFACE, RESPONSE_HEADER_SIZE, Status, encodeRequest, FLAG_TASK_COMPLETE } from '../../common/wire.js';
 
@@ -96,19 +97,21 @@ export class PieceChannel {
   readonly #queue: Pending[] = [];
   #dead: Error | undefined;
 
-  constructor(host: string, port: number, who: string, stallMs: number, depth = 1, connectTimeoutMs = 5000) {
+  /** `tls`: the cluster's mutual TLS (../../identity/tls.ts clientTls); reads still land straight in the piece buffer. */
+  constructor(host: string, port: number, who: string, stallMs: number, depth = 1, connectTimeoutMs = 5000, tls?: ConnectionOptions) {
     this.#who = who;
     this.#stallMs = stallMs;
     this.#depth = depth;
-    this.#socket = connect({
-      host,
-      port,
-      noDelay: true,
-      keepAlive: true,
-      onread: { buffer: () => this.#nextBuffer(), callback: (n: number, buf: Uint8Array) => this.#onRead(n, buf) },
-    });
+    const onread = { buffer: () => this.#nextBuffer(), callback: (n: number, buf: Uint8Array) => this.#onRead(n, buf) };
+    // tls.connect takes `onread` too (since Node 15; its types lack it): a TLS read also lands straight in the piece buffer.
+    const secure = { ...tls, host, port, onread };
+    this.#socket = tls === undefined ? connect({ host, port, noDelay: true, keepAlive: true, onread }) : tlsConnect(secure);
+    if (tls !== undefined) {
+      this.#socket.setNoDelay(true);
+      this.#socket.setKeepAlive(true);
+    }
     this.#socket.setTimeout(connectTimeoutMs);
-    this.#socket.once('connect', () => {
+    this.#socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       this.#socket.setTimeout(0);
       this.#quietSince = Date.now();
       watch(this);

@@ -5,8 +5,7 @@
  * acts on. Pure: no stream, no state.
  */
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
-import type { PeerRequestSchema} from '../../gen/shoal/v1/scheduler_pb.js';
-import { RegisterPeerSchema, type PeerResponse, type RegisterPeer, type TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
+import { RegisterPeerSchema, type PeerRequestSchema, type PeerResponse, type RegisterPeer, type TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js';
 import { ShoalError, isErrorCode } from '../../common/errors.js';
 import { packDigests, unpackDigests } from '../../common/pieces.js';
 import type { StoredTask, TaskShape } from '../storage/stored-task.js';
@@ -24,7 +23,9 @@ export type SchedulerOrder =
   | { kind: 'parentPieces'; peerId: string; numbers: readonly number[] }
   /** The task is complete (check what is held). */
   | { kind: 'complete' }
-  | { kind: 'failed'; error: ShoalError };
+  | { kind: 'failed'; error: ShoalError }
+  /** The task was fetched with credentials: a requester gets it only once the origin accepts its own. */
+  | { kind: 'accessRequired' };
 
 /** The response as an order; undefined for a response this peer does not know. */
 export function readResponse(response: PeerResponse): SchedulerOrder | undefined {
@@ -45,6 +46,8 @@ export function readResponse(response: PeerResponse): SchedulerOrder | undefined
       return { kind: 'parentPieces', peerId: r.value.peerId, numbers: r.value.numbers };
     case 'complete':
       return { kind: 'complete' };
+    case 'accessRequired':
+      return { kind: 'accessRequired' };
     case 'failed': {
       const code = isErrorCode(r.value.code) ? r.value.code : 'SOURCE_STATUS';
       const error = new ShoalError(code, r.value.message, r.value.status > 0 ? { sourceStatus: r.value.status } : {});

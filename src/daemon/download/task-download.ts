@@ -17,6 +17,8 @@ import type { RegisterPeer, TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js'
 import type { DownloadSettings } from '../../common/config/schema.js';
 import { ShoalError, toShoalError } from '../../common/errors.js';
 import type { Lifecycle } from '../../common/lifecycle.js';
+import { carriesCredentials } from '../../common/credentials.js';
+import type { TlsMaterial } from '../../identity/tls.js';
 import type { Logger } from '../../common/log.js';
 import { pieceCount } from '../../common/pieces.js';
 import type { SchedulerClient } from '../scheduler-link.js';
@@ -42,6 +44,8 @@ export interface TaskDownloadOptions {
   peerId: string;
   seed: boolean;
   settings: DownloadSettings;
+  /** The cluster's mutual TLS for parents; undefined: plain TCP. */
+  tls: TlsMaterial | undefined;
   logger: Logger;
 }
 
@@ -139,6 +143,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
       const task = await store.ensure(this.id, this.spec.url, this.spec.digest === '' ? undefined : this.spec.digest);
       if (this.#settled) return;
       this.#task = task;
+      if (carriesCredentials(this.spec)) store.markPrivate(task);
       this.#unpin = store.pin(task);
       if (task.complete) await store.checkIntact(task);
       if (this.#settled) return;
@@ -181,6 +186,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
       task,
       store: this.#options.store,
       settings: this.#options.settings,
+      tls: this.#options.tls,
       stats: this.stats,
       signal: this.#abort.signal,
       canFetch: () => !this.#settled && !this.#finishing && !this.#sourceRunning,
@@ -226,6 +232,9 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
       case 'failed':
         this.#fail(order.error, false);
         break;
+      case 'accessRequired':
+        if (this.#task !== undefined) this.#options.store.markPrivate(this.#task);
+        break;
     }
   }
 
@@ -248,7 +257,12 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
   }
 
   #goToSource(reason: string): void {
-    if (this.#sourceRunning || this.#settled) return;
+    if (this.#settled) return;
+    if (this.#sourceRunning) {
+      // Already fetching (since before a scheduler restart): now that the scheduler chose it, it vouches for what it holds.
+      for (const [n, digest] of this.#task?.digests ?? []) this.#reporter.add(n, digest);
+      return;
+    }
     this.#sourceRunning = true;
     this.#reporter.withDigests = true;
     this.stats.backToSource(reason);

@@ -62,6 +62,8 @@ export function sendShoalError(res: ServerResponse, err: ShoalError, subject: Su
       return sendSpecError(res, 502, 'DIGEST_INVALID', `the registry's content does not match its digest; nothing was served or kept (${err.message})`);
     case 'UPSTREAM_TOO_LARGE':
       return sendSpecError(res, 502, subject === 'manifest' ? 'MANIFEST_INVALID' : 'SIZE_INVALID', err.message);
+    case 'UPSTREAM_NOT_ALLOWED':
+      return sendSpecError(res, 403, 'DENIED', `${err.code}: ${err.message}`);
     case 'UPSTREAM_INVALID':
     case 'SOURCE_NETWORK':
     case 'SOURCE_PROTOCOL':

@@ -33,6 +33,8 @@ export interface MirrorDeps {
   downloads: MirrorDownloads;
   /** The configured registries (settings.upstreams) with their CA files read. */
   upstreams: readonly UpstreamEntry[];
+  /** Listening off loopback is allowed (--insecure): the mirror has no TLS of its own. */
+  insecure: boolean;
   logger?: Logger;
 }
 
@@ -55,6 +57,7 @@ class RegistryMirror extends Service implements Mirror {
   protected readonly serviceName = 'registry mirror';
   readonly resolver: UpstreamResolver;
   readonly #address: { host: string; port: number };
+  readonly #insecure: boolean;
   readonly #log: Logger;
   readonly #closing = new AbortController();
   readonly #shared: MirrorShared;
@@ -66,6 +69,7 @@ class RegistryMirror extends Service implements Mirror {
     super();
     if (settings.listen === undefined) throw new ShoalError('CONFIG_INVALID', 'mirror.listen is required to run the mirror');
     this.#address = splitHostPort(settings.listen);
+    this.#insecure = deps.insecure;
     this.#log = deps.logger ?? silentLogger;
     this.resolver = new UpstreamResolver({ upstreams: deps.upstreams, defaultUpstream: settings.upstream });
     const client = new RegistryClient({ timeoutMs: settings.upstreamTimeout });
@@ -110,7 +114,7 @@ class RegistryMirror extends Service implements Mirror {
   }
 
   protected async onStart(): Promise<void> {
-    this.#port = await listen(this.#server, this.#address, 'registry mirror');
+    this.#port = await listen(this.#server, this.#address, 'registry mirror', { tls: false, insecure: this.#insecure });
     const d = this.resolver.defaultUpstream;
     if (d?.origin.startsWith('http:') === true) this.#log.warn({ upstream: d.origin }, 'mirror default upstream is plain HTTP');
     this.#log.info({ port: this.port, upstream: d?.origin }, 'registry mirror listening');

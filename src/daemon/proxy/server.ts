@@ -17,7 +17,7 @@
  * byte either way.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIP, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { Agent } from 'undici';
@@ -25,7 +25,7 @@ import { ShoalError, toShoalError } from '../../common/errors.js';
 import { splitHostPort } from '../../common/config/fields.js';
 import type { ProxySettings } from '../../common/config/schema.js';
 import { Service, type Lifecycle } from '../../common/lifecycle.js';
-import { closeServer, listen } from '../../common/listen.js';
+import { closeServer, isLoopbackHost, listen } from '../../common/listen.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { forward } from './forward.js';
 import { endToEnd, pairs, viaLoops } from './headers.js';
@@ -40,6 +40,8 @@ export interface ProxyDeps {
   downloads: ProxyDownloads;
   /** This daemon's host ID, for the proxy's name in Via. */
   hostId: () => string;
+  /** Listening off loopback is allowed (--insecure): the proxy has no authentication. */
+  insecure: boolean;
   logger?: Logger;
 }
 
@@ -140,11 +142,11 @@ class ForwardProxy extends Service implements Proxy {
 
   protected async onStart(): Promise<void> {
     const host = this.#address.host;
-    this.#port = await listen(this.#server, this.#address, 'HTTP proxy');
+    this.#port = await listen(this.#server, this.#address, 'HTTP proxy', { tls: false, insecure: this.#deps.insecure });
     // The name this proxy gives itself in Via, unique per daemon and port: a request carrying it has looped.
     const hostId = this.#deps.hostId();
     this.#via = `shoal-${hostId === '' ? 'proxy' : hostId}-${this.port}`.replace(/[^\w.-]/g, '_');
-    if (!isLoopback(host)) this.#log.warn({ host }, 'HTTP proxy listens on a non-loopback address: it has no authentication');
+    if (!isLoopbackHost(host)) this.#log.warn({ host }, 'HTTP proxy listens on a non-loopback address: it has no authentication');
     this.#log.info({ port: this.port }, 'HTTP proxy listening');
   }
 
@@ -264,7 +266,7 @@ class ForwardProxy extends Service implements Proxy {
     const bound = this.#address.host.replace(/^\[|\]$/g, '').toLowerCase();
     if (host === bound) return true;
     const all = bound === '0.0.0.0' || bound === '::';
-    if ((all || isLoopback(bound)) && (host === 'localhost' || host.endsWith('.localhost') || isLoopback(host))) return true;
+    if ((all || isLoopbackHost(bound)) && (host === 'localhost' || host.endsWith('.localhost') || isLoopbackHost(host))) return true;
     if (all) {
       if (host === '0.0.0.0' || host === '::') return true;
       for (const addresses of Object.values(networkInterfaces())) for (const a of addresses ?? []) if (a.address.toLowerCase() === host) return true;
@@ -279,12 +281,5 @@ class ForwardProxy extends Service implements Proxy {
     await closed;
     await this.#agent.destroy().catch(() => undefined);
   }
-}
-
-function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || h.startsWith('::ffff:127.');
-  return h === 'localhost';
 }
 

@@ -3,10 +3,13 @@
  * parameter, else the `X-Shoal-Registry` (or Dragonfly's `X-Dragonfly-Registry`)
  * header, a host or a URL, else the configured default. Pure: no sockets.
  *
- * A host resolves to its configured entry's URL, else `https://<host>`;
- * `docker.io` to Docker Hub's API host. Plain HTTP is used only for an entry
- * with `insecure: true`, or for the default upstream the operator wrote as an
- * http:// URL; a client cannot send the mirror to a plain-HTTP registry.
+ * The registries are an allowlist: the configured entries and the default
+ * upstream. A request naming any other is refused (UPSTREAM_NOT_ALLOWED)
+ * before any request leaves the mirror, so a client cannot point it at a
+ * registry of its own choosing (one that answers yes to every access check).
+ * A host resolves to its entry's URL (`docker.io` to Docker Hub's API host);
+ * plain HTTP only where the operator said so (`insecure: true`, or an
+ * http:// URL for the default upstream).
  */
 import { ShoalError } from '../../common/errors.js';
 
@@ -42,6 +45,14 @@ export function isRegistryHost(value: string): boolean {
 
 function invalid(message: string): ShoalError {
   return new ShoalError('UPSTREAM_INVALID', message);
+}
+
+function notAllowed(registry: string): ShoalError {
+  return new ShoalError('UPSTREAM_NOT_ALLOWED', `registry ${JSON.stringify(registry.slice(0, 100))} is not one this mirror serves (mirror.upstreams, --upstream)`);
+}
+
+function dockerHub(): Upstream {
+  return { host: 'docker.io', origin: DOCKER_HUB, dockerHub: true, ca: undefined };
 }
 
 function parseOrigin(value: string, what: string): URL {
@@ -94,8 +105,11 @@ export class UpstreamResolver {
         const entry = this.#byOrigin(url.origin) ?? this.#byHost.get(url.host);
         this.#default = entry ?? { host: url.host, origin: url.origin, dockerHub: isDockerHub(url.host, url.origin), ca: undefined };
       } else {
-        this.#default = this.#fromHost(d.toLowerCase(), 'default upstream');
+        const host = d.toLowerCase();
+        if (!isRegistryHost(host)) throw new ShoalError('CONFIG_INVALID', `default upstream ${JSON.stringify(d.slice(0, 100))} is not a registry HOST or HOST:PORT`);
+        this.#default = this.#byHost.get(host) ?? (DOCKER_HUB_HOSTS.has(host) ? dockerHub() : { host, origin: `https://${host}`, dockerHub: false, ca: undefined });
       }
+      if (!this.#byHost.has(this.#default.host)) this.#byHost.set(this.#default.host, { ...this.#default, insecure: this.#default.origin.startsWith('http:') });
     }
   }
 
@@ -125,7 +139,9 @@ export class UpstreamResolver {
         if (byHost?.insecure === true) return { ...byHost, origin: url.origin };
         throw invalid(`registry ${url.origin} is plain HTTP and not configured with insecure: true (mirror.upstreams)`);
       }
-      return this.#byHost.get(url.host) ?? { host: url.host, origin: url.origin, dockerHub: isDockerHub(url.host, url.origin), ca: undefined };
+      const byHost = this.#byHost.get(url.host);
+      if (byHost === undefined) throw notAllowed(url.origin);
+      return byHost;
     }
     if (this.#default === undefined) {
       throw invalid('no registry named by the request (ns= or X-Shoal-Registry) and no default upstream configured (--upstream)');
@@ -135,10 +151,15 @@ export class UpstreamResolver {
 
   #fromHost(host: string, what: string): Upstream {
     if (!isRegistryHost(host)) throw invalid(`${what} ${JSON.stringify(host.slice(0, 100))} is not a registry HOST or HOST:PORT`);
-    const entry = this.#byHost.get(host);
-    if (entry !== undefined) return entry;
-    if (DOCKER_HUB_HOSTS.has(host)) return { host: 'docker.io', origin: DOCKER_HUB, dockerHub: true, ca: undefined };
-    return { host, origin: `https://${host}`, dockerHub: false, ca: undefined };
+    const entry = this.#byHost.get(host) ?? (DOCKER_HUB_HOSTS.has(host) ? this.#dockerHubEntry() : undefined);
+    if (entry === undefined) throw notAllowed(host);
+    return entry;
+  }
+
+  /** Docker Hub under any of its names, when it is configured under one. */
+  #dockerHubEntry(): Upstream | undefined {
+    for (const entry of this.#byHost.values()) if (entry.dockerHub) return entry;
+    return undefined;
   }
 
   #byOrigin(origin: string): Upstream | undefined {

@@ -18,6 +18,8 @@ export interface TaskRow {
   last_access: number;
   /** The content file's mtime when the task completed: a change means someone wrote into it. */
   content_mtime: number | null;
+  /** 1: fetched with credentials (docs/security.md, "Private content"). */
+  private: number;
 }
 
 export interface PieceRow {
@@ -50,6 +52,7 @@ export class MetadataDb {
   readonly #setShape: Statement<[number | null, number, string]>;
   readonly #setState: Statement<[TaskState, number, string]>;
   readonly #setMtime: Statement<[number | null, string]>;
+  readonly #setPrivate: Statement<[string]>;
   readonly #touch: Statement<[number, string]>;
   readonly #deleteTask: Statement<[string]>;
   readonly #deletePieces: Statement<[string]>;
@@ -64,6 +67,7 @@ export class MetadataDb {
     this.#db.exec(SCHEMA);
     const columns = this.#db.prepare(`PRAGMA table_info(tasks)`).all() as Array<{ name: string }>;
     if (!columns.some((c) => c.name === 'content_mtime')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN content_mtime REAL`);
+    if (!columns.some((c) => c.name === 'private')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN private INTEGER NOT NULL DEFAULT 0`);
     this.#insertTask = this.#db.prepare(
       `INSERT INTO tasks (id, url, digest, state, created_at, last_access) VALUES (?, ?, ?, 'running', ?, ?)`,
     );
@@ -71,6 +75,7 @@ export class MetadataDb {
     this.#setState = this.#db.prepare(`UPDATE tasks SET state = ?, last_access = ? WHERE id = ?`);
     this.#touch = this.#db.prepare(`UPDATE tasks SET last_access = ? WHERE id = ?`);
     this.#setMtime = this.#db.prepare(`UPDATE tasks SET content_mtime = ? WHERE id = ?`);
+    this.#setPrivate = this.#db.prepare(`UPDATE tasks SET private = 1 WHERE id = ?`);
     this.#deleteTask = this.#db.prepare(`DELETE FROM tasks WHERE id = ?`);
     this.#deletePieces = this.#db.prepare(`DELETE FROM pieces WHERE task_id = ?`);
     this.#insertPiece = this.#db.prepare(`INSERT OR REPLACE INTO pieces (task_id, number, digest) VALUES (?, ?, ?)`);
@@ -92,6 +97,10 @@ export class MetadataDb {
 
   setContentMtime(id: string, mtime: number | null): void {
     this.#setMtime.run(mtime, id);
+  }
+
+  setPrivate(id: string): void {
+    this.#setPrivate.run(id);
   }
 
   touch(id: string, now: number): void {

@@ -120,6 +120,7 @@ export class PieceStore extends Service {
       for (const piece of db.pieces(row.id)) task.digests.set(piece.number, piece.digest);
       task.complete = row.state === 'complete' && task.pieceCount === task.digests.size;
       task.contentMtime = row.content_mtime ?? undefined;
+      task.private = row.private === 1;
       this.#tasks.set(task.id, task);
     }
     this.#log.debug({ tasks: this.#tasks.size }, 'piece store loaded');
@@ -276,6 +277,13 @@ export class PieceStore extends Service {
     for (const [n, digest] of task.digests) this.#meta.insertPiece(task.id, n, digest);
     this.#meta.setState(task.id, 'running', this.#now());
     return bad.length;
+  }
+
+  /** Records that the task was fetched with credentials (kept across restarts; never undone). */
+  markPrivate(task: StoredTask): void {
+    if (task.private) return;
+    task.private = true;
+    this.#meta.setPrivate(task.id);
   }
 
   touch(task: StoredTask): void {

@@ -23,6 +23,8 @@ export class StoredTask {
   lastAccess: number;
   /** The content file's mtime when it completed (see PieceStore.checkIntact). */
   contentMtime: number | undefined;
+  /** Fetched with credentials (here or elsewhere): a requester gets it only once the origin accepts its own. */
+  private = false;
   /** Verified pieces and their SHA-256. */
   readonly digests = new Map<number, Buffer>();
   pins = 0;

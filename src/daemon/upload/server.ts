@@ -14,13 +14,18 @@
  * A read failure mid-body destroys the socket, so the child sees a short body.
  * HEAD answers the piece headers without taking an upload slot.
  * `GET /healthy` → 200 {"ok":true}. Limits: ./limits.ts.
+ *
+ * With the cluster's certificates (`tls`), the port is mutual TLS: a client
+ * must show a certificate the cluster CA signed with a member role, or it is
+ * closed before a byte is read; both protocols run inside TLS.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { setMaxListeners } from 'node:events';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { ShoalError } from '../../common/errors.js';
 import { Service, drainWithin, type Lifecycle } from '../../common/lifecycle.js';
-import { listen } from '../../common/listen.js';
+import { listen, type ListenSecurity } from '../../common/listen.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { UPLOAD_LIMITS } from './limits.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -30,6 +35,8 @@ import type { PieceProvider } from './piece-provider.js';
 import { startBinarySession } from './binary-session.js';
 import { httpPieceReply, PieceUploads } from './piece-uploads.js';
 import { PREFACE } from '../../common/wire.js';
+import { hasRole, identityOf, type Role } from '../../identity/roles.js';
+import { serverTls, type TlsMaterial } from '../../identity/tls.js';
 
 export type { PieceHandle, PieceProvider } from './piece-provider.js';
 
@@ -47,7 +54,14 @@ export interface UploadServerOptions {
   logger?: Logger;
   /** Called once after each GET piece response ends (completed or not) with the body bytes flushed to the socket. */
   onUploaded?: (taskId: string, piece: number, bytes: number) => void;
+  /** Mutual TLS: only cluster members (peer, seed or admin certificates) are served. Absent: plain TCP. */
+  tls?: TlsMaterial | undefined;
+  /** Plain TCP off loopback is allowed (--insecure). */
+  insecure?: boolean;
 }
+
+/** Who may fetch pieces: members of the cluster (admins too, for `curl --cert`). */
+const DOWNLOADER_ROLES: readonly Role[] = ['peer', 'seed', 'admin'];
 
 /**
  * start() listens (LISTEN_FAILED when the address cannot be bound); stop()
@@ -81,6 +95,7 @@ class HttpUploadServer extends Service implements UploadServer {
   readonly #busy = new Map<Socket, number>();
   readonly #inflight = new Set<Promise<void>>();
   readonly #closed: Promise<void>;
+  readonly #security: ListenSecurity;
   #port = 0;
 
   constructor(options: UploadServerOptions) {
@@ -118,7 +133,15 @@ class HttpUploadServer extends Service implements UploadServer {
       (req, res) => this.#onRequest(req, res),
     );
     this.#http.keepAliveTimeout = UPLOAD_LIMITS.keepAliveTimeoutMs;
-    this.#server = createNetServer({ keepAlive: true, keepAliveInitialDelay: UPLOAD_LIMITS.keepAliveTimeoutMs, noDelay: true }, (socket) => this.#onConnection(socket));
+    const tcp = { keepAlive: true, keepAliveInitialDelay: UPLOAD_LIMITS.keepAliveTimeoutMs, noDelay: true };
+    this.#security = { tls: options.tls !== undefined, insecure: options.insecure === true };
+    if (options.tls === undefined) {
+      this.#server = createNetServer(tcp, (socket) => this.#onConnection(socket));
+    } else {
+      const server = createTlsServer({ ...tcp, ...serverTls(options.tls), handshakeTimeout: UPLOAD_LIMITS.headersTimeoutMs }, (socket) => this.#onSecureConnection(socket));
+      server.on('tlsClientError', (err) => this.#log.debug({ err: err.message }, 'upload TLS handshake failed'));
+      this.#server = server;
+    }
     this.#closed = new Promise((resolve) => this.#server.once('close', () => resolve()));
   }
 
@@ -136,7 +159,7 @@ class HttpUploadServer extends Service implements UploadServer {
   }
 
   protected async onStart(): Promise<void> {
-    this.#port = await listen(this.#server, { host: this.#host, port: this.#requestedPort }, 'upload server');
+    this.#port = await listen(this.#server, { host: this.#host, port: this.#requestedPort }, 'upload server', this.#security);
     this.#server.on('error', (err) => this.#log.error({ err }, 'upload server error'));
     // The HTTP server never listens itself; 'listening' starts its header and request timeouts.
     this.#http.emit('listening');
@@ -160,6 +183,17 @@ class HttpUploadServer extends Service implements UploadServer {
   #forceClose(): void {
     if (!this.#shutdown.signal.aborted) this.#shutdown.abort(new ShoalError('ABORTED', 'the upload server is shutting down'));
     for (const socket of this.#sockets) socket.destroy();
+  }
+
+  /** A TLS client whose certificate the CA signed: served if it is a member, closed otherwise. */
+  #onSecureConnection(socket: TLSSocket): void {
+    const who = identityOf(socket.getPeerCertificate());
+    if (!DOWNLOADER_ROLES.some((role) => hasRole(who, role))) {
+      this.#log.debug({ who: who?.name, roles: who?.roles }, 'upload client without a member role; closed');
+      socket.destroy();
+      return;
+    }
+    this.#onConnection(socket);
   }
 
   #onConnection(socket: Socket): void {

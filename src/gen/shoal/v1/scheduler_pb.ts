@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/scheduler.proto.
  */
 export const file_shoal_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("ChhzaG9hbC92MS9zY2hlZHVsZXIucHJvdG8SCHNob2FsLnYxIrIBCgRIb3N0EgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgoKAmlwGAMgASgJEhMKC3VwbG9hZF9wb3J0GAQgASgNEgsKA2lkYxgFIAEoCRIQCghsb2NhdGlvbhgGIAEoCRIMCgRzZWVkGAcgASgIEhQKDHVwbG9hZF9zbG90cxgIIAEoDRITCgt1cGxvYWRfbG9hZBgJIAEoDRITCgt1cGxvYWRfcmF0ZRgKIAEoBCJSCgxUYXNrTWV0YWRhdGESGwoOY29udGVudF9sZW5ndGgYASABKARIAIgBARISCgpwaWVjZV9zaXplGAIgASgNQhEKD19jb250ZW50X2xlbmd0aCKbAQoIVGFza1NwZWMSDwoHdGFza19pZBgBIAEoCRILCgN1cmwYAiABKAkSIQoHaGVhZGVycxgDIAMoCzIQLnNob2FsLnYxLkhlYWRlchIOCgZkaWdlc3QYBCABKAkSEgoKcGllY2Vfc2l6ZRgFIAEoDRILCgN0YWcYBiABKAkSHQoVZmlsdGVyZWRfcXVlcnlfcGFyYW1zGAcgAygJIiUKBkhlYWRlchIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIo0BCghIZWxkVGFzaxIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkSKAoIbWV0YWRhdGEYAyABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGESEgoGcGllY2VzGAQgAygNQgIQARIPCgdkaWdlc3RzGAUgASgMEhAKCGNvbXBsZXRlGAYgASgIIrkBCgtIb3N0UmVxdWVzdBIqCghhbm5vdW5jZRgBIAEoCzIWLnNob2FsLnYxLkhvc3RBbm5vdW5jZUgAEiIKBGxvYWQYAiABKAsyEi5zaG9hbC52MS5Ib3N0TG9hZEgAEiQKBWxlYXZlGAMgASgLMhMuc2hvYWwudjEuSG9zdExlYXZlSAASKQoHZXZpY3RlZBgEIAEoCzIWLnNob2FsLnYxLlRhc2tzRXZpY3RlZEgAQgkKB3JlcXVlc3QiTwoMSG9zdEFubm91bmNlEhwKBGhvc3QYASABKAsyDi5zaG9hbC52MS5Ib3N0EiEKBXRhc2tzGAIgAygLMhIuc2hvYWwudjEuSGVsZFRhc2siHwoISG9zdExvYWQSEwoLdXBsb2FkX2xvYWQYASABKA0iCwoJSG9zdExlYXZlIiAKDFRhc2tzRXZpY3RlZBIQCgh0YXNrX2lkcxgBIAMoCSJjCgtIb3N0Q29tbWFuZBInCglzZWVkX3Rhc2sYASABKAsyEi5zaG9hbC52MS5TZWVkVGFza0gAEiAKA2FjaxgCIAEoCzIRLnNob2FsLnYxLkhvc3RBY2tIAEIJCgdjb21tYW5kIgkKB0hvc3RBY2siPQoIU2VlZFRhc2sSIAoEdGFzaxgBIAEoCzISLnNob2FsLnYxLlRhc2tTcGVjEg8KB3ByZWhlYXQYAiABKAgi0wIKC1BlZXJSZXF1ZXN0EioKCHJlZ2lzdGVyGAEgASgLMhYuc2hvYWwudjEuUmVnaXN0ZXJQZWVySAASMAoIbWV0YWRhdGEYAiABKAsyHC5zaG9hbC52MS5UYXNrTWV0YWRhdGFSZXBvcnRIABIqCgZwaWVjZXMYAyABKAsyGC5zaG9hbC52MS5QaWVjZXNGaW5pc2hlZEgAEi8KDXBhcmVudF9mYWlsZWQYBCABKAsyFi5zaG9hbC52MS5QYXJlbnRGYWlsZWRIABIqCghmaW5pc2hlZBgFIAEoCzIWLnNob2FsLnYxLlBlZXJGaW5pc2hlZEgAEiYKBmZhaWxlZBgGIAEoCzIULnNob2FsLnYxLlBlZXJGYWlsZWRIABIqCgpyZXNjaGVkdWxlGAcgASgLMhQuc2hvYWwudjEuUmVzY2hlZHVsZUgAQgkKB3JlcXVlc3QizAEKDFJlZ2lzdGVyUGVlchIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSIAoEdGFzaxgDIAEoCzISLnNob2FsLnYxLlRhc2tTcGVjEigKCG1ldGFkYXRhGAQgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhEhIKBnBpZWNlcxgFIAMoDUICEAESDwoHZGlnZXN0cxgGIAEoDBIWCg5iYWNrX3RvX3NvdXJjZRgHIAEoCBIRCglyZWNvbm5lY3QYCCABKAgiPgoSVGFza01ldGFkYXRhUmVwb3J0EigKCG1ldGFkYXRhGAEgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhIjYKDlBpZWNlc0ZpbmlzaGVkEhMKB251bWJlcnMYASADKA1CAhABEg8KB2RpZ2VzdHMYAiABKAwiRwoMUGFyZW50RmFpbGVkEhYKDnBhcmVudF9wZWVyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIPCgdjb3JydXB0GAMgASgIIiYKDFBlZXJGaW5pc2hlZBIWCg5jb250ZW50X2xlbmd0aBgBIAEoBCI7CgpQZWVyRmFpbGVkEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZzdGF0dXMYAyABKA0iHAoKUmVzY2hlZHVsZRIOCgZyZWFzb24YASABKAki2gIKDFBlZXJSZXNwb25zZRIwCg5iYWNrX3RvX3NvdXJjZRgBIAEoCzIWLnNob2FsLnYxLkJhY2tUb1NvdXJjZUgAEi0KB3BhcmVudHMYAiABKAsyGi5zaG9hbC52MS5DYW5kaWRhdGVQYXJlbnRzSAASKgoIbWV0YWRhdGEYAyABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGFIABIpCgdkaWdlc3RzGAQgASgLMhYuc2hvYWwudjEuUGllY2VEaWdlc3RzSAASLwoNcGFyZW50X3BpZWNlcxgFIAEoCzIWLnNob2FsLnYxLlBhcmVudFBpZWNlc0gAEi0KCGNvbXBsZXRlGAYgASgLMhkuc2hvYWwudjEuQWxyZWFkeUNvbXBsZXRlSAASJgoGZmFpbGVkGAcgASgLMhQuc2hvYWwudjEuVGFza0ZhaWxlZEgAQgoKCHJlc3BvbnNlIh4KDEJhY2tUb1NvdXJjZRIOCgZyZWFzb24YASABKAkieAoGUGFyZW50Eg8KB3BlZXJfaWQYASABKAkSDwoHaG9zdF9pZBgCIAEoCRIKCgJpcBgDIAEoCRIMCgRwb3J0GAQgASgNEgwKBHNlZWQYBSABKAgSDwoHc3RyaXBlcxgGIAEoDRITCgtzdHJpcGVfbWFzaxgHIAEoDSI1ChBDYW5kaWRhdGVQYXJlbnRzEiEKB3BhcmVudHMYASADKAsyEC5zaG9hbC52MS5QYXJlbnQiNAoMUGllY2VEaWdlc3RzEhMKB251bWJlcnMYASADKA1CAhABEg8KB2RpZ2VzdHMYAiABKAwiNAoMUGFyZW50UGllY2VzEg8KB3BlZXJfaWQYASABKAkSEwoHbnVtYmVycxgCIAMoDUICEAEiEQoPQWxyZWFkeUNvbXBsZXRlIjsKClRhc2tGYWlsZWQSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg4KBnN0YXR1cxgDIAEoDSINCgtTdGF0UmVxdWVzdCJQCgxTdGF0UmVzcG9uc2USHQoFaG9zdHMYASADKAsyDi5zaG9hbC52MS5Ib3N0EiEKBXRhc2tzGAIgAygLMhIuc2hvYWwudjEuVGFza1N0YXQikwEKCFRhc2tTdGF0Eg8KB3Rhc2tfaWQYASABKAkSCwoDdXJsGAIgASgJEigKCG1ldGFkYXRhGAMgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhEiEKBXBlZXJzGAQgAygLMhIuc2hvYWwudjEuUGVlclN0YXQSHAoUYmFja190b19zb3VyY2VfY291bnQYBSABKA0iXAoIUGVlclN0YXQSDwoHcGVlcl9pZBgBIAEoCRIPCgdob3N0X2lkGAIgASgJEg0KBXN0YXRlGAMgASgJEg4KBnBpZWNlcxgEIAEoDRIPCgdwYXJlbnRzGAUgAygJIkcKDlByZWhlYXRSZXF1ZXN0EiEKBXRhc2tzGAEgAygLMhIuc2hvYWwudjEuVGFza1NwZWMSEgoKdGltZW91dF9tcxgCIAEoDSLIAQoPUHJlaGVhdFByb2dyZXNzEg8KB3Rhc2tfaWQYASABKAkSCwoDdXJsGAIgASgJEg0KBXN0YXRlGAMgASgJEhQKDHNlZWRfaG9zdF9pZBgEIAEoCRIXCg9jb21wbGV0ZWRfYnl0ZXMYBSABKAQSGwoOY29udGVudF9sZW5ndGgYBiABKARIAIgBARISCgplcnJvcl9jb2RlGAcgASgJEhUKDWVycm9yX21lc3NhZ2UYCCABKAlCEQoPX2NvbnRlbnRfbGVuZ3RoMoUCCglTY2hlZHVsZXISPAoIU3luY0hvc3QSFS5zaG9hbC52MS5Ib3N0UmVxdWVzdBoVLnNob2FsLnYxLkhvc3RDb21tYW5kKAEwARJBCgxBbm5vdW5jZVBlZXISFS5zaG9hbC52MS5QZWVyUmVxdWVzdBoWLnNob2FsLnYxLlBlZXJSZXNwb25zZSgBMAESNQoEU3RhdBIVLnNob2FsLnYxLlN0YXRSZXF1ZXN0GhYuc2hvYWwudjEuU3RhdFJlc3BvbnNlEkAKB1ByZWhlYXQSGC5zaG9hbC52MS5QcmVoZWF0UmVxdWVzdBoZLnNob2FsLnYxLlByZWhlYXRQcm9ncmVzczABYgZwcm90bzM");
+  fileDesc("ChhzaG9hbC92MS9zY2hlZHVsZXIucHJvdG8SCHNob2FsLnYxIrIBCgRIb3N0EgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgoKAmlwGAMgASgJEhMKC3VwbG9hZF9wb3J0GAQgASgNEgsKA2lkYxgFIAEoCRIQCghsb2NhdGlvbhgGIAEoCRIMCgRzZWVkGAcgASgIEhQKDHVwbG9hZF9zbG90cxgIIAEoDRITCgt1cGxvYWRfbG9hZBgJIAEoDRITCgt1cGxvYWRfcmF0ZRgKIAEoBCJSCgxUYXNrTWV0YWRhdGESGwoOY29udGVudF9sZW5ndGgYASABKARIAIgBARISCgpwaWVjZV9zaXplGAIgASgNQhEKD19jb250ZW50X2xlbmd0aCKwAQoIVGFza1NwZWMSDwoHdGFza19pZBgBIAEoCRILCgN1cmwYAiABKAkSIQoHaGVhZGVycxgDIAMoCzIQLnNob2FsLnYxLkhlYWRlchIOCgZkaWdlc3QYBCABKAkSEgoKcGllY2Vfc2l6ZRgFIAEoDRILCgN0YWcYBiABKAkSHQoVZmlsdGVyZWRfcXVlcnlfcGFyYW1zGAcgAygJEhMKC2FwcGxpY2F0aW9uGAggASgJIiUKBkhlYWRlchIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIp4BCghIZWxkVGFzaxIPCgd0YXNrX2lkGAEgASgJEg8KB3BlZXJfaWQYAiABKAkSKAoIbWV0YWRhdGEYAyABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGESEgoGcGllY2VzGAQgAygNQgIQARIPCgdkaWdlc3RzGAUgASgMEhAKCGNvbXBsZXRlGAYgASgIEg8KB3ByaXZhdGUYByABKAgiuQEKC0hvc3RSZXF1ZXN0EioKCGFubm91bmNlGAEgASgLMhYuc2hvYWwudjEuSG9zdEFubm91bmNlSAASIgoEbG9hZBgCIAEoCzISLnNob2FsLnYxLkhvc3RMb2FkSAASJAoFbGVhdmUYAyABKAsyEy5zaG9hbC52MS5Ib3N0TGVhdmVIABIpCgdldmljdGVkGAQgASgLMhYuc2hvYWwudjEuVGFza3NFdmljdGVkSABCCQoHcmVxdWVzdCJPCgxIb3N0QW5ub3VuY2USHAoEaG9zdBgBIAEoCzIOLnNob2FsLnYxLkhvc3QSIQoFdGFza3MYAiADKAsyEi5zaG9hbC52MS5IZWxkVGFzayIfCghIb3N0TG9hZBITCgt1cGxvYWRfbG9hZBgBIAEoDSILCglIb3N0TGVhdmUiIAoMVGFza3NFdmljdGVkEhAKCHRhc2tfaWRzGAEgAygJImMKC0hvc3RDb21tYW5kEicKCXNlZWRfdGFzaxgBIAEoCzISLnNob2FsLnYxLlNlZWRUYXNrSAASIAoDYWNrGAIgASgLMhEuc2hvYWwudjEuSG9zdEFja0gAQgkKB2NvbW1hbmQiCQoHSG9zdEFjayI9CghTZWVkVGFzaxIgCgR0YXNrGAEgASgLMhIuc2hvYWwudjEuVGFza1NwZWMSDwoHcHJlaGVhdBgCIAEoCCLTAgoLUGVlclJlcXVlc3QSKgoIcmVnaXN0ZXIYASABKAsyFi5zaG9hbC52MS5SZWdpc3RlclBlZXJIABIwCghtZXRhZGF0YRgCIAEoCzIcLnNob2FsLnYxLlRhc2tNZXRhZGF0YVJlcG9ydEgAEioKBnBpZWNlcxgDIAEoCzIYLnNob2FsLnYxLlBpZWNlc0ZpbmlzaGVkSAASLwoNcGFyZW50X2ZhaWxlZBgEIAEoCzIWLnNob2FsLnYxLlBhcmVudEZhaWxlZEgAEioKCGZpbmlzaGVkGAUgASgLMhYuc2hvYWwudjEuUGVlckZpbmlzaGVkSAASJgoGZmFpbGVkGAYgASgLMhQuc2hvYWwudjEuUGVlckZhaWxlZEgAEioKCnJlc2NoZWR1bGUYByABKAsyFC5zaG9hbC52MS5SZXNjaGVkdWxlSABCCQoHcmVxdWVzdCLMAQoMUmVnaXN0ZXJQZWVyEg8KB3BlZXJfaWQYASABKAkSDwoHaG9zdF9pZBgCIAEoCRIgCgR0YXNrGAMgASgLMhIuc2hvYWwudjEuVGFza1NwZWMSKAoIbWV0YWRhdGEYBCABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGESEgoGcGllY2VzGAUgAygNQgIQARIPCgdkaWdlc3RzGAYgASgMEhYKDmJhY2tfdG9fc291cmNlGAcgASgIEhEKCXJlY29ubmVjdBgIIAEoCCI+ChJUYXNrTWV0YWRhdGFSZXBvcnQSKAoIbWV0YWRhdGEYASABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGEiNgoOUGllY2VzRmluaXNoZWQSEwoHbnVtYmVycxgBIAMoDUICEAESDwoHZGlnZXN0cxgCIAEoDCJHCgxQYXJlbnRGYWlsZWQSFgoOcGFyZW50X3BlZXJfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEg8KB2NvcnJ1cHQYAyABKAgiJgoMUGVlckZpbmlzaGVkEhYKDmNvbnRlbnRfbGVuZ3RoGAEgASgEIjsKClBlZXJGYWlsZWQSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg4KBnN0YXR1cxgDIAEoDSIcCgpSZXNjaGVkdWxlEg4KBnJlYXNvbhgBIAEoCSKPAwoMUGVlclJlc3BvbnNlEjAKDmJhY2tfdG9fc291cmNlGAEgASgLMhYuc2hvYWwudjEuQmFja1RvU291cmNlSAASLQoHcGFyZW50cxgCIAEoCzIaLnNob2FsLnYxLkNhbmRpZGF0ZVBhcmVudHNIABIqCghtZXRhZGF0YRgDIAEoCzIWLnNob2FsLnYxLlRhc2tNZXRhZGF0YUgAEikKB2RpZ2VzdHMYBCABKAsyFi5zaG9hbC52MS5QaWVjZURpZ2VzdHNIABIvCg1wYXJlbnRfcGllY2VzGAUgASgLMhYuc2hvYWwudjEuUGFyZW50UGllY2VzSAASLQoIY29tcGxldGUYBiABKAsyGS5zaG9hbC52MS5BbHJlYWR5Q29tcGxldGVIABImCgZmYWlsZWQYByABKAsyFC5zaG9hbC52MS5UYXNrRmFpbGVkSAASMwoPYWNjZXNzX3JlcXVpcmVkGAggASgLMhguc2hvYWwudjEuQWNjZXNzUmVxdWlyZWRIAEIKCghyZXNwb25zZSIQCg5BY2Nlc3NSZXF1aXJlZCIeCgxCYWNrVG9Tb3VyY2USDgoGcmVhc29uGAEgASgJIooBCgZQYXJlbnQSDwoHcGVlcl9pZBgBIAEoCRIPCgdob3N0X2lkGAIgASgJEgoKAmlwGAMgASgJEgwKBHBvcnQYBCABKA0SDAoEc2VlZBgFIAEoCBIPCgdzdHJpcGVzGAYgASgNEhMKC3N0cmlwZV9tYXNrGAcgASgNEhAKCGlkZW50aXR5GAggASgJIjUKEENhbmRpZGF0ZVBhcmVudHMSIQoHcGFyZW50cxgBIAMoCzIQLnNob2FsLnYxLlBhcmVudCI0CgxQaWVjZURpZ2VzdHMSEwoHbnVtYmVycxgBIAMoDUICEAESDwoHZGlnZXN0cxgCIAEoDCI0CgxQYXJlbnRQaWVjZXMSDwoHcGVlcl9pZBgBIAEoCRITCgdudW1iZXJzGAIgAygNQgIQASIRCg9BbHJlYWR5Q29tcGxldGUiOwoKVGFza0ZhaWxlZBIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSDgoGc3RhdHVzGAMgASgNIg0KC1N0YXRSZXF1ZXN0IlAKDFN0YXRSZXNwb25zZRIdCgVob3N0cxgBIAMoCzIOLnNob2FsLnYxLkhvc3QSIQoFdGFza3MYAiADKAsyEi5zaG9hbC52MS5UYXNrU3RhdCKTAQoIVGFza1N0YXQSDwoHdGFza19pZBgBIAEoCRILCgN1cmwYAiABKAkSKAoIbWV0YWRhdGEYAyABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGESIQoFcGVlcnMYBCADKAsyEi5zaG9hbC52MS5QZWVyU3RhdBIcChRiYWNrX3RvX3NvdXJjZV9jb3VudBgFIAEoDSJcCghQZWVyU3RhdBIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSDQoFc3RhdGUYAyABKAkSDgoGcGllY2VzGAQgASgNEg8KB3BhcmVudHMYBSADKAkiRwoOUHJlaGVhdFJlcXVlc3QSIQoFdGFza3MYASADKAsyEi5zaG9hbC52MS5UYXNrU3BlYxISCgp0aW1lb3V0X21zGAIgASgNIsgBCg9QcmVoZWF0UHJvZ3Jlc3MSDwoHdGFza19pZBgBIAEoCRILCgN1cmwYAiABKAkSDQoFc3RhdGUYAyABKAkSFAoMc2VlZF9ob3N0X2lkGAQgASgJEhcKD2NvbXBsZXRlZF9ieXRlcxgFIAEoBBIbCg5jb250ZW50X2xlbmd0aBgGIAEoBEgAiAEBEhIKCmVycm9yX2NvZGUYByABKAkSFQoNZXJyb3JfbWVzc2FnZRgIIAEoCUIRCg9fY29udGVudF9sZW5ndGgyhQIKCVNjaGVkdWxlchI8CghTeW5jSG9zdBIVLnNob2FsLnYxLkhvc3RSZXF1ZXN0GhUuc2hvYWwudjEuSG9zdENvbW1hbmQoATABEkEKDEFubm91bmNlUGVlchIVLnNob2FsLnYxLlBlZXJSZXF1ZXN0GhYuc2hvYWwudjEuUGVlclJlc3BvbnNlKAEwARI1CgRTdGF0EhUuc2hvYWwudjEuU3RhdFJlcXVlc3QaFi5zaG9hbC52MS5TdGF0UmVzcG9uc2USQAoHUHJlaGVhdBIYLnNob2FsLnYxLlByZWhlYXRSZXF1ZXN0Ghkuc2hvYWwudjEuUHJlaGVhdFByb2dyZXNzMAFiBnByb3RvMw");
 
 /**
  * @generated from message shoal.v1.Host
@@ -153,6 +153,14 @@ export type TaskSpec = Message<"shoal.v1.TaskSpec"> & {
    * @generated from field: repeated string filtered_query_params = 7;
    */
   filteredQueryParams: string[];
+
+  /**
+   * Part of the task identity with the URL and tag (the scheduler derives the
+   * task ID from these itself and refuses a task_id that does not match).
+   *
+   * @generated from field: string application = 8;
+   */
+  application: string;
 };
 
 /**
@@ -221,6 +229,14 @@ export type HeldTask = Message<"shoal.v1.HeldTask"> & {
    * @generated from field: bool complete = 6;
    */
   complete: boolean;
+
+  /**
+   * It was fetched with credentials: another requester gets it only once the
+   * origin accepts that requester's own.
+   *
+   * @generated from field: bool private = 7;
+   */
+  private: boolean;
 };
 
 /**
@@ -708,6 +724,12 @@ export type PeerResponse = Message<"shoal.v1.PeerResponse"> & {
      */
     value: TaskFailed;
     case: "failed";
+  } | {
+    /**
+     * @generated from field: shoal.v1.AccessRequired access_required = 8;
+     */
+    value: AccessRequired;
+    case: "accessRequired";
   } | { case: undefined; value?: undefined };
 };
 
@@ -717,6 +739,23 @@ export type PeerResponse = Message<"shoal.v1.PeerResponse"> & {
  */
 export const PeerResponseSchema: GenMessage<PeerResponse> = /*@__PURE__*/
   messageDesc(file_shoal_v1_scheduler, 21);
+
+/**
+ * The task was fetched with credentials (an Authorization or Cookie header, a
+ * signed URL): the peer hands its content to a requester only once the origin
+ * accepts that requester's own credentials.
+ *
+ * @generated from message shoal.v1.AccessRequired
+ */
+export type AccessRequired = Message<"shoal.v1.AccessRequired"> & {
+};
+
+/**
+ * Describes the message shoal.v1.AccessRequired.
+ * Use `create(AccessRequiredSchema)` to create a new message.
+ */
+export const AccessRequiredSchema: GenMessage<AccessRequired> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_scheduler, 22);
 
 /**
  * @generated from message shoal.v1.BackToSource
@@ -733,7 +772,7 @@ export type BackToSource = Message<"shoal.v1.BackToSource"> & {
  * Use `create(BackToSourceSchema)` to create a new message.
  */
 export const BackToSourceSchema: GenMessage<BackToSource> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 22);
+  messageDesc(file_shoal_v1_scheduler, 23);
 
 /**
  * @generated from message shoal.v1.Parent
@@ -776,6 +815,14 @@ export type Parent = Message<"shoal.v1.Parent"> & {
    * @generated from field: uint32 stripe_mask = 7;
    */
   stripeMask: number;
+
+  /**
+   * The name in the certificate the parent's host showed the scheduler (empty
+   * without TLS): the child's TLS connection must find the same name.
+   *
+   * @generated from field: string identity = 8;
+   */
+  identity: string;
 };
 
 /**
@@ -783,7 +830,7 @@ export type Parent = Message<"shoal.v1.Parent"> & {
  * Use `create(ParentSchema)` to create a new message.
  */
 export const ParentSchema: GenMessage<Parent> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 23);
+  messageDesc(file_shoal_v1_scheduler, 24);
 
 /**
  * The full set of parents the child should use now; replaces the previous set.
@@ -802,7 +849,7 @@ export type CandidateParents = Message<"shoal.v1.CandidateParents"> & {
  * Use `create(CandidateParentsSchema)` to create a new message.
  */
 export const CandidateParentsSchema: GenMessage<CandidateParents> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 24);
+  messageDesc(file_shoal_v1_scheduler, 25);
 
 /**
  * @generated from message shoal.v1.PieceDigests
@@ -824,7 +871,7 @@ export type PieceDigests = Message<"shoal.v1.PieceDigests"> & {
  * Use `create(PieceDigestsSchema)` to create a new message.
  */
 export const PieceDigestsSchema: GenMessage<PieceDigests> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 25);
+  messageDesc(file_shoal_v1_scheduler, 26);
 
 /**
  * Pieces a parent holds (incremental).
@@ -848,7 +895,7 @@ export type ParentPieces = Message<"shoal.v1.ParentPieces"> & {
  * Use `create(ParentPiecesSchema)` to create a new message.
  */
 export const ParentPiecesSchema: GenMessage<ParentPieces> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 26);
+  messageDesc(file_shoal_v1_scheduler, 27);
 
 /**
  * @generated from message shoal.v1.AlreadyComplete
@@ -861,7 +908,7 @@ export type AlreadyComplete = Message<"shoal.v1.AlreadyComplete"> & {
  * Use `create(AlreadyCompleteSchema)` to create a new message.
  */
 export const AlreadyCompleteSchema: GenMessage<AlreadyComplete> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 27);
+  messageDesc(file_shoal_v1_scheduler, 28);
 
 /**
  * @generated from message shoal.v1.TaskFailed
@@ -888,7 +935,7 @@ export type TaskFailed = Message<"shoal.v1.TaskFailed"> & {
  * Use `create(TaskFailedSchema)` to create a new message.
  */
 export const TaskFailedSchema: GenMessage<TaskFailed> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 28);
+  messageDesc(file_shoal_v1_scheduler, 29);
 
 /**
  * @generated from message shoal.v1.StatRequest
@@ -901,7 +948,7 @@ export type StatRequest = Message<"shoal.v1.StatRequest"> & {
  * Use `create(StatRequestSchema)` to create a new message.
  */
 export const StatRequestSchema: GenMessage<StatRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 29);
+  messageDesc(file_shoal_v1_scheduler, 30);
 
 /**
  * @generated from message shoal.v1.StatResponse
@@ -923,7 +970,7 @@ export type StatResponse = Message<"shoal.v1.StatResponse"> & {
  * Use `create(StatResponseSchema)` to create a new message.
  */
 export const StatResponseSchema: GenMessage<StatResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 30);
+  messageDesc(file_shoal_v1_scheduler, 31);
 
 /**
  * @generated from message shoal.v1.TaskStat
@@ -960,7 +1007,7 @@ export type TaskStat = Message<"shoal.v1.TaskStat"> & {
  * Use `create(TaskStatSchema)` to create a new message.
  */
 export const TaskStatSchema: GenMessage<TaskStat> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 31);
+  messageDesc(file_shoal_v1_scheduler, 32);
 
 /**
  * @generated from message shoal.v1.PeerStat
@@ -997,7 +1044,7 @@ export type PeerStat = Message<"shoal.v1.PeerStat"> & {
  * Use `create(PeerStatSchema)` to create a new message.
  */
 export const PeerStatSchema: GenMessage<PeerStat> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 32);
+  messageDesc(file_shoal_v1_scheduler, 33);
 
 /**
  * @generated from message shoal.v1.PreheatRequest
@@ -1021,7 +1068,7 @@ export type PreheatRequest = Message<"shoal.v1.PreheatRequest"> & {
  * Use `create(PreheatRequestSchema)` to create a new message.
  */
 export const PreheatRequestSchema: GenMessage<PreheatRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 33);
+  messageDesc(file_shoal_v1_scheduler, 34);
 
 /**
  * @generated from message shoal.v1.PreheatProgress
@@ -1083,7 +1130,7 @@ export type PreheatProgress = Message<"shoal.v1.PreheatProgress"> & {
  * Use `create(PreheatProgressSchema)` to create a new message.
  */
 export const PreheatProgressSchema: GenMessage<PreheatProgress> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 34);
+  messageDesc(file_shoal_v1_scheduler, 35);
 
 /**
  * @generated from service shoal.v1.Scheduler
