@@ -137,7 +137,8 @@ describe('mirror upstreams', () => {
   });
 
   test('plain HTTP only when configured; malformed hosts refused', () => {
-    assert.equal(code(() => resolver.resolve(undefined, 'http://10.1.2.3:5000')), 'UPSTREAM_INVALID');
+    assert.equal(code(() => resolver.resolve(undefined, 'http://registry.internal')), 'UPSTREAM_INVALID', 'a configured registry is reached over plain HTTP only if it says insecure');
+    assert.equal(code(() => resolver.resolve(undefined, 'http://10.1.2.3:5000')), 'UPSTREAM_NOT_ALLOWED');
     assert.equal(resolver.resolve(undefined, 'http://127.0.0.1:5000').origin, 'http://127.0.0.1:5000');
     for (const bad of ['a b', 'evil.com/path', 'x@y', 'http://a/b', '-a.com', 'a'.repeat(300)]) assert.equal(code(() => resolver.resolve(bad, undefined)), 'UPSTREAM_INVALID', bad);
     assert.equal(code(() => resolver.resolve(undefined, 'https://u:p@host')), 'UPSTREAM_INVALID');

@@ -306,10 +306,10 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
       assert.equal(reply.status, status, `${method} ${path.slice(0, 80)}`);
       assert.equal(specError(reply).code, code, `${method} ${path.slice(0, 80)}`);
     }
-    // Plain HTTP to a registry that is not configured insecure: a clear error.
-    const insecure = await http.get(`${mirror}/v2/a/manifests/1`, { headers: { 'X-Shoal-Registry': 'http://127.0.0.2:5000' } });
-    assert.equal(insecure.status, 502);
-    assert.match(specError(insecure).message, /plain HTTP.*insecure: true/);
+    // A registry the mirror is not configured for, on plain HTTP or not: refused, nothing asked of it.
+    const unlisted = await http.get(`${mirror}/v2/a/manifests/1`, { headers: { 'X-Shoal-Registry': 'http://127.0.0.2:5000' } });
+    assert.equal(unlisted.status, 403);
+    assert.match(specError(unlisted).message, /UPSTREAM_NOT_ALLOWED/);
     const badNs = await http.get(`${mirror}/v2/a/manifests/1?ns=not%20a%20host`);
     assert.equal(badNs.status, 502);
     // Oversized headers and garbage on the socket.
@@ -526,6 +526,47 @@ describe('registry mirror: private registry (htpasswd)', { skip: SKIP_AUTH, time
 
     const anonymousPull = await skopeoCopy(`${registry.host}/private/app:1`, join(dir, 'out-anon'), { registriesConf: join(dir, 'registries.conf') });
     assert.notEqual(anonymousPull.code, 0, 'a pull without credentials succeeded');
+  });
+
+  test('a client naming a registry of its own (ns=, a header) cannot reach a private layer in the cache: the registries are an allowlist', async () => {
+    // A registry the attacker runs, which says yes to every access check.
+    let asked = 0;
+    const evil = createServer((req, res) => {
+      asked++;
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': 0 }).end();
+    });
+    await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+    const evilHost = `127.0.0.1:${(evil.address() as { port: number }).port}`;
+    const layer = image.layers[0]!;
+    const blob = image.blobs.get(layer.digest)!;
+    assert.ok(daemon.store.get(layer.digest.slice(7))?.complete, 'the private layer is in the cache (previous test)');
+    // The attack bites where the mirror trusts the registry the client names.
+    const trusting = createMirror(MirrorSection.parse({ listen: '127.0.0.1:0', upstream: registry.url, upstreams: [{ host: evilHost, insecure: true }] }), { downloads: daemon, upstreams: [{ host: evilHost, insecure: true }], insecure: false });
+    await trusting.start();
+    try {
+      assert.equal(asked, 0);
+      const stolen = await http.get(`http://127.0.0.1:${trusting.port}/v2/private/app/blobs/${layer.digest}?ns=${evilHost}`);
+      assert.equal(stolen.status, 200);
+      assert.ok(stolen.body.equals(blob), 'with the registry trusted, the private layer goes to anyone');
+    } finally {
+      await trusting.stop();
+    }
+    try {
+      const before = asked;
+      // The daemon's mirror serves the registries it is configured for and no other.
+      for (const headers of [{}, { 'X-Shoal-Registry': evilHost }, { 'X-Dragonfly-Registry': `http://${evilHost}` }]) {
+        const q = Object.keys(headers).length === 0 ? `?ns=${evilHost}` : '';
+        const refused = await http.get(`${mirror}/v2/private/app/blobs/${layer.digest}${q}`, { headers });
+        assert.equal(refused.status, 403, JSON.stringify(headers));
+        assert.equal(specError(refused).code, 'DENIED');
+        assert.match(specError(refused).message, /UPSTREAM_NOT_ALLOWED/);
+        assert.ok(!refused.body.includes(blob.subarray(0, 64)));
+      }
+      assert.equal(asked, before, 'the unlisted registry was never asked');
+    } finally {
+      evil.closeAllConnections();
+      await new Promise<void>((resolve) => evil.close(() => resolve()));
+    }
   });
 });
 

@@ -134,14 +134,11 @@ export class UpstreamResolver {
       const url = parseOrigin(value, 'registry header');
       const entry = this.#byOrigin(url.origin);
       if (entry !== undefined) return entry;
-      if (url.protocol === 'http:') {
-        const byHost = this.#byHost.get(url.host);
-        if (byHost?.insecure === true) return { ...byHost, origin: url.origin };
-        throw invalid(`registry ${url.origin} is plain HTTP and not configured with insecure: true (mirror.upstreams)`);
-      }
       const byHost = this.#byHost.get(url.host);
       if (byHost === undefined) throw notAllowed(url.origin);
-      return byHost;
+      if (url.protocol !== 'http:') return byHost;
+      if (byHost.insecure) return { ...byHost, origin: url.origin };
+      throw invalid(`registry ${url.origin} is plain HTTP and not configured with insecure: true (mirror.upstreams)`);
     }
     if (this.#default === undefined) {
       throw invalid('no registry named by the request (ns= or X-Shoal-Registry) and no default upstream configured (--upstream)');
