@@ -1,7 +1,7 @@
 /** Cluster identity: the CA and member certificates, roles from certificates, and every way a certificate is refused. */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -61,6 +61,13 @@ describe('cluster identity', () => {
     refused(() => loadTls(files('seed-1'), ['scheduler']), 'has role seed', 'needs scheduler', '--role scheduler');
     refused(() => loadTls({ ...files('seed-1'), cert: join(dir, 'nope.crt') }, ['seed']), 'cannot read the certificate', 'nope.crt');
     refused(() => loadTls({ ...files('seed-1'), ca: join(dir, 'seed-1.key') }, ['seed']), 'is not a PEM certificate');
+  });
+
+  it('during a CA rotation, a tls.ca with both CAs accepts members of either', () => {
+    const both = join(dir, 'both-cas.crt');
+    writeFileSync(both, readFileSync(join(other, 'ca.crt'), 'utf8') + readFileSync(join(dir, 'ca.crt'), 'utf8'));
+    assert.equal(loadTls({ ...files('seed-1'), ca: both }, ['seed']).identity.name, 'seed-1');
+    assert.equal(loadTls({ ca: both, cert: join(other, 'stranger.crt'), key: join(other, 'stranger.key') }, ['seed']).identity.name, 'stranger');
   });
 
   it('a server certificate is checked for its role and, when the scheduler named it, its name', () => {

@@ -141,6 +141,13 @@ describe('closed cluster: the exploits of the security review', T, () => {
           // The upload port answers cluster members only: not plain HTTP, not TLS without a certificate.
           await assert.rejects(undiciRequest(`http://127.0.0.1:${seed.uploadPort}${piece}`, { headersTimeout: 5000 }));
           assert.equal(await answersWithoutCertificate(seed.uploadPort, piece), false);
+          // An admin preheats with shoal preheat --scheduler … --tls DIR/admin; a peer's certificate is refused, by name.
+          const asPeer = run(['preheat', '--scheduler', scheduler, '--tls', join(tls!, 'peer'), `${origin.url}/file`]);
+          assert.equal(await asPeer.exited, 2, 'a peer certificate is not loaded as an admin one');
+          assert.match(asPeer.stderr(), /CERT_INVALID: .*has role peer; this needs admin/);
+          const asAdmin = run(['preheat', '--scheduler', scheduler, '--tls', join(tls!, 'admin'), `${origin.url}/file`]);
+          assert.equal(await asAdmin.exited, 0, asAdmin.stderr());
+          assert.match(asAdmin.stderr(), /preheat: all 1 tasks held by seed peers/);
         } finally {
           await c.close();
         }

@@ -50,9 +50,12 @@ export function loadTls(files: TlsFiles, roles: readonly Role[], now: number = D
   const cert = read(files.cert, 'certificate');
   const key = read(files.key, 'private key');
   let x509: X509Certificate;
-  let caX509: X509Certificate;
+  let cas: X509Certificate[];
   try {
-    caX509 = new X509Certificate(ca);
+    // Several CAs during a CA rotation (docs/security.md): PEM blocks one after another.
+    const blocks = ca.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0) throw new Error('no certificate in it');
+    cas = blocks.map((block) => new X509Certificate(block));
   } catch (err) {
     throw new ShoalError('CERT_INVALID', `${files.ca} is not a PEM certificate: ${(err as Error).message}`);
   }
@@ -61,7 +64,7 @@ export function loadTls(files: TlsFiles, roles: readonly Role[], now: number = D
   } catch (err) {
     throw new ShoalError('CERT_INVALID', `${files.cert} is not a PEM certificate: ${(err as Error).message}`);
   }
-  if (!x509.checkIssued(caX509) || !x509.verify(caX509.publicKey)) {
+  if (!cas.some((c) => x509.checkIssued(c) && x509.verify(c.publicKey))) {
     throw new ShoalError('CERT_INVALID', `${files.cert} is not signed by the cluster CA ${files.ca}`);
   }
   let privateKey;
