@@ -1,7 +1,9 @@
 /**
  * Loopback throughput: `shoal get` of a file from a seed that already holds
  * it, against `curl` of the same bytes from a plain static server, in the same
- * run. Prints MB/s and CPU seconds per GB for both and their ratio.
+ * run; and the same swarm with mutual TLS between the daemons (the cluster's
+ * certificates), so TLS's cost is measured against its own baseline. Prints
+ * MB/s and CPU seconds per GB for each, and the ratios.
  *   BENCH_MIB (default 1024), BENCH_ROUNDS (default 3)
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -42,8 +44,10 @@ function timed(cmd: string, args: string[]): Promise<{ wall: number; cpu: number
   });
 }
 
-const cluster = new Cluster();
-const source = cluster.path('source.bin');
+const plain = new Cluster();
+const secure = new Cluster();
+await secure.secure();
+const source = plain.path('source.bin');
 {
   const out = createWriteStream(source);
   for (let done = 0; done < size; done += 64 * MiB) out.write(randomBytes(Math.min(64 * MiB, size - done)));
@@ -59,33 +63,42 @@ const server = createServer((req, res) => {
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.bin`;
 
-try {
+/** A scheduler and a seed holding the file, in `cluster` (plain, or with its certificates). */
+async function swarm(cluster: Cluster): Promise<{ cluster: Cluster; scheduler: string; seed: Awaited<ReturnType<Cluster['daemon']>> }> {
   const { url: scheduler } = await cluster.scheduler();
   const seed = await cluster.daemon({ scheduler, seed: true });
   const warm = cluster.get(url, cluster.path('seed-copy'), ['-e', seed.api]);
   if ((await warm.exited) !== 0) throw new Error(`seed could not fetch: ${warm.stderr()}`);
+  return { cluster, scheduler, seed };
+}
 
+/** One `shoal get` through a fresh peer of `s`: MB/s, and CPU seconds per GB of the get, the peer and the seed. */
+async function shoalRound(s: Awaited<ReturnType<typeof swarm>>, round: number, check: boolean): Promise<{ mbps: number; cpuPerGB: number }> {
+  const peer = await s.cluster.daemon({ scheduler: s.scheduler });
+  const seedCpu0 = cpuSeconds(s.seed.proc.child.pid!);
+  const peerCpu0 = cpuSeconds(peer.proc.child.pid!);
+  const out = s.cluster.path(`shoal-${round}`);
+  const g = await timed(process.execPath, [new URL('../bin/shoal.mjs', import.meta.url).pathname, 'get', url, '-O', out, '-q', '-e', peer.api]);
+  const daemonsCpu = cpuSeconds(s.seed.proc.child.pid!) - seedCpu0 + cpuSeconds(peer.proc.child.pid!) - peerCpu0;
+  if (g.code !== 0) throw new Error('shoal get failed');
+  if (check && createHash('sha256').update(readFileSync(out)).digest('hex') !== expected) throw new Error('shoal output differs');
+  await peer.proc.kill('SIGTERM');
+  rmSync(out);
+  rmSync(peer.data, { recursive: true, force: true });
+  return { mbps: size / 1e6 / g.wall, cpuPerGB: (g.cpu + daemonsCpu) / (size / 1e9) };
+}
+
+try {
+  const swarms = { shoal: await swarm(plain), 'shoal+tls': await swarm(secure) };
   const results: Array<{ kind: string; mbps: number; cpuPerGB: number }> = [];
   for (let round = 0; round < rounds; round++) {
-    const curlOut = cluster.path(`curl-${round}`);
+    const curlOut = plain.path(`curl-${round}`);
     const serverCpu0 = process.cpuUsage();
     const c = await timed('curl', ['-s', '-o', curlOut, url]);
     const serverCpu = (process.cpuUsage(serverCpu0).user + process.cpuUsage(serverCpu0).system) / 1e6;
     results.push({ kind: 'curl', mbps: size / 1e6 / c.wall, cpuPerGB: (c.cpu + serverCpu) / (size / 1e9) });
     rmSync(curlOut);
-
-    const peer = await cluster.daemon({ scheduler });
-    const seedCpu0 = cpuSeconds(seed.proc.child.pid!);
-    const peerCpu0 = cpuSeconds(peer.proc.child.pid!);
-    const out = cluster.path(`shoal-${round}`);
-    const s = await timed(process.execPath, [new URL('../bin/shoal.mjs', import.meta.url).pathname, 'get', url, '-O', out, '-q', '-e', peer.api]);
-    const daemonsCpu = cpuSeconds(seed.proc.child.pid!) - seedCpu0 + cpuSeconds(peer.proc.child.pid!) - peerCpu0;
-    if (s.code !== 0) throw new Error('shoal get failed');
-    if (round === 0 && createHash('sha256').update(readFileSync(out)).digest('hex') !== expected) throw new Error('shoal output differs');
-    results.push({ kind: 'shoal', mbps: size / 1e6 / s.wall, cpuPerGB: (s.cpu + daemonsCpu) / (size / 1e9) });
-    await peer.proc.kill('SIGTERM');
-    rmSync(out);
-    rmSync(peer.data, { recursive: true, force: true });
+    for (const [kind, s] of Object.entries(swarms)) results.push({ kind, ...(await shoalRound(s, round, round === 0)) });
   }
   const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const summary = (kind: string): { mbps: number; cpu: number } => ({
@@ -94,10 +107,15 @@ try {
   });
   const curl = summary('curl');
   const shoal = summary('shoal');
-  for (const r of results) console.log(`${r.kind.padEnd(6)} ${r.mbps.toFixed(0).padStart(6)} MB/s  ${r.cpuPerGB.toFixed(2)} CPU s/GB`);
-  console.log(`median of ${rounds}, ${size / MiB} MiB: curl ${curl.mbps.toFixed(0)} MB/s (${curl.cpu.toFixed(2)} CPU s/GB, client+server); ` +
-    `shoal ${shoal.mbps.toFixed(0)} MB/s (${shoal.cpu.toFixed(2)} CPU s/GB, get+peer+seed); ratio shoal/curl = ${(shoal.mbps / curl.mbps).toFixed(2)}`);
+  const tls = summary('shoal+tls');
+  for (const r of results) console.log(`${r.kind.padEnd(9)} ${r.mbps.toFixed(0).padStart(6)} MB/s  ${r.cpuPerGB.toFixed(2)} CPU s/GB`);
+  console.log(
+    `median of ${rounds}, ${size / MiB} MiB: curl ${curl.mbps.toFixed(0)} MB/s (${curl.cpu.toFixed(2)} CPU s/GB, client+server); ` +
+      `shoal ${shoal.mbps.toFixed(0)} MB/s (${shoal.cpu.toFixed(2)} CPU s/GB, get+peer+seed); shoal+tls ${tls.mbps.toFixed(0)} MB/s (${tls.cpu.toFixed(2)} CPU s/GB); ` +
+      `ratio shoal/curl = ${(shoal.mbps / curl.mbps).toFixed(2)}, tls/plain = ${(tls.mbps / shoal.mbps).toFixed(2)} (CPU ${(tls.cpu / shoal.cpu).toFixed(2)})`,
+  );
 } finally {
   server.close();
-  await cluster.close();
+  await plain.close();
+  await secure.close();
 }
