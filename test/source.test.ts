@@ -376,7 +376,7 @@ describe('http source: dropped bodies', () => {
     await rejectsWith(reading, 'SOURCE_NETWORK');
   });
 
-  test('content changed between requests (ETag differs): SOURCE_PROTOCOL', T, async (t) => {
+  test('content changed between requests (ETag differs): SOURCE_CHANGED', T, async (t) => {
     const files = new Map([['/file', CONTENT]]);
     const { origin, source, url } = await setup(t, FAST, { files });
     origin.fault('/file', { kind: 'drop', afterBytes: 100_000 }, 1);
@@ -390,11 +390,11 @@ describe('http source: dropped bodies', () => {
     })();
     await settled(reading);
     assertMidBody(origin, '/file', 1);
-    await rejectsWith(reading, 'SOURCE_PROTOCOL', (err) => assert.match(err.message, /changed/));
+    await rejectsWith(reading, 'SOURCE_CHANGED', (err) => assert.match(err.message, /changed/));
     assert.equal(got, 100_000);
   });
 
-  test('content changed with no validators (length differs): SOURCE_PROTOCOL', T, async (t) => {
+  test('content changed with no validators (length differs): SOURCE_CHANGED', T, async (t) => {
     const files = new Map([['/file', CONTENT]]);
     const { origin, source, url } = await setup(t, FAST, { files });
     origin.fault('/file', { kind: 'headers', headers: { etag: null, 'last-modified': null } });
@@ -404,8 +404,37 @@ describe('http source: dropped bodies', () => {
     const reading = readAll(body);
     await settled(reading);
     assertMidBody(origin, '/file', 1);
-    await rejectsWith(reading, 'SOURCE_PROTOCOL', (err) => assert.match(err.message, /length/));
+    await rejectsWith(reading, 'SOURCE_CHANGED', (err) => assert.match(err.message, /length/));
     assert.equal(origin.received('/file')[1]?.headers['if-range'], undefined);
+  });
+});
+
+describe('http source: the version asked for', () => {
+  test('a resume given the task\'s validator sends If-Range; another version is SOURCE_CHANGED, the same one resumes', T, async (t) => {
+    const files = new Map([['/file', CONTENT]]);
+    const { origin, source, url } = await setup(t, FAST, { files });
+    const first = await source.openRange({ url, headers: [], start: 0, end: 10 });
+    await readAll(first);
+    assert.notEqual(first.validator, '');
+    const same = await source.openRange({ url, headers: [], start: 1000, end: 2000, validator: first.validator });
+    assert.ok((await readAll(same)).equals(CONTENT.subarray(1000, 2000)));
+    assert.equal(origin.received('/file').at(-1)?.headers['if-range'], first.validator.slice('etag:'.length));
+    files.set('/file', randomBytes(CONTENT.length)); // same length, new version
+    await rejectsWith(source.openRange({ url, headers: [], start: 1000, end: 2000, validator: first.validator }).then(readAll), 'SOURCE_CHANGED');
+    // From the first byte with no Range, the version is checked all the same.
+    await rejectsWith(source.openRange({ url, headers: [], start: 0, validator: first.validator }).then(readAll), 'SOURCE_CHANGED');
+  });
+
+  test('without an ETag, Last-Modified is the validator', T, async (t) => {
+    const files = new Map([['/file', CONTENT]]);
+    const { origin, source, url } = await setup(t, FAST, { files });
+    origin.fault('/file', { kind: 'headers', headers: { etag: null, 'last-modified': 'Tue, 01 Dec 2026 10:00:00 GMT' } }, 1);
+    const first = await source.openRange({ url, headers: [], start: 0, end: 10 });
+    await readAll(first);
+    assert.equal(first.validator, 'last-modified:Tue, 01 Dec 2026 10:00:00 GMT');
+    origin.fault('/file', { kind: 'headers', headers: { etag: null, 'last-modified': 'Wed, 02 Dec 2026 10:00:00 GMT' } });
+    await rejectsWith(source.openRange({ url, headers: [], start: 100, end: 200, validator: first.validator }).then(readAll), 'SOURCE_CHANGED');
+    assert.equal(origin.received('/file').at(-1)?.headers['if-range'], 'Tue, 01 Dec 2026 10:00:00 GMT');
   });
 });
 

@@ -33,7 +33,7 @@ class HoldingOrigin implements HttpSource {
       await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
       throw new ShoalError('ABORTED', 'origin request cancelled');
     }
-    return { contentLength: 2 * PIECE, etag: undefined, lastModified: undefined, chunks: chunks() };
+    return { contentLength: 2 * PIECE, etag: undefined, lastModified: undefined, validator: '', chunks: chunks() };
   }
 
   async close(): Promise<void> {}

@@ -34,6 +34,7 @@ export const ERRORS = {
   SOURCE_AUTH: { exit: 6, status: 401, summary: 'the origin refused the credentials (401/403)' },
   SOURCE_NOT_FOUND: { exit: 8, status: 404, summary: 'the origin answered 404/410' },
   SOURCE_STATUS: { exit: 8, status: 502, summary: 'the origin answered with an error status' },
+  SOURCE_CHANGED: { exit: 7, status: 502, summary: "the origin's content changed (another ETag, Last-Modified or length) while the task was fetched; nothing of the two versions was mixed: run it again" },
   SOURCE_PROTOCOL: { exit: 7, status: 502, summary: 'the origin answered in a way Shoal cannot use (bad range, length changed)' },
   DIGEST_MISMATCH: { exit: 9, status: 502, summary: 'the content does not match the expected digest' },
   PIECE_CORRUPT: { exit: 9, status: 502, summary: 'a piece from a peer failed its SHA-256 check' },

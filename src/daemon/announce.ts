@@ -43,6 +43,7 @@ export function heldTasks(tasks: readonly StoredTask[], peerId: (taskId: string)
         peerId: peerId(t.id),
         metadata: {
           pieceSize: t.shape!.pieceSize,
+          validator: t.validator,
           ...(t.shape!.contentLength === undefined ? {} : { contentLength: BigInt(t.shape!.contentLength) }),
         },
         pieces: numbers,

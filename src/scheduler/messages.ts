@@ -13,9 +13,9 @@ function shapeValue(shape: TaskShape): { contentLength?: bigint; pieceSize: numb
   return shape.contentLength === undefined ? { pieceSize: shape.pieceSize } : { contentLength: BigInt(shape.contentLength), pieceSize: shape.pieceSize };
 }
 
-/** The content's length and piece size; for a task whose shape is known. */
-export function metadataMessage(shape: TaskShape): PeerResponse {
-  return create(PeerResponseSchema, { response: { case: 'metadata', value: shapeValue(shape) } });
+/** The content's length, piece size and version; for a task whose shape is known. */
+export function metadataMessage(shape: TaskShape, validator: string): PeerResponse {
+  return create(PeerResponseSchema, { response: { case: 'metadata', value: { ...shapeValue(shape), validator } } });
 }
 
 /** The task's authoritative digests of pieces `numbers`. */

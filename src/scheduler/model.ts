@@ -68,6 +68,8 @@ export class TaskEntry {
   spec: TaskSpec | undefined;
   /** Fetched with credentials by someone (../common/credentials.ts): peers check each requester's own with the origin. */
   private = false;
+  /** The version of the origin's content its pieces and digests are of (a seed's or source's word); empty: not known. */
+  validator = '';
   shape: TaskShape | undefined;
   /** Authoritative piece digests, from seed peers and back-to-source peers. */
   readonly digests = new Map<number, Uint8Array>();

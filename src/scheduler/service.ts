@@ -131,7 +131,7 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
               switch (request.case) {
                 case 'metadata': {
                   const meta = request.value.metadata;
-                  if (meta !== undefined) swarm.metadata(peer, meta.contentLength === undefined ? undefined : Number(meta.contentLength), meta.pieceSize);
+                  if (meta !== undefined) swarm.metadata(peer, meta.contentLength === undefined ? undefined : Number(meta.contentLength), meta.pieceSize, meta.validator);
                   break;
                 }
                 case 'pieces':

@@ -126,6 +126,9 @@ export class Swarm implements Lifecycle {
   #adoptHeld(host: HostEntry, item: HeldTask): void {
     if (!item.complete || item.metadata === undefined) return;
     const task = this.#task(item.taskId);
+    // Pieces of another version than the task's are stale: not a holder of this task.
+    if (task.validator !== '' && item.metadata.validator !== task.validator) return;
+    if (task.validator === '' && heldTrust(this.#trust, host) === 'trusted') task.validator = item.metadata.validator;
     task.learnShape(shapeOf(item.metadata));
     const existing = [...host.peers].find((p) => p.task === task);
     if (existing !== undefined) this.#scheduling.removePeer(existing, 'left');
@@ -166,14 +169,19 @@ export class Swarm implements Lifecycle {
     peer.reconnected = request.reconnect;
     task.peers.set(peer.id, peer);
     host.peers.add(peer);
-    if (request.metadata !== undefined && request.metadata.pieceSize > 0) task.learnShape(shapeOf(request.metadata));
-    for (const n of request.pieces) peer.pieces.add(n);
+    const reported = request.metadata?.validator ?? '';
+    // Pieces of another version than the task's are stale: the peer drops them when it hears the task's.
+    const stale = task.validator !== '' && reported !== task.validator;
+    if (!stale && request.metadata !== undefined && request.metadata.pieceSize > 0) task.learnShape(shapeOf(request.metadata));
+    if (!stale) for (const n of request.pieces) peer.pieces.add(n);
     // A claim to be fetching from the origin is believed only where anyone is (the open policy).
     const claimsSource = request.backToSource && (this.#trust === 'open' || host.info.seed);
-    broadcastDigests(task, learnDigests(task, request.pieces, request.digests, registerTrust(this.#trust, host, claimsSource)), peer);
+    const trust = stale ? 'none' : registerTrust(this.#trust, host, claimsSource);
+    if (trust === 'trusted' && task.validator === '') task.validator = reported;
+    broadcastDigests(task, learnDigests(task, request.pieces, request.digests, trust), peer);
 
     if (task.private) send(accessRequiredMessage());
-    if (task.shape !== undefined) send(metadataMessage(task.shape));
+    if (task.shape !== undefined) send(metadataMessage(task.shape, task.validator));
     sendDigests(peer, [...task.digests.keys()]);
     if (peer.holdsEveryPiece) {
       peer.state = 'complete';
@@ -188,13 +196,44 @@ export class Swarm implements Lifecycle {
     return peer;
   }
 
-  /** The content's shape, as the peer fetching from the origin learned it; others only fill in a shape not yet known. */
-  metadata(peer: PeerEntry, contentLength: number | undefined, pieceSize: number): void {
+  /**
+   * The content's shape and version, as the peer fetching from the origin
+   * learned them; others only fill in a shape not yet known. A source that
+   * finds another version than the task's (the origin changed) starts the
+   * task afresh: the old version's digests are forgotten and every other peer
+   * of the task fails with SOURCE_CHANGED, since what it holds or is fetching
+   * is of the old version (never mixed; docs/reliability.md).
+   */
+  metadata(peer: PeerEntry, contentLength: number | undefined, pieceSize: number, validator = ''): void {
     const task = peer.task;
+    const vouches = peer.state === 'source' && reportTrust(this.#trust, peer) === 'trusted';
+    if (vouches && task.validator !== '' && validator !== task.validator) {
+      this.#versionChanged(task, peer, { contentLength, pieceSize }, validator);
+      return;
+    }
+    if (vouches && task.validator === '') task.validator = validator;
     if (peer.state !== 'source' && task.shape !== undefined) return;
     const before = task.shape;
     task.learnShape({ contentLength, pieceSize });
-    if (!sameShape(before, task.shape)) broadcast(task, metadataMessage(task.shape!), peer);
+    if (!sameShape(before, task.shape)) broadcast(task, metadataMessage(task.shape!, task.validator), peer);
+  }
+
+  #versionChanged(task: TaskEntry, source: PeerEntry, shape: TaskShape, validator: string): void {
+    this.#log.warn({ task: task.id, peer: source.id, was: task.validator, now: validator }, 'the origin content changed; the task starts afresh');
+    task.digests.clear();
+    task.trusted.clear();
+    task.shape = shape;
+    task.validator = validator;
+    source.pieces.clear();
+    const message = failedMessage('SOURCE_CHANGED', 'the origin content changed during the download; nothing of the two versions was mixed: run it again', 0);
+    const others = [...task.peers.values()].filter((p) => p !== source);
+    for (const p of others) {
+      if (p.active) p.send?.(message);
+      p.send = undefined;
+      p.state = 'failed';
+    }
+    for (const p of others) this.#scheduling.removePeer(p, 'failed');
+    this.#scheduling.scheduleTask(task);
   }
 
   /** A peer verified and stored pieces. */

@@ -16,7 +16,8 @@ export type SchedulerOrder =
   | { kind: 'backToSource'; reason: string }
   /** The full set of parents to use now: replaces the previous one. */
   | { kind: 'parents'; parents: readonly ParentInfo[] }
-  | { kind: 'shape'; shape: TaskShape }
+  /** The content's shape, and the version (../source/validator.ts) the task's pieces and digests are of. */
+  | { kind: 'shape'; shape: TaskShape; validator: string }
   /** Authoritative digests of pieces. */
   | { kind: 'digests'; digests: ReadonlyMap<number, Buffer> }
   /** A parent announced pieces. */
@@ -37,7 +38,7 @@ export function readResponse(response: PeerResponse): SchedulerOrder | undefined
       return { kind: 'parents', parents: r.value.parents };
     case 'metadata': {
       const contentLength = r.value.contentLength === undefined ? undefined : Number(r.value.contentLength);
-      return { kind: 'shape', shape: { contentLength, pieceSize: r.value.pieceSize } };
+      return { kind: 'shape', shape: { contentLength, pieceSize: r.value.pieceSize }, validator: r.value.validator };
     }
     case 'digests':
       // Digests of the wrong size are ignored.
@@ -79,7 +80,7 @@ export function registerMessage(input: RegisterInput): RegisterPeer {
     peerId: input.peerId,
     hostId: input.hostId,
     task: input.spec,
-    ...(task.shape === undefined ? {} : { metadata: shapeMessage(task.shape) }),
+    ...(task.shape === undefined ? {} : { metadata: shapeMessage(task.shape, task.validator) }),
     pieces: numbers,
     digests: input.withDigests ? packDigests(numbers.map((n) => task.digests.get(n)!)) : new Uint8Array(0),
     backToSource: input.backToSource,
@@ -97,8 +98,8 @@ const MAX_MESSAGE = 1000;
 export const report = {
   /** Pieces stored; `digests` packed, or empty when they are not authoritative. */
   pieces: (numbers: number[], digests: Uint8Array): PeerReport => ({ case: 'pieces', value: { numbers, digests } }),
-  /** The origin told this peer the content's shape. */
-  shape: (shape: TaskShape): PeerReport => ({ case: 'metadata', value: { metadata: shapeMessage(shape) } }),
+  /** The origin told this peer the content's shape and version. */
+  shape: (shape: TaskShape, validator: string): PeerReport => ({ case: 'metadata', value: { metadata: shapeMessage(shape, validator) } }),
   parentFailed: (parentPeerId: string, reason: string, corrupt: boolean): PeerReport => ({
     case: 'parentFailed',
     value: { parentPeerId, reason: reason.slice(0, MAX_REASON), corrupt },
@@ -112,6 +113,6 @@ export const report = {
   }),
 };
 
-function shapeMessage(shape: TaskShape): { contentLength?: bigint; pieceSize: number } {
-  return shape.contentLength === undefined ? { pieceSize: shape.pieceSize } : { contentLength: BigInt(shape.contentLength), pieceSize: shape.pieceSize };
+function shapeMessage(shape: TaskShape, validator: string): { contentLength?: bigint; pieceSize: number; validator: string } {
+  return shape.contentLength === undefined ? { pieceSize: shape.pieceSize, validator } : { contentLength: BigInt(shape.contentLength), pieceSize: shape.pieceSize, validator };
 }

@@ -1,8 +1,9 @@
 /**
  * Back to source: streams the pieces a peer lacks from the origin, cutting
  * the byte stream into pieces, hashing each (../storage/verify.ts; these
- * digests become the task's authoritative ones) and storing it. Resumes from what is held: one Range
- * request per run of missing pieces.
+ * digests become the task's authoritative ones) and storing it. Resumes from
+ * what is held: one Range request per run of missing pieces, each of the
+ * version the pieces held are of.
  */
 import { ShoalError } from '../../common/errors.js';
 import { pieceCount, pieceSizeFor } from '../../common/pieces.js';
@@ -21,8 +22,10 @@ export interface SourceFetchOptions {
   /** Piece size asked for by the user; 0 = the rule. */
   pieceSize: number;
   signal: AbortSignal;
-  /** The origin told us the content's shape (first time, or it changed). */
-  onShape: (shape: TaskShape) => void;
+  /** The origin told us the content's shape and version (first time, or after a change). */
+  onShape: (shape: TaskShape, validator: string) => void;
+  /** The origin's content changed: the pieces held are dropped and the task starts again from its first byte. */
+  onChanged: (err: ShoalError) => void;
   /** A piece was stored and verified. */
   onPiece: (n: number, digest: Buffer, length: number) => void;
   /** Skip pieces that arrived meanwhile from elsewhere. */
@@ -44,50 +47,57 @@ export function missingRuns(count: number, held: (n: number) => boolean): Array<
   return runs;
 }
 
+/**
+ * Every piece the task lacks, from the origin, of the version the pieces held
+ * are of (the task's validator goes with every request: If-Range, and an
+ * answer of another version fails with SOURCE_CHANGED). When the origin's
+ * content has changed, the pieces of the old version are dropped and the task
+ * starts again from its first byte, once; a second change fails it.
+ */
 export async function fetchFromSource(options: SourceFetchOptions): Promise<void> {
   const { task, store } = options;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const shape = task.shape;
-    if (shape === undefined || shape.contentLength === undefined) {
-      await streamRun(options, 0, undefined);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fetchMissing(options);
       return;
+    } catch (err) {
+      if (!(err instanceof ShoalError) || err.code !== 'SOURCE_CHANGED' || attempt > 0) throw err;
+      options.onChanged(err);
+      await store.resetVersion(task);
     }
-    const count = pieceCount(shape.contentLength, shape.pieceSize);
-    let changed = false;
-    for (const [first, end] of missingRuns(count, (n) => options.isHeld(n))) {
-      const stillShape = await streamRun(options, first, end);
-      if (!stillShape) {
-        changed = true;
-        break;
-      }
-    }
-    if (!changed) return;
-    // The origin's content changed under us: start over once with the new shape.
-    await store.invalidate(task);
   }
-  throw new ShoalError('SOURCE_PROTOCOL', `the content at ${redactUrl(options.url)} keeps changing`);
 }
 
-/** Streams pieces [first, end) (end undefined: to the end). Returns false if the content's shape changed. */
-async function streamRun(options: SourceFetchOptions, first: number, end: number | undefined): Promise<boolean> {
+async function fetchMissing(options: SourceFetchOptions): Promise<void> {
+  const shape = options.task.shape;
+  if (shape === undefined || shape.contentLength === undefined) {
+    await streamRun(options, 0, undefined);
+    return;
+  }
+  const count = pieceCount(shape.contentLength, shape.pieceSize);
+  for (const [first, end] of missingRuns(count, (n) => options.isHeld(n))) await streamRun(options, first, end);
+}
+
+/** Streams pieces [first, end) (end undefined: to the end), of the task's version. */
+async function streamRun(options: SourceFetchOptions, first: number, end: number | undefined): Promise<void> {
   const { task, store, signal } = options;
   const known = task.shape;
   const startByte = known === undefined ? 0 : first * known.pieceSize;
   const endByte =
     known?.contentLength === undefined || end === undefined ? undefined : Math.min(known.contentLength, end * known.pieceSize);
-  const body = await options.source.openRange({ url: options.url, headers: options.headers, start: startByte, end: endByte, signal });
+  const validator = task.validator === '' ? undefined : task.validator;
+  const body = await options.source.openRange({ url: options.url, headers: options.headers, start: startByte, end: endByte, validator, signal });
 
   let shape = known;
-  const fresh: TaskShape = { contentLength: body.contentLength, pieceSize: options.pieceSize > 0 ? options.pieceSize : pieceSizeFor(body.contentLength) };
-  if (shape === undefined) {
-    shape = fresh;
-    await store.setShape(task, shape);
-    options.onShape(shape);
-  } else if (shape.contentLength !== undefined && body.contentLength !== undefined && body.contentLength !== shape.contentLength) {
+  if (known?.contentLength !== undefined && body.contentLength !== undefined && body.contentLength !== known.contentLength) {
     await consumeNothing(body.chunks);
-    await store.setShape(task, { contentLength: body.contentLength, pieceSize: shape.pieceSize });
-    options.onShape(task.shape!);
-    return false;
+    throw new ShoalError('SOURCE_CHANGED', `the content at ${redactUrl(options.url)} changed (length ${known.contentLength} became ${body.contentLength})`);
+  }
+  if (task.validator === '' && body.validator !== '') await store.setValidator(task, body.validator);
+  if (shape === undefined) {
+    shape = { contentLength: body.contentLength, pieceSize: options.pieceSize > 0 ? options.pieceSize : pieceSizeFor(body.contentLength) };
+    await store.setShape(task, shape);
+    options.onShape(shape, task.validator);
   }
   const pieceSize = shape.pieceSize;
   let n = first;
@@ -125,14 +135,13 @@ async function streamRun(options: SourceFetchOptions, first: number, end: number
     // Chunked: the length is known only now.
     const learned: TaskShape = { contentLength: total, pieceSize };
     await store.setShape(task, learned);
-    options.onShape(learned);
+    options.onShape(learned, task.validator);
   } else {
     const expectedEnd = endByte ?? shape.contentLength;
     if (total !== expectedEnd) {
       throw new ShoalError('SOURCE_NETWORK', `origin sent ${total - startByte} bytes, expected ${expectedEnd - startByte}, for ${redactUrl(options.url)}`);
     }
   }
-  return true;
 }
 
 async function consumeNothing(chunks: AsyncIterable<Buffer>): Promise<void> {

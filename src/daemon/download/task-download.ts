@@ -17,6 +17,7 @@ import type { RegisterPeer, TaskSpec } from '../../gen/shoal/v1/scheduler_pb.js'
 import type { DownloadSettings } from '../../common/config/schema.js';
 import { ShoalError, toShoalError } from '../../common/errors.js';
 import type { Lifecycle } from '../../common/lifecycle.js';
+import { redactUrl } from '../../common/ids.js';
 import { carriesCredentials } from '../../common/credentials.js';
 import type { TlsMaterial } from '../../identity/tls.js';
 import type { Logger } from '../../common/log.js';
@@ -72,6 +73,8 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
   #unpin: (() => void) | undefined;
   #resolve!: (task: StoredTask) => void;
   #reject!: (err: ShoalError) => void;
+  /** Pieces stored by this run (not held from before). */
+  #storedThisRun = 0;
   #lastProgress = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #connectedOnce = false;
@@ -218,7 +221,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
         this.#peers?.setParents(order.parents);
         break;
       case 'shape':
-        void this.#learnShape(order.shape);
+        void this.#learnShape(order.shape, order.validator);
         break;
       case 'digests':
         this.#peers?.learnDigests(order.digests);
@@ -238,10 +241,23 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
     }
   }
 
-  async #learnShape(shape: TaskShape): Promise<void> {
+  /**
+   * The task's shape and version, as the scheduler knows them. Pieces held of
+   * another version are dropped before anything else; a download that has
+   * already fetched or is fetching pieces in this run fails instead
+   * (SOURCE_CHANGED): it cannot tell which of them are of which version.
+   */
+  async #learnShape(shape: TaskShape, validator: string): Promise<void> {
     const task = this.#task!;
     if (this.#sourceRunning || shape.pieceSize <= 0) return;
     try {
+      if (validator !== '' && validator !== task.validator) {
+        if (this.#storedThisRun > 0 || (this.#peers?.inflight ?? 0) > 0) {
+          throw new ShoalError('SOURCE_CHANGED', `the content at ${redactUrl(this.spec.url)} changed at the origin during this download; nothing of the two versions was kept: run it again`);
+        }
+        if (task.validator === '' && task.digests.size === 0) await this.#options.store.setValidator(task, validator);
+        else await this.#options.store.resetVersion(task).then(() => this.#options.store.setValidator(task, validator));
+      }
       await this.#options.store.setShape(task, shape);
       this.stats.setShape(task.shape, task.digests.size, task.heldBytes);
       this.#peers?.pump();
@@ -277,9 +293,14 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
       pieceSize: this.spec.pieceSize,
       signal: this.#abort.signal,
       isHeld: (n) => task.has(n),
-      onShape: (shape) => {
+      onShape: (shape, validator) => {
         this.stats.setShape(shape, task.digests.size, task.heldBytes);
-        this.#session?.send(report.shape(shape));
+        this.#session?.send(report.shape(shape, validator));
+      },
+      onChanged: (err) => {
+        // What was reported of the old version goes first; the new version's shape follows, then its pieces.
+        this.#reporter.flush();
+        this.#log.warn({ err: err.message }, 'the origin content changed; starting over from its first byte');
       },
       onPiece: (n, digest, length) => this.#stored(n, digest, length, 'source'),
     })
@@ -292,6 +313,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
   }
 
   #stored(n: number, digest: Buffer, length: number, from: 'source' | 'peer' | 'seed'): void {
+    this.#storedThisRun++;
     this.#lastProgress = Date.now();
     this.#peers?.stored(n);
     this.stats.piece(length, from);

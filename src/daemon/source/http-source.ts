@@ -16,6 +16,7 @@ import type { SourceSettings } from '../../common/config/schema.js';
 import { ShoalError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { RangeSession, type SessionConfig } from './range-session.js';
+import { validatorOf, versionOf } from './validator.js';
 import { linkSignals } from './signals.js';
 import { abortError } from './source-errors.js';
 
@@ -49,6 +50,13 @@ export interface RangeRequest {
   start: number;
   /** One past the last byte wanted; undefined = to the end of the content. */
   end?: number | undefined;
+  /**
+   * The version the bytes must be of (./validator.ts): sent as If-Range, and
+   * any answer of another version (ETag, Last-Modified or length) fails with
+   * SOURCE_CHANGED instead of mixing. Empty or undefined: the first answer
+   * sets the version.
+   */
+  validator?: string | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -58,6 +66,8 @@ export interface SourceBody {
   /** Response validators, when the origin sent them. */
   readonly etag: string | undefined;
   readonly lastModified: string | undefined;
+  /** The version of the content these bytes are of (./validator.ts; empty when the origin sent no validator). */
+  readonly validator: string;
   /**
    * The bytes from `start` to `end` (or the end of content), in order, with no gaps or
    * repeats, whatever retries happened underneath. Iterable once; read it to the end,
@@ -117,7 +127,7 @@ class UndiciHttpSource implements HttpSource {
       linked.dispose();
       throw abortError(linked.signal, url);
     }
-    const session = new RangeSession(this.#config, { url, headers: request.headers, start, end }, linked);
+    const session = new RangeSession(this.#config, { url, headers: request.headers, start, end, expected: versionOf(request.validator ?? '') }, linked);
     const first = await session.open();
     const version = session.version;
     let used = false;
@@ -125,6 +135,7 @@ class UndiciHttpSource implements HttpSource {
       contentLength: version?.total,
       etag: version?.etag,
       lastModified: version?.lastModified,
+      validator: validatorOf(version?.etag, version?.lastModified),
       chunks: {
         [Symbol.asyncIterator]: () => {
           if (used) throw new ShoalError('INTERNAL', 'SourceBody.chunks can be iterated only once');

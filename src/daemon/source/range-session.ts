@@ -28,6 +28,8 @@ export interface SessionRequest {
   readonly headers: HeaderList;
   readonly start: number;
   readonly end: number | undefined;
+  /** The version the bytes must be of (from an earlier request of the task); undefined: the first answer sets it. */
+  readonly expected?: ContentVersion | undefined;
 }
 
 /** An accepted (200/206) response whose body is being read. */
@@ -58,6 +60,7 @@ export class RangeSession {
     this.#request = request;
     this.#linked = linked;
     this.#pos = request.start;
+    this.#version = request.expected;
   }
 
   /** Set once open() has resolved. */

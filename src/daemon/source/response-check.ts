@@ -3,7 +3,7 @@
  * throws SOURCE_PROTOCOL when not, else says where the body starts and ends.
  */
 import { header, ifRangeValidator, parseContentRange, parseLength, type ResponseHeaders } from './response-meta.js';
-import { protocolError } from './source-errors.js';
+import { changedError, protocolError } from './source-errors.js';
 
 /** What the first response said about the content; later responses must agree. */
 export interface ContentVersion {
@@ -44,9 +44,9 @@ export function checkResponse(url: URL, status: number, headers: ResponseHeaders
     if (length !== undefined && length !== range.last + 1 - range.first) throw protocolError(url, 'Content-Length disagrees with Content-Range', status);
     body = { skip: 0, end: range.last + 1, version: { ...version, total: range.total } };
   } else {
-    // A 200 to If-Range means a new version, unless it has the same strong ETag: then the origin just ignores Range.
-    const sameVersion = first?.etag !== undefined && ifRangeValidator(first.etag, undefined) === etag;
-    if (expect.sentIfRange && !sameVersion) throw protocolError(url, 'content changed while downloading (If-Range not honoured)', status);
+    // A 200 to If-Range means a new version, unless it carries the same validator: then the origin just ignores Range.
+    const sameVersion = first !== undefined && ifRangeValidator(first.etag, first.lastModified) === ifRangeValidator(etag, version.lastModified);
+    if (expect.sentIfRange && !sameVersion) throw changedError(url, 'a whole new body answered If-Range', status);
     body = { skip: pos, end: length, version };
   }
   const { total } = body.version;
@@ -56,8 +56,12 @@ export function checkResponse(url: URL, status: number, headers: ResponseHeaders
     return body;
   }
   if (total !== undefined && first.total !== undefined && total !== first.total) {
-    throw protocolError(url, `content changed while downloading (length ${first.total} became ${total})`, status);
+    throw changedError(url, `length ${first.total} became ${total}`, status);
   }
-  if (etag !== undefined && first.etag !== undefined && etag !== first.etag) throw protocolError(url, 'content changed while downloading (ETag differs)', status);
-  return { ...body, version: first };
+  if (etag !== undefined && first.etag !== undefined && etag !== first.etag) throw changedError(url, 'ETag differs', status);
+  const lastModified = body.version.lastModified;
+  if (first.etag === undefined && lastModified !== undefined && first.lastModified !== undefined && lastModified !== first.lastModified) {
+    throw changedError(url, 'Last-Modified differs', status);
+  }
+  return { ...body, version: { ...first, total: first.total ?? total } };
 }

@@ -59,3 +59,8 @@ function describe(code: string, detail: string): string {
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `idle timeout: ${detail}`;
   return code === '' ? detail : `${detail} (${code})`;
 }
+
+/** The content is not the version the download started with (or resumes): its pieces must not be mixed. */
+export function changedError(url: URL, what: string, status?: number): ShoalError {
+  return new ShoalError('SOURCE_CHANGED', `GET ${redactUrl(url)}: content changed (${what})`, status === undefined ? {} : { sourceStatus: status });
+}

@@ -20,6 +20,8 @@ export interface TaskRow {
   content_mtime: number | null;
   /** 1: fetched with credentials (docs/security.md, "Private content"). */
   private: number;
+  /** The origin's version the pieces are of ('' when unknown). */
+  validator: string;
 }
 
 export interface PieceRow {
@@ -53,6 +55,8 @@ export class MetadataDb {
   readonly #setState: Statement<[TaskState, number, string]>;
   readonly #setMtime: Statement<[number | null, string]>;
   readonly #setPrivate: Statement<[string]>;
+  readonly #setValidator: Statement<[string, string]>;
+  readonly #resetVersion: Statement<[string]>;
   readonly #touch: Statement<[number, string]>;
   readonly #deleteTask: Statement<[string]>;
   readonly #deletePieces: Statement<[string]>;
@@ -68,6 +72,7 @@ export class MetadataDb {
     const columns = this.#db.prepare(`PRAGMA table_info(tasks)`).all() as Array<{ name: string }>;
     if (!columns.some((c) => c.name === 'content_mtime')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN content_mtime REAL`);
     if (!columns.some((c) => c.name === 'private')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN private INTEGER NOT NULL DEFAULT 0`);
+    if (!columns.some((c) => c.name === 'validator')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN validator TEXT NOT NULL DEFAULT ''`);
     this.#insertTask = this.#db.prepare(
       `INSERT INTO tasks (id, url, digest, state, created_at, last_access) VALUES (?, ?, ?, 'running', ?, ?)`,
     );
@@ -76,6 +81,8 @@ export class MetadataDb {
     this.#touch = this.#db.prepare(`UPDATE tasks SET last_access = ? WHERE id = ?`);
     this.#setMtime = this.#db.prepare(`UPDATE tasks SET content_mtime = ? WHERE id = ?`);
     this.#setPrivate = this.#db.prepare(`UPDATE tasks SET private = 1 WHERE id = ?`);
+    this.#setValidator = this.#db.prepare(`UPDATE tasks SET validator = ? WHERE id = ?`);
+    this.#resetVersion = this.#db.prepare(`UPDATE tasks SET validator = '', content_length = NULL, piece_size = NULL WHERE id = ?`);
     this.#deleteTask = this.#db.prepare(`DELETE FROM tasks WHERE id = ?`);
     this.#deletePieces = this.#db.prepare(`DELETE FROM pieces WHERE task_id = ?`);
     this.#insertPiece = this.#db.prepare(`INSERT OR REPLACE INTO pieces (task_id, number, digest) VALUES (?, ?, ?)`);
@@ -97,6 +104,15 @@ export class MetadataDb {
 
   setContentMtime(id: string, mtime: number | null): void {
     this.#setMtime.run(mtime, id);
+  }
+
+  /** Forgets a task's shape and version (its content changed at the origin). */
+  resetVersion(id: string): void {
+    this.#resetVersion.run(id);
+  }
+
+  setValidator(id: string, validator: string): void {
+    this.#setValidator.run(validator, id);
   }
 
   setPrivate(id: string): void {

@@ -121,6 +121,7 @@ export class PieceStore extends Service {
       task.complete = row.state === 'complete' && task.pieceCount === task.digests.size;
       task.contentMtime = row.content_mtime ?? undefined;
       task.private = row.private === 1;
+      task.validator = row.validator;
       this.#tasks.set(task.id, task);
     }
     this.#log.debug({ tasks: this.#tasks.size }, 'piece store loaded');
@@ -277,6 +278,31 @@ export class PieceStore extends Service {
     for (const [n, digest] of task.digests) this.#meta.insertPiece(task.id, n, digest);
     this.#meta.setState(task.id, 'running', this.#now());
     return bad.length;
+  }
+
+  /**
+   * Records the version of the origin's content the task's pieces are of. A
+   * different one than held means the pieces held are of another version:
+   * they are dropped first (never mixed). Returns whether pieces were dropped.
+   */
+  async setValidator(task: StoredTask, validator: string): Promise<boolean> {
+    if (task.validator === validator) return false;
+    const dropped = task.validator !== '' && task.digests.size > 0;
+    if (dropped) {
+      this.#log.warn({ task: task.id, held: task.digests.size }, 'the origin content changed; dropping the pieces of the old version');
+      await this.invalidate(task);
+    }
+    task.validator = validator;
+    this.#meta.setValidator(task.id, validator);
+    return dropped;
+  }
+
+  /** The origin's content changed: the task starts over, with no piece, shape or version (they come with the next answer). */
+  async resetVersion(task: StoredTask): Promise<void> {
+    await this.invalidate(task);
+    task.shape = undefined;
+    task.validator = '';
+    this.#meta.resetVersion(task.id);
   }
 
   /** Records that the task was fetched with credentials (kept across restarts; never undone). */

@@ -25,6 +25,8 @@ export class StoredTask {
   contentMtime: number | undefined;
   /** Fetched with credentials (here or elsewhere): a requester gets it only once the origin accepts its own. */
   private = false;
+  /** The version of the origin's content the pieces held are of (../source/validator.ts); empty: not known. */
+  validator = '';
   /** Verified pieces and their SHA-256. */
   readonly digests = new Map<number, Buffer>();
   pins = 0;
