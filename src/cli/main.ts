@@ -67,6 +67,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--upstream <registry>', 'mirror: a registry it serves (repeatable; the first is for requests that name none): a host such as docker.io, or a URL (http:// = plain HTTP)', collect, [])
     .option('--proxy <host:port>', 'run the HTTP forward proxy here (e.g. 127.0.0.1:4002, or a port on loopback; docs/containers.md)')
     .option('--tls <dir/name>', "the cluster's mutual TLS: DIR/ca.crt, DIR/NAME.crt, DIR/NAME.key (shoal cluster init DIR)")
+    .option('--metrics <port|host:port>', 'Prometheus metrics at /metrics (a bare port: on 127.0.0.1; docs/metrics.md)')
     .option('--insecure', 'allow listening on a non-loopback address without TLS (trusts everyone who reaches it)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: DaemonFlags) => {
@@ -80,6 +81,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--config <file>', 'YAML config file')
     .option('--listen <host:port>', 'address (default 0.0.0.0:8002)')
     .option('--tls <dir/name>', "the cluster's mutual TLS: DIR/ca.crt, DIR/NAME.crt, DIR/NAME.key (shoal cluster init DIR)")
+    .option('--metrics <port|host:port>', 'Prometheus metrics at /metrics (a bare port: on 127.0.0.1; docs/metrics.md)')
     .option('--insecure', 'allow listening on a non-loopback address without TLS (trusts everyone who reaches it)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: SchedulerFlags) => {

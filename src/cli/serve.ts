@@ -27,6 +27,7 @@ export interface DaemonFlags {
   mirror?: string;
   tls?: string;
   insecure?: boolean;
+  metrics?: string;
   /** Registries the mirror serves; the first is its default. */
   upstream?: string[];
   proxy?: string;
@@ -38,6 +39,7 @@ export interface SchedulerFlags {
   logLevel?: string;
   tls?: string;
   insecure?: boolean;
+  metrics?: string;
 }
 
 /** `--tls DIR/NAME`: the cluster CA and NAME's certificate and key, as `shoal cluster init` lays them out. */
@@ -95,6 +97,7 @@ export function daemonInit(flags: DaemonFlags, env: NodeJS.ProcessEnv): DaemonIn
     ...withFlags(file, 'upload', { rate: flags.uploadRate }),
     ...withFlags(file, 'mirror', { listen: flags.mirror, ...upstreamFlags(flags.upstream ?? [], section(file['mirror'])) }),
     ...withFlags(file, 'proxy', { listen: flags.proxy }),
+    ...withFlags(file, 'metrics', { listen: flags.metrics }),
   };
 }
 
@@ -121,10 +124,12 @@ function upstreamFlags(values: readonly string[], fileMirror: Raw): Raw {
 }
 
 export function schedulerInit(flags: SchedulerFlags): SchedulerInit {
+  const file = readConfigFile(flags.config);
   return {
-    ...readConfigFile(flags.config),
+    ...file,
     ...defined({ listen: flags.listen, logLevel: flags.logLevel, insecure: flags.insecure === true ? true : undefined }),
     ...tlsFlag(flags.tls),
+    ...withFlags(file, 'metrics', { listen: flags.metrics }),
   };
 }
 
@@ -148,7 +153,8 @@ export async function runScheduler(flags: SchedulerFlags, io: CliIo): Promise<nu
   const settings = validateConfig(SchedulerConfigSchema, init, flags.config ?? 'command line');
   const scheduler = createScheduler(init, { logger: createLogger(settings.logLevel, 'shoal-scheduler') });
   await scheduler.start();
-  io.stderr.write(`shoal scheduler listening on ${scheduler.host}:${scheduler.port}\n`);
+  const metrics = scheduler.metricsPort === undefined ? '' : `, metrics ${scheduler.metricsPort}`;
+  io.stderr.write(`shoal scheduler listening on ${scheduler.host}:${scheduler.port}${metrics}\n`);
   await waitForSignal(io.signal);
   await scheduler.stop();
   return 0;

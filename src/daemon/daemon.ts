@@ -30,7 +30,10 @@ import { SchedulerLink } from './scheduler-link.js';
 import { createHttpSource, type HttpSource } from './source/http-source.js';
 import { daemonStats, type DaemonStats } from './stats.js';
 import { PieceStore } from './storage/store.js';
-import { createRateLimiter } from './upload/rate-limiter.js';
+import { createRateLimiter, type RateLimiter } from './upload/rate-limiter.js';
+import { createDaemonMetrics } from './metrics.js';
+import { MetricsServer, metricsAddress } from '../common/metrics/server.js';
+import type { Registry } from 'prom-client';
 import { createUploadServer, type UploadServer } from './upload/server.js';
 
 export type { DaemonStats } from './stats.js';
@@ -48,7 +51,7 @@ export interface Daemon extends Lifecycle, DownloadService {
   readonly hostId: string;
   readonly uploadPort: number;
   /** Where its local listeners are, once started: api, mirror, proxy (absent when not run). */
-  readonly addresses: Readonly<Partial<Record<'api' | 'mirror' | 'proxy', string>>>;
+  readonly addresses: Readonly<Partial<Record<'api' | 'mirror' | 'proxy' | 'metrics', string>>>;
   /** The registry mirror's port, when it runs. */
   readonly mirrorPort: number | undefined;
   /** The HTTP proxy's port, when it runs. */
@@ -86,11 +89,13 @@ class ShoalDaemon extends Service implements Daemon {
   #mirror: Mirror | undefined;
   #proxy: Proxy | undefined;
   #upstreams: UpstreamEntry[] = [];
+  #rateLimiter: RateLimiter | undefined;
+  #metrics: MetricsServer | undefined;
   #timers: NodeJS.Timeout[] = [];
   #hostId = '';
   #advertise = '';
   #uploaded = { bytes: 0, pieces: 0 };
-  #addresses: Partial<Record<'api' | 'mirror' | 'proxy', string>> = {};
+  #addresses: Partial<Record<'api' | 'mirror' | 'proxy' | 'metrics', string>> = {};
 
   constructor(settings: DaemonConfig, deps: DaemonDeps) {
     super();
@@ -116,7 +121,7 @@ class ShoalDaemon extends Service implements Daemon {
     return this.#proxy?.port;
   }
 
-  get addresses(): Readonly<Partial<Record<'api' | 'mirror' | 'proxy', string>>> {
+  get addresses(): Readonly<Partial<Record<'api' | 'mirror' | 'proxy' | 'metrics', string>>> {
     return this.#addresses;
   }
 
@@ -186,6 +191,7 @@ class ShoalDaemon extends Service implements Daemon {
     await store.start();
 
     const listen = splitHostPort(s.listen);
+    this.#rateLimiter = s.upload.rate > 0 ? createRateLimiter(s.upload.rate) : undefined;
     this.#upload = await this.#run(
       createUploadServer({
         host: listen.host,
@@ -197,7 +203,7 @@ class ShoalDaemon extends Service implements Daemon {
           whenFetched: (id, n) => this.#downloads?.whenFetched(id, n),
         },
         maxConcurrentUploads: uploadSlots(s),
-        ...(s.upload.rate > 0 ? { rateLimiter: createRateLimiter(s.upload.rate) } : {}),
+        ...(this.#rateLimiter === undefined ? {} : { rateLimiter: this.#rateLimiter }),
         logger: this.#log,
         onUploaded: (_task, _piece, bytes) => {
           this.#uploaded.bytes += bytes;
@@ -249,12 +255,28 @@ class ShoalDaemon extends Service implements Daemon {
       this.#proxy = await this.#run(createProxy(s.proxy, { downloads: this, hostId: () => this.#hostId, insecure: s.insecure, logger: this.#log }));
       this.#addresses.proxy = formatAddress({ host: proxyAddress(s.proxy.listen).host, port: this.#proxy.port });
     }
+    if (s.metrics !== undefined) {
+      this.#metrics = await this.#run(new MetricsServer({ listen: s.metrics.listen, registry: this.#metricsRegistry(store), tls, insecure: s.insecure }));
+      this.#addresses.metrics = formatAddress({ host: metricsAddress(s.metrics.listen).host, port: this.#metrics.port });
+    }
     this.#every(s.cache.gcInterval, () => void this.#gc());
     let lastLoad = -1;
     this.#every(LOAD_REPORT_MS, () => {
       const load = this.#upload?.activeUploads ?? 0;
       if (load !== lastLoad) link.reportLoad(load);
       lastLoad = load;
+    });
+  }
+
+  #metricsRegistry(store: PieceStore): Registry {
+    return createDaemonMetrics({
+      records: () => this.#downloads?.records() ?? [],
+      uploads: () => ({ ...this.#uploaded, active: this.#upload?.activeUploads ?? 0, slots: uploadSlots(this.settings) }),
+      rateLimiter: () => this.#rateLimiter,
+      mirror: () => this.#mirror?.stats(),
+      proxy: () => this.#proxy?.stats(),
+      storage: () => ({ usedBytes: store.usedBytes(), tasks: store.tasks().length, dataDir: this.#dataDir }),
+      schedulerConnected: () => this.#link?.connected ?? false,
     });
   }
 

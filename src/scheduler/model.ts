@@ -70,6 +70,8 @@ export class TaskEntry {
   private = false;
   /** The version of the origin's content its pieces and digests are of (a seed's or source's word); empty: not known. */
   validator = '';
+  /** Pieces reported by peers fetching from the origin (over pieceCount: the copies the origin sent). */
+  originPieces = 0;
   shape: TaskShape | undefined;
   /** Authoritative piece digests, from seed peers and back-to-source peers. */
   readonly digests = new Map<number, Uint8Array>();

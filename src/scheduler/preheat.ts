@@ -12,6 +12,7 @@
  * fetching what they were asked), and a run asked for after it fails with
  * ABORTED.
  */
+import { NO_EVENTS, type SchedulerEvents } from './events.js';
 import { create } from '@bufbuild/protobuf';
 import { HostCommandSchema, type TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
 import { AsyncQueue } from '../common/async-queue.js';
@@ -38,6 +39,8 @@ export interface PreheaterDeps {
   readonly logger: Logger;
   /** The scheduler's clock, in ms. */
   readonly now: () => number;
+  /** Told of the seeds it asks (metrics); default: nobody. */
+  readonly events?: SchedulerEvents;
 }
 
 /** Caps on one preheat request (docs/LIMITS.md). */
@@ -64,6 +67,7 @@ export class Preheater implements Lifecycle {
   /** How often the swarm is read for progress. */
   readonly #poll: number;
   readonly #log: Logger;
+  readonly #events: SchedulerEvents;
   readonly #now: () => number;
   /** Tasks being preheated, for the failure events service.ts forwards. */
   readonly #watches = new Map<string, Set<Watch>>();
@@ -77,6 +81,7 @@ export class Preheater implements Lifecycle {
     this.#defaultTimeout = settings.timeout;
     this.#poll = settings.pollInterval;
     this.#log = deps.logger;
+    this.#events = deps.events ?? NO_EVENTS;
     this.#now = deps.now;
   }
 
@@ -180,6 +185,7 @@ export class Preheater implements Lifecycle {
     set.add(watch);
     this.#log.info({ task: watch.spec.taskId, seed: seed.info.id }, 'preheat: seed peer asked to fetch');
     seed.command(create(HostCommandSchema, { command: { case: 'seedTask', value: { task: watch.spec, preheat: true } } }));
+    this.#events.seedTriggered('preheat');
     this.#emit(watch, out, 'running', 0);
   }
 

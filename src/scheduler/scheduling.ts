@@ -12,6 +12,7 @@
  */
 import type { SchedulerConfig } from '../common/config/schema.js';
 import type { Logger } from '../common/log.js';
+import type { SchedulerEvents } from './events.js';
 import { allStripes } from '../common/stripes.js';
 import { sourceReason, waitsForSupply } from './back-to-source.js';
 import { linkInChain, relinkInChain } from './chain.js';
@@ -51,7 +52,10 @@ export class Scheduling {
   #stopped = false;
   #startedAt: number | undefined;
 
-  constructor(hosts: ReadonlyMap<string, HostEntry>, tasks: Map<string, TaskEntry>, settings: SchedulerConfig, log: Logger, now: () => number) {
+  readonly #events: SchedulerEvents;
+
+  constructor(hosts: ReadonlyMap<string, HostEntry>, tasks: Map<string, TaskEntry>, settings: SchedulerConfig, log: Logger, now: () => number, events: SchedulerEvents) {
+    this.#events = events;
     this.#hosts = hosts;
     this.#tasks = tasks;
     this.#parentLimit = settings.candidateParents;
@@ -109,6 +113,15 @@ export class Scheduling {
   /** Gives `peer` parents, or decides whether it goes to the origin. `starving`: it asked again. */
   schedulePeer(peer: PeerEntry, starving = false): void {
     if (!schedulable(peer)) return;
+    const started = performance.now();
+    try {
+      this.#schedulePeer(peer, starving);
+    } finally {
+      this.#events.decided((performance.now() - started) / 1000);
+    }
+  }
+
+  #schedulePeer(peer: PeerEntry, starving: boolean): void {
     const task = peer.task;
     const now = this.#now();
     let added: PeerEntry[];
@@ -131,6 +144,7 @@ export class Scheduling {
   }
 
   toSource(peer: PeerEntry, reason: string): void {
+    this.#events.sentToSource(reason);
     peer.state = 'source';
     peer.sentToSource = true;
     peer.task.backToSourceCount++;
@@ -203,6 +217,7 @@ export class Scheduling {
     task.seedRequestedAt = now;
     this.#log.info({ task: task.id, seed: seed.info.id }, 'seed peer asked to fetch');
     seed.command(seedTaskCommand(spec));
+    this.#events.seedTriggered('download');
     this.#after(this.#seedTimeout + 10, () => this.scheduleTask(task));
     return seed;
   }

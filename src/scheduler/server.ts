@@ -15,6 +15,8 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { loadTls, serverTls, type TlsMaterial } from '../identity/tls.js';
 import { callerValues } from './caller.js';
 import { Preheater } from './preheat.js';
+import { MetricsServer } from '../common/metrics/server.js';
+import { createSchedulerMetrics } from './metrics.js';
 import { schedulerRoutes } from './service.js';
 import { Swarm } from './swarm.js';
 
@@ -35,6 +37,8 @@ export interface SchedulerService {
   /** The host it listens on, and its port once started. */
   readonly host: string;
   readonly port: number;
+  /** The metrics listener's port, when it runs (`metrics`). */
+  readonly metricsPort: number | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   destroy(err?: unknown): Promise<void>;
@@ -50,6 +54,7 @@ class Scheduler extends Service implements SchedulerService {
   readonly #requestedPort: number;
   readonly #server: http2.Http2Server | http2.Http2SecureServer;
   readonly #tls: TlsMaterial | undefined;
+  readonly #metrics: MetricsServer | undefined;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   #port = 0;
 
@@ -61,9 +66,12 @@ class Scheduler extends Service implements SchedulerService {
     const at = splitHostPort(settings.listen);
     this.host = at.host;
     this.#requestedPort = at.port;
-    this.swarm = new Swarm(settings, { logger: log, now });
-    this.#preheater = new Preheater(this.swarm, settings.preheat, { logger: log, now });
     this.#tls = settings.tls === undefined ? undefined : loadTls(settings.tls, ['scheduler']);
+    const metrics = settings.metrics === undefined ? undefined : createSchedulerMetrics(() => this.swarm);
+    this.swarm = new Swarm(settings, { logger: log, now, ...(metrics === undefined ? {} : { events: metrics.events }) });
+    this.#preheater = new Preheater(this.swarm, settings.preheat, { logger: log, now, ...(metrics === undefined ? {} : { events: metrics.events }) });
+    this.#metrics =
+      metrics === undefined || settings.metrics === undefined ? undefined : new MetricsServer({ listen: settings.metrics.listen, registry: metrics.registry, tls: this.#tls, insecure: settings.insecure });
     const secure = this.#tls !== undefined;
     const adapter = connectNodeAdapter({
       routes: schedulerRoutes(this.swarm, this.#preheater, log),
@@ -89,9 +97,16 @@ class Scheduler extends Service implements SchedulerService {
     await this.swarm.start();
     await this.#preheater.start();
     this.#port = await listen(this.#server, { host: this.host, port: this.#requestedPort }, 'scheduler', { tls: this.#tls !== undefined, insecure: this.settings.insecure });
+    await this.#metrics?.start();
+  }
+
+  /** The metrics listener's port, when it runs. */
+  get metricsPort(): number | undefined {
+    return this.#metrics?.port;
   }
 
   protected async onStop(): Promise<void> {
+    await this.#metrics?.stop();
     await this.#preheater.stop();
     await this.swarm.stop();
     const closed = closeServer(this.#server);

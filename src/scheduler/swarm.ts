@@ -21,12 +21,15 @@ import { accessRequiredMessage, broadcast, broadcastDigests, completeMessage, fa
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type TaskShape } from './model.js';
 import { Scheduling } from './scheduling.js';
 import { stripeFor } from './stripes.js';
+import { NO_EVENTS, type SchedulerEvents } from './events.js';
 
 /** What the swarm is given besides its settings. */
 export interface SwarmDeps {
   readonly logger: Logger;
   /** The scheduler's clock, in ms. */
   readonly now: () => number;
+  /** Told of registrations, decisions and pieces (metrics); default: nobody. */
+  readonly events?: SchedulerEvents;
 }
 
 function shapeOf(metadata: TaskMetadata): TaskShape {
@@ -45,17 +48,19 @@ export class Swarm implements Lifecycle {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #scheduling: Scheduling;
+  readonly #events: SchedulerEvents;
   /** Strict with TLS (roles proven by certificates), open without (./digest-trust.ts). */
   readonly #trust: TrustPolicy;
   #state: 'idle' | 'running' | 'stopped' = 'idle';
 
   constructor(settings: SchedulerConfig, deps: SwarmDeps) {
     this.#trust = settings.tls === undefined ? 'open' : 'strict';
+    this.#events = deps.events ?? NO_EVENTS;
     this.#seedChildren = settings.seedChildren;
     this.#peerChildren = settings.peerChildren;
     this.#log = deps.logger;
     this.#now = deps.now;
-    this.#scheduling = new Scheduling(this.hosts, this.tasks, settings, deps.logger, deps.now);
+    this.#scheduling = new Scheduling(this.hosts, this.tasks, settings, deps.logger, deps.now, this.#events);
   }
 
   // ---- lifecycle ----
@@ -99,6 +104,7 @@ export class Swarm implements Lifecycle {
     }
     host.childLimit = info.seed ? this.#seedChildren : this.#peerChildren;
     for (const item of held) this.#adoptHeld(host, item);
+    if (held.length > 0) this.#events.reannounced(held.length);
     this.#log.info({ host: info.id, seed: info.seed, held: held.length }, 'host announced');
     return host;
   }
@@ -163,6 +169,7 @@ export class Swarm implements Lifecycle {
     // One peer per host and task: a re-registration replaces the old one.
     for (const p of host.peers) if (p.task === task && p.id !== request.peerId) this.#scheduling.removePeer(p, 'left');
 
+    this.#events.registered(request.reconnect);
     const peer = new PeerEntry(request.peerId, host, task, 'waiting');
     if (task.stripes > 1) peer.stripe = stripeFor(task.peers.values(), task.stripes);
     peer.send = send;
@@ -241,6 +248,11 @@ export class Swarm implements Lifecycle {
     const task = peer.task;
     const wasServing = peer.canServe;
     const fresh = numbers.filter((n) => !peer.pieces.has(n));
+    if (fresh.length > 0) {
+      const fromOrigin = peer.state === 'source';
+      if (fromOrigin) task.originPieces += fresh.length;
+      this.#events.piecesReported(fresh.length, fromOrigin);
+    }
     for (const n of fresh) peer.pieces.add(n);
     if (peer.state === 'waiting' && fresh.length > 0) peer.state = 'running';
     broadcastDigests(task, learnDigests(task, numbers, digests, reportTrust(this.#trust, peer)), peer);

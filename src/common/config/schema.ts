@@ -26,6 +26,16 @@ export const TlsSection = z
 
 const tls = () =>
   TlsSection.optional().describe('mutual TLS with the rest of the cluster, roles from certificates (docs/security.md); absent: plain TCP, on loopback only unless insecure');
+export const MetricsSection = z
+  .object({
+    listen: z
+      .union([hostPort(), z.string().regex(/^\d{1,5}$/, 'must be HOST:PORT or PORT')])
+      .describe('Prometheus metrics at /metrics here (--metrics); a bare port listens on 127.0.0.1; off loopback with tls (or insecure)'),
+  })
+  .strict();
+
+const metrics = () => MetricsSection.optional().describe('the metrics listener (docs/metrics.md); absent: none');
+
 const insecure = () =>
   z.boolean().default(false).describe('allow listening on a non-loopback address without TLS (--insecure): anyone who reaches the port is trusted, roles are not checked');
 
@@ -131,6 +141,7 @@ export const DaemonConfigSchema = z
     logLevel: logLevel().default('info').describe('how much is logged (JSON lines on stderr)'),
     tls: tls(),
     insecure: insecure(),
+    metrics: metrics(),
     upload: UploadSection.prefault({}),
     download: DownloadSection.prefault({}),
     cache: CacheSection.prefault({}),
@@ -160,6 +171,7 @@ export const SchedulerConfigSchema = z
     logLevel: logLevel().default('info').describe('how much is logged (JSON lines on stderr)'),
     tls: tls(),
     insecure: insecure(),
+    metrics: metrics(),
     candidateParents: z.number().int().min(1).max(20).default(4).describe('parents a downloading peer is given at most'),
     backToSourceLimit: z.number().int().min(1).max(1000).default(1).describe('peers of one task fetching from the origin at once'),
     seedChildren: z.number().int().min(0).max(10_000).default(1).describe('children of a seed peer per task, 0 = its upload slots'),

@@ -15,6 +15,7 @@ import type { PieceStore } from '../storage/store.js';
 import type { StoredTask } from '../storage/stored-task.js';
 import { Flights, type Flight } from './flights.js';
 import { CorruptPieceError, fetchPiece, type ParentConn, type ParentInfo } from './parent.js';
+import { PieceTimeoutError } from './piece-channel.js';
 import { ParentSet } from './parent-set.js';
 import { inflightCap, planFetches, type PiecePick } from './piece-picker.js';
 import type { TlsMaterial } from '../../identity/tls.js';
@@ -160,24 +161,35 @@ export class PeerFetches {
 
   #failed(parent: ParentConn, n: number, err: unknown, aborted: boolean, ahead: boolean): void {
     if (aborted || this.#closed) return;
+    const stats = this.#options.stats;
     if (err instanceof CorruptPieceError) {
       this.#options.logger.warn({ parent: parent.info.peerId, piece: n, err: err.message }, 'corrupt piece; excluding parent');
-      this.#options.stats.corruptPieces++;
+      stats.corruptPieces++;
+      stats.excludedParents.corrupt++;
       this.#drop(parent, err.message, true);
       return;
     }
     const code = err instanceof ShoalError ? err.code : 'PEER_FAILED';
     if (code === 'BUSY') {
+      stats.pieceFailures.busy++;
       parent.busyUntil = Date.now() + BUSY_BACKOFF_MS;
     } else if (code === 'PIECE_NOT_FOUND') {
       if (ahead) parent.aheadAfter = Date.now() + AHEAD_BACKOFF_MS;
-      else parent.pieces.delete(n);
+      else {
+        stats.pieceFailures.gone++;
+        parent.pieces.delete(n);
+      }
     } else if (code === 'STORAGE') {
       this.#options.onFatal(toShoalError(err));
     } else {
+      if (err instanceof PieceTimeoutError) stats.pieceFailures.timeout++;
+      else stats.pieceFailures.error++;
       parent.failures++;
       this.#options.logger.debug({ parent: parent.info.peerId, piece: n, err: (err as Error).message }, 'piece fetch failed');
-      if (parent.failures >= MAX_FAILURES) this.#drop(parent, (err as Error).message, false);
+      if (parent.failures >= MAX_FAILURES) {
+        stats.excludedParents.failures++;
+        this.#drop(parent, (err as Error).message, false);
+      }
     }
   }
 

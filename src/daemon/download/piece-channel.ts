@@ -28,6 +28,13 @@ export class ProtocolError extends ShoalError {
 /** The parent declared a piece length other than the piece's: a liar, like a bad digest. */
 export class PieceLengthError extends ProtocolError {}
 
+/** The parent did not connect, or sent nothing for the stall timeout, while answers were owed. */
+export class PieceTimeoutError extends ShoalError {
+  constructor(message: string) {
+    super('PEER_FAILED', message);
+  }
+}
+
 interface Pending {
   /** Aborted by the caller: its answer is still read (answers come in order) but thrown away. */
   discard: boolean;
@@ -116,7 +123,7 @@ export class PieceChannel {
       this.#quietSince = Date.now();
       watch(this);
     });
-    this.#socket.on('timeout', () => this.#fail(new ShoalError('PEER_FAILED', `${this.#who} did not connect within ${connectTimeoutMs} ms`)));
+    this.#socket.on('timeout', () => this.#fail(new PieceTimeoutError(`${this.#who} did not connect within ${connectTimeoutMs} ms`)));
     this.#socket.on('error', (err) => this.#fail(new ShoalError('PEER_FAILED', `${this.#who}: ${err.message}`, { cause: err })));
     this.#socket.on('end', () => this.#fail(new ShoalError('PEER_FAILED', `${this.#who} closed the connection`)));
     this.#socket.on('close', () => this.#fail(new ShoalError('PEER_FAILED', `${this.#who} closed the connection`)));
@@ -173,7 +180,7 @@ export class PieceChannel {
       this.#readsSeen = this.#reads;
       this.#quietSince = now;
     } else if (this.#queue.length > 0 && now - this.#quietSince >= this.#stallMs) {
-      this.#fail(new ShoalError('PEER_FAILED', `${this.#who} sent nothing for ${this.#stallMs} ms`));
+      this.#fail(new PieceTimeoutError(`${this.#who} sent nothing for ${this.#stallMs} ms`));
     }
   }
 

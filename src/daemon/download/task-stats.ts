@@ -42,6 +42,10 @@ export class TaskStats {
   /** Pieces received from non-seed parents that were themselves still downloading. */
   piecesFromRunningParents = 0;
   corruptPieces = 0;
+  /** Piece fetches from parents that failed, by why (a corrupt piece is counted in corruptPieces). */
+  readonly pieceFailures = { timeout: 0, busy: 0, gone: 0, error: 0 };
+  /** Parents ruled out for the task: for a corrupt piece (a liar), or for failing again and again. */
+  readonly excludedParents = { corrupt: 0, failures: 0 };
   readonly parents = new Map<string, number>();
   readonly backToSourceEvents: BackToSourceEvent[] = [];
   readonly startedAt = Date.now();

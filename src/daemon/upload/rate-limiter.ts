@@ -20,6 +20,8 @@ export interface RateLimiter {
   /** Bytes per second, 0 = unlimited (take resolves immediately). */
   readonly rate: number;
   setRate(bytesPerSecond: number): void;
+  /** Takes that had to wait, and the time they waited in all (for metrics). */
+  readonly waits: { readonly count: number; readonly ms: number };
 }
 
 const MIN_BURST = 64 * 1024;
@@ -38,6 +40,8 @@ export function createRateLimiter(bytesPerSecond: number, burstBytes?: number): 
 }
 
 interface Waiter {
+  /** performance.now() when it began to wait. */
+  since: number;
   remaining: number;
   granted: number;
   resolve: () => void;
@@ -65,6 +69,7 @@ class TokenBucket implements RateLimiter {
   #last = performance.now();
   readonly #queue: Waiter[] = [];
   #timer: NodeJS.Timeout | undefined;
+  readonly #waits = { count: 0, ms: 0 };
 
   constructor(rate: number, burst: number | undefined) {
     this.#rate = checkRate(rate);
@@ -80,6 +85,10 @@ class TokenBucket implements RateLimiter {
     return this.#rate;
   }
 
+  get waits(): { readonly count: number; readonly ms: number } {
+    return this.#waits;
+  }
+
   take(bytes: number, signal?: AbortSignal): Promise<void> {
     if (!Number.isSafeInteger(bytes) || bytes < 0) {
       return Promise.reject(new ShoalError('USAGE', `bytes must be a non-negative integer, got ${String(bytes)}`));
@@ -92,7 +101,8 @@ class TokenBucket implements RateLimiter {
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { remaining: bytes, granted: 0, resolve, reject, signal, onAbort: undefined };
+      this.#waits.count++;
+      const waiter: Waiter = { since: performance.now(), remaining: bytes, granted: 0, resolve, reject, signal, onAbort: undefined };
       if (signal !== undefined) {
         waiter.onAbort = () => this.#abort(waiter);
         signal.addEventListener('abort', waiter.onAbort, { once: true });
@@ -160,6 +170,7 @@ class TokenBucket implements RateLimiter {
 
   #settle(waiter: Waiter): void {
     if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    this.#waits.ms += performance.now() - waiter.since;
     waiter.resolve();
   }
 
