@@ -26,6 +26,8 @@ export interface DaemonMetricsSources {
   schedulerConnected(): boolean;
 }
 
+const REQUESTERS = ['get', 'mirror', 'proxy', 'seed', 'preheat'] as const;
+
 const SOURCES = [
   ['cache', 'cache'],
   ['peers', 'peer'],
@@ -57,7 +59,7 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): Registry {
 
   const requesterOf = (r: DownloadRecord): string => r.requesters[0] ?? 'get';
 
-  new Counter({
+  const bytes = new Counter({
     name: 'shoal_download_bytes_total',
     help: 'Content bytes downloads got, by where they came from and who asked',
     labelNames: ['source', 'requester'],
@@ -71,6 +73,8 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): Registry {
       }
     },
   });
+  // Every source and requester from the start, so increase() sees a download's first bytes.
+  for (const [, source] of SOURCES) for (const requester of REQUESTERS) bytes.inc({ source, requester }, 0);
   new Counter({
     name: 'shoal_back_to_source_total',
     help: 'Times this daemon went to the origin for a task, by why',
