@@ -119,7 +119,8 @@ export class Swarm implements Lifecycle {
   evict(hostId: string, taskIds: readonly string[]): void {
     const host = this.hosts.get(hostId);
     if (host === undefined) return;
-    for (const peer of [...host.peers]) if (taskIds.includes(peer.task.id)) this.#scheduling.removePeer(peer, 'left');
+    const evicted = new Set(taskIds);
+    for (const peer of [...host.peers]) if (evicted.has(peer.task.id)) this.#scheduling.removePeer(peer, 'left');
   }
 
   /** A complete task the host still holds (re-announced after a restart) becomes a peer that serves it. */
@@ -127,14 +128,14 @@ export class Swarm implements Lifecycle {
     if (!item.complete || item.metadata === undefined) return;
     const task = this.#task(item.taskId);
     task.learnShape(shapeOf(item.metadata));
-    const existing = [...host.peers].find((p) => p.task === task);
+    const existing = host.peerOf(task);
     if (existing !== undefined) this.#scheduling.removePeer(existing, 'left');
     const peer = new PeerEntry(item.peerId, host, task, 'complete');
     for (const n of item.pieces) peer.pieces.add(n);
     broadcastDigests(task, learnDigests(task, item.pieces, item.digests, heldTrust(this.#trust, host)), undefined);
     if (item.private) this.#markPrivate(task);
     task.peers.set(peer.id, peer);
-    host.peers.add(peer);
+    host.addPeer(peer);
     this.#scheduling.scheduleTask(task);
   }
 
@@ -158,14 +159,15 @@ export class Swarm implements Lifecycle {
     const old = task.peers.get(request.peerId);
     if (old !== undefined) this.#scheduling.removePeer(old, 'left');
     // One peer per host and task: a re-registration replaces the old one.
-    for (const p of host.peers) if (p.task === task && p.id !== request.peerId) this.#scheduling.removePeer(p, 'left');
+    const other = host.peerOf(task);
+    if (other !== undefined && other.id !== request.peerId) this.#scheduling.removePeer(other, 'left');
 
     const peer = new PeerEntry(request.peerId, host, task, 'waiting');
     if (task.stripes > 1) peer.stripe = stripeFor(task.peers.values(), task.stripes);
     peer.send = send;
     peer.reconnected = request.reconnect;
     task.peers.set(peer.id, peer);
-    host.peers.add(peer);
+    host.addPeer(peer);
     if (request.metadata !== undefined && request.metadata.pieceSize > 0) task.learnShape(shapeOf(request.metadata));
     for (const n of request.pieces) peer.pieces.add(n);
     // A claim to be fetching from the origin is believed only where anyone is (the open policy).
@@ -201,8 +203,7 @@ export class Swarm implements Lifecycle {
   piecesFinished(peer: PeerEntry, numbers: readonly number[], digests: Uint8Array): void {
     const task = peer.task;
     const wasServing = peer.canServe;
-    const fresh = numbers.filter((n) => !peer.pieces.has(n));
-    for (const n of fresh) peer.pieces.add(n);
+    const fresh = numbers.filter((n) => peer.pieces.add(n));
     if (peer.state === 'waiting' && fresh.length > 0) peer.state = 'running';
     broadcastDigests(task, learnDigests(task, numbers, digests, reportTrust(this.#trust, peer)), peer);
     const now = this.#now();
@@ -223,7 +224,7 @@ export class Swarm implements Lifecycle {
       parent.retiredChildren.set(peer, peer.parentMasks.get(parent));
       peer.unlink(parent);
     }
-    if (task.pieceCount !== undefined) for (let n = 0; n < task.pieceCount; n++) peer.pieces.add(n);
+    if (task.pieceCount !== undefined) peer.pieces.fill(task.pieceCount);
     this.#log.info({ task: task.id, peer: peer.id }, 'peer finished');
     this.#scheduling.scheduleTask(task);
   }
