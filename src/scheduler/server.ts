@@ -51,11 +51,13 @@ class Scheduler extends Service implements SchedulerService {
   readonly #server: http2.Http2Server | http2.Http2SecureServer;
   readonly #tls: TlsMaterial | undefined;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
+  readonly #log: Logger;
   #port = 0;
 
   constructor(settings: SchedulerConfig, deps: SchedulerDeps) {
     super();
     const log = deps.logger ?? silentLogger;
+    this.#log = log;
     const now = deps.now ?? Date.now;
     this.settings = settings;
     const at = splitHostPort(settings.listen);
@@ -73,7 +75,9 @@ class Scheduler extends Service implements SchedulerService {
     this.#server.on('session', (session) => {
       this.#sessions.add(session);
       session.on('close', () => this.#sessions.delete(session));
+      session.on('error', (err: Error) => log.debug({ err: err.message }, 'scheduler session error'));
     });
+    if (this.#tls !== undefined) this.#server.on('tlsClientError', (err: Error) => log.debug({ err: err.message }, 'scheduler TLS handshake failed'));
   }
 
   get port(): number {
@@ -89,6 +93,7 @@ class Scheduler extends Service implements SchedulerService {
     await this.swarm.start();
     await this.#preheater.start();
     this.#port = await listen(this.#server, { host: this.host, port: this.#requestedPort }, 'scheduler', { tls: this.#tls !== undefined, insecure: this.settings.insecure });
+    this.#server.on('error', (err) => this.#log.error({ err }, 'scheduler listener error'));
   }
 
   protected async onStop(): Promise<void> {
