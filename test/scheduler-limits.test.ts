@@ -7,6 +7,7 @@
  * piece held, one at a time) and every host was dropped.
  */
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { ConnectError } from '@connectrpc/connect';
@@ -32,11 +33,13 @@ type Message = NonNullable<MessageInitShape<typeof PeerRequestSchema>['request']
 
 const cluster = new Cluster();
 let client: SchedulerClient;
+let url = '';
 let n = 0;
 
 before(async () => {
   const scheduler = await cluster.scheduler(0, ['--log-level', 'error']);
-  client = createSchedulerClient(scheduler.url);
+  url = scheduler.url;
+  client = createSchedulerClient(url);
 });
 after(() => cluster.close());
 
@@ -143,6 +146,25 @@ describe('the scheduler checks every count and size a peer sends before any work
     const fine = await announce('h-held-fine', [heldTask(four, [0, 1, 2, 3])]);
     assert.equal(fine.refused, undefined, 'a held task within the limits');
     await fine.end();
+  });
+
+  it('a message announced as over 256 MiB is refused on its length, before its bytes are read', async () => {
+    const session = http2.connect(url);
+    session.on('error', () => undefined);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/shoal.v1.Scheduler/AnnouncePeer', 'content-type': 'application/grpc', te: 'trailers' });
+      stream.on('error', () => undefined);
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(300 * MIB, 1);
+      stream.write(Buffer.concat([head, Buffer.alloc(1000)]));
+      const status = await Promise.race([
+        new Promise<string>((resolve) => stream.once('trailers', (t: http2.IncomingHttpHeaders) => resolve(String(t['grpc-status'])))),
+        new Promise<string>((resolve) => setTimeout(() => resolve('no answer'), 5_000)),
+      ]);
+      assert.equal(status, '8', 'resource_exhausted');
+    } finally {
+      session.destroy();
+    }
   });
 
   it('the scheduler process is alive and serves a host after all of it', async () => {

@@ -17,6 +17,8 @@ import type { HeldTask, RegisterPeer, TaskMetadata } from '../gen/shoal/v1/sched
 import { learnedShape, pieceLimit, type TaskShape } from './model.js';
 
 export const RPC_LIMITS = {
+  /** Bytes of one message, checked as it is read, before it is decoded (Connect's own default is 4 GiB). */
+  messageBytes: 256 * 1024 * 1024,
   /** Piece numbers in one report. */
   piecesPerReport: 65_536,
   /** Piece numbers a peer registers or a host re-announces for one task (the pieces of a task). */

@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { loadTls, serverTls, type TlsMaterial } from '../identity/tls.js';
 import { callerValues } from './caller.js';
 import { Preheater } from './preheat.js';
+import { RPC_LIMITS } from './rpc-limits.js';
 import { schedulerRoutes } from './service.js';
 import { Swarm } from './swarm.js';
 
@@ -70,6 +71,7 @@ class Scheduler extends Service implements SchedulerService {
     const adapter = connectNodeAdapter({
       routes: schedulerRoutes(this.swarm, this.#preheater, log),
       contextValues: (req) => callerValues(secure, req.socket),
+      readMaxBytes: RPC_LIMITS.messageBytes,
     });
     this.#server = this.#tls === undefined ? http2.createServer({}, adapter) : http2.createSecureServer({ ...serverTls(this.#tls), allowHTTP1: false }, adapter);
     this.#server.on('session', (session) => {
