@@ -36,7 +36,7 @@ function peer(id: string, t: TaskEntry, state: PeerState = 'running', pieces: nu
   const p = new PeerEntry(id, h, t, state);
   for (const n of pieces) p.pieces.add(n);
   t.peers.set(id, p);
-  h.peers.add(p);
+  h.addPeer(p);
   return p;
 }
 

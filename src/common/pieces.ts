@@ -13,6 +13,10 @@ export const TARGET_PIECES = 256;
 export const UNKNOWN_LENGTH_PIECE_SIZE = 4 * MIB;
 /** Upper bound on pieces per task (docs/LIMITS.md): 64 MiB × 1 M = 64 TiB. */
 export const MAX_PIECES = 1 << 20;
+/** The smallest piece size a task may have (`--piece-length`; the rule never goes below MIN_PIECE_SIZE). */
+export const MIN_CHOSEN_PIECE_SIZE = 16 * 1024;
+/** Upper bound on a task's content length (docs/LIMITS.md, the origin's limit): 1 PiB. */
+export const MAX_CONTENT_LENGTH = 2 ** 50;
 
 export function pieceSizeFor(contentLength: number | undefined): number {
   if (contentLength === undefined) return UNKNOWN_LENGTH_PIECE_SIZE;
@@ -23,7 +27,21 @@ export function pieceSizeFor(contentLength: number | undefined): number {
 }
 
 export function isValidPieceSize(size: number): boolean {
-  return Number.isInteger(size) && size >= 16 * 1024 && size <= MAX_PIECE_SIZE;
+  return Number.isInteger(size) && size >= MIN_CHOSEN_PIECE_SIZE && size <= MAX_PIECE_SIZE;
+}
+
+/**
+ * What is wrong with a task's shape that someone else reported (a peer, the
+ * scheduler), or undefined when it is within the limits: a valid piece size,
+ * a content length (when known) an integer of at most MAX_CONTENT_LENGTH, and
+ * at most MAX_PIECES pieces. Checked before anything is sized by it.
+ */
+export function shapeProblem(contentLength: number | undefined, pieceSize: number): string | undefined {
+  if (!isValidPieceSize(pieceSize)) return `a piece size of ${pieceSize} bytes: it must be ${MIN_CHOSEN_PIECE_SIZE} – ${MAX_PIECE_SIZE}`;
+  if (contentLength === undefined) return undefined;
+  if (!Number.isSafeInteger(contentLength) || contentLength < 0 || contentLength > MAX_CONTENT_LENGTH) return `a content length of ${contentLength} bytes: at most ${MAX_CONTENT_LENGTH}`;
+  const count = pieceCount(contentLength, pieceSize);
+  return count > MAX_PIECES ? `${count} pieces (${contentLength} bytes in pieces of ${pieceSize}): at most ${MAX_PIECES}` : undefined;
 }
 
 export function pieceCount(contentLength: number, pieceSize: number): number {

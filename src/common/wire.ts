@@ -20,8 +20,11 @@
  *                UTF-8 message of at most MAX_MESSAGE bytes
  *
  * Requests on one connection are answered in order; a client may pipeline up
- * to MAX_PIPELINE of them. A BAD_REQUEST answer is followed by the server
- * closing the connection.
+ * to MAX_PIPELINE of them beyond the one being answered. A BAD_REQUEST answer
+ * is followed by the server closing the connection. The server checks every
+ * byte it has received at once (decodeRequests): a segment carrying more
+ * requests than that, or one malformed frame anywhere in it, is refused
+ * before any of it is answered.
  *
  * WAIT makes a chain of peers a pipeline in the data plane: a child asks its
  * parent for the pieces the parent is still receiving, and each is sent the
@@ -74,6 +77,31 @@ export function decodeRequest(frame: Buffer): PieceRequest | string {
   const piece = frame.readUInt32BE(4);
   if (piece >= MAX_PIECES) return `piece number must be below ${MAX_PIECES}`;
   return { taskId: frame.toString('hex', 8, 40), piece, wait: frame[1] === FLAG_WAIT };
+}
+
+/** The whole requests at the front of `buffer`, and the bytes of the next one not yet complete. */
+export interface DecodedRequests {
+  requests: PieceRequest[];
+  rest: Buffer;
+}
+
+/**
+ * Decodes every whole request in `buffer`, which a peer sent while `queued`
+ * of its requests wait for their answer: a string says what is wrong when
+ * they would be more than MAX_PIPELINE (a started frame counts) or when any
+ * of them is malformed. Nothing of the buffer is trusted before all of it is
+ * checked.
+ */
+export function decodeRequests(buffer: Buffer, queued: number): DecodedRequests | string {
+  if (queued + Math.ceil(buffer.length / REQUEST_SIZE) > MAX_PIPELINE) return `more than ${MAX_PIPELINE} requests unanswered`;
+  const whole = buffer.length - (buffer.length % REQUEST_SIZE);
+  const requests: PieceRequest[] = [];
+  for (let at = 0; at < whole; at += REQUEST_SIZE) {
+    const request = decodeRequest(buffer.subarray(at, at + REQUEST_SIZE));
+    if (typeof request === 'string') return request;
+    requests.push(request);
+  }
+  return { requests, rest: buffer.subarray(whole) };
 }
 
 export function encodeResponseHeader(status: StatusCode, length: number, taskComplete: boolean): Buffer {

@@ -58,6 +58,12 @@ function needsAccessCheck(task: StoredTask, request: DownloadRequest): boolean {
   return task.private || carriesCredentials(request);
 }
 
+/** Why a caller's download ended when its signal aborted: the signal's ShoalError, else ABORTED. */
+function cancelled(signal: AbortSignal): ShoalError {
+  const reason: unknown = signal.reason;
+  return reason instanceof ShoalError ? reason : new ShoalError('ABORTED', 'download cancelled');
+}
+
 /** A download and who asked for it. */
 export interface DownloadRecord {
   readonly stats: TaskStats;
@@ -84,6 +90,8 @@ export class Downloads extends Service implements DownloadService {
 
   download(request: DownloadRequest, signal?: AbortSignal): DownloadHandle {
     if (this.state !== 'running') throw new ShoalError('ABORTED', 'the daemon is stopping');
+    // A caller already gone starts (or joins) nothing: there would be nobody to release it.
+    if (signal?.aborted === true) throw cancelled(signal);
     const spec = toTaskSpec(request);
     const entry = this.#ensure(spec);
     this.#asked(entry.download.stats, request.requester ?? 'get');
@@ -93,11 +101,7 @@ export class Downloads extends Service implements DownloadService {
       if (entry.waiters <= 0 && !entry.pinned) void entry.download.destroy(new ShoalError('ABORTED', 'no caller is waiting for this task'));
     };
     const done = new Promise<DownloadedContent>((resolve, reject) => {
-      const onAbort = (): void => {
-        const reason: unknown = signal?.reason;
-        reject(reason instanceof ShoalError ? reason : new ShoalError('ABORTED', 'download cancelled'));
-      };
-      if (signal?.aborted === true) onAbort();
+      const onAbort = (): void => reject(cancelled(signal!));
       signal?.addEventListener('abort', onAbort, { once: true });
       entry.download.done
         .then(async (task) => {

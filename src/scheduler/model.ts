@@ -1,5 +1,7 @@
 /** The scheduler's in-memory picture of hosts, tasks and peers. */
 import type { HostCommand, PeerResponse, TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
+import { MAX_PIECES, pieceCount } from '../common/pieces.js';
+import { PieceSet } from './piece-set.js';
 
 export interface HostInfo {
   id: string;
@@ -18,7 +20,8 @@ export interface HostInfo {
 
 export class HostEntry {
   info: HostInfo;
-  readonly peers = new Set<PeerEntry>();
+  /** Its peers, one per task (a host registering a task again replaces its peer). */
+  readonly #peers = new Map<TaskEntry, PeerEntry>();
   /** Pushes a command down the host's SyncHost stream. */
   command: (command: HostCommand) => void;
   /** Pieces this host served that a child reported as failed or corrupt. */
@@ -45,6 +48,23 @@ export class HostEntry {
     return this.slowRate > 0;
   }
 
+  get peers(): IterableIterator<PeerEntry> {
+    return this.#peers.values();
+  }
+
+  /** Its peer in `task`, if it has one. */
+  peerOf(task: TaskEntry): PeerEntry | undefined {
+    return this.#peers.get(task);
+  }
+
+  addPeer(peer: PeerEntry): void {
+    this.#peers.set(peer.task, peer);
+  }
+
+  removePeer(peer: PeerEntry): void {
+    if (this.#peers.get(peer.task) === peer) this.#peers.delete(peer.task);
+  }
+
   constructor(info: HostInfo, command: (command: HostCommand) => void) {
     this.info = info;
     this.command = command;
@@ -61,6 +81,16 @@ export type PeerState = 'waiting' | 'running' | 'source' | 'complete' | 'failed'
 export interface TaskShape {
   contentLength: number | undefined;
   pieceSize: number;
+}
+
+/** The shape a task has once `reported` is learned: one with a content length is kept, else the report replaces it. */
+export function learnedShape(known: TaskShape | undefined, reported: TaskShape | undefined): TaskShape | undefined {
+  return known?.contentLength !== undefined || reported === undefined ? known : reported;
+}
+
+/** How many pieces a task of `shape` can have: its piece count, or MAX_PIECES while its length is unknown. */
+export function pieceLimit(shape: TaskShape | undefined): number {
+  return shape?.contentLength === undefined ? MAX_PIECES : pieceCount(shape.contentLength, shape.pieceSize);
 }
 
 export class TaskEntry {
@@ -99,7 +129,7 @@ export class TaskEntry {
 
   get pieceCount(): number | undefined {
     if (this.shape?.contentLength === undefined) return undefined;
-    return Math.ceil(this.shape.contentLength / this.shape.pieceSize);
+    return pieceCount(this.shape.contentLength, this.shape.pieceSize);
   }
 
   sources(): PeerEntry[] {
@@ -113,7 +143,7 @@ export class TaskEntry {
 
   /** Takes the shape a peer reports, unless one with a content length is known. */
   learnShape(shape: TaskShape): void {
-    if (this.shape === undefined || this.shape.contentLength === undefined) this.shape = shape;
+    this.shape = learnedShape(this.shape, shape);
   }
 }
 
@@ -124,7 +154,7 @@ export class PeerEntry {
   state: PeerState;
   /** This scheduler sent it to the origin (toSource): its digests are first-hand by the scheduler's own choice. */
   sentToSource = false;
-  readonly pieces = new Set<number>();
+  readonly pieces = new PieceSet();
   readonly parents = new Set<PeerEntry>();
   readonly children = new Set<PeerEntry>();
   /** Parents this peer reported as failing: never offered again for this task. */
@@ -221,7 +251,7 @@ export class PeerEntry {
   detach(state: PeerState): PeerEntry[] {
     this.state = state;
     this.send = undefined;
-    this.host.peers.delete(this);
+    this.host.removePeer(this);
     if (this.task.peers.get(this.id) === this) this.task.peers.delete(this.id);
     for (const other of this.task.peers.values()) other.retiredChildren.delete(this);
     for (const parent of [...this.parents]) this.unlink(parent);

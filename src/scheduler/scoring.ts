@@ -75,8 +75,7 @@ export function freeSlotFraction(parent: PeerEntry, overLimit = false): number {
 
 export function score(child: PeerEntry, parent: PeerEntry): number {
   const total = child.task.pieceCount;
-  let useful = 0;
-  for (const n of parent.pieces) if (!child.pieces.has(n)) useful++;
+  const useful = parent.pieces.countMissingFrom(child.pieces);
   const usefulFraction =
     parent.state === 'source' || parent.state === 'complete' ? 1 : total === undefined || total === 0 ? (useful > 0 ? 0.5 : 0) : useful / total;
   const childProgress = total === undefined || total === 0 ? 0 : child.pieces.size / total;

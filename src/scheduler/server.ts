@@ -17,6 +17,7 @@ import { callerValues } from './caller.js';
 import { Preheater } from './preheat.js';
 import { MetricsServer } from '../common/metrics/server.js';
 import { createSchedulerMetrics } from './metrics.js';
+import { RPC_LIMITS } from './rpc-limits.js';
 import { schedulerRoutes } from './service.js';
 import { Swarm } from './swarm.js';
 
@@ -56,11 +57,13 @@ class Scheduler extends Service implements SchedulerService {
   readonly #tls: TlsMaterial | undefined;
   readonly #metrics: MetricsServer | undefined;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
+  readonly #log: Logger;
   #port = 0;
 
   constructor(settings: SchedulerConfig, deps: SchedulerDeps) {
     super();
     const log = deps.logger ?? silentLogger;
+    this.#log = log;
     const now = deps.now ?? Date.now;
     this.settings = settings;
     const at = splitHostPort(settings.listen);
@@ -76,12 +79,15 @@ class Scheduler extends Service implements SchedulerService {
     const adapter = connectNodeAdapter({
       routes: schedulerRoutes(this.swarm, this.#preheater, log),
       contextValues: (req) => callerValues(secure, req.socket),
+      readMaxBytes: RPC_LIMITS.messageBytes,
     });
     this.#server = this.#tls === undefined ? http2.createServer({}, adapter) : http2.createSecureServer({ ...serverTls(this.#tls), allowHTTP1: false }, adapter);
     this.#server.on('session', (session) => {
       this.#sessions.add(session);
       session.on('close', () => this.#sessions.delete(session));
+      session.on('error', (err: Error) => log.debug({ err: err.message }, 'scheduler session error'));
     });
+    if (this.#tls !== undefined) this.#server.on('tlsClientError', (err: Error) => log.debug({ err: err.message }, 'scheduler TLS handshake failed'));
   }
 
   get port(): number {
@@ -97,6 +103,7 @@ class Scheduler extends Service implements SchedulerService {
     await this.swarm.start();
     await this.#preheater.start();
     this.#port = await listen(this.#server, { host: this.host, port: this.#requestedPort }, 'scheduler', { tls: this.#tls !== undefined, insecure: this.settings.insecure });
+    this.#server.on('error', (err) => this.#log.error({ err }, 'scheduler listener error'));
     await this.#metrics?.start();
   }
 

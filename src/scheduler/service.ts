@@ -26,7 +26,7 @@ import { toConnectError } from '../common/rpc-errors.js';
 import { hostInfo } from './host-info.js';
 import type { PeerEntry } from './model.js';
 import { PREHEAT_LIMITS, type Preheater, type PreheatUpdate } from './preheat.js';
-import { RPC_LIMITS, checkCount, checkHeldTask, checkLength, checkRegister } from './rpc-limits.js';
+import { RPC_LIMITS, checkCount, checkHeldTask, checkLength, checkPieceNumbers, checkRegister, checkShape } from './rpc-limits.js';
 import { statResponse } from './stat.js';
 import { checkSameHost, checkTaskId } from './task-identity.js';
 import { callerOf, requireRole } from './caller.js';
@@ -73,7 +73,7 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
                   requireRole(caller, ['peer', 'seed'], 'announcing a host');
                   if (host.seed) requireRole(caller, ['seed'], 'announcing a seed peer');
                   checkCount('held tasks in one announce', tasks.length, RPC_LIMITS.heldTasksPerHost);
-                  for (const item of tasks) checkHeldTask(item);
+                  for (const item of tasks) checkHeldTask(item, swarm.tasks.get(item.taskId)?.shape);
                   // A host ID taken by another member's certificate is not taken over.
                   checkSameHost(caller, swarm.hosts.get(host.id));
                   const info = hostInfo(host, caller.identity?.name ?? '');
@@ -119,7 +119,7 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
               if (request.case === 'register') {
                 if (peer !== undefined) throw new ShoalError('USAGE', 'registered twice on one stream');
                 requireRole(caller, ['peer', 'seed'], 'registering a download');
-                checkRegister(request.value);
+                checkRegister(request.value, swarm.tasks.get(request.value.task?.taskId ?? '')?.shape);
                 if (request.value.task !== undefined) checkTaskId(request.value.task);
                 checkSameHost(caller, swarm.hosts.get(request.value.hostId));
                 peer = swarm.register(request.value, (response) => out.push(response));
@@ -130,12 +130,13 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
               if (peer === undefined) throw new ShoalError('USAGE', `${String(request.case)} before register`);
               switch (request.case) {
                 case 'metadata': {
-                  const meta = request.value.metadata;
-                  if (meta !== undefined) swarm.metadata(peer, meta.contentLength === undefined ? undefined : Number(meta.contentLength), meta.pieceSize, meta.validator);
+                  const shape = checkShape(request.value.metadata);
+                  if (shape !== undefined) swarm.metadata(peer, shape.contentLength, shape.pieceSize, request.value.metadata?.validator ?? '');
                   break;
                 }
                 case 'pieces':
                   checkCount('piece numbers in one report', request.value.numbers.length, RPC_LIMITS.piecesPerReport);
+                  checkPieceNumbers('a piece report', request.value.numbers, peer.task.shape);
                   swarm.piecesFinished(peer, request.value.numbers, request.value.digests);
                   break;
                 case 'parentFailed':

@@ -50,8 +50,8 @@ function servedBy(peer: PeerEntry, parent: PeerEntry): (n: number) => boolean {
 function lagsBehind(peer: PeerEntry, parent: PeerEntry): boolean {
   const serves = servedBy(peer, parent);
   let behind = 0;
-  for (const n of parent.pieces) if (serves(n) && !peer.pieces.has(n)) behind++;
-  return behind >= LAG_PIECES;
+  for (const n of parent.pieces.missingFrom(peer.pieces)) if (serves(n) && ++behind >= LAG_PIECES) return true;
+  return false;
 }
 
 /**

@@ -125,7 +125,8 @@ export class Swarm implements Lifecycle {
   evict(hostId: string, taskIds: readonly string[]): void {
     const host = this.hosts.get(hostId);
     if (host === undefined) return;
-    for (const peer of [...host.peers]) if (taskIds.includes(peer.task.id)) this.#scheduling.removePeer(peer, 'left');
+    const evicted = new Set(taskIds);
+    for (const peer of [...host.peers]) if (evicted.has(peer.task.id)) this.#scheduling.removePeer(peer, 'left');
   }
 
   /** A complete task the host still holds (re-announced after a restart) becomes a peer that serves it. */
@@ -136,14 +137,14 @@ export class Swarm implements Lifecycle {
     if (task.validator !== '' && item.metadata.validator !== task.validator) return;
     if (task.validator === '' && heldTrust(this.#trust, host) === 'trusted') task.validator = item.metadata.validator;
     task.learnShape(shapeOf(item.metadata));
-    const existing = [...host.peers].find((p) => p.task === task);
+    const existing = host.peerOf(task);
     if (existing !== undefined) this.#scheduling.removePeer(existing, 'left');
     const peer = new PeerEntry(item.peerId, host, task, 'complete');
     for (const n of item.pieces) peer.pieces.add(n);
     broadcastDigests(task, learnDigests(task, item.pieces, item.digests, heldTrust(this.#trust, host)), undefined);
     if (item.private) this.#markPrivate(task);
     task.peers.set(peer.id, peer);
-    host.peers.add(peer);
+    host.addPeer(peer);
     this.#scheduling.scheduleTask(task);
   }
 
@@ -167,7 +168,8 @@ export class Swarm implements Lifecycle {
     const old = task.peers.get(request.peerId);
     if (old !== undefined) this.#scheduling.removePeer(old, 'left');
     // One peer per host and task: a re-registration replaces the old one.
-    for (const p of host.peers) if (p.task === task && p.id !== request.peerId) this.#scheduling.removePeer(p, 'left');
+    const other = host.peerOf(task);
+    if (other !== undefined && other.id !== request.peerId) this.#scheduling.removePeer(other, 'left');
 
     this.#events.registered(request.reconnect);
     const peer = new PeerEntry(request.peerId, host, task, 'waiting');
@@ -175,7 +177,7 @@ export class Swarm implements Lifecycle {
     peer.send = send;
     peer.reconnected = request.reconnect;
     task.peers.set(peer.id, peer);
-    host.peers.add(peer);
+    host.addPeer(peer);
     const reported = request.metadata?.validator ?? '';
     // Pieces of another version than the task's are stale: the peer drops them when it hears the task's.
     const stale = task.validator !== '' && reported !== task.validator;
@@ -247,13 +249,12 @@ export class Swarm implements Lifecycle {
   piecesFinished(peer: PeerEntry, numbers: readonly number[], digests: Uint8Array): void {
     const task = peer.task;
     const wasServing = peer.canServe;
-    const fresh = numbers.filter((n) => !peer.pieces.has(n));
+    const fresh = numbers.filter((n) => peer.pieces.add(n));
     if (fresh.length > 0) {
       const fromOrigin = peer.state === 'source';
       if (fromOrigin) task.originPieces += fresh.length;
       this.#events.piecesReported(fresh.length, fromOrigin);
     }
-    for (const n of fresh) peer.pieces.add(n);
     if (peer.state === 'waiting' && fresh.length > 0) peer.state = 'running';
     broadcastDigests(task, learnDigests(task, numbers, digests, reportTrust(this.#trust, peer)), peer);
     const now = this.#now();
@@ -274,7 +275,7 @@ export class Swarm implements Lifecycle {
       parent.retiredChildren.set(peer, peer.parentMasks.get(parent));
       peer.unlink(parent);
     }
-    if (task.pieceCount !== undefined) for (let n = 0; n < task.pieceCount; n++) peer.pieces.add(n);
+    if (task.pieceCount !== undefined) peer.pieces.fill(task.pieceCount);
     this.#log.info({ task: task.id, peer: peer.id }, 'peer finished');
     this.#scheduling.scheduleTask(task);
   }

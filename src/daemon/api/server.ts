@@ -11,6 +11,7 @@
 import { chmod, rm } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { ShoalError, toShoalError } from '../../common/errors.js';
 import { Service } from '../../common/lifecycle.js';
@@ -42,18 +43,56 @@ export function createApiServer(options: ApiServerOptions): LocalApi {
   return new LocalApi(options);
 }
 
+/**
+ * The client of one request, for as long as it waits: `signal` aborts when it
+ * goes away (its connection closes, or the response closes before it ended).
+ * Made before anything is awaited, from the connection as well as the
+ * response, so a client that left at once is seen too, and so is one whose
+ * request was pipelined behind another (its response has no socket yet, and
+ * never closes). `end()` once the handler is done: whatever the request
+ * started and still waits for is released then too.
+ */
+interface ClientCall {
+  readonly signal: AbortSignal;
+  abort(reason: ShoalError): void;
+  end(): void;
+}
+
+function clientCall(req: IncomingMessage, res: ServerResponse): ClientCall {
+  const abort = new AbortController();
+  const socket = req.socket;
+  const gone = (): void => {
+    if (!res.writableFinished) abort.abort(new ShoalError('ABORTED', 'client went away'));
+  };
+  socket.once('close', gone);
+  res.once('close', gone);
+  if (socket.destroyed) gone();
+  return {
+    signal: abort.signal,
+    abort: (reason) => abort.abort(reason),
+    end: () => {
+      socket.removeListener('close', gone);
+      res.removeListener('close', gone);
+      abort.abort(new ShoalError('ABORTED', 'the request ended'));
+    },
+  };
+}
+
 export class LocalApi extends Service {
   protected readonly serviceName = 'local API';
   readonly #backend: ApiBackend;
   readonly #address: ListenAddress;
   readonly #server: Server;
+  readonly #log: Logger;
 
   constructor(options: ApiServerOptions) {
     super();
     this.#backend = options.backend;
     this.#address = parseApiAddress(options.address);
+    this.#log = options.logger;
     this.#server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => void this.#handle(req, res));
     this.#server.headersTimeout = 10_000;
+    this.#server.on('connection', (socket: Socket) => socket.on('error', (err) => this.#log.debug({ err: err.message }, 'local API connection error')));
   }
 
   protected async onStart(): Promise<void> {
@@ -67,6 +106,7 @@ export class LocalApi extends Service {
     } else {
       await listen(this.#server, address, 'local API', LOCAL_ONLY);
     }
+    this.#server.on('error', (err) => this.#log.error({ err }, 'local API listener error'));
   }
 
   protected async onStop(): Promise<void> {
@@ -77,46 +117,50 @@ export class LocalApi extends Service {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const call = clientCall(req, res);
     try {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/healthy') return json(res, 200, { ok: true });
       if (req.method === 'GET' && path === '/v1/stats') return json(res, 200, this.#backend.stats());
-      if (req.method === 'POST' && path === '/v1/download') return await this.#download(req, res);
-      if (req.method === 'POST' && path === '/v1/preheat') return await this.#preheat(req, res);
+      if (req.method === 'POST' && path === '/v1/download') return await this.#download(req, res, call);
+      if (req.method === 'POST' && path === '/v1/preheat') return await this.#preheat(req, res, call);
       json(res, 404, { code: 'USAGE', message: `no route ${req.method ?? ''} ${path ?? ''}` });
     } catch (err) {
       const e = toShoalError(err);
       if (!res.headersSent) json(res, e.status, e.toJSON());
       else res.destroy();
+    } finally {
+      call.end();
     }
   }
 
-  async #download(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** A download for as long as its client waits: released the moment it goes (downloads.ts stops a task nobody waits for). */
+  async #download(req: IncomingMessage, res: ServerResponse, call: ClientCall): Promise<void> {
     const request = asRequest(await readJson(req));
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort(new ShoalError('ABORTED', 'client went away'));
-    });
+    // A refused request throws here, before anything is armed (a timer armed first kept a stopped daemon alive).
+    const handle = this.#backend.download({ ...request, requester: 'get' }, call.signal);
     const timer =
       request.timeoutMs !== undefined && request.timeoutMs > 0
-        ? setTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
+        ? setTimeout(() => call.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
         : undefined;
-    const handle = this.#backend.download({ ...request, requester: 'get' }, abort.signal);
-    const write = ndjson(res);
-    write({ event: 'started', taskId: handle.taskId });
-    let last = 0;
-    const off = handle.onProgress((stats) => {
-      if (request.progress === false) return;
-      const now = Date.now();
-      if (now - last < 100) return;
-      last = now;
-      write({ event: 'progress', stats: stats.toJSON() });
-    });
+    let off = (): void => undefined;
     try {
-      const content = await handle.done;
-      write({ event: 'done', path: content.path, contentLength: content.contentLength, stats: handle.stats.toJSON() });
-    } catch (err) {
-      write({ event: 'error', error: toShoalError(err).toJSON() });
+      const write = ndjson(res);
+      write({ event: 'started', taskId: handle.taskId });
+      let last = 0;
+      off = handle.onProgress((stats) => {
+        if (request.progress === false) return;
+        const now = Date.now();
+        if (now - last < 100) return;
+        last = now;
+        write({ event: 'progress', stats: stats.toJSON() });
+      });
+      try {
+        const content = await handle.done;
+        write({ event: 'done', path: content.path, contentLength: content.contentLength, stats: handle.stats.toJSON() });
+      } catch (err) {
+        write({ event: 'error', error: toShoalError(err).toJSON() });
+      }
     } finally {
       off();
       if (timer !== undefined) clearTimeout(timer);
@@ -124,15 +168,11 @@ export class LocalApi extends Service {
     }
   }
 
-  async #preheat(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async #preheat(req: IncomingMessage, res: ServerResponse, call: ClientCall): Promise<void> {
     const input = asPreheat(await readJson(req));
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort(new ShoalError('ABORTED', 'client went away'));
-    });
     const write = ndjson(res);
     try {
-      for await (const event of this.#backend.preheat(input, abort.signal)) write(event);
+      for await (const event of this.#backend.preheat(input, call.signal)) write(event);
     } catch (err) {
       write({ event: 'error', error: toShoalError(err).toJSON() });
     } finally {

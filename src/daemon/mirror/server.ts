@@ -96,6 +96,7 @@ class RegistryMirror extends Service implements Mirror {
     this.#server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
+      socket.on('error', (err) => this.#log.debug({ err: err.message }, 'mirror connection error'));
     });
     this.#server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
       if (!socket.writable) {
@@ -115,6 +116,7 @@ class RegistryMirror extends Service implements Mirror {
 
   protected async onStart(): Promise<void> {
     this.#port = await listen(this.#server, this.#address, 'registry mirror', { tls: false, insecure: this.#insecure });
+    this.#server.on('error', (err) => this.#log.error({ err }, 'registry mirror listener error'));
     const d = this.resolver.defaultUpstream;
     if (d?.origin.startsWith('http:') === true) this.#log.warn({ upstream: d.origin }, 'mirror default upstream is plain HTTP');
     this.#log.info({ port: this.port, upstream: d?.origin }, 'registry mirror listening');

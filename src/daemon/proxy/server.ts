@@ -123,7 +123,12 @@ class ForwardProxy extends Service implements Proxy {
     this.#server.maxConnections = PROXY_LIMITS.connections;
     this.#server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res));
     this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#connect(req, socket, head));
-    this.#server.on('connection', (socket: Socket) => this.#track(socket));
+    this.#server.on('connection', (socket: Socket) => {
+      // Every client socket keeps an error handler for its whole life: Node's own leaves a socket it
+      // hands to 'connect', and a reset after a refused CONNECT (to the proxy itself) crashed the process.
+      socket.on('error', (err) => this.#log.debug({ err: err.message }, 'proxy client connection error'));
+      this.#track(socket);
+    });
     this.#server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       this.#stats.refused++;
       const [status, text] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers too large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'request timeout'] : [400, 'malformed request'];
@@ -143,6 +148,7 @@ class ForwardProxy extends Service implements Proxy {
   protected async onStart(): Promise<void> {
     const host = this.#address.host;
     this.#port = await listen(this.#server, this.#address, 'HTTP proxy', { tls: false, insecure: this.#deps.insecure });
+    this.#server.on('error', (err) => this.#log.error({ err }, 'HTTP proxy listener error'));
     // The name this proxy gives itself in Via, unique per daemon and port: a request carrying it has looped.
     const hostId = this.#deps.hostId();
     this.#via = `shoal-${hostId === '' ? 'proxy' : hostId}-${this.port}`.replace(/[^\w.-]/g, '_');

@@ -1,15 +1,19 @@
 /**
  * The server side of one binary-protocol connection (../../common/wire.ts), after its
- * preface: request frames in, answers out, one at a time and in order. A
- * malformed frame is answered with BAD_REQUEST and the connection closed;
- * more than MAX_PIPELINE unanswered requests is malformed too.
+ * preface: request frames in, answers out, one at a time and in order. Every
+ * byte received is checked at once, the bytes that came with the preface
+ * included (decodeRequests): a malformed frame anywhere in them, or more than
+ * MAX_PIPELINE requests waiting behind the one being answered, is answered
+ * with BAD_REQUEST and the connection closed before anything else of it is
+ * served (closed without an answer when one is being sent: its body cannot be
+ * cut into).
  */
 import type { Socket } from 'node:net';
 import type { ShoalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { UPLOAD_LIMITS } from './limits.js';
 import type { PieceReply, PieceUploads } from './piece-uploads.js';
-import { MAX_PIPELINE, REQUEST_SIZE, Status, decodeRequest, encodeErrorResponse, encodeResponseHeader, type StatusCode } from '../../common/wire.js';
+import { Status, decodeRequests, encodeErrorResponse, encodeResponseHeader, type PieceRequest, type StatusCode } from '../../common/wire.js';
 
 export interface BinarySessionHooks {
   uploads: PieceUploads;
@@ -23,23 +27,40 @@ export interface BinarySessionHooks {
 }
 
 export function startBinarySession(socket: Socket, first: Buffer, hooks: BinarySessionHooks): void {
-  let pending = first;
+  /** Requests checked and waiting for their turn, in order. */
+  const queue: PieceRequest[] = [];
+  /** The start of the next request, not yet whole. */
+  let partial: Buffer = Buffer.alloc(0);
   let answering = false;
   let closed = false;
 
   const idle = (): void => {
-    socket.setTimeout(pending.length > 0 ? UPLOAD_LIMITS.headersTimeoutMs : UPLOAD_LIMITS.keepAliveTimeoutMs);
+    socket.setTimeout(partial.length > 0 ? UPLOAD_LIMITS.headersTimeoutMs : UPLOAD_LIMITS.keepAliveTimeoutMs);
   };
   const refuse = (status: Exclude<StatusCode, 0>, message: string): void => {
     closed = true;
+    queue.length = 0;
+    if (answering) {
+      socket.destroy();
+      return;
+    }
     socket.end(encodeErrorResponse(status, message));
     socket.destroySoon();
   };
+  /** Checks everything received so far, then queues it; false when the connection was refused. */
+  const receive = (chunk: Buffer): boolean => {
+    const decoded = decodeRequests(partial.length === 0 ? chunk : Buffer.concat([partial, chunk]), queue.length);
+    if (typeof decoded === 'string') {
+      refuse(Status.BAD_REQUEST, decoded);
+      return false;
+    }
+    queue.push(...decoded.requests);
+    partial = decoded.rest;
+    return true;
+  };
   const next = (): void => {
-    while (!answering && !closed && pending.length >= REQUEST_SIZE) {
-      const request = decodeRequest(pending.subarray(0, REQUEST_SIZE));
-      pending = pending.subarray(REQUEST_SIZE);
-      if (typeof request === 'string') return refuse(Status.BAD_REQUEST, request);
+    while (!answering && !closed && queue.length > 0) {
+      const request = queue.shift()!;
       if (!hooks.accepting()) return refuse(Status.BUSY, 'the upload server is shutting down');
       const upload = hooks.uploads.serve(binaryReply(socket), request.taskId, request.piece, false, request.wait);
       if (upload === undefined) continue; // answered at once (not found, busy)
@@ -61,10 +82,7 @@ export function startBinarySession(socket: Socket, first: Buffer, hooks: BinaryS
   };
 
   socket.on('data', (chunk: Buffer) => {
-    if (closed) return;
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    if (pending.length > MAX_PIPELINE * REQUEST_SIZE) return refuse(Status.BAD_REQUEST, `more than ${MAX_PIPELINE} requests unanswered`);
-    next();
+    if (!closed && receive(chunk)) next();
   });
   socket.on('timeout', () => {
     hooks.log.debug({ remote: socket.remoteAddress }, 'binary piece connection idle; closing');
@@ -73,7 +91,7 @@ export function startBinarySession(socket: Socket, first: Buffer, hooks: BinaryS
   socket.on('close', () => {
     closed = true;
   });
-  next();
+  if (receive(first)) next();
 }
 
 const STATUS_OF: Record<string, Exclude<StatusCode, 0>> = {
