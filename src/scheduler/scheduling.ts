@@ -13,6 +13,7 @@
 import type { SchedulerConfig } from '../common/config/schema.js';
 import type { Logger } from '../common/log.js';
 import type { SchedulerEvents } from './events.js';
+import type { SchedulerTimers } from './timers.js';
 import { allStripes } from '../common/stripes.js';
 import { sourceReason, waitsForSupply } from './back-to-source.js';
 import { linkInChain, relinkInChain } from './chain.js';
@@ -48,14 +49,16 @@ export class Scheduling {
   readonly #recoveryWindow: number;
   readonly #log: Logger;
   readonly #now: () => number;
-  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #timers = new Set<{ cancel(): void }>();
+  readonly #clock: SchedulerTimers;
   #stopped = false;
   #startedAt: number | undefined;
 
   readonly #events: SchedulerEvents;
 
-  constructor(hosts: ReadonlyMap<string, HostEntry>, tasks: Map<string, TaskEntry>, settings: SchedulerConfig, log: Logger, now: () => number, events: SchedulerEvents) {
+  constructor(hosts: ReadonlyMap<string, HostEntry>, tasks: Map<string, TaskEntry>, settings: SchedulerConfig, log: Logger, now: () => number, events: SchedulerEvents, clock: SchedulerTimers) {
     this.#events = events;
+    this.#clock = clock;
     this.#hosts = hosts;
     this.#tasks = tasks;
     this.#parentLimit = settings.candidateParents;
@@ -77,7 +80,7 @@ export class Scheduling {
   /** Clears every timer; none is armed after. */
   stop(): void {
     this.#stopped = true;
-    for (const timer of this.#timers) clearTimeout(timer);
+    for (const timer of this.#timers) timer.cancel();
     this.#timers.clear();
   }
 
@@ -102,7 +105,7 @@ export class Scheduling {
   scheduleTask(task: TaskEntry): void {
     if (task.scheduled) return;
     task.scheduled = true;
-    setImmediate(() => {
+    this.#clock.soon(() => {
       task.scheduled = false;
       for (const peer of task.peers.values()) if (schedulable(peer) && wantsParents(peer, this.#parentLimit)) this.schedulePeer(peer);
       if (task.stripes > 1) for (const { peer, added } of leaveSlowParents(task, this.#now())) this.#sendParents(peer, added);
@@ -234,11 +237,10 @@ export class Scheduling {
   /** Runs `fn` in `ms` (an unref'd timer, cleared by stop()); not once stopped. */
   #after(ms: number, fn: () => void): void {
     if (this.#stopped) return;
-    const timer = setTimeout(() => {
+    const timer = this.#clock.after(ms, () => {
       this.#timers.delete(timer);
       fn();
-    }, ms);
-    timer.unref();
+    });
     this.#timers.add(timer);
   }
 }

@@ -7,7 +7,8 @@
  * directly.
  *
  * Lifecycle: `start()` starts the recovery window; `stop()` clears every
- * timer (the swarm holds no sockets). Scheduling rounds run on setImmediate.
+ * timer (the swarm holds no sockets). Scheduling rounds run on the next
+ * turn (setImmediate, or a simulation's clock: ./timers.ts).
  */
 import type { HeldTask, PeerResponse, RegisterPeer, TaskMetadata } from '../gen/shoal/v1/scheduler_pb.js';
 import type { SchedulerConfig } from '../common/config/schema.js';
@@ -22,6 +23,7 @@ import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type TaskShape } from '
 import { Scheduling } from './scheduling.js';
 import { stripeFor } from './stripes.js';
 import { NO_EVENTS, type SchedulerEvents } from './events.js';
+import { NODE_TIMERS, type SchedulerTimers } from './timers.js';
 
 /** What the swarm is given besides its settings. */
 export interface SwarmDeps {
@@ -30,6 +32,8 @@ export interface SwarmDeps {
   readonly now: () => number;
   /** Told of registrations, decisions and pieces (metrics); default: nobody. */
   readonly events?: SchedulerEvents;
+  /** How it waits (a simulation's virtual clock); default Node's timers. */
+  readonly timers?: SchedulerTimers;
 }
 
 function shapeOf(metadata: TaskMetadata): TaskShape {
@@ -60,7 +64,7 @@ export class Swarm implements Lifecycle {
     this.#peerChildren = settings.peerChildren;
     this.#log = deps.logger;
     this.#now = deps.now;
-    this.#scheduling = new Scheduling(this.hosts, this.tasks, settings, deps.logger, deps.now, this.#events);
+    this.#scheduling = new Scheduling(this.hosts, this.tasks, settings, deps.logger, deps.now, this.#events, deps.timers ?? NODE_TIMERS);
   }
 
   // ---- lifecycle ----
