@@ -15,7 +15,7 @@ export default defineConfig(
   { ignores: ['dist/', 'src/gen/', '.bench/', 'bench/lab/results/', 'node_modules/'] },
 
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },

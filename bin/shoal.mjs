@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // The `shoal` executable. Runs the esbuild bundle (dist/shoal.mjs, built by
 // `npm run build`, which `npm ci` runs) when it is newer than every source
-// file; otherwise loads the TypeScript sources through tsx.
-import { readdirSync, statSync } from 'node:fs';
+// file (src/, and console/: the web console's page it embeds); otherwise
+// loads the TypeScript sources through tsx.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 function newestSource(dir) {
+  if (!existsSync(dir)) return 0;
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
@@ -19,7 +21,8 @@ function newestSource(dir) {
 
 function bundleIsFresh() {
   try {
-    return statSync(join(root, 'dist/shoal.mjs')).mtimeMs >= newestSource(join(root, 'src'));
+    // console/ too: the web console's page is embedded in the bundle.
+    return statSync(join(root, 'dist/shoal.mjs')).mtimeMs >= Math.max(newestSource(join(root, 'src')), newestSource(join(root, 'console')));
   } catch {
     return false;
   }

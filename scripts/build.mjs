@@ -3,11 +3,15 @@
 // dist/chunks/ holds what each command loads when it runs (code splitting), so
 // `shoal get` parses a fraction of the code the daemon needs. better-sqlite3
 // stays external (a native addon). The old dist/ is removed first: chunk names
-// carry content hashes and would pile up.
+// carry content hashes and would pile up. The web console's page (console/)
+// is bundled first and embedded as a string (__SHOAL_CONSOLE_ASSETS__), so
+// the scheduler serves it from the bundle, with no file to find beside it.
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
+import { buildConsoleAssets } from './console-assets.mjs';
 
 rmSync('dist', { recursive: true, force: true });
+const consoleAssets = await buildConsoleAssets();
 await build({
   entryPoints: { shoal: 'src/cli/main.ts' },
   bundle: true,
@@ -19,6 +23,7 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
   outExtension: { '.js': '.mjs' },
   external: ['better-sqlite3'],
+  define: { __SHOAL_CONSOLE_ASSETS__: JSON.stringify(JSON.stringify(consoleAssets)) },
   banner: { js: "import { createRequire as __shoalRequire } from 'node:module'; const require = __shoalRequire(import.meta.url);" },
   sourcemap: 'linked',
   logLevel: 'warning',

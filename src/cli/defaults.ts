@@ -16,3 +16,9 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   if (isRoot()) return '/var/lib/shoal';
   return join(env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'shoal');
 }
+
+/** Where the scheduler keeps its console token: $XDG_STATE_HOME/shoal (~/.local/state/shoal), root /var/lib/shoal. */
+export function defaultConsoleTokenFile(env: NodeJS.ProcessEnv = process.env): string {
+  if (isRoot()) return '/var/lib/shoal/console-token';
+  return join(env['XDG_STATE_HOME'] ?? join(homedir(), '.local', 'state'), 'shoal', 'console-token');
+}

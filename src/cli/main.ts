@@ -82,6 +82,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--listen <host:port>', 'address (default 0.0.0.0:8002)')
     .option('--tls <dir/name>', "the cluster's mutual TLS: DIR/ca.crt, DIR/NAME.crt, DIR/NAME.key (shoal cluster init DIR)")
     .option('--metrics <port|host:port>', 'Prometheus metrics at /metrics (a bare port: on 127.0.0.1; docs/metrics.md)')
+    .option('--console <host:port>', 'the web console here, for admins: admin certificate or login token (e.g. 127.0.0.1:8080; docs/console.md)')
     .option('--insecure', 'allow listening on a non-loopback address without TLS (trusts everyone who reaches it)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: SchedulerFlags) => {

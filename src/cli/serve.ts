@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { readConfigFile, validateConfig } from '../common/config/load.js';
 import { DaemonConfigSchema, SchedulerConfigSchema, type DaemonInit, type SchedulerInit } from '../common/config/schema.js';
 import { createLogger } from '../common/log.js';
-import { defaultDataDir, defaultEndpoint } from './defaults.js';
+import { defaultConsoleTokenFile, defaultDataDir, defaultEndpoint } from './defaults.js';
 import type { CliIo } from './io.js';
 
 export interface DaemonFlags {
@@ -40,6 +40,8 @@ export interface SchedulerFlags {
   tls?: string;
   insecure?: boolean;
   metrics?: string;
+  /** The web console's HOST:PORT. */
+  console?: string;
 }
 
 /** `--tls DIR/NAME`: the cluster CA and NAME's certificate and key, as `shoal cluster init` lays them out. */
@@ -123,14 +125,23 @@ function upstreamFlags(values: readonly string[], fileMirror: Raw): Raw {
   return { upstream: values[0], upstreams: [...listed, ...entries.filter((e) => !known.has(e.host))] };
 }
 
-export function schedulerInit(flags: SchedulerFlags): SchedulerInit {
+export function schedulerInit(flags: SchedulerFlags, env: NodeJS.ProcessEnv = process.env): SchedulerInit {
   const file = readConfigFile(flags.config);
   return {
     ...file,
     ...defined({ listen: flags.listen, logLevel: flags.logLevel, insecure: flags.insecure === true ? true : undefined }),
     ...tlsFlag(flags.tls),
     ...withFlags(file, 'metrics', { listen: flags.metrics }),
+    ...consoleInit(file, flags.console, env),
   };
+}
+
+/** The console's section: the file's with `--console` over it, and this user's token file unless one is given. */
+function consoleInit(file: Raw, listen: string | undefined, env: NodeJS.ProcessEnv): Raw {
+  const merged = withFlags(file, 'console', { listen });
+  const given = merged['console'];
+  if (given === undefined) return {};
+  return { console: { tokenFile: defaultConsoleTokenFile(env), ...section(given) } };
 }
 
 export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> {
@@ -149,12 +160,14 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
 
 export async function runScheduler(flags: SchedulerFlags, io: CliIo): Promise<number> {
   const { createScheduler } = await import('../scheduler/server.js');
-  const init = schedulerInit(flags);
+  const init = schedulerInit(flags, io.env);
   const settings = validateConfig(SchedulerConfigSchema, init, flags.config ?? 'command line');
   const scheduler = createScheduler(init, { logger: createLogger(settings.logLevel, 'shoal-scheduler') });
   await scheduler.start();
   const metrics = scheduler.metricsPort === undefined ? '' : `, metrics ${scheduler.metricsPort}`;
-  io.stderr.write(`shoal scheduler listening on ${scheduler.host}:${scheduler.port}${metrics}\n`);
+  // The token file's path, never the token.
+  const web = scheduler.consoleUrl === undefined ? '' : `, console ${scheduler.consoleUrl} (login token in ${settings.console?.tokenFile ?? ''})`;
+  io.stderr.write(`shoal scheduler listening on ${scheduler.host}:${scheduler.port}${metrics}${web}\n`);
   await waitForSignal(io.signal);
   await scheduler.stop();
   return 0;

@@ -115,6 +115,23 @@ export function redactUrl(url: string | URL): string {
   }
 }
 
+const BLOB_DIGEST = /\/blobs\/(sha256:[a-f0-9]{64})$/;
+
+/**
+ * The digest of a registry blob URL (`…/blobs/sha256:<hex>`), which then
+ * identifies the task: the proxy and preheat of a blob URL join the mirror's
+ * swarm for that layer, whatever registry or URL it came through.
+ */
+export function blobDigestOf(url: string): string | undefined {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  return BLOB_DIGEST.exec(path)?.[1];
+}
+
 const TASK_ID_RE = /^[a-f0-9]{64}$/;
 
 export function isTaskId(value: string): boolean {

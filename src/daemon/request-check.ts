@@ -7,6 +7,9 @@ import { ShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
 import { isValidPieceSize } from '../common/pieces.js';
 
+/** Where it lives now (task identity); re-exported for the request's users. */
+export { blobDigestOf } from '../common/ids.js';
+
 /** Who asked for a download, shown per task by `shoal status`. */
 export type Requester = 'get' | 'mirror' | 'proxy' | 'seed' | 'preheat';
 
@@ -20,23 +23,6 @@ export interface DownloadRequest {
   pieceSize?: number | undefined;
   /** Who asks (not part of the task). Default 'get'. */
   requester?: Requester | undefined;
-}
-
-const BLOB_DIGEST = /\/blobs\/(sha256:[a-f0-9]{64})$/;
-
-/**
- * The digest of a registry blob URL (`…/blobs/sha256:<hex>`), which then
- * identifies the task: the proxy and preheat of a blob URL join the mirror's
- * swarm for that layer, whatever registry or URL it came through.
- */
-export function blobDigestOf(url: string): string | undefined {
-  let path: string;
-  try {
-    path = new URL(url).pathname;
-  } catch {
-    return undefined;
-  }
-  return BLOB_DIGEST.exec(path)?.[1];
 }
 
 /** Caps on a request (docs/LIMITS.md). */

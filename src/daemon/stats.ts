@@ -44,19 +44,37 @@ export interface DaemonStats {
 
 export type DaemonStatsParts = Omit<DaemonStats, 'totals' | 'recent' | 'tasks'>;
 
-/** Totals and the recent window over `records`, at `now`. */
+/**
+ * One record per task: its latest download, with who asked for any of its
+ * downloads (a task fetched twice, or a blob prefetched and then served, is
+ * one task to the reader). In the order of those latest downloads.
+ */
+export function latestPerTask(records: readonly DownloadRecord[]): DownloadRecord[] {
+  const latest = new Map<string, DownloadRecord>();
+  for (const r of records) {
+    const before = latest.get(r.stats.taskId);
+    const requesters = before === undefined ? r.requesters : [...new Set([...before.requesters, ...r.requesters])];
+    latest.delete(r.stats.taskId);
+    latest.set(r.stats.taskId, { stats: r.stats, requesters });
+  }
+  return [...latest.values()];
+}
+
+/** Totals and the recent window over every download in `records` (oldest first), at `now`; each task listed once. */
 export function daemonStats(parts: DaemonStatsParts, records: readonly DownloadRecord[], now: number = Date.now()): DaemonStats {
   const totals: ByteSources = { cache: 0, peers: 0, seeds: 0, source: 0, backToSource: 0 };
   const since = now - RECENT_WINDOW_MS;
   const recent = { windowMs: RECENT_WINDOW_MS, tasks: 0, bytes: 0, cache: 0, peers: 0, seeds: 0, source: 0, backToSource: 0 };
+  const recentTasks = new Set<string>();
   for (const { stats: s } of records) {
     add(totals, s.bytes, s.backToSourceEvents.length);
     if ((s.finishedAt ?? now) < since) continue;
-    recent.tasks++;
+    recentTasks.add(s.taskId);
     recent.bytes += s.bytes.cache + s.bytes.peers + s.bytes.seeds + s.bytes.source;
     add(recent, s.bytes, s.backToSourceEvents.filter((e) => Date.parse(e.at) >= since).length);
   }
-  return { ...parts, totals, recent, tasks: records.map((r) => ({ ...r.stats.toJSON(), requesters: [...r.requesters] })) };
+  recent.tasks = recentTasks.size;
+  return { ...parts, totals, recent, tasks: latestPerTask(records).map((r) => ({ ...r.stats.toJSON(), requesters: [...r.requesters] })) };
 }
 
 function add(into: ByteSources, bytes: Omit<ByteSources, 'backToSource'>, backToSource: number): void {

@@ -147,7 +147,7 @@ export class Scheduling {
   }
 
   toSource(peer: PeerEntry, reason: string): void {
-    this.#events.sentToSource(reason);
+    this.#events.sentToSource(reason, { taskId: peer.task.id, peerId: peer.id, hostId: peer.host.info.id, seed: peer.host.info.seed });
     peer.state = 'source';
     peer.sentToSource = true;
     peer.task.backToSourceCount++;

@@ -18,6 +18,9 @@ import { Preheater } from './preheat.js';
 import { MetricsServer } from '../common/metrics/server.js';
 import { createSchedulerMetrics } from './metrics.js';
 import { RPC_LIMITS } from './rpc-limits.js';
+import { ConsoleServer } from './console/server.js';
+import { SwarmJournal } from './console/journal.js';
+import { fanOut } from './events.js';
 import { schedulerRoutes } from './service.js';
 import { Swarm } from './swarm.js';
 
@@ -40,6 +43,8 @@ export interface SchedulerService {
   readonly port: number;
   /** The metrics listener's port, when it runs (`metrics`). */
   readonly metricsPort: number | undefined;
+  /** The web console's address once started, when it runs (`console`). */
+  readonly consoleUrl: string | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   destroy(err?: unknown): Promise<void>;
@@ -56,6 +61,7 @@ class Scheduler extends Service implements SchedulerService {
   readonly #server: http2.Http2Server | http2.Http2SecureServer;
   readonly #tls: TlsMaterial | undefined;
   readonly #metrics: MetricsServer | undefined;
+  readonly #console: ConsoleServer | undefined;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   readonly #log: Logger;
   #port = 0;
@@ -71,10 +77,16 @@ class Scheduler extends Service implements SchedulerService {
     this.#requestedPort = at.port;
     this.#tls = settings.tls === undefined ? undefined : loadTls(settings.tls, ['scheduler']);
     const metrics = settings.metrics === undefined ? undefined : createSchedulerMetrics(() => this.swarm);
-    this.swarm = new Swarm(settings, { logger: log, now, ...(metrics === undefined ? {} : { events: metrics.events }) });
-    this.#preheater = new Preheater(this.swarm, settings.preheat, { logger: log, now, ...(metrics === undefined ? {} : { events: metrics.events }) });
+    const journal = settings.console === undefined ? undefined : new SwarmJournal(now);
+    const events = fanOut(metrics?.events, journal);
+    this.swarm = new Swarm(settings, { logger: log, now, events });
+    this.#preheater = new Preheater(this.swarm, settings.preheat, { logger: log, now, events });
     this.#metrics =
       metrics === undefined || settings.metrics === undefined ? undefined : new MetricsServer({ listen: settings.metrics.listen, registry: metrics.registry, tls: this.#tls, insecure: settings.insecure });
+    this.#console =
+      journal === undefined || settings.console === undefined
+        ? undefined
+        : new ConsoleServer({ settings: settings.console, swarm: this.swarm, preheater: this.#preheater, journal, tls: this.#tls, insecure: settings.insecure, logger: log, now });
     const secure = this.#tls !== undefined;
     const adapter = connectNodeAdapter({
       routes: schedulerRoutes(this.swarm, this.#preheater, log),
@@ -105,6 +117,7 @@ class Scheduler extends Service implements SchedulerService {
     this.#port = await listen(this.#server, { host: this.host, port: this.#requestedPort }, 'scheduler', { tls: this.#tls !== undefined, insecure: this.settings.insecure });
     this.#server.on('error', (err) => this.#log.error({ err }, 'scheduler listener error'));
     await this.#metrics?.start();
+    await this.#console?.start();
   }
 
   /** The metrics listener's port, when it runs. */
@@ -112,7 +125,12 @@ class Scheduler extends Service implements SchedulerService {
     return this.#metrics?.port;
   }
 
+  get consoleUrl(): string | undefined {
+    return this.#console?.url;
+  }
+
   protected async onStop(): Promise<void> {
+    await this.#console?.stop();
     await this.#metrics?.stop();
     await this.#preheater.stop();
     await this.swarm.stop();

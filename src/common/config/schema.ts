@@ -165,6 +165,16 @@ export const PreheatSection = z
   })
   .strict();
 
+export const ConsoleSection = z
+  .object({
+    listen: hostPort().describe('the web console here (--console HOST:PORT; docs/console.md); off loopback with tls (or insecure)'),
+    tokenFile: z
+      .string()
+      .min(1)
+      .describe("the console's login token, made at first start (mode 0600) and kept across restarts; shoal scheduler's default: $XDG_STATE_HOME/shoal/console-token (root: /var/lib/shoal/console-token)"),
+  })
+  .strict();
+
 export const SchedulerConfigSchema = z
   .object({
     listen: hostPort().default('0.0.0.0:8002').describe('scheduler address (gRPC/Connect over HTTP/2: TLS with tls, else h2c)'),
@@ -172,6 +182,7 @@ export const SchedulerConfigSchema = z
     tls: tls(),
     insecure: insecure(),
     metrics: metrics(),
+    console: ConsoleSection.optional().describe('the web console on an admin listener: admin certificate or login token (docs/console.md); absent: none'),
     candidateParents: z.number().int().min(1).max(20).default(4).describe('parents a downloading peer is given at most'),
     backToSourceLimit: z.number().int().min(1).max(1000).default(1).describe('peers of one task fetching from the origin at once'),
     seedChildren: z.number().int().min(0).max(10_000).default(1).describe('children of a seed peer per task, 0 = its upload slots'),
@@ -202,6 +213,7 @@ export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
 /** What `createScheduler` takes: the config file's shape, defaults still to apply. */
 export type SchedulerInit = z.input<typeof SchedulerConfigSchema>;
 export type PreheatSettings = SchedulerConfig['preheat'];
+export type ConsoleSettings = NonNullable<SchedulerConfig['console']>;
 
 /** The upload slots a daemon offers: configured, or 64 (a seed peer, 256). */
 export function uploadSlots(config: Pick<DaemonConfig, 'upload' | 'seed'>): number {

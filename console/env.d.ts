@@ -1,0 +1,2 @@
+/** The style sheet main.tsx imports: esbuild bundles it into /assets/console.css. */
+declare module '*.css';
