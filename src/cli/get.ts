@@ -5,6 +5,7 @@
  */
 import { ShoalError, fromJSON, toShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
+import { setLongTimeout } from '../common/timers.js';
 import { parseDuration, parseSize } from '../common/units.js';
 import type { ApiDownloadRequest } from '../daemon/api/requests.js';
 import type { TaskStatsJson } from '../daemon/download/task-stats.js';
@@ -127,7 +128,7 @@ async function embedded(
   io.signal.addEventListener('abort', onCancel, { once: true });
   const timer =
     request.timeoutMs !== undefined && request.timeoutMs > 0
-      ? setTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
+      ? setLongTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
       : undefined;
   try {
     const handle = daemon.download(request, abort.signal);
@@ -141,7 +142,7 @@ async function embedded(
   } catch (err) {
     throw toShoalError(err);
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
+    timer?.clear();
     io.signal.removeEventListener('abort', onCancel);
     await daemon.stop();
   }

@@ -16,6 +16,7 @@ import { ShoalError, toShoalError } from '../../common/errors.js';
 import { Service } from '../../common/lifecycle.js';
 import { closeServer, listen, type ListenAddress } from '../../common/listen.js';
 import type { Logger } from '../../common/log.js';
+import { setLongTimeout } from '../../common/timers.js';
 import type { DownloadService } from '../download-service.js';
 import type { PreheatEvent, PreheatInput } from '../preheat/run.js';
 import type { DaemonStats } from '../stats.js';
@@ -99,7 +100,7 @@ export class LocalApi extends Service {
     });
     const timer =
       request.timeoutMs !== undefined && request.timeoutMs > 0
-        ? setTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
+        ? setLongTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
         : undefined;
     const handle = this.#backend.download({ ...request, requester: 'get' }, abort.signal);
     const write = ndjson(res);
@@ -119,7 +120,7 @@ export class LocalApi extends Service {
       write({ event: 'error', error: toShoalError(err).toJSON() });
     } finally {
       off();
-      if (timer !== undefined) clearTimeout(timer);
+      timer?.clear();
       res.end();
     }
   }
