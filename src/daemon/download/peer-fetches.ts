@@ -172,7 +172,7 @@ export class PeerFetches {
     } else if (code === 'PIECE_NOT_FOUND') {
       if (ahead) parent.aheadAfter = Date.now() + AHEAD_BACKOFF_MS;
       else parent.pieces.delete(n);
-    } else if (code === 'STORAGE') {
+    } else if (code === 'STORAGE' || code === 'STORAGE_FULL') {
       this.#options.onFatal(toShoalError(err));
     } else {
       parent.failures++;
