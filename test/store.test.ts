@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
@@ -171,6 +171,17 @@ describe('piece store', () => {
     assert.equal(task.digests.size, 0);
     await assert.rejects(store.setShape(task, { contentLength: 10, pieceSize: 3 }), ShoalError);
     await store.stop();
+  });
+
+  test('a stale lock is taken over: a reused PID (another start time), an empty file; a live owner is not', async () => {
+    const dataDir = tempDir();
+    await (await openStore(dataDir)).stop();
+    writeFileSync(join(dataDir, 'lock'), '1 999999999999\n'); // PID 1 lives, but did not start then
+    await (await openStore(dataDir)).stop();
+    writeFileSync(join(dataDir, 'lock'), ''); // an older Shoal killed between creating and writing it
+    await (await openStore(dataDir)).stop();
+    writeFileSync(join(dataDir, 'lock'), '1\n');
+    await assert.rejects(openStore(dataDir), (err: unknown) => err instanceof ShoalError && err.code === 'DATA_DIR_LOCKED');
   });
 
   test(`content files are opened on use: at most ${MAX_OPEN_FILES} stay open, and a complete task nobody holds keeps none`, async () => {

@@ -1,7 +1,7 @@
 /**
  * `shoal get URL -O FILE`: wget/curl/dfget-like. Asks the local daemon for
- * the task (or runs one in-process when none is running), then links the
- * verified content to FILE.
+ * the task (or runs one in-process when none is running), then copies (or
+ * reflinks) the verified content to FILE (./output.ts).
  */
 import { ShoalError, fromJSON, toShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
@@ -83,7 +83,7 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
       result = await embedded(request, io, progress.update);
     }
     progress.stop();
-    const how = await placeOutput(result.path, output, io.stdout);
+    const how = await placeOutput(result.path, output, io.stdout, io.signal);
     const bytes = result.stats?.bytes;
     if (bytes !== undefined && output !== '-') {
       say(`saved ${output} (${how}; from cache ${bytes.cache} B, peers ${bytes.peers} B, seeds ${bytes.seeds} B, origin ${bytes.source} B)`);
