@@ -5,12 +5,12 @@
  * through its local API.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { requestDownload } from '../src/cli/daemon-client.js';
-import { Cluster, SHOAL, run, type Proc } from './fixtures/cluster.js';
+import { Cluster, run, type Proc } from './fixtures/cluster.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { until } from './fixtures/wait.js';
 
@@ -20,22 +20,7 @@ const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 
 /** The daemon, under the descriptor limit. */
 function limitedDaemon(cluster: Cluster, data: string, api: string): Proc {
-  const child = spawn('prlimit', [`--nofile=${LIMIT}:${LIMIT}`, process.execPath, SHOAL, 'daemon', '--listen', '127.0.0.1:0', '--data', data, '--api', api, '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout.resume();
-  const exited = new Promise<number | string>((res) => child.on('exit', (code, signal) => res(code ?? signal ?? -1)));
-  const proc: Proc = {
-    child,
-    stderr: () => err,
-    exited,
-    async kill(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
+  const proc = run(['daemon', '--listen', '127.0.0.1:0', '--data', data, '--api', api, '--log-level', 'warn'], {}, ['prlimit', `--nofile=${LIMIT}:${LIMIT}`]);
   cluster.procs.push(proc);
   return proc;
 }
