@@ -1,7 +1,7 @@
 /** The cache GC's choice of what to evict (src/daemon/storage/eviction.ts): pure, no files. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { chooseEvictions, type EvictionCandidate } from '../src/daemon/storage/eviction.js';
+import { chooseEvictions, chooseReclaim, type EvictionCandidate } from '../src/daemon/storage/eviction.js';
 
 const MiB = 1024 * 1024;
 const task = (id: string, lastAccess: number, extra: Partial<EvictionCandidate> = {}): EvictionCandidate => ({
@@ -48,5 +48,22 @@ describe('cache eviction', () => {
     assert.deepEqual(chooseEvictions(tasks, { quota: 4 * MiB, ttl: 600 }, 1000), ['expired']);
     // A quota of 2 MiB takes the least recently used of the rest too.
     assert.deepEqual(chooseEvictions(tasks, { quota: 2 * MiB, ttl: 600 }, 1000), ['expired', 'mid']);
+  });
+
+  test('storage full: every unpinned partial task goes; complete ones only as far as that makes room', () => {
+    const tasks = [
+      task('partial', 50, { complete: false, heldBytes: 2 * MiB }),
+      task('downloading', 60, { complete: false, pins: 1 }),
+      task('old', 10, { heldBytes: 3 * MiB }),
+      task('recent', 90, { heldBytes: 3 * MiB }),
+      task('served', 0, { pins: 1 }),
+    ];
+    // The partial one alone makes room.
+    assert.deepEqual(chooseReclaim(tasks, { free: 0, wanted: 2 * MiB }), ['partial']);
+    // Then the least recently used complete ones, until there is room.
+    assert.deepEqual(chooseReclaim(tasks, { free: MiB, wanted: 5 * MiB }), ['partial', 'old']);
+    assert.deepEqual(chooseReclaim(tasks, { free: MiB, wanted: 9 * MiB }), ['partial', 'old', 'recent']);
+    // Even all of them would not make room: the cache is kept.
+    assert.deepEqual(chooseReclaim(tasks, { free: MiB, wanted: 10 * MiB }), ['partial']);
   });
 });

@@ -1,12 +1,14 @@
 /** The piece store on a real file system: pieces, restart, GC, locking. */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { CacheSection, type CacheSettings } from '../src/common/config/schema.js';
 import { ShoalError } from '../src/common/errors.js';
+import { MAX_OPEN_FILES } from '../src/daemon/storage/open-files.js';
 import { PieceStore, type StoredTask } from '../src/daemon/storage/store.js';
 
 const MiB = 1024 * 1024;
@@ -168,6 +170,76 @@ describe('piece store', () => {
     await store.setShape(task, { contentLength: 3 * MiB, pieceSize: MiB });
     assert.equal(task.digests.size, 0);
     await assert.rejects(store.setShape(task, { contentLength: 10, pieceSize: 3 }), ShoalError);
+    await store.stop();
+  });
+
+  test('a stale lock is taken over: a reused PID (another start time), an empty file; a live owner is not', async () => {
+    const dataDir = tempDir();
+    await (await openStore(dataDir)).stop();
+    writeFileSync(join(dataDir, 'lock'), '1 999999999999\n'); // PID 1 lives, but did not start then
+    await (await openStore(dataDir)).stop();
+    writeFileSync(join(dataDir, 'lock'), ''); // an older Shoal killed between creating and writing it
+    await (await openStore(dataDir)).stop();
+    writeFileSync(join(dataDir, 'lock'), '1\n');
+    await assert.rejects(openStore(dataDir), (err: unknown) => err instanceof ShoalError && err.code === 'DATA_DIR_LOCKED');
+  });
+
+  test(`content files are opened on use: at most ${MAX_OPEN_FILES} stay open, and a complete task nobody holds keeps none`, async () => {
+    const dataDir = tempDir();
+    const store = await openStore(dataDir);
+    const openHere = (): number =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dataDir, 'content'));
+        } catch {
+          return false;
+        }
+      }).length;
+    const tasks: StoredTask[] = [];
+    for (let i = 0; i < MAX_OPEN_FILES + 36; i++) {
+      const task = await store.ensure(id(100 + i), `http://o/${i}`, undefined);
+      await store.setShape(task, { contentLength: MiB, pieceSize: MiB });
+      tasks.push(task);
+    }
+    assert.equal(store.openFiles, MAX_OPEN_FILES);
+    assert.equal(openHere(), MAX_OPEN_FILES);
+    // The least recently used were closed; writing to one opens it again.
+    await store.write(tasks[0]!, 0, Buffer.alloc(MiB, 1));
+    store.commitPiece(tasks[0]!, 0, createHash('sha256').update(Buffer.alloc(MiB, 1)).digest());
+    await store.markComplete(tasks[0]!);
+    assert.equal(store.openFiles, MAX_OPEN_FILES - 1, 'a complete task nobody holds keeps its file open');
+    const unpin = store.pin(tasks[1]!);
+    await fill(store, tasks[1]!, 1);
+    assert.equal(store.openFiles, MAX_OPEN_FILES, 'a held task lost its file on completion');
+    unpin();
+    assert.equal(store.openFiles, MAX_OPEN_FILES - 1);
+    await store.stop();
+    assert.equal(openHere(), 0);
+  });
+
+  test('a cached file changed with its mtime put back, or grown, is caught by its stamp', async () => {
+    const store = await openStore(tempDir());
+    const task = await store.ensure(id(11), 'http://o/11', undefined);
+    await fill(store, task, 3);
+    const ref = `${task.path}.ref`;
+    execFileSync('touch', ['-r', task.path, ref]);
+    const { open } = await import('node:fs/promises');
+    const fh = await open(task.path, 'r+');
+    await fh.write(Buffer.from('tampered'), 0, 8, 2 * MiB + 1);
+    await fh.close();
+    execFileSync('touch', ['-r', ref, task.path]);
+    assert.equal(await store.checkIntact(task), 1);
+    assert.deepEqual([...task.digests.keys()].sort(), [0, 1]);
+
+    const grown = await store.ensure(id(12), 'http://o/12', undefined);
+    await fill(store, grown, 2);
+    execFileSync('touch', ['-r', grown.path, ref]);
+    appendFileSync(grown.path, 'extra');
+    execFileSync('touch', ['-r', ref, grown.path]);
+    assert.equal(await store.checkIntact(grown), 0, 'the pieces themselves are intact');
+    const { statSync } = await import('node:fs');
+    assert.equal(statSync(grown.path).size, 2 * MiB, 'the appended bytes were not cut off');
+    assert.equal(await store.checkIntact(grown), 0);
     await store.stop();
   });
 });

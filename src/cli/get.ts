@@ -1,10 +1,11 @@
 /**
  * `shoal get URL -O FILE`: wget/curl/dfget-like. Asks the local daemon for
- * the task (or runs one in-process when none is running), then links the
- * verified content to FILE.
+ * the task (or runs one in-process when none is running), then copies (or
+ * reflinks) the verified content to FILE (./output.ts).
  */
 import { ShoalError, fromJSON, toShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
+import { setLongTimeout } from '../common/timers.js';
 import { parseDuration, parseSize } from '../common/units.js';
 import type { ApiDownloadRequest } from '../daemon/api/requests.js';
 import type { TaskStatsJson } from '../daemon/download/task-stats.js';
@@ -82,7 +83,7 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
       result = await embedded(request, io, progress.update);
     }
     progress.stop();
-    const how = await placeOutput(result.path, output, io.stdout);
+    const how = await placeOutput(result.path, output, io.stdout, io.signal);
     const bytes = result.stats?.bytes;
     if (bytes !== undefined && output !== '-') {
       say(`saved ${output} (${how}; from cache ${bytes.cache} B, peers ${bytes.peers} B, seeds ${bytes.seeds} B, origin ${bytes.source} B)`);
@@ -127,7 +128,7 @@ async function embedded(
   io.signal.addEventListener('abort', onCancel, { once: true });
   const timer =
     request.timeoutMs !== undefined && request.timeoutMs > 0
-      ? setTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
+      ? setLongTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
       : undefined;
   try {
     const handle = daemon.download(request, abort.signal);
@@ -141,7 +142,7 @@ async function embedded(
   } catch (err) {
     throw toShoalError(err);
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
+    timer?.clear();
     io.signal.removeEventListener('abort', onCancel);
     await daemon.stop();
   }

@@ -1,17 +1,35 @@
 /**
- * Puts a completed, verified task at the user's path: a hard link from the
- * cache when on the same file system, else a copy, always under a temporary
- * name in the target directory and renamed at the end, so FILE either does
- * not exist or is complete.
+ * Puts a completed, verified task at the user's path, as a file of its own:
+ * the user's writes must never reach the cache (they would change what the
+ * next get returns, or be reverted by a repair of the cache). So a reflink
+ * where the file system can (btrfs, XFS: blocks shared copy-on-write, in no
+ * time), else a copy (docs/design.md, "Output", for what it costs); never a
+ * hard link.
+ *
+ * Always under a temporary name in the target directory,
+ * `.NAME.shoal-HOST-PID-RANDOM`, renamed at the end, so FILE either does not
+ * exist or is complete. A cancelled get (SIGINT/SIGTERM: the signal)
+ * removes its temporary file at once; one left by a process that was killed
+ * is removed by the next get into that directory (checkOutputPath).
  */
-import { randomBytes } from 'node:crypto';
-import { constants as fsc, createReadStream } from 'node:fs';
-import { access, copyFile, link, rename, rm, stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { constants as fsc, createReadStream, unlinkSync } from 'node:fs';
+import { access, copyFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ShoalError } from '../common/errors.js';
+import { processAlive } from '../common/processes.js';
 
-/** Checks before downloading that FILE can be created. */
+/** This host in temporary names (8 hex): a PID names a process only on its own host (an NFS directory is shared). */
+const HOST = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+const TEMP = /^\..+\.shoal-([0-9a-f]{8})-(\d+)-[0-9a-f]{12}$/;
+
+function tempPath(output: string): string {
+  return join(dirname(output), `.${basename(output)}.shoal-${HOST}-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/** Checks before downloading that FILE can be created; removes the temporary files of dead gets in its directory. */
 export async function checkOutputPath(file: string): Promise<string> {
   if (file === '-') return file;
   const path = resolve(file);
@@ -25,27 +43,60 @@ export async function checkOutputPath(file: string): Promise<string> {
   }
   const existing = await stat(path).catch(() => undefined);
   if (existing?.isDirectory() === true) throw new ShoalError('OUTPUT_UNWRITABLE', `${path} is a directory`);
+  await removeStaleTemps(dir);
   return path;
 }
 
-export async function placeOutput(cachePath: string, output: string, stdout: NodeJS.WritableStream): Promise<'link' | 'copy' | 'stdout'> {
+/** Temporary files of gets on this host whose process is gone. */
+async function removeStaleTemps(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = TEMP.exec(name);
+    if (m === null || m[1] !== HOST || processAlive(Number(m[2]))) continue;
+    await rm(join(dir, name), { force: true }).catch(() => undefined);
+  }
+}
+
+export type Placement = 'reflink' | 'copy' | 'stdout';
+
+export async function placeOutput(cachePath: string, output: string, stdout: NodeJS.WritableStream, signal: AbortSignal): Promise<Placement> {
   if (output === '-') {
-    await pipeline(createReadStream(cachePath, { highWaterMark: 1024 * 1024 }), stdout, { end: false });
+    await pipeline(createReadStream(cachePath, { highWaterMark: 1024 * 1024 }), stdout, { end: false, signal });
     return 'stdout';
   }
-  const tmp = join(dirname(output), `.${basename(output)}.shoal-${randomBytes(6).toString('hex')}`);
-  let how: 'link' | 'copy' = 'link';
-  try {
+  const tmp = tempPath(output);
+  // At once, not after the copy: a second Ctrl-C ends the process with nothing left behind.
+  const onAbort = (): void => {
     try {
-      await link(cachePath, tmp);
+      unlinkSync(tmp);
     } catch {
-      how = 'copy';
-      await copyFile(cachePath, tmp);
+      // not created yet, or renamed
     }
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const how = await cloneOrCopy(cachePath, tmp);
+    if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
     await rename(tmp, output);
     return how;
   } catch (err) {
     await rm(tmp, { force: true });
+    if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
     throw new ShoalError('OUTPUT_UNWRITABLE', `cannot write ${output}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** A reflink when the file system makes one, else a copy (the kernel's: copy_file_range or sendfile). */
+async function cloneOrCopy(from: string, to: string): Promise<'reflink' | 'copy'> {
+  try {
+    await copyFile(from, to, fsc.COPYFILE_FICLONE_FORCE);
+    return 'reflink';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV' && code !== 'EINVAL' && code !== 'ENOSYS' && code !== 'ENOTTY') throw err;
+  }
+  await copyFile(from, to);
+  return 'copy';
 }

@@ -30,9 +30,12 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 export function parseDuration(value: string | number): number {
   if (typeof value === 'number') {
     if (!Number.isFinite(value) || value < 0) throw new Error(`invalid duration ${value}`);
+    if (value * 1000 > Number.MAX_SAFE_INTEGER) throw new Error(`duration ${value} is too large`);
     return value * 1000;
   }
   const m = DURATION_RE.exec(value.trim());
   if (m === null) throw new Error(`invalid duration ${JSON.stringify(value)} (use e.g. 30s, 10m, 2h)`);
-  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!);
+  const ms = Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!);
+  if (!Number.isSafeInteger(ms)) throw new Error(`duration ${JSON.stringify(value)} is too large`);
+  return ms;
 }

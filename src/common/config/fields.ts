@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ShoalError } from '../errors.js';
+import { MAX_TIMER_MS } from '../timers.js';
 import { parseDuration, parseSize } from '../units.js';
 
 /** A string-or-number field turned into a number by `parse`, whose error becomes the field's issue. */
@@ -21,8 +22,22 @@ function parsed(parse: (value: string | number) => number) {
 
 /** Bytes: `512MiB`, `10GB` or a number of bytes. */
 export const size = () => parsed(parseSize).meta({ format: 'size' });
-/** Milliseconds, written `1500ms`, `30s`, `10m`, `2h`, `1d` or a number of seconds. */
-export const duration = () => parsed(parseDuration).meta({ format: 'duration' });
+/**
+ * Milliseconds, written `1500ms`, `30s`, `10m`, `2h`, `1d` or a number of
+ * seconds; at most `max`. The default bound is the longest delay a timer
+ * honours (../timers.ts), since most durations arm one (a socket's idle
+ * timeout, an interval); a field only compared with a clock (a TTL) passes
+ * a larger bound.
+ */
+export const duration = (max: number = MAX_TIMER_MS) =>
+  parsed((value) => {
+    const ms = parseDuration(value);
+    if (ms > max) throw new Error(`duration ${JSON.stringify(value)} is over the maximum of ${max} ms (${(max / 86_400_000).toFixed(1)} days)`);
+    return ms;
+  }).meta({ format: 'duration' });
+
+/** The bound of a duration only compared with a clock (a TTL): about 100 years. */
+export const MAX_AGE_MS = 100 * 365 * 86_400_000;
 
 const HOST_PORT = /^(\[([0-9a-fA-F:]+)\]|[\w.-]+):(\d{1,5})$/;
 

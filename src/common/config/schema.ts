@@ -12,7 +12,7 @@
  * in-process).
  */
 import { z } from 'zod';
-import { duration, hostPort, logLevel, size } from './fields.js';
+import { MAX_AGE_MS, duration, hostPort, logLevel, size } from './fields.js';
 
 // ---- both ----
 
@@ -63,7 +63,7 @@ export const DownloadSection = z
 export const CacheSection = z
   .object({
     quota: size().default(0).describe('bytes of content kept; least recently used complete tasks go first (0 = no quota)'),
-    ttl: duration().default(0).describe('drop tasks unused this long (0 = never)'),
+    ttl: duration(MAX_AGE_MS).default(0).describe('drop tasks unused this long (0 = never)'),
     gcInterval: duration().default(60_000).describe('how often the quota and TTL are applied'),
   })
   .strict();
@@ -74,7 +74,7 @@ export const SourceSection = z
     timeout: duration().default(30_000).describe('origin idle timeout'),
     ca: z.string().min(1).optional().describe('PEM file with extra CA certificates for origins'),
     insecure: z.boolean().default(false).describe('skip TLS certificate checks of origins'),
-    accessTtl: duration().default(60_000).describe("private content (fetched with credentials): an origin's yes to a requester's own credentials is reused this long"),
+    accessTtl: duration(MAX_AGE_MS).default(60_000).describe("private content (fetched with credentials): an origin's yes to a requester's own credentials is reused this long"),
   })
   .strict();
 
@@ -96,8 +96,8 @@ export const MirrorSection = z
     listen: hostPort().optional().describe('registry mirror address, e.g. 127.0.0.1:4001 (--mirror); absent: no mirror'),
     upstream: z.string().min(1).max(300).optional().describe('registry used when a request names none: a host (docker.io) or URL (--upstream)'),
     upstreams: z.array(MirrorUpstream).max(256).default([]).describe('registries by the host clients name them with'),
-    tagTtl: duration().default(0).describe('cache tag → digest this long; 0 = ask the registry every time'),
-    authTtl: duration().default(60_000).describe('cache a registry\'s yes to a client\'s credentials this long'),
+    tagTtl: duration(MAX_AGE_MS).default(0).describe('cache tag → digest this long; 0 = ask the registry every time'),
+    authTtl: duration(MAX_AGE_MS).default(60_000).describe('cache a registry\'s yes to a client\'s credentials this long'),
     manifestCache: size().default(64 * 1024 * 1024).describe('bytes of manifests kept in memory, by digest'),
     upstreamTimeout: duration().default(30_000).describe('a registry sending nothing this long fails the request'),
     prefetch: z.boolean().default(true).describe('start an image\'s layer downloads when its manifest is served'),

@@ -17,6 +17,7 @@ import { ShoalError, toShoalError } from '../../common/errors.js';
 import { Service } from '../../common/lifecycle.js';
 import { closeServer, listen, type ListenAddress } from '../../common/listen.js';
 import type { Logger } from '../../common/log.js';
+import { setLongTimeout } from '../../common/timers.js';
 import type { DownloadService } from '../download-service.js';
 import type { PreheatEvent, PreheatInput } from '../preheat/run.js';
 import type { DaemonStats } from '../stats.js';
@@ -141,7 +142,7 @@ export class LocalApi extends Service {
     const handle = this.#backend.download({ ...request, requester: 'get' }, call.signal);
     const timer =
       request.timeoutMs !== undefined && request.timeoutMs > 0
-        ? setTimeout(() => call.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
+        ? setLongTimeout(() => call.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
         : undefined;
     let off = (): void => undefined;
     try {
@@ -163,7 +164,7 @@ export class LocalApi extends Service {
       }
     } finally {
       off();
-      if (timer !== undefined) clearTimeout(timer);
+      timer?.clear();
       res.end();
     }
   }

@@ -179,7 +179,7 @@ export class PeerFetches {
         stats.pieceFailures.gone++;
         parent.pieces.delete(n);
       }
-    } else if (code === 'STORAGE') {
+    } else if (code === 'STORAGE' || code === 'STORAGE_FULL') {
       this.#options.onFatal(toShoalError(err));
     } else {
       if (err instanceof PieceTimeoutError) stats.pieceFailures.timeout++;

@@ -43,3 +43,32 @@ export function chooseEvictions(tasks: readonly EvictionCandidate[], limits: Pic
   }
   return [...evicted];
 }
+
+/**
+ * What the store drops when a write failed for lack of space (a pure policy,
+ * applied by PieceStore after a STORAGE_FULL):
+ *
+ * 1. every partial task nobody holds: an interrupted download only takes
+ *    space, and the one that hit the full disk goes as soon as its download
+ *    lets go of it;
+ * 2. then complete tasks nobody holds, least recently used first, until
+ *    `free` plus what was dropped reaches `wanted` (the failed task's
+ *    missing bytes and some headroom); none of them when even all would not
+ *    reach it, since then dropping the cache would not let the download
+ *    through.
+ */
+export function chooseReclaim(tasks: readonly EvictionCandidate[], space: { free: number; wanted: number }): string[] {
+  const byAge = (a: EvictionCandidate, b: EvictionCandidate): number => a.lastAccess - b.lastAccess;
+  const unpinned = tasks.filter((t) => t.pins === 0);
+  const partial = unpinned.filter((t) => !t.complete);
+  const complete = unpinned.filter((t) => t.complete).sort(byAge);
+  let free = space.free + partial.reduce((sum, t) => sum + t.heldBytes, 0);
+  const evicted = partial.map((t) => t.id);
+  if (free >= space.wanted || free + complete.reduce((sum, t) => sum + t.heldBytes, 0) < space.wanted) return evicted;
+  for (const task of complete) {
+    if (free >= space.wanted) break;
+    evicted.push(task.id);
+    free += task.heldBytes;
+  }
+  return evicted;
+}

@@ -16,8 +16,8 @@ export interface TaskRow {
   state: TaskState;
   created_at: number;
   last_access: number;
-  /** The content file's mtime when the task completed: a change means someone wrote into it. */
-  content_mtime: number | null;
+  /** The content file's stamp when the task completed or was last checked (./intact.ts): a change means someone touched it. */
+  content_stamp: string | null;
   /** 1: fetched with credentials (docs/security.md, "Private content"). */
   private: number;
   /** The origin's version the pieces are of ('' when unknown). */
@@ -53,7 +53,7 @@ export class MetadataDb {
   readonly #insertTask: Statement<[string, string, string | null, number, number]>;
   readonly #setShape: Statement<[number | null, number, string]>;
   readonly #setState: Statement<[TaskState, number, string]>;
-  readonly #setMtime: Statement<[number | null, string]>;
+  readonly #setStamp: Statement<[string | null, string]>;
   readonly #setPrivate: Statement<[string]>;
   readonly #setValidator: Statement<[string, string]>;
   readonly #resetVersion: Statement<[string]>;
@@ -61,6 +61,7 @@ export class MetadataDb {
   readonly #deleteTask: Statement<[string]>;
   readonly #deletePieces: Statement<[string]>;
   readonly #insertPiece: Statement<[string, number, Buffer]>;
+  readonly #deletePiece: Statement<[string, number]>;
   readonly #tasks: Statement<[], TaskRow>;
   readonly #pieces: Statement<[string], PieceRow>;
 
@@ -70,28 +71,34 @@ export class MetadataDb {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.exec(SCHEMA);
     const columns = this.#db.prepare(`PRAGMA table_info(tasks)`).all() as Array<{ name: string }>;
-    if (!columns.some((c) => c.name === 'content_mtime')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN content_mtime REAL`);
+    if (!columns.some((c) => c.name === 'content_stamp')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN content_stamp TEXT`);
     if (!columns.some((c) => c.name === 'private')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN private INTEGER NOT NULL DEFAULT 0`);
     if (!columns.some((c) => c.name === 'validator')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN validator TEXT NOT NULL DEFAULT ''`);
+    // OR REPLACE: a row left behind by a delete that failed (a full disk) is the same task starting over.
     this.#insertTask = this.#db.prepare(
-      `INSERT INTO tasks (id, url, digest, state, created_at, last_access) VALUES (?, ?, ?, 'running', ?, ?)`,
+      `INSERT OR REPLACE INTO tasks (id, url, digest, state, created_at, last_access) VALUES (?, ?, ?, 'running', ?, ?)`,
     );
     this.#setShape = this.#db.prepare(`UPDATE tasks SET content_length = ?, piece_size = ? WHERE id = ?`);
     this.#setState = this.#db.prepare(`UPDATE tasks SET state = ?, last_access = ? WHERE id = ?`);
     this.#touch = this.#db.prepare(`UPDATE tasks SET last_access = ? WHERE id = ?`);
-    this.#setMtime = this.#db.prepare(`UPDATE tasks SET content_mtime = ? WHERE id = ?`);
+    this.#setStamp = this.#db.prepare(`UPDATE tasks SET content_stamp = ? WHERE id = ?`);
     this.#setPrivate = this.#db.prepare(`UPDATE tasks SET private = 1 WHERE id = ?`);
     this.#setValidator = this.#db.prepare(`UPDATE tasks SET validator = ? WHERE id = ?`);
     this.#resetVersion = this.#db.prepare(`UPDATE tasks SET validator = '', content_length = NULL, piece_size = NULL WHERE id = ?`);
     this.#deleteTask = this.#db.prepare(`DELETE FROM tasks WHERE id = ?`);
     this.#deletePieces = this.#db.prepare(`DELETE FROM pieces WHERE task_id = ?`);
     this.#insertPiece = this.#db.prepare(`INSERT OR REPLACE INTO pieces (task_id, number, digest) VALUES (?, ?, ?)`);
+    this.#deletePiece = this.#db.prepare(`DELETE FROM pieces WHERE task_id = ? AND number = ?`);
     this.#tasks = this.#db.prepare(`SELECT * FROM tasks`);
     this.#pieces = this.#db.prepare(`SELECT number, digest FROM pieces WHERE task_id = ?`);
   }
 
+  /** A new task, without pieces (any left by an earlier one of the same ID are forgotten). */
   insertTask(id: string, url: string, digest: string | null, now: number): void {
-    this.#insertTask.run(id, url, digest, now, now);
+    this.#db.transaction(() => {
+      this.#deletePieces.run(id);
+      this.#insertTask.run(id, url, digest, now, now);
+    })();
   }
 
   setShape(id: string, contentLength: number | null, pieceSize: number): void {
@@ -102,8 +109,8 @@ export class MetadataDb {
     this.#setState.run(state, now, id);
   }
 
-  setContentMtime(id: string, mtime: number | null): void {
-    this.#setMtime.run(mtime, id);
+  setContentStamp(id: string, stamp: string | null): void {
+    this.#setStamp.run(stamp, id);
   }
 
   /** Forgets a task's shape and version (its content changed at the origin). */
@@ -131,6 +138,13 @@ export class MetadataDb {
     this.#db.transaction(() => {
       this.#deletePieces.run(id);
       this.#deleteTask.run(id);
+    })();
+  }
+
+  /** Forgets some of a task's pieces (they no longer match their digests). */
+  dropPieces(id: string, numbers: readonly number[]): void {
+    this.#db.transaction(() => {
+      for (const n of numbers) this.#deletePiece.run(id, n);
     })();
   }
 

@@ -5,25 +5,33 @@
  * SHA-256 checked (./verify.ts), so a crash mid-piece never serves a partial
  * piece.
  *
+ * A complete task is served from the cache only while its content file is
+ * the one verified (./intact.ts). Content files are opened on use and at
+ * most MAX_OPEN_FILES stay open (./open-files.ts). A write that fails for
+ * lack of space fails with STORAGE_FULL and reclaims space (./space.ts,
+ * ./eviction.ts chooseReclaim).
+ *
  * Lifecycle (common/lifecycle.ts): `start()` creates the data directory,
  * takes its lock (DATA_DIR_LOCKED when another process holds it), opens the
  * metadata and loads the tasks; `stop()` lets writes in flight finish (for
  * STOP_GRACE_MS at most), closes every file and releases the lock.
  */
-import { mkdirSync, writeSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { rm, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { CacheSettings } from '../../common/config/schema.js';
 import { ShoalError } from '../../common/errors.js';
 import { Service, drainWithin } from '../../common/lifecycle.js';
 import { silentLogger, type Logger } from '../../common/log.js';
-import { MAX_PIECES, isValidPieceSize, pieceCount, pieceRange } from '../../common/pieces.js';
-import { DirtyPages } from './dirty-pages.js';
+import { pieceRange } from '../../common/pieces.js';
 import { chooseEvictions } from './eviction.js';
+import { readStamp, recheckContent } from './intact.js';
 import { lockDataDir, type DirLock } from './lock.js';
 import { MetadataDb } from './metadata.js';
-import { StoredTask, type TaskShape } from './stored-task.js';
-import { verifyPiece } from './verify.js';
+import { OpenFiles } from './open-files.js';
+import { SpaceReclaimer, isNoSpace } from './space.js';
+import { StoredTask, checkShape, loadTasks, type TaskShape } from './stored-task.js';
+import { writeAt } from './write-at.js';
 
 // Re-exported for the store's users outside this folder.
 export { StoredTask, type TaskShape } from './stored-task.js';
@@ -45,11 +53,8 @@ export interface PieceStoreOptions {
   now?: () => number;
 }
 
-/** Bytes per synchronous write (see PieceStore.write). */
-const WRITE_CHUNK = 64 * 1024;
 /** How long stop() waits for writes in flight. */
 const STOP_GRACE_MS = 5000;
-const dirtyPages = new DirtyPages();
 
 export class PieceStore extends Service {
   protected readonly serviceName = 'piece store';
@@ -58,6 +63,11 @@ export class PieceStore extends Service {
   readonly #cache: CacheSettings;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #files = new OpenFiles();
+  /** Deletes and reclaims under way (stop() waits for them). */
+  readonly #background = new Set<Promise<void>>();
+  readonly #deleting = new Map<string, Promise<void>>();
+  readonly #space: SpaceReclaimer;
   #lock: DirLock | undefined;
   /** Set while the store is open (between start() and stop()). */
   #db: MetadataDb | undefined;
@@ -68,6 +78,7 @@ export class PieceStore extends Service {
     this.#cache = options.cache;
     this.#log = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
+    this.#space = new SpaceReclaimer(this, this.#log);
   }
 
   protected async onStart(): Promise<void> {
@@ -75,7 +86,7 @@ export class PieceStore extends Service {
     try {
       mkdirSync(join(dir, 'content'), { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new ShoalError('STORAGE', `cannot create data directory ${dir}: ${(err as Error).message}`, { cause: err });
+      throw this.#error(err, `create data directory ${dir}`);
     }
     this.#lock = lockDataDir(dir);
     const dbPath = join(dir, 'metadata.db');
@@ -83,7 +94,8 @@ export class PieceStore extends Service {
     try {
       db = new MetadataDb(dbPath);
     } catch (err) {
-      throw new ShoalError('STORAGE', `cannot open ${dbPath}: ${(err as Error).message}`, { cause: err });
+      this.#lock.release();
+      throw this.#error(err, `open ${dbPath}`);
     }
     this.#db = db;
     await this.#load(db);
@@ -92,9 +104,10 @@ export class PieceStore extends Service {
   protected async onStop(): Promise<void> {
     const writes = Promise.all([...this.#tasks.values()].map((t) => t.writeChain));
     await drainWithin(writes, STOP_GRACE_MS, this.destroyed);
+    await drainWithin(Promise.all(this.#background), STOP_GRACE_MS, this.destroyed);
     const db = this.#db;
     this.#db = undefined;
-    for (const task of this.#tasks.values()) await task.closeFile();
+    await this.#files.closeAll();
     db?.close();
     this.#lock?.release();
   }
@@ -106,22 +119,7 @@ export class PieceStore extends Service {
   }
 
   async #load(db: MetadataDb): Promise<void> {
-    for (const row of db.allTasks()) {
-      const task = new StoredTask(row, this.contentPath(row.id));
-      if (row.piece_size !== null) {
-        task.shape = { contentLength: row.content_length ?? undefined, pieceSize: row.piece_size };
-      }
-      const size = await stat(task.path).then((s) => s.size, () => -1);
-      if (size < 0) {
-        // The content file is gone: the metadata is worthless.
-        db.deleteTask(row.id);
-        continue;
-      }
-      for (const piece of db.pieces(row.id)) task.digests.set(piece.number, piece.digest);
-      task.complete = row.state === 'complete' && task.pieceCount === task.digests.size;
-      task.contentMtime = row.content_mtime ?? undefined;
-      task.private = row.private === 1;
-      task.validator = row.validator;
+    for (const task of await loadTasks(db, (id) => this.contentPath(id), (id) => this.#delete(() => db.deleteTask(id), id))) {
       this.#tasks.set(task.id, task);
     }
     this.#log.debug({ tasks: this.#tasks.size }, 'piece store loaded');
@@ -142,17 +140,20 @@ export class PieceStore extends Service {
   /** Returns the task, creating its record (and content file) if absent. */
   async ensure(id: string, url: string, digest: string | undefined): Promise<StoredTask> {
     const db = this.#meta;
+    await this.#deleting.get(id)?.catch(() => undefined);
     let task = this.#tasks.get(id);
     if (task !== undefined) return task;
     const now = this.#now();
     task = new StoredTask({ id, url, digest: digest ?? null, last_access: now }, this.contentPath(id));
     try {
-      mkdirSync(join(this.dataDir, 'content', id.slice(0, 3)), { recursive: true, mode: 0o700 });
+      mkdirSync(dirname(task.path), { recursive: true, mode: 0o700 });
       db.insertTask(id, url, digest ?? null, now);
-      await task.handle();
+      await this.#files.use(task.path, () => undefined);
     } catch (err) {
-      throw new ShoalError('STORAGE', `cannot create task ${id}: ${(err as Error).message}`, { cause: err });
+      throw this.#error(err, `create task ${id}`);
     }
+    const raced = this.#tasks.get(id);
+    if (raced !== undefined) return raced;
     this.#tasks.set(id, task);
     return task;
   }
@@ -162,48 +163,32 @@ export class PieceStore extends Service {
    * origin's content changed) drops every piece held.
    */
   async setShape(task: StoredTask, shape: TaskShape): Promise<void> {
-    if (!isValidPieceSize(shape.pieceSize)) throw new ShoalError('SOURCE_PROTOCOL', `invalid piece size ${shape.pieceSize}`);
-    if (shape.contentLength !== undefined) {
-      if (!Number.isSafeInteger(shape.contentLength) || shape.contentLength < 0) {
-        throw new ShoalError('SOURCE_PROTOCOL', `invalid content length ${shape.contentLength}`);
-      }
-      if (pieceCount(shape.contentLength, shape.pieceSize) > MAX_PIECES) {
-        throw new ShoalError('LIMIT_EXCEEDED', `content of ${shape.contentLength} bytes needs more than ${MAX_PIECES} pieces`);
-      }
-    }
+    checkShape(shape);
     const old = task.shape;
     if (old !== undefined && old.pieceSize === shape.pieceSize && old.contentLength === shape.contentLength) return;
     // A length learned at the end of a chunked response keeps the pieces; anything else is new content.
     const lengthLearned = old !== undefined && old.pieceSize === shape.pieceSize && old.contentLength === undefined;
-    if (old !== undefined && !lengthLearned) {
-      this.#log.warn({ task: task.id, old, shape }, 'task shape changed; dropping its pieces');
-      task.digests.clear();
-      task.complete = false;
-      this.#meta.clearPieces(task.id);
-    }
-    task.shape = shape;
-    this.#meta.setShape(task.id, shape.contentLength ?? null, shape.pieceSize);
-    if (shape.contentLength !== undefined) {
-      const fh = await task.handle();
-      await fh.truncate(shape.contentLength).catch((err: unknown) => {
-        throw new ShoalError('STORAGE', `cannot size ${task.path}: ${(err as Error).message}`, { cause: err });
-      });
+    try {
+      if (old !== undefined && !lengthLearned) {
+        this.#log.warn({ task: task.id, old, shape }, 'task shape changed; dropping its pieces');
+        this.#meta.clearPieces(task.id);
+        task.digests.clear();
+        task.complete = false;
+      }
+      this.#meta.setShape(task.id, shape.contentLength ?? null, shape.pieceSize);
+      task.shape = shape;
+      const length = shape.contentLength;
+      if (length !== undefined) await this.#use(task, (fh) => fh.truncate(length));
+    } catch (err) {
+      throw this.#error(err, `size ${task.path}`, task);
     }
   }
 
   /**
-   * Writes bytes at an absolute content offset (not yet a verified piece).
-   * Writes to one task's file go one at a time: concurrent pwrites to one
-   * file contend on its inode lock (measured: more system time, no gain).
-   *
-   * The bytes go in WRITE_CHUNK synchronous writes on the calling thread: the
-   * piece was just received into that thread's CPU cache, and copying it into
-   * the page cache from there in small chunks cost a quarter of what 1 MiB
-   * writes from libuv's thread pool cost (lab, 10 peers: pwrite 22 % → 5 % of
-   * the machine). A page-cache write takes microseconds, unless the kernel is
-   * throttling writers because too much is dirty (a disk slower than the
-   * network): then, and whenever that is near (./dirty-pages.ts), writes go
-   * to the thread pool so the event loop never sleeps on the disk.
+   * Writes bytes at an absolute content offset (not yet a verified piece),
+   * as ./write-at.ts says. Writes to one task's file go one at a time:
+   * concurrent pwrites to one file contend on its inode lock (measured: more
+   * system time, no gain).
    */
   write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
     const next = task.writeChain.then(() => this.#write(task, offset, data));
@@ -212,72 +197,52 @@ export class PieceStore extends Service {
   }
 
   async #write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
-    const fh = await task.handle();
-    let done = 0;
     try {
-      if (!dirtyPages.near()) {
-        while (done < data.length) done += writeSync(fh.fd, data, done, Math.min(WRITE_CHUNK, data.length - done), offset + done);
-        return;
-      }
-      while (done < data.length) {
-        const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
-      }
+      await this.#use(task, (fh) => writeAt(fh, offset, data));
     } catch (err) {
-      throw new ShoalError('STORAGE', `write to ${task.path} failed: ${(err as Error).message}`, { cause: err });
+      throw this.#error(err, `write to ${task.path}`, task);
     }
   }
 
   /** Marks a piece verified and held. Returns false if it was already held. */
   commitPiece(task: StoredTask, n: number, digest: Buffer): boolean {
     if (task.digests.has(n)) return false;
-    this.#meta.insertPiece(task.id, n, digest);
+    try {
+      this.#meta.insertPiece(task.id, n, digest);
+    } catch (err) {
+      throw this.#error(err, `record piece ${n} of ${task.id}`, task);
+    }
     task.digests.set(n, digest);
     return true;
   }
 
-  /** Marks a task complete: every piece is held. */
+  /** Marks a task complete: every piece is held. Its file's stamp is recorded (./intact.ts). */
   async markComplete(task: StoredTask): Promise<void> {
     if (task.pieceCount !== task.digests.size) {
       throw new ShoalError('INTERNAL', `task ${task.id} marked complete with ${task.digests.size}/${String(task.pieceCount)} pieces`);
     }
+    const now = this.#now();
+    try {
+      const stamp = (await readStamp(task.path))?.stamp;
+      this.#meta.setState(task.id, 'complete', now);
+      this.#meta.setContentStamp(task.id, stamp ?? null);
+      task.stamp = stamp;
+    } catch (err) {
+      throw this.#error(err, `complete ${task.id}`, task);
+    }
     task.complete = true;
-    task.lastAccess = this.#now();
-    this.#meta.setState(task.id, 'complete', task.lastAccess);
-    task.contentMtime = await stat(task.path).then((s) => s.mtimeMs, () => undefined);
-    this.#meta.setContentMtime(task.id, task.contentMtime ?? null);
+    task.dropWhenIdle = false;
+    task.lastAccess = now;
+    if (task.pins === 0) this.#files.release(task.path);
   }
 
-  /**
-   * Checks that a complete task's content file was not written since it
-   * completed (an output hard-linked from the cache is the same file). If its
-   * mtime moved, every piece is hashed again and the ones that fail are
-   * dropped, so they are fetched again. Returns the number of pieces dropped.
-   */
+  /** Before a complete task is served from the cache: ./intact.ts recheckContent. Returns the number of pieces dropped. */
   async checkIntact(task: StoredTask): Promise<number> {
-    const mtime = await stat(task.path).then((s) => s.mtimeMs, () => undefined);
-    if (mtime !== undefined && mtime === task.contentMtime) return 0;
-    const { contentLength, pieceSize } = task.shape!;
-    const fh = await task.handle();
-    const buf = Buffer.allocUnsafe(pieceSize);
-    const bad: number[] = [];
-    for (const [n, digest] of task.digests) {
-      const range = pieceRange(n, contentLength!, pieceSize);
-      const { bytesRead } = await fh.read(buf, 0, range.length, range.offset);
-      if (bytesRead !== range.length || !verifyPiece(buf.subarray(0, bytesRead), digest)) bad.push(n);
+    try {
+      return await recheckContent(task, { files: this.#files, meta: this.#meta, log: this.#log, now: this.#now });
+    } catch (err) {
+      throw this.#error(err, `check ${task.path}`, task);
     }
-    if (bad.length === 0) {
-      task.contentMtime = mtime;
-      this.#meta.setContentMtime(task.id, mtime ?? null);
-      return 0;
-    }
-    this.#log.warn({ task: task.id, pieces: bad.length }, 'cached content was modified; refetching those pieces');
-    task.complete = false;
-    for (const n of bad) task.digests.delete(n);
-    this.#meta.clearPieces(task.id);
-    for (const [n, digest] of task.digests) this.#meta.insertPiece(task.id, n, digest);
-    this.#meta.setState(task.id, 'running', this.#now());
-    return bad.length;
   }
 
   /**
@@ -308,13 +273,23 @@ export class PieceStore extends Service {
   /** Records that the task was fetched with credentials (kept across restarts; never undone). */
   markPrivate(task: StoredTask): void {
     if (task.private) return;
+    try {
+      this.#meta.setPrivate(task.id);
+    } catch (err) {
+      throw this.#error(err, `record ${task.id}`, task);
+    }
     task.private = true;
-    this.#meta.setPrivate(task.id);
   }
 
+  /** Records a use (for the LRU). Best effort: a full disk does not fail a cache hit. */
   touch(task: StoredTask): void {
     task.lastAccess = this.#now();
-    this.#meta.touch(task.id, task.lastAccess);
+    try {
+      this.#meta.touch(task.id, task.lastAccess);
+    } catch (err) {
+      const e = this.#error(err, `record a use of ${task.id}`);
+      if (e.code !== 'STORAGE_FULL') throw e;
+    }
   }
 
   pin(task: StoredTask): () => void {
@@ -324,7 +299,15 @@ export class PieceStore extends Service {
       if (done) return;
       done = true;
       task.pins--;
+      if (task.pins === 0) this.#idle(task);
     };
+  }
+
+  /** Nobody holds the task any more: a complete one's file is closed; one that hit a full disk is dropped. */
+  #idle(task: StoredTask): void {
+    if (this.#tasks.get(task.id) !== task) return;
+    if (task.complete) this.#files.release(task.path);
+    else if (task.dropWhenIdle) void this.#track(this.delete(task.id));
   }
 
   /** Opens a verified piece for the upload server. */
@@ -339,29 +322,45 @@ export class PieceStore extends Service {
       length: range.length,
       taskComplete: task.complete,
       read: async (buf, offset, length) => {
-        const fh = await task.handle();
-        const { bytesRead } = await fh.read(buf, 0, Math.min(length, range.length - offset), range.offset + offset);
+        const { bytesRead } = await this.#use(task, (fh) => fh.read(buf, 0, Math.min(length, range.length - offset), range.offset + offset));
         return bytesRead;
       },
       release: unpin,
     };
   }
 
-  async delete(id: string): Promise<void> {
+  /**
+   * Forgets a task and removes its content file. The file goes first: on a
+   * full disk that is what frees the space the metadata needs, and a record
+   * whose file is gone is dropped at the next start anyway.
+   */
+  delete(id: string): Promise<void> {
     const task = this.#tasks.get(id);
-    if (task === undefined) return;
-    this.#meta.deleteTask(id);
+    if (task === undefined) return this.#deleting.get(id) ?? Promise.resolve();
     this.#tasks.delete(id);
-    await task.closeFile();
-    await rm(task.path, { force: true });
+    this.#files.release(task.path);
+    const deleted = (async () => {
+      try {
+        await rm(task.path, { force: true });
+      } catch (err) {
+        throw this.#error(err, `remove ${task.path}`);
+      }
+      this.#delete(() => this.#meta.deleteTask(id), id);
+    })().finally(() => this.#deleting.delete(id));
+    this.#deleting.set(id, deleted);
+    return deleted;
   }
 
   /** Drops every piece of a task whose content failed verification. */
   async invalidate(task: StoredTask): Promise<void> {
+    try {
+      this.#meta.clearPieces(task.id);
+      this.#meta.setState(task.id, 'running', this.#now());
+    } catch (err) {
+      throw this.#error(err, `reset ${task.id}`, task);
+    }
     task.digests.clear();
     task.complete = false;
-    this.#meta.clearPieces(task.id);
-    this.#meta.setState(task.id, 'running', this.#now());
   }
 
   /** Evicts what the cache policy chooses (./eviction.ts). Returns the evicted task IDs. */
@@ -374,5 +373,48 @@ export class PieceStore extends Service {
 
   usedBytes(): number {
     return this.tasks().reduce((sum, t) => sum + t.heldBytes, 0);
+  }
+
+  /** Deletes a task's record; if that fails (a full disk), the next start drops it, its file being gone. */
+  #delete(deleteRecord: () => void, id: string): void {
+    try {
+      deleteRecord();
+    } catch (err) {
+      this.#log.warn({ task: id, err: (err as Error).message }, 'task removed, its record kept until the next start');
+    }
+  }
+
+  /** Runs `work` on the task's content file; STORAGE once the task was removed (its file is not made again). */
+  #use<T>(task: StoredTask, work: (file: FileHandle) => Promise<T> | T): Promise<T> {
+    if (this.#tasks.get(task.id) !== task) return Promise.reject(new ShoalError('STORAGE', `task ${task.id} was removed from the store`));
+    return this.#files.use(task.path, work);
+  }
+
+  /** How many content files are open now (at most MAX_OPEN_FILES beyond those in use). */
+  get openFiles(): number {
+    return this.#files.size;
+  }
+
+  /**
+   * The error of a failed store operation: STORAGE_FULL when there is no
+   * space left (and space is reclaimed: `task`, if partial, is dropped once
+   * nobody holds it), STORAGE otherwise.
+   */
+  #error(err: unknown, what: string, task?: StoredTask): ShoalError {
+    if (err instanceof ShoalError) return err;
+    if (!isNoSpace(err)) return new ShoalError('STORAGE', `cannot ${what}: ${(err as Error).message}`, { cause: err });
+    if (task !== undefined && !task.complete) task.dropWhenIdle = true;
+    if (this.#db !== undefined) {
+      void this.#track(this.#space.run(task).then(() => (task !== undefined && task.pins === 0 ? this.#idle(task) : undefined)));
+    }
+    return new ShoalError('STORAGE_FULL', `no space left in ${this.dataDir} to ${what} (${String((err as { code?: unknown }).code)})`, { cause: err });
+  }
+
+  /** Runs `work` in the background; stop() waits for it; its failure is logged. */
+  #track(work: Promise<void>): Promise<void> {
+    const tracked = work.catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'storage cleanup failed'));
+    this.#background.add(tracked);
+    void tracked.finally(() => this.#background.delete(tracked));
+    return tracked;
   }
 }

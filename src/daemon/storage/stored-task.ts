@@ -1,15 +1,29 @@
 /**
  * A task as the piece store holds it: its content file, its shape, the pieces
- * verified so far with their digests, and who holds it open (pins).
+ * verified so far with their digests, and who holds it open (pins). The
+ * file's descriptor is the store's (./open-files.ts).
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { pieceCount, pieceRange } from '../../common/pieces.js';
-import type { TaskRow } from './metadata.js';
+import { stat } from 'node:fs/promises';
+import { ShoalError } from '../../common/errors.js';
+import { MAX_PIECES, isValidPieceSize, pieceCount, pieceRange } from '../../common/pieces.js';
+import type { MetadataDb, TaskRow } from './metadata.js';
 
 export interface TaskShape {
   /** undefined while the origin has not said (chunked). */
   contentLength: number | undefined;
   pieceSize: number;
+}
+
+/** Throws unless `shape` is one the store can hold: SOURCE_PROTOCOL, or LIMIT_EXCEEDED past MAX_PIECES. */
+export function checkShape(shape: TaskShape): void {
+  if (!isValidPieceSize(shape.pieceSize)) throw new ShoalError('SOURCE_PROTOCOL', `invalid piece size ${shape.pieceSize}`);
+  if (shape.contentLength === undefined) return;
+  if (!Number.isSafeInteger(shape.contentLength) || shape.contentLength < 0) {
+    throw new ShoalError('SOURCE_PROTOCOL', `invalid content length ${shape.contentLength}`);
+  }
+  if (pieceCount(shape.contentLength, shape.pieceSize) > MAX_PIECES) {
+    throw new ShoalError('LIMIT_EXCEEDED', `content of ${shape.contentLength} bytes needs more than ${MAX_PIECES} pieces`);
+  }
 }
 
 /** A task held (fully or partly) in the store. */
@@ -21,8 +35,10 @@ export class StoredTask {
   shape: TaskShape | undefined;
   complete = false;
   lastAccess: number;
-  /** The content file's mtime when it completed (see PieceStore.checkIntact). */
-  contentMtime: number | undefined;
+  /** The content file's stamp when it completed or was last checked (./intact.ts). */
+  stamp: string | undefined;
+  /** A write for it failed for lack of space: dropped once nobody holds it, unless it completes first. */
+  dropWhenIdle = false;
   /** Fetched with credentials (here or elsewhere): a requester gets it only once the origin accepts its own. */
   private = false;
   /** The version of the origin's content the pieces held are of (../source/validator.ts); empty: not known. */
@@ -30,10 +46,8 @@ export class StoredTask {
   /** Verified pieces and their SHA-256. */
   readonly digests = new Map<number, Buffer>();
   pins = 0;
-  file: FileHandle | undefined;
   /** Serialises writes to the content file. */
   writeChain: Promise<void> = Promise.resolve();
-  #opening: Promise<FileHandle> | undefined;
 
   constructor(row: Pick<TaskRow, 'id' | 'url' | 'digest' | 'last_access'>, path: string) {
     this.id = row.id;
@@ -61,22 +75,27 @@ export class StoredTask {
     for (const n of this.digests.keys()) bytes += pieceRange(n, contentLength, pieceSize).length;
     return bytes;
   }
+}
 
-  async handle(): Promise<FileHandle> {
-    if (this.file !== undefined) return this.file;
-    this.#opening ??= open(this.path, 'a+').then(async (fh) => {
-      await fh.close();
-      const rw = await open(this.path, 'r+');
-      this.file = rw;
-      return rw;
-    });
-    return this.#opening;
+/**
+ * The tasks recorded in `db`, with their pieces. A record whose content file
+ * is gone is worthless: `forget` is called with its ID instead.
+ */
+export async function loadTasks(db: MetadataDb, pathOf: (id: string) => string, forget: (id: string) => void): Promise<StoredTask[]> {
+  const tasks: StoredTask[] = [];
+  for (const row of db.allTasks()) {
+    const task = new StoredTask(row, pathOf(row.id));
+    if (row.piece_size !== null) task.shape = { contentLength: row.content_length ?? undefined, pieceSize: row.piece_size };
+    if (!(await stat(task.path).then(() => true, () => false))) {
+      forget(row.id);
+      continue;
+    }
+    for (const piece of db.pieces(row.id)) task.digests.set(piece.number, piece.digest);
+    task.complete = row.state === 'complete' && task.pieceCount === task.digests.size;
+    task.stamp = row.content_stamp ?? undefined;
+    task.private = row.private === 1;
+    task.validator = row.validator;
+    tasks.push(task);
   }
-
-  async closeFile(): Promise<void> {
-    const fh = this.file ?? (this.#opening === undefined ? undefined : await this.#opening.catch(() => undefined));
-    this.file = undefined;
-    this.#opening = undefined;
-    await fh?.close().catch(() => undefined);
-  }
+  return tasks;
 }
