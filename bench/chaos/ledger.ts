@@ -124,7 +124,7 @@ export class Ledger {
         if (event.event === 'done') cachePath = event.path;
       }
       if (cachePath === undefined) return this.#close(record, 'lost', abort.signal.aborted ? `no result within ${options.within ?? this.downloadMs} ms` : 'the stream ended without done or error');
-      await placeOutput(cachePath, output, new Writable({ write: (_c, _e, cb) => cb() }));
+      await placeOutput(cachePath, output, new Writable({ write: (_c, _e, cb) => cb() }), abort.signal);
       return this.#close(record, ...this.#judgeOutput(record, true));
     } catch (err) {
       if (abort.signal.aborted) return this.#close(record, 'lost', `no result within ${options.within ?? this.downloadMs} ms`);

@@ -23,25 +23,19 @@ import type { CacheSettings } from '../../common/config/schema.js';
 import { ShoalError } from '../../common/errors.js';
 import { Service, drainWithin } from '../../common/lifecycle.js';
 import { silentLogger, type Logger } from '../../common/log.js';
-import { pieceRange } from '../../common/pieces.js';
 import { chooseEvictions } from './eviction.js';
 import { readStamp, recheckContent } from './intact.js';
 import { lockDataDir, type DirLock } from './lock.js';
 import { MetadataDb } from './metadata.js';
 import { OpenFiles } from './open-files.js';
+import { pieceHandle, type PieceHandle } from './piece-handle.js';
 import { SpaceReclaimer, isNoSpace } from './space.js';
 import { StoredTask, checkShape, loadTasks, type TaskShape } from './stored-task.js';
 import { writeAt } from './write-at.js';
 
 // Re-exported for the store's users outside this folder.
 export { StoredTask, type TaskShape } from './stored-task.js';
-
-export interface PieceHandle {
-  readonly length: number;
-  readonly taskComplete: boolean;
-  read(buf: Buffer, offset: number, length: number): Promise<number>;
-  release(): void;
-}
+export type { PieceHandle } from './piece-handle.js';
 
 export interface PieceStoreOptions {
   dataDir: string;
@@ -314,19 +308,7 @@ export class PieceStore extends Service {
   openPiece(id: string, n: number): PieceHandle | undefined {
     const task = this.#tasks.get(id);
     if (task === undefined || task.shape === undefined || !task.digests.has(n)) return undefined;
-    const { contentLength, pieceSize } = task.shape;
-    const range =
-      contentLength === undefined ? { offset: n * pieceSize, length: pieceSize } : pieceRange(n, contentLength, pieceSize);
-    const unpin = this.pin(task);
-    return {
-      length: range.length,
-      taskComplete: task.complete,
-      read: async (buf, offset, length) => {
-        const { bytesRead } = await this.#use(task, (fh) => fh.read(buf, 0, Math.min(length, range.length - offset), range.offset + offset));
-        return bytesRead;
-      },
-      release: unpin,
-    };
+    return pieceHandle(task, n, (work) => this.#use(task, work), this.pin(task));
   }
 
   /**
@@ -395,11 +377,7 @@ export class PieceStore extends Service {
     return this.#files.size;
   }
 
-  /**
-   * The error of a failed store operation: STORAGE_FULL when there is no
-   * space left (and space is reclaimed: `task`, if partial, is dropped once
-   * nobody holds it), STORAGE otherwise.
-   */
+  /** STORAGE_FULL when no space is left (space is reclaimed: a partial `task` is dropped once idle), else STORAGE. */
   #error(err: unknown, what: string, task?: StoredTask): ShoalError {
     if (err instanceof ShoalError) return err;
     if (!isNoSpace(err)) return new ShoalError('STORAGE', `cannot ${what}: ${(err as Error).message}`, { cause: err });
