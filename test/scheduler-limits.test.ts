@@ -63,9 +63,9 @@ function assertRefused(err: ConnectError | undefined, code: ErrorCode, what: str
 }
 
 /** A host stream that announced itself (with `held` tasks) and got its ack, or the error that ended it. */
-async function announce(id: string, tasks: HeldTask[] = []): Promise<{ refused?: ConnectError; end(): Promise<void> }> {
+async function announce(id: string, tasks: HeldTask[] = [], extra: { uploadRate?: bigint } = {}): Promise<{ refused?: ConnectError; end(): Promise<void> }> {
   const requests = new AsyncQueue<HostRequest>();
-  requests.push(create(HostRequestSchema, { request: { case: 'announce', value: { host: host(id), tasks } } }));
+  requests.push(create(HostRequestSchema, { request: { case: 'announce', value: { host: { ...host(id), ...extra }, tasks } } }));
   const commands = client.syncHost(requests, { signal: AbortSignal.timeout(CALL_MS) })[Symbol.asyncIterator]();
   try {
     const first = await commands.next();
@@ -165,6 +165,13 @@ describe('the scheduler checks every count and size a peer sends before any work
     } finally {
       session.destroy();
     }
+  });
+
+  it('a uint64 past 2^53 (an upload rate of 2^64 − 1) is refused, and Stat still answers', async () => {
+    const h = await announce('h-rate', [], { uploadRate: 2n ** 64n - 1n });
+    assertRefused(h.refused, 'LIMIT_EXCEEDED', 'an upload rate of 2^64 − 1');
+    const stat = await client.stat({}, { signal: AbortSignal.timeout(CALL_MS) });
+    assert.ok(!stat.hosts.some((x) => x.id === 'h-rate'), 'the refused host is not kept');
   });
 
   it('the scheduler process is alive and serves a host after all of it', async () => {

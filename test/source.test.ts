@@ -210,7 +210,7 @@ describe('http source: status mapping and retries', () => {
     await rejectsWith(read(source, { url }), 'SOURCE_NOT_FOUND', (err) => assert.equal(err.sourceStatus, 410));
   });
 
-  test('401/403 are SOURCE_AUTH, other 4xx SOURCE_STATUS, 416 SOURCE_PROTOCOL, none retried', T, async (t) => {
+  test('401/403 are SOURCE_AUTH, other 4xx SOURCE_STATUS, 416 to a range SOURCE_CHANGED (the content is not the length known), none retried', T, async (t) => {
     const { origin, source, url } = await setup(t);
     for (const [status, code] of [
       [401, 'SOURCE_AUTH'],
@@ -221,7 +221,7 @@ describe('http source: status mapping and retries', () => {
       origin.fault('/file', { kind: 'status', status }, 1);
       await rejectsWith(read(source, { url }), code, (err) => assert.equal(err.sourceStatus, status));
     }
-    await rejectsWith(read(source, { url, start: CONTENT.length + 10 }), 'SOURCE_PROTOCOL', (err) => assert.equal(err.sourceStatus, 416));
+    await rejectsWith(read(source, { url, start: CONTENT.length + 10 }), 'SOURCE_CHANGED', (err) => assert.equal(err.sourceStatus, 416));
     assert.equal(origin.requests('/file'), 5);
   });
 
@@ -451,9 +451,9 @@ describe('http source: protocol checks', () => {
     await rejectsWith(read(source, { url }), 'SOURCE_PROTOCOL');
   });
 
-  test('a range beyond the content is SOURCE_PROTOCOL, bad arguments USAGE / URL_INVALID', T, async (t) => {
+  test('a range beyond the content is SOURCE_CHANGED (not the length it came from), bad arguments USAGE / URL_INVALID', T, async (t) => {
     const { source, url } = await setup(t);
-    await rejectsWith(read(source, { url, start: 10, end: CONTENT.length + 1 }), 'SOURCE_PROTOCOL');
+    await rejectsWith(read(source, { url, start: 10, end: CONTENT.length + 1 }), 'SOURCE_CHANGED');
     await rejectsWith(read(source, { url, start: 10, end: 9 }), 'USAGE');
     await rejectsWith(read(source, { url, start: -1 }), 'USAGE');
     await rejectsWith(read(source, { url: 'ftp://127.0.0.1/x' }), 'URL_INVALID');

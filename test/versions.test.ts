@@ -55,6 +55,32 @@ describe('a changed origin', { timeout: 180_000 }, () => {
     assert.ok(resumes.every((r) => r.headers['if-range'] !== undefined), 'every resume carried the validator');
   });
 
+  it('an origin that once said a wrong length does not poison the task: the next gets fetch the content whole', async () => {
+    const { url: scheduler } = await cluster.scheduler();
+    await cluster.daemon({ scheduler, seed: true });
+    const peers = [await cluster.daemon({ scheduler }), await cluster.daemon({ scheduler })];
+    for (const [name, header] of [['length', 'content-length'], ['range', 'content-range']] as const) {
+      const body = randomBytes(8 * MiB);
+      const path = `/wrong-${name}.bin`;
+      files.set(path, body);
+      const url = `${origin.url}${path}`;
+      const told = header === 'content-length' ? String(body.length + 4096) : `bytes 0-${body.length - 1}/${body.length + 4096}`;
+      origin.fault(path, { kind: 'headers', headers: { [header]: told } }, 1);
+      const first = peers.map((p, i) => cluster.get(url, cluster.path(`${name}-first-${i}.out`), ['-e', p.api, '--timeout', '20s', '--piece-length', '256KiB']));
+      const codes = await Promise.all(first.map((g) => g.exited));
+      assert.ok(origin.received(path).some((r) => r.method === 'GET'), 'the wrong length was sent');
+      for (const [i, code] of codes.entries()) {
+        if (code === 0) assert.ok(readFileSync(cluster.path(`${name}-first-${i}.out`)).equals(body), 'a first get that succeeded has the content whole');
+      }
+      for (const [i, p] of peers.entries()) {
+        const out = cluster.path(`${name}-again-${i}.out`);
+        const again = cluster.get(url, out, ['-e', p.api, '--piece-length', '256KiB']);
+        assert.equal(await again.exited, 0, again.stderr());
+        assert.ok(readFileSync(out).equals(body), 'the content whole, at its true length');
+      }
+    }
+  });
+
   it('in a swarm, a seed killed after the change: the peers finish with the new version whole or fail with SOURCE_CHANGED', async () => {
     const v1 = randomBytes(24 * MiB);
     const v2 = randomBytes(24 * MiB);

@@ -1,4 +1,5 @@
 /** A host as it announces itself on the wire, checked against the RPC limits, as the swarm keeps it. */
+import { ShoalError } from '../common/errors.js';
 import type { Host } from '../gen/shoal/v1/scheduler_pb.js';
 import type { HostInfo } from './model.js';
 import { RPC_LIMITS, checkLength } from './rpc-limits.js';
@@ -13,6 +14,8 @@ export function hostInfo(raw: Host, identity: string): HostInfo {
   checkLength('hostname', raw.hostname, RPC_LIMITS.hostnameLength);
   checkLength('idc label', raw.idc, RPC_LIMITS.idcLength);
   checkLength('location label', raw.location, RPC_LIMITS.locationLength);
+  // A uint64 past 2^53 would be kept as a number that no longer encodes (every later Stat would fail).
+  if (raw.uploadRate > BigInt(Number.MAX_SAFE_INTEGER)) throw new ShoalError('LIMIT_EXCEEDED', `an upload rate of ${raw.uploadRate} bytes/s: at most ${Number.MAX_SAFE_INTEGER}`);
   return {
     id: raw.id,
     hostname: raw.hostname,

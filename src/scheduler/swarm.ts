@@ -183,8 +183,8 @@ export class Swarm implements Lifecycle {
     task.peers.set(peer.id, peer);
     host.addPeer(peer);
     const reported = request.metadata?.validator ?? '';
-    // Pieces of another version than the task's are stale: the peer drops them when it hears the task's.
-    const stale = task.validator !== '' && reported !== task.validator;
+    // Pieces of another version (validator or length) than the task's are stale: the peer drops them when it hears the task's.
+    const stale = (task.validator !== '' && reported !== task.validator) || lengthDiffers(task, request.metadata === undefined ? undefined : shapeOf(request.metadata).contentLength);
     if (!stale && request.metadata !== undefined && request.metadata.pieceSize > 0) task.learnShape(shapeOf(request.metadata));
     if (!stale) for (const n of request.pieces) peer.pieces.add(n);
     // A claim to be fetching from the origin is believed only where anyone is (the open policy).
@@ -212,7 +212,7 @@ export class Swarm implements Lifecycle {
   /**
    * The content's shape and version, as the peer fetching from the origin
    * learned them; others only fill in a shape not yet known. A source that
-   * finds another version than the task's (the origin changed) starts the
+   * finds another version than the task's (another validator or length) starts the
    * task afresh: the old version's digests are forgotten and every other peer
    * of the task fails with SOURCE_CHANGED, since what it holds or is fetching
    * is of the old version (never mixed; docs/reliability.md).
@@ -220,7 +220,7 @@ export class Swarm implements Lifecycle {
   metadata(peer: PeerEntry, contentLength: number | undefined, pieceSize: number, validator = ''): void {
     const task = peer.task;
     const vouches = peer.state === 'source' && reportTrust(this.#trust, peer) === 'trusted';
-    if (vouches && task.validator !== '' && validator !== task.validator) {
+    if (vouches && ((task.validator !== '' && validator !== task.validator) || lengthDiffers(task, contentLength))) {
       this.#versionChanged(task, peer, { contentLength, pieceSize }, validator);
       return;
     }
@@ -335,4 +335,10 @@ export class Swarm implements Lifecycle {
     }
     return task;
   }
+}
+
+/** Whether a reported content length contradicts the task's known one (another version of the content). */
+function lengthDiffers(task: TaskEntry, contentLength: number | undefined): boolean {
+  const known = task.shape?.contentLength;
+  return known !== undefined && contentLength !== undefined && contentLength !== known;
 }

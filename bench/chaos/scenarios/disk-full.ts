@@ -35,8 +35,8 @@ export const diskFull: Scenario = {
       ctx.expect(a.outcome === 'completed', `a file that fits: ${a.outcome} ${a.detail}`);
       leastFree = Infinity;
       const b = await ctx.ledger.get(node, '/disk-big.bin', { args: swarmArgs(ctx) });
-      ctx.fault('disk full', leastFree < sizes.pieceBytes || b.detail === 'STORAGE', `least free ${leastFree} B; the ${big.length} B get: ${b.outcome} ${b.detail}`);
-      ctx.expect(b.outcome === 'failed' && b.detail === 'STORAGE', `a file larger than the disk: ${b.outcome} ${b.detail} (STORAGE expected)`);
+      ctx.fault('disk full', leastFree < sizes.pieceBytes || b.detail === 'STORAGE_FULL', `least free ${leastFree} B; the ${big.length} B get: ${b.outcome} ${b.detail}`);
+      ctx.expect(b.outcome === 'failed' && b.detail === 'STORAGE_FULL', `a file larger than the disk: ${b.outcome} ${b.detail} (STORAGE_FULL expected)`);
       const c = await ctx.ledger.get(node, '/disk-medium.bin', { args: swarmArgs(ctx) });
       ctx.expect(c.outcome === 'completed', `after the disk filled, a file that fits once the partial task is gone: ${c.outcome} ${c.detail} (the daemon should recover by itself)`);
     } finally {

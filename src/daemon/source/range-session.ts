@@ -13,7 +13,7 @@ import { checkResponse, type ContentVersion } from './response-check.js';
 import { header, ifRangeValidator, parseRetryAfter } from './response-meta.js';
 import type { LinkedSignal } from './signals.js';
 import { redactUrl } from '../../common/ids.js';
-import { abortError, judgeStatus, protocolError, statusError, transportFailure, type Failure } from './source-errors.js';
+import { abortError, changedError, judgeStatus, protocolError, statusError, transportFailure, type Failure } from './source-errors.js';
 
 export interface SessionConfig {
   readonly dispatcher: Dispatcher;
@@ -172,6 +172,10 @@ export class RangeSession {
         const verdict = judgeStatus(response.status);
         if (verdict === 'ok') return this.#accept(response, validator !== undefined);
         await discard(response.body, this.#signal);
+        // Ranges come from a length this or an earlier answer gave: unsatisfiable, the content is not that version.
+        if (response.status === 416 && this.#rangeHeaders(validator).length > 0) {
+          throw changedError(response.url, `the range from byte ${this.#pos} is beyond the content (${(header(response.headers, 'content-range') ?? 'no Content-Range').slice(0, 100)})`, 416);
+        }
         const retryAfterMs = response.status === 429 || response.status === 503 ? parseRetryAfter(header(response.headers, 'retry-after')) : undefined;
         const error = statusError(verdict === 'retry' ? 'SOURCE_STATUS' : verdict, response.url, response.status, retryAfterMs);
         failure = { error, retryable: verdict === 'retry', retryAfterMs };

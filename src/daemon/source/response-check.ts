@@ -52,7 +52,8 @@ export function checkResponse(url: URL, status: number, headers: ResponseHeaders
   const { total } = body.version;
   if (first === undefined) {
     const wanted = expect.end ?? pos;
-    if (total !== undefined && wanted > total) throw protocolError(url, `range ends at ${wanted}, beyond the content length ${total}`, status);
+    // The range came from a length learned earlier: the content is now shorter than that version.
+    if (total !== undefined && wanted > total) throw changedError(url, `the range ends at ${wanted}, beyond the content length ${total}`, status);
     return body;
   }
   if (total !== undefined && first.total !== undefined && total !== first.total) {
