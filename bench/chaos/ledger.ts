@@ -14,12 +14,12 @@
  *              exit without a code, a stream that ended without a result
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ERRORS, isErrorCode } from '../../src/common/errors.js';
 import { placeOutput } from '../../src/cli/output.js';
-import { requestDownload } from '../../src/cli/daemon-client.js';
+import { fetchStats, requestDownload } from '../../src/cli/daemon-client.js';
 import { run } from '../../test/fixtures/cluster.js';
 import type { ChaosOrigin, Node } from './swarm.js';
 
@@ -95,8 +95,9 @@ export class Ledger {
     const ended = await Promise.race([proc.exited.then((code) => ({ code })), bound.expired.then(() => undefined)]);
     bound.clear();
     if (ended === undefined) {
+      const dump = await this.#postMortem(record, node, options.url ?? this.origin.url(path), proc.stderr());
       await proc.kill('SIGKILL');
-      return this.#close(record, 'lost', `no exit within ${options.within ?? this.downloadMs} ms (killed)`);
+      return this.#close(record, 'lost', `no exit within ${options.within ?? this.downloadMs} ms (killed; the daemon's view in ${dump})`);
     }
     const { code } = ended;
     if (code === 0) return this.#close(record, ...this.#judgeOutput(record, true));
@@ -137,6 +138,23 @@ export class Ledger {
     } finally {
       bound.clear();
     }
+  }
+
+  /**
+   * What the daemon of a lost get saw, for whoever replays it: the task's
+   * entry in its stats and the tail of its log, in a file beside the outputs.
+   */
+  async #postMortem(record: DownloadRecord, node: Node, url: string, getStderr: string): Promise<string> {
+    const file = join(this.#outDir, `lost-${record.n}.txt`);
+    let task: string;
+    try {
+      task = JSON.stringify((await fetchStats(node.api)).tasks.filter((t) => t.url === url), null, 1);
+    } catch (err) {
+      task = `stats unavailable: ${(err as Error).message}`;
+    }
+    const log = node.pid === undefined ? '(daemon not running)' : node.proc.stderr().split('\n').slice(-200).join('\n');
+    writeFileSync(file, `get ${url} on ${node.name}\n\n== the get's stderr\n${getStderr}\n== the task in the daemon's stats\n${task}\n== the daemon's log (last 200 lines)\n${log}\n`);
+    return file;
   }
 
   /** Temporary files (`.NAME.shoal-<hex>`) left in the output directories. */
