@@ -30,7 +30,7 @@ import { SchedulerLink } from './scheduler-link.js';
 import { createHttpSource, type HttpSource } from './source/http-source.js';
 import { daemonStats, type DaemonStats } from './stats.js';
 import { PieceStore } from './storage/store.js';
-import { createRateLimiter, type RateLimiter } from './upload/rate-limiter.js';
+import { createRateLimiter, rateLimitJson, type RateLimiter } from '../common/rate-limiter.js';
 import { createDaemonMetrics } from './metrics.js';
 import { MetricsServer, metricsAddress } from '../common/metrics/server.js';
 import type { Registry } from 'prom-client';
@@ -89,7 +89,8 @@ class ShoalDaemon extends Service implements Daemon {
   #mirror: Mirror | undefined;
   #proxy: Proxy | undefined;
   #upstreams: UpstreamEntry[] = [];
-  #rateLimiter: RateLimiter | undefined;
+  /** The daemon's rate limits that are set: uploads, downloads (every byte received), back to source. */
+  readonly #limits: Partial<Record<'upload' | 'download' | 'source', RateLimiter>> = {};
   #metrics: MetricsServer | undefined;
   #timers: NodeJS.Timeout[] = [];
   #hostId = '';
@@ -162,6 +163,7 @@ class ShoalDaemon extends Service implements Daemon {
         cache: { usedBytes: this.#store?.usedBytes() ?? 0, tasks: this.#store?.tasks().length ?? 0 },
         ...(this.#mirror === undefined ? {} : { mirror: this.#mirror.stats() }),
         ...(this.#proxy === undefined ? {} : { proxy: this.#proxy.stats() }),
+        limits: Object.fromEntries(Object.entries(this.#limits).map(([kind, limiter]) => [kind, rateLimitJson(limiter)])),
       },
       this.#downloads?.records() ?? [],
     );
@@ -191,7 +193,9 @@ class ShoalDaemon extends Service implements Daemon {
     await store.start();
 
     const listen = splitHostPort(s.listen);
-    this.#rateLimiter = s.upload.rate > 0 ? createRateLimiter(s.upload.rate) : undefined;
+    if (s.upload.rate > 0) this.#limits.upload = createRateLimiter(s.upload.rate);
+    if (s.download.rate > 0) this.#limits.download = createRateLimiter(s.download.rate);
+    if (s.source.rate > 0) this.#limits.source = createRateLimiter(s.source.rate);
     this.#upload = await this.#run(
       createUploadServer({
         host: listen.host,
@@ -203,7 +207,7 @@ class ShoalDaemon extends Service implements Daemon {
           whenFetched: (id, n) => this.#downloads?.whenFetched(id, n),
         },
         maxConcurrentUploads: uploadSlots(s),
-        ...(this.#rateLimiter === undefined ? {} : { rateLimiter: this.#rateLimiter }),
+        ...(this.#limits.upload === undefined ? {} : { rateLimiter: this.#limits.upload }),
         logger: this.#log,
         onUploaded: (_task, _piece, bytes) => {
           this.#uploaded.bytes += bytes;
@@ -237,6 +241,7 @@ class ShoalDaemon extends Service implements Daemon {
         settings: s.download,
         tls,
         access: new OriginAccess(source, s.source.accessTtl),
+        limits: { download: this.#limits.download, source: this.#limits.source },
         logger: this.#log,
       }),
     );
@@ -272,7 +277,7 @@ class ShoalDaemon extends Service implements Daemon {
     return createDaemonMetrics({
       records: () => this.#downloads?.records() ?? [],
       uploads: () => ({ ...this.#uploaded, active: this.#upload?.activeUploads ?? 0, slots: uploadSlots(this.settings) }),
-      rateLimiter: () => this.#rateLimiter,
+      rateLimiters: () => this.#limits,
       mirror: () => this.#mirror?.stats(),
       proxy: () => this.#proxy?.stats(),
       storage: () => ({ usedBytes: store.usedBytes(), tasks: store.tasks().length, dataDir: this.#dataDir }),

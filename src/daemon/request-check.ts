@@ -23,6 +23,8 @@ export interface DownloadRequest {
   pieceSize?: number | undefined;
   /** Who asks (not part of the task). Default 'get'. */
   requester?: Requester | undefined;
+  /** This caller's own download cap, bytes/s (`shoal get --limit-rate`; not part of the task). 0 or absent: none. */
+  limitRate?: number | undefined;
 }
 
 /** Caps on a request (docs/LIMITS.md). */
@@ -51,6 +53,9 @@ export function checkDownloadRequest(request: DownloadRequest): void {
   if ((request.tag ?? '').length > REQUEST_LIMITS.tagLength) throw new ShoalError('USAGE', `tag longer than ${REQUEST_LIMITS.tagLength}`);
   const filters = request.filteredQueryParams ?? [];
   if (filters.length > REQUEST_LIMITS.filters) throw new ShoalError('USAGE', `at most ${REQUEST_LIMITS.filters} filtered query parameters`);
+  if (request.limitRate !== undefined && (!Number.isSafeInteger(request.limitRate) || request.limitRate < 0)) {
+    throw new ShoalError('USAGE', `limit rate ${String(request.limitRate)} is not a whole number of bytes per second`);
+  }
   if (request.pieceSize !== undefined && request.pieceSize !== 0 && !isValidPieceSize(request.pieceSize)) {
     throw new ShoalError('USAGE', `piece size ${request.pieceSize} is outside [16 KiB, 64 MiB]`);
   }

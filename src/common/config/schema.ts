@@ -57,6 +57,7 @@ export const DownloadSection = z
     starvationTimeout: duration().default(10_000).describe('with no piece in flight for this long, ask the scheduler for other parents'),
     protocol: z.enum(['tcp', 'http']).default('tcp').describe('how pieces are fetched from parents: the binary piece protocol, or HTTP/1.1 (baseline, debugging)'),
     askAhead: z.boolean().default(false).describe('ask a parent still fetching for the pieces it is about to get (tcp only; docs/design.md, "Asking ahead")'),
+    rate: size().default(0).describe('daemon-wide download cap, bytes/s, over every byte received from parents and origins (0 = none); a get\'s --limit-rate applies within it'),
   })
   .strict();
 
@@ -75,6 +76,7 @@ export const SourceSection = z
     ca: z.string().min(1).optional().describe('PEM file with extra CA certificates for origins'),
     insecure: z.boolean().default(false).describe('skip TLS certificate checks of origins'),
     accessTtl: duration(MAX_AGE_MS).default(60_000).describe("private content (fetched with credentials): an origin's yes to a requester's own credentials is reused this long"),
+    rate: size().default(0).describe('back-to-source cap, bytes/s, over every byte this daemon reads from origins (0 = none); within download.rate'),
   })
   .strict();
 

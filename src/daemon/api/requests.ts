@@ -58,6 +58,7 @@ export function asRequest(body: unknown): ApiDownloadRequest {
     application: str('application'),
     filteredQueryParams: filters,
     pieceSize: num('pieceSize'),
+    limitRate: num('limitRate'),
     timeoutMs: num('timeoutMs'),
     progress: progress === true || progress === false ? progress : undefined,
   };

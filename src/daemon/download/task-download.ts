@@ -34,6 +34,7 @@ import { PieceReporter } from './reporter.js';
 import { readResponse, registerMessage, report, type SchedulerOrder } from './scheduler-messages.js';
 import { fetchFromSource } from './source-fetch.js';
 import { TaskStats } from './task-stats.js';
+import type { DownloadLimits } from './limits.js';
 
 export interface TaskDownloadOptions {
   spec: TaskSpec;
@@ -47,6 +48,7 @@ export interface TaskDownloadOptions {
   settings: DownloadSettings;
   /** The cluster's mutual TLS for parents; undefined: plain TCP. */
   tls: TlsMaterial | undefined;
+  limits?: DownloadLimits;
   logger: Logger;
 }
 
@@ -202,6 +204,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
       },
       onParentFailed: (parent, reason, corrupt) => this.#session?.send(report.parentFailed(parent.info.peerId, reason, corrupt)),
       onFatal: (err) => this.#fail(err),
+      limiters: () => [this.#options.limits?.download, this.#options.limits?.task?.()],
       logger: this.#log,
     });
   }
@@ -293,6 +296,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
       pieceSize: this.spec.pieceSize,
       signal: this.#abort.signal,
       isHeld: (n) => task.has(n),
+      limiters: () => [this.#options.limits?.source, this.#options.limits?.download, this.#options.limits?.task?.()],
       onShape: (shape, validator) => {
         this.stats.setShape(shape, task.digests.size, task.heldBytes);
         this.#session?.send(report.shape(shape, validator));
