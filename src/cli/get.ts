@@ -111,7 +111,7 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
   }
 }
 
-async function viaDaemon(
+export async function viaDaemon(
   endpoint: string,
   request: ApiDownloadRequest,
   signal: AbortSignal,

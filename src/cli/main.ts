@@ -13,6 +13,7 @@ import type { PreheatFlags } from './preheat.js';
 import { processIo, type CliIo } from './io.js';
 import type { RuntimeConfigFlags } from './runtime-config.js';
 import type { IssueFlags } from './cluster.js';
+import type { ImportFlags } from './cache.js';
 import type { DaemonFlags, SchedulerFlags } from './serve.js';
 
 export const VERSION = '0.1.0';
@@ -158,6 +159,51 @@ function program(io: CliIo, result: { code: number }): Command {
       const { runClusterInspect } = await import('./cluster.js');
       result.code = runClusterInspect(file, io);
     });
+
+  const cache = root.command('cache').description('cache distribution: a local file as a task with no origin, kept on K hosts, fetched anywhere by its ID (docs/cache.md)');
+  const endpointOption = (c: Command): Command => c.option('-e, --endpoint <socket>', 'daemon API (default: the standard local socket)');
+  endpointOption(
+    cache
+      .command('import')
+      .description('make FILE a cache task of the cluster; prints its ID')
+      .argument('<file>', 'a regular file')
+      .option('--id <id>', 'its cache ID: 1-128 of A-Z a-z 0-9 . _ - : (default: its content digest, sha256:<hex>)')
+      .option('--replicas <k>', 'copies the scheduler keeps on distinct hosts, seeds first (default 2, at most 16)')
+      .option('--ttl <duration>', 'kept this long (e.g. 12h, 7d); default: until shoal cache rm')
+      .option('--json', 'print the entry as JSON', false)
+      .option('-q, --quiet', 'print only the ID', false),
+  ).action(async (file: string, opts: ImportFlags) => {
+    const { runCacheImport } = await import('./cache.js');
+    result.code = await runCacheImport(file, opts, io);
+  });
+  endpointOption(
+    cache
+      .command('export')
+      .description('fetch cache task ID to FILE through the swarm, every piece verified')
+      .argument('<id>', 'the cache ID')
+      .option('-O, --output <file>', 'output file ("-" for stdout)')
+      .option('-q, --quiet', 'print nothing but errors', false),
+  ).action(async (id: string, opts: { output?: string; endpoint?: string; quiet: boolean }) => {
+    if (opts.output === undefined) throw new ShoalError('USAGE', 'an output file is required: -O FILE');
+    const { runCacheExport } = await import('./cache.js');
+    result.code = await runCacheExport(id, { ...opts, output: opts.output }, io);
+  });
+  endpointOption(cache.command('stat').description("a cache task's entry: size, digest, holders, expiry").argument('<id>', 'the cache ID').option('--json', 'print JSON', false)).action(
+    async (id: string, opts: { endpoint?: string; json: boolean }) => {
+      const { runCacheList } = await import('./cache.js');
+      result.code = await runCacheList(id, opts, io);
+    },
+  );
+  endpointOption(cache.command('ls').description("the cluster's cache tasks").option('--json', 'print JSON', false)).action(async (opts: { endpoint?: string; json: boolean }) => {
+    const { runCacheList } = await import('./cache.js');
+    result.code = await runCacheList(undefined, opts, io);
+  });
+  endpointOption(cache.command('rm').description('remove a cache task from every host (its importer or an admin, with TLS)').argument('<id>', 'the cache ID').option('-q, --quiet', 'print nothing', false)).action(
+    async (id: string, opts: { endpoint?: string; quiet: boolean }) => {
+      const { runCacheRemove } = await import('./cache.js');
+      result.code = await runCacheRemove(id, opts, io);
+    },
+  );
 
   root
     .command('status')

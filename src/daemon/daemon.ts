@@ -35,6 +35,7 @@ import { createDaemonMetrics } from './metrics.js';
 import { MetricsServer, metricsAddress } from '../common/metrics/server.js';
 import type { Registry } from 'prom-client';
 import { createUploadServer, type UploadServer } from './upload/server.js';
+import { createCacheService, type CacheService } from './cache/service.js';
 
 export type { DaemonStats } from './stats.js';
 export type { DownloadHandle } from './download-service.js';
@@ -63,6 +64,8 @@ export interface Daemon extends Lifecycle, DownloadService {
   /** Has seed peers fetch URLs or an image's blobs ahead of demand (through the scheduler); events end with `end`. */
   preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent>;
   stats(): DaemonStats;
+  /** `shoal cache` (after start). */
+  readonly cache: CacheService | undefined;
 }
 
 /** Parses `init` through the schema (CONFIG_INVALID naming the key); the daemon is not started. */
@@ -92,6 +95,7 @@ class ShoalDaemon extends Service implements Daemon {
   /** The daemon's rate limits that are set: uploads, downloads (every byte received), back to source. */
   readonly #limits: Partial<Record<'upload' | 'download' | 'source', RateLimiter>> = {};
   #metrics: MetricsServer | undefined;
+  #cache: CacheService | undefined;
   #timers: NodeJS.Timeout[] = [];
   #hostId = '';
   #advertise = '';
@@ -132,6 +136,10 @@ class ShoalDaemon extends Service implements Daemon {
 
   get schedulerUrl(): string | undefined {
     return this.#scheduler?.url ?? this.settings.scheduler;
+  }
+
+  get cache(): CacheService | undefined {
+    return this.#cache;
   }
 
   get store(): PieceStore {
@@ -226,7 +234,12 @@ class ShoalDaemon extends Service implements Daemon {
       host: () => hostMessage(s, { id: this.#hostId, advertise: this.#advertise, uploadPort: this.uploadPort }, this.#upload?.activeUploads ?? 0),
       heldTasks: () => heldTasks(store.tasks(), (id) => this.#downloads!.peerId(id)),
       onSeedTask: (command) => {
-        if (command.task !== undefined) this.#downloads?.seedTask(command.task, command.preheat ? 'preheat' : 'seed');
+        if (command.task === undefined) return;
+        const cache = command.cache === undefined ? undefined : { id: command.cache.id, replicas: command.cache.replicas, expiresAt: Number(command.cache.expiresAtMs) };
+        this.#downloads?.seedTask(command.task, command.preheat ? 'preheat' : 'seed', cache);
+      },
+      onDropTask: (taskId) => {
+        if (store.get(taskId)?.cache !== undefined) void store.delete(taskId).catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'dropping a cache task failed'));
       },
       logger: this.#log,
     });
@@ -247,6 +260,7 @@ class ShoalDaemon extends Service implements Daemon {
     );
     await this.#run(link);
     await link.waitConnected(2000);
+    this.#cache = createCacheService({ store, client: link.client, hostId: () => this.#hostId, peerId: (id) => this.#downloads!.peerId(id) });
 
     if (s.api !== undefined) {
       await this.#run(createApiServer({ address: s.api, backend: this, logger: this.#log }));

@@ -19,7 +19,7 @@ import type { TaskStats } from './download/task-stats.js';
 import { toTaskSpec, type DownloadRequest, type Requester } from './request.js';
 import type { SchedulerClient } from './scheduler-link.js';
 import type { HttpSource } from './source/http-source.js';
-import type { PieceStore, StoredTask } from './storage/store.js';
+import type { CacheInfo, PieceStore, StoredTask } from './storage/store.js';
 
 /** Finished downloads remembered for `shoal status`. */
 const HISTORY = 200;
@@ -148,14 +148,20 @@ export class Downloads extends Service implements DownloadService {
     return task?.complete === true ? this.#content(task) : undefined;
   }
 
-  /** The scheduler asks this host to fetch a task (a seed peer's first download, or a preheat). */
-  seedTask(spec: TaskSpec, requester: Requester): void {
+  /**
+   * The scheduler asks this host to fetch a task (a seed peer's first
+   * download, a preheat, or a copy of a cache task, kept as one: `cache`).
+   */
+  seedTask(spec: TaskSpec, requester: Requester, cache?: CacheInfo): void {
     if (this.state !== 'running') return;
     try {
       const entry = this.#ensure(spec);
       this.#asked(entry.download.stats, requester);
       entry.pinned = true;
-      entry.download.done.catch(() => undefined).finally(() => (entry.pinned = false));
+      entry.download.done
+        .then((task) => (cache === undefined ? undefined : this.#deps.store.setCache(task, cache)))
+        .catch(() => undefined)
+        .finally(() => (entry.pinned = false));
     } catch (err) {
       this.#deps.logger.warn({ err: (err as Error).message }, 'seed task rejected');
     }

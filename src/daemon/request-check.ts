@@ -6,6 +6,7 @@
 import { ShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
 import { isValidPieceSize } from '../common/pieces.js';
+import { checkCacheId } from '../common/cache-id.js';
 
 /** Where it lives now (task identity); re-exported for the request's users. */
 export { blobDigestOf } from '../common/ids.js';
@@ -14,7 +15,10 @@ export { blobDigestOf } from '../common/ids.js';
 export type Requester = 'get' | 'mirror' | 'proxy' | 'seed' | 'preheat';
 
 export interface DownloadRequest {
+  /** The origin; '' for a cache task (`cacheId`). */
   url: string;
+  /** A cache task's ID (`shoal cache export`): no origin; url, digest and the rest must be absent. */
+  cacheId?: string | undefined;
   headers?: ReadonlyArray<readonly [string, string]>;
   digest?: string | undefined;
   tag?: string | undefined;
@@ -35,6 +39,11 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 
 /** Every check the daemon makes of a request; throws ShoalError USAGE / URL_INVALID / DIGEST_INVALID. */
 export function checkDownloadRequest(request: DownloadRequest): void {
+  if (request.cacheId !== undefined && request.cacheId !== '') {
+    checkCacheId(request.cacheId);
+    if (request.url !== '' || (request.headers ?? []).length > 0 || (request.digest ?? '') !== '') throw new ShoalError('USAGE', 'a cache task is asked for by its cache ID alone');
+    return;
+  }
   if (typeof request.url !== 'string' || request.url.length > REQUEST_LIMITS.urlLength) {
     throw new ShoalError('URL_INVALID', `URL must be a string of at most ${REQUEST_LIMITS.urlLength} characters`);
   }

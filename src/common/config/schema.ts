@@ -192,6 +192,7 @@ export const SchedulerConfigSchema = z
     stripes: z.number().int().min(1).max(8).default(2).describe('split trees: pieces dealt into this many stripes, each down a tree of its own; 1 = one chain'),
     stripesFrom: z.number().int().min(1).max(1_000_000).default(16).describe('a task is one chain until this many peers download it, then split trees'),
     seedTimeout: duration().default(10_000).describe('a seed peer asked to fetch that has not registered this long: a normal peer goes to the origin instead'),
+    cacheRestoreTimeout: duration().default(60_000).describe('shoal cache: a host asked to make a missing copy of a cache task that holds none this long is given up on, and another is asked'),
     recoveryWindow: duration().default(3000).describe('after a start, peers re-registering are not sent to the origin for this long (the one that was fetching re-announces first)'),
     preheat: PreheatSection.prefault({}),
   })

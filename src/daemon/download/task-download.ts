@@ -92,7 +92,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
     this.id = options.spec.taskId;
     this.spec = options.spec;
     this.#log = options.logger.child({ task: this.id.slice(0, 12) });
-    this.stats = new TaskStats(this.id, options.spec.url);
+    this.stats = new TaskStats(this.id, options.spec.cacheId === '' ? options.spec.url : `cache:${options.spec.cacheId}`);
     this.done = new Promise<StoredTask>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -277,6 +277,10 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
 
   #goToSource(reason: string): void {
     if (this.#settled) return;
+    if (this.spec.cacheId !== '') {
+      this.#fail(new ShoalError('CACHE_NOT_FOUND', `cache ID ${this.spec.cacheId} has no origin to fetch from (${reason})`));
+      return;
+    }
     if (this.#sourceRunning) {
       // Already fetching (since before a scheduler restart): now that the scheduler chose it, it vouches for what it holds.
       for (const [n, digest] of this.#task?.digests ?? []) this.#reporter.add(n, digest);

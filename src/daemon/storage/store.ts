@@ -30,11 +30,11 @@ import { MetadataDb } from './metadata.js';
 import { OpenFiles } from './open-files.js';
 import { pieceHandle, type PieceHandle } from './piece-handle.js';
 import { SpaceReclaimer, isNoSpace } from './space.js';
-import { StoredTask, checkShape, loadTasks, type TaskShape } from './stored-task.js';
+import { StoredTask, checkShape, loadTasks, type CacheInfo, type TaskShape } from './stored-task.js';
 import { writeAt } from './write-at.js';
 
 // Re-exported for the store's users outside this folder.
-export { StoredTask, type TaskShape } from './stored-task.js';
+export { StoredTask, type CacheInfo, type TaskShape } from './stored-task.js';
 export type { PieceHandle } from './piece-handle.js';
 
 export interface PieceStoreOptions {
@@ -264,6 +264,16 @@ export class PieceStore extends Service {
     this.#meta.resetVersion(task.id);
   }
 
+  /** Makes the task a cache task (kept across restarts, evicted only once expired; ./eviction.ts). */
+  setCache(task: StoredTask, cache: CacheInfo): void {
+    try {
+      this.#meta.setCache(task.id, cache.id, cache.replicas, cache.expiresAt);
+    } catch (err) {
+      throw this.#error(err, `record ${task.id}`, task);
+    }
+    task.cache = cache;
+  }
+
   /** Records that the task was fetched with credentials (kept across restarts; never undone). */
   markPrivate(task: StoredTask): void {
     if (task.private) return;
@@ -347,7 +357,7 @@ export class PieceStore extends Service {
 
   /** Evicts what the cache policy chooses (./eviction.ts). Returns the evicted task IDs. */
   async gc(): Promise<string[]> {
-    const evicted = chooseEvictions(this.tasks(), this.#cache, this.#now());
+    const evicted = chooseEvictions(this.tasks(), this.#cache, this.#now(), Date.now());
     for (const id of evicted) await this.delete(id);
     if (evicted.length > 0) this.#log.info({ evicted: evicted.length }, 'cache gc');
     return evicted;
