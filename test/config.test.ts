@@ -161,6 +161,7 @@ describe('SchedulerConfigSchema', () => {
       insecure: false,
       candidateParents: 4,
       backToSourceLimit: 1,
+      cacheRestoreTimeout: 60_000,
       seedTimeout: 10_000,
       recoveryWindow: 3000,
       seedChildren: 1,

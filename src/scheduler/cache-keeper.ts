@@ -17,6 +17,7 @@ import type { Logger } from '../common/log.js';
 import { pieceCount } from '../common/pieces.js';
 import { holdersOf, replicaTargets } from './cache-replicas.js';
 import type { HostEntry, TaskEntry, TaskShape } from './model.js';
+import type { SchedulerTimers } from './timers.js';
 
 export { MAX_REPLICAS } from '../common/cache-id.js';
 /** Cache entries the scheduler keeps, at most. */
@@ -72,13 +73,36 @@ export function cacheSpec(record: Pick<CacheRecord, 'id' | 'taskId' | 'contentDi
   return create(TaskSpecSchema, { taskId: record.taskId, cacheId: record.id, digest: record.contentDigest });
 }
 
+/** How often entries are looked after (expiry, restorations past their time); events trigger it too. */
+const TICK_MS = 1000;
+
 export class CacheKeeper {
+  #tick: { cancel(): void } | undefined;
+  #running = false;
   readonly #records = new Map<string, CacheRecord>();
   readonly #byTask = new Map<string, CacheRecord>();
   readonly #deps: CacheKeeperDeps;
 
   constructor(deps: CacheKeeperDeps) {
     this.#deps = deps;
+  }
+
+  /** Looks after the entries every TICK_MS on `timers` until stop(). */
+  start(timers: SchedulerTimers): void {
+    this.#running = true;
+    const arm = (): void => {
+      if (!this.#running) return;
+      this.#tick = timers.after(TICK_MS, () => {
+        this.maintain();
+        arm();
+      });
+    };
+    arm();
+  }
+
+  stop(): void {
+    this.#running = false;
+    this.#tick?.cancel();
   }
 
   byTask(taskId: string): CacheRecord | undefined {

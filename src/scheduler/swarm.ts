@@ -11,7 +11,7 @@
  * turn (setImmediate, or a simulation's clock: ./timers.ts).
  */
 import type { CacheEntry, HeldTask, ImportCacheRequest, PeerResponse, RegisterPeer, TaskMetadata } from '../gen/shoal/v1/scheduler_pb.js';
-import { CacheKeeper, cacheSpec, checkEntry, type CacheRecord } from './cache-keeper.js';
+import { CacheKeeper, checkEntry } from './cache-keeper.js';
 import type { SchedulerConfig } from '../common/config/schema.js';
 import { ShoalError } from '../common/errors.js';
 import type { Lifecycle } from '../common/lifecycle.js';
@@ -25,7 +25,7 @@ import { Scheduling } from './scheduling.js';
 import { stripeFor } from './stripes.js';
 import { NO_EVENTS, type SchedulerEvents } from './events.js';
 import { NODE_TIMERS, type SchedulerTimers } from './timers.js';
-import { pieceCount } from '../common/pieces.js';
+import { adoptHeldCache, applyCache, holdCache } from './cache-swarm.js';
 
 /** What the swarm is given besides its settings. */
 export interface SwarmDeps {
@@ -37,9 +37,6 @@ export interface SwarmDeps {
   /** How it waits (a simulation's virtual clock); default Node's timers. */
   readonly timers?: SchedulerTimers;
 }
-
-/** How often cache entries are looked after (expiry, restorations past their time); events trigger it too. */
-const CACHE_TICK_MS = 1000;
 
 function shapeOf(metadata: TaskMetadata): TaskShape {
   return { contentLength: metadata.contentLength === undefined ? undefined : Number(metadata.contentLength), pieceSize: metadata.pieceSize };
@@ -55,7 +52,6 @@ export class Swarm implements Lifecycle {
   /** Cache tasks (imported files, no origin) and their copies. */
   readonly cache: CacheKeeper;
   readonly #timers: SchedulerTimers;
-  #cacheTick: { cancel(): void } | undefined;
   readonly #seedChildren: number;
   readonly #peerChildren: number;
   readonly #log: Logger;
@@ -96,7 +92,7 @@ export class Swarm implements Lifecycle {
     if (this.#state === 'idle') {
       this.#state = 'running';
       this.#scheduling.start();
-      this.#tickCache();
+      this.cache.start(this.#timers);
     }
     return Promise.resolve();
   }
@@ -104,7 +100,7 @@ export class Swarm implements Lifecycle {
   /** Clears every timer; events still update the model, but arm none. */
   stop(): Promise<void> {
     this.#state = 'stopped';
-    this.#cacheTick?.cancel();
+    this.cache.stop();
     this.#scheduling.stop();
     return Promise.resolve();
   }
@@ -169,45 +165,18 @@ export class Swarm implements Lifecycle {
   importCache(host: HostEntry, request: ImportCacheRequest, owner: string): CacheEntry {
     const record = this.cache.adopt(checkEntry(request.entry, request.digests), owner);
     const task = this.#task(record.taskId);
-    this.#applyCache(task, record);
-    this.#holdCache(host, task, request.peerId);
+    applyCache(task, record);
+    holdCache(host, task, request.peerId, this.#scheduling);
     this.cache.maintain();
     return this.cache.entry(record);
-  }
-
-  /** A cache task's model: no origin, its shape and its digests from the entry (trusted: the first importer's). */
-  #applyCache(task: TaskEntry, record: CacheRecord): void {
-    task.cacheId = record.id;
-    task.spec ??= cacheSpec(record);
-    task.learnShape(record.shape);
-    const count = pieceCount(record.shape.contentLength, record.shape.pieceSize);
-    broadcastDigests(task, learnDigests(task, Array.from({ length: count }, (_, n) => n), record.digests, 'trusted'), undefined);
-  }
-
-  /** `host` holds the cache task complete: a peer that serves it. */
-  #holdCache(host: HostEntry, task: TaskEntry, peerId: string): void {
-    const existing = host.peerOf(task);
-    if (existing !== undefined) this.#scheduling.removePeer(existing, 'left');
-    const peer = new PeerEntry(peerId, host, task, 'complete');
-    if (task.pieceCount !== undefined) peer.pieces.fill(task.pieceCount);
-    task.peers.set(peer.id, peer);
-    host.addPeer(peer);
-    this.#scheduling.scheduleTask(task);
-  }
-
-  #tickCache(): void {
-    if (this.#state !== 'running') return;
-    this.#cacheTick = this.#timers.after(CACHE_TICK_MS, () => {
-      this.cache.maintain();
-      this.#tickCache();
-    });
   }
 
   /** A complete task the host still holds (re-announced after a restart) becomes a peer that serves it. */
   #adoptHeld(host: HostEntry, item: HeldTask): void {
     if (!item.complete || item.metadata === undefined) return;
     if (item.cache !== undefined) {
-      this.#adoptHeldCache(host, item);
+      const task = adoptHeldCache(this.cache, item, (id) => this.#task(id), this.#log);
+      if (task !== undefined) holdCache(host, task, item.peerId, this.#scheduling);
       return;
     }
     const task = this.#task(item.taskId);
@@ -224,26 +193,6 @@ export class Swarm implements Lifecycle {
     task.peers.set(peer.id, peer);
     host.addPeer(peer);
     this.#scheduling.scheduleTask(task);
-  }
-
-  /**
-   * A cache task a host re-announced: a holder of the entry when its content
-   * is the entry's; the entry is re-created from it when the scheduler does
-   * not know it (after a restart: the first holder to re-announce wins).
-   * Other content, or an expired or malformed entry, is no holder.
-   */
-  #adoptHeldCache(host: HostEntry, item: HeldTask): void {
-    let record: CacheRecord;
-    try {
-      record = this.cache.adopt(checkEntry(item.cache, item.digests), '');
-    } catch (err) {
-      this.#log.warn({ host: host.info.id, task: item.taskId, err: (err as Error).message }, 'a re-announced cache task is not held');
-      return;
-    }
-    if (this.cache.expired(record)) return;
-    const task = this.#task(record.taskId);
-    this.#applyCache(task, record);
-    this.#holdCache(host, task, item.peerId);
   }
 
   /** The task turned out to be fetched with credentials: every peer of it checks its requesters' own from now on. */
@@ -429,7 +378,7 @@ export class Swarm implements Lifecycle {
       task = new TaskEntry(id);
       this.tasks.set(id, task);
       const record = this.cache.byTask(id);
-      if (record !== undefined) this.#applyCache(task, record);
+      if (record !== undefined) applyCache(task, record);
     }
     return task;
   }
