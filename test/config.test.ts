@@ -105,7 +105,7 @@ describe('DaemonConfigSchema', () => {
     assert.equal(config.scheduler, undefined);
     assert.equal(config.upload.rate, 0);
     assert.equal(config.upload.slots, undefined);
-    assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000, starvationTimeout: 10_000, protocol: 'tcp', askAhead: false });
+    assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000, starvationTimeout: 10_000, protocol: 'tcp', askAhead: false, rate: 0 });
     assert.deepEqual(config.cache, { quota: 0, ttl: 0, gcInterval: 60_000 });
     assert.equal(config.source.retries, 5);
     assert.equal(config.source.timeout, 30_000);
@@ -121,7 +121,7 @@ describe('DaemonConfigSchema', () => {
     });
     assert.equal(config.upload.rate, 10 * MIB);
     assert.equal(config.upload.slots, 8);
-    assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 2, pieceTimeout: 5000, scheduleTimeout: 15_000, starvationTimeout: 10_000, protocol: 'tcp', askAhead: false });
+    assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 2, pieceTimeout: 5000, scheduleTimeout: 15_000, starvationTimeout: 10_000, protocol: 'tcp', askAhead: false, rate: 0 });
     assert.deepEqual(config.cache, { quota: 20_000_000_000, ttl: 7_200_000, gcInterval: 60_000 });
     assert.equal(config.source.timeout, 90_000);
   });
@@ -161,6 +161,7 @@ describe('SchedulerConfigSchema', () => {
       insecure: false,
       candidateParents: 4,
       backToSourceLimit: 1,
+      cacheRestoreTimeout: 60_000,
       seedTimeout: 10_000,
       recoveryWindow: 3000,
       seedChildren: 1,

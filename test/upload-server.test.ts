@@ -5,7 +5,7 @@ import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { ShoalError } from '../src/common/errors.js';
-import { createRateLimiter } from '../src/daemon/upload/rate-limiter.js';
+import { createRateLimiter } from '../src/common/rate-limiter.js';
 import { createUploadServer, type PieceProvider, type UploadServer, type UploadServerOptions } from '../src/daemon/upload/server.js';
 import { gate, MemoryProvider } from './fixtures/memory-provider.js';
 import { until } from './fixtures/wait.js';

@@ -143,3 +143,40 @@ export async function fetchStats(endpoint: string): Promise<DaemonStats> {
     throw new ShoalError('DAEMON_UNREACHABLE', `cannot reach the daemon at ${endpoint}: ${(err as Error).message}`);
   }
 }
+
+/**
+ * A JSON call to the local API (`shoal cache`): `body` streams as the
+ * request body (a file's bytes) when given. A non-200 answer is the
+ * daemon's ShoalError.
+ */
+export async function callJson<T>(endpoint: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: { stream: NodeJS.ReadableStream; length: number }, signal?: AbortSignal): Promise<T> {
+  const address = parseApiAddress(endpoint);
+  let res: IncomingMessage;
+  try {
+    res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest({
+        ...('path' in address ? { socketPath: address.path } : { host: address.host, port: address.port }),
+        method,
+        path,
+        headers: body === undefined ? {} : { 'content-type': 'application/octet-stream', 'content-length': body.length },
+        signal,
+      });
+      req.once('response', resolve);
+      req.once('error', reject);
+      if (body === undefined) req.end();
+      else body.stream.pipe(req);
+    });
+  } catch (err) {
+    if (signal?.aborted === true) throw new ShoalError('ABORTED', 'cancelled');
+    throw new ShoalError('DAEMON_UNREACHABLE', `cannot reach the daemon at ${endpoint}: ${(err as Error).message}`);
+  }
+  const text = await readText(res, 64 * 1024 * 1024);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ShoalError('INTERNAL', `the daemon answered ${res.statusCode}: ${text.slice(0, 300)}`);
+  }
+  if (res.statusCode !== 200) throw fromJSON(parsed as Record<string, unknown>);
+  return parsed as T;
+}

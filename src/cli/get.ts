@@ -26,6 +26,7 @@ export interface GetOptions {
   filter: string[];
   endpoint?: string;
   pieceLength?: string;
+  limitRate?: string;
   quiet: boolean;
   progress: boolean;
 }
@@ -34,6 +35,21 @@ export function parseHeader(raw: string): [string, string] {
   const colon = raw.indexOf(':');
   if (colon <= 0) throw new ShoalError('USAGE', `header ${JSON.stringify(raw.slice(0, 100))} is not "Name: value"`);
   return [raw.slice(0, colon).trim(), raw.slice(colon + 1).trim()];
+}
+
+/**
+ * `--limit-rate` as curl and wget spell it: bytes per second, with an
+ * optional k, M or G suffix (powers of 1024; case-insensitive; 1.5M works),
+ * or any size Shoal takes (2MiB, 10MB). Zero means no limit. USAGE otherwise.
+ */
+export function parseLimitRate(value: string): number {
+  let rate: number;
+  try {
+    rate = parseSize(value);
+  } catch (err) {
+    throw new ShoalError('USAGE', `--limit-rate: ${(err as Error).message.replace('e.g. 512MiB, 10GB', 'e.g. 500k, 2M, 1G')}`);
+  }
+  return rate;
 }
 
 export function buildRequest(url: string, options: GetOptions): ApiDownloadRequest {
@@ -54,6 +70,7 @@ export function buildRequest(url: string, options: GetOptions): ApiDownloadReque
       throw new ShoalError('USAGE', `--piece-length: ${(err as Error).message}`);
     }
   }
+  if (options.limitRate !== undefined) request.limitRate = parseLimitRate(options.limitRate);
   if (options.timeout !== undefined) {
     try {
       request.timeoutMs = parseDuration(options.timeout);
@@ -94,7 +111,7 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
   }
 }
 
-async function viaDaemon(
+export async function viaDaemon(
   endpoint: string,
   request: ApiDownloadRequest,
   signal: AbortSignal,

@@ -13,6 +13,7 @@ import type { PreheatFlags } from './preheat.js';
 import { processIo, type CliIo } from './io.js';
 import type { RuntimeConfigFlags } from './runtime-config.js';
 import type { IssueFlags } from './cluster.js';
+import type { ImportFlags } from './cache.js';
 import type { DaemonFlags, SchedulerFlags } from './serve.js';
 
 export const VERSION = '0.1.0';
@@ -39,6 +40,7 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--application <name>', 'caller name, part of the task identity')
     .option('--filter <params>', 'query parameters left out of the task identity, "&"-separated (repeatable)', collect, [])
     .option('--piece-length <size>', 'piece size (e.g. 4MiB); part of the task identity')
+    .option('--limit-rate <rate>', 'download cap for this get, bytes per second: 500k, 2M, 1G (curl/wget spelling; within the daemon\'s own)')
     .option('-e, --endpoint <socket>', 'daemon API: unix socket or 127.0.0.1:PORT (default: the standard local socket)')
     .option('-q, --quiet', 'print nothing but errors', false)
     .option('--no-progress', 'no progress bar')
@@ -63,6 +65,8 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--idc <idc>', 'idc label')
     .option('--location <location>', 'location label, "|"-separated hierarchy')
     .option('--upload-rate <size>', 'upload bandwidth cap per second (e.g. 100MiB)')
+    .option('--download-rate <size>', 'daemon-wide download cap per second, from peers and origins (e.g. 200M)')
+    .option('--source-rate <size>', 'back-to-source cap per second, bytes read from origins (e.g. 50M)')
     .option('--mirror <host:port>', 'run the OCI registry mirror here (e.g. 127.0.0.1:4001; docs/containers.md)')
     .option('--upstream <registry>', 'mirror: a registry it serves (repeatable; the first is for requests that name none): a host such as docker.io, or a URL (http:// = plain HTTP)', collect, [])
     .option('--proxy <host:port>', 'run the HTTP forward proxy here (e.g. 127.0.0.1:4002, or a port on loopback; docs/containers.md)')
@@ -156,6 +160,51 @@ function program(io: CliIo, result: { code: number }): Command {
       const { runClusterInspect } = await import('./cluster.js');
       result.code = runClusterInspect(file, io);
     });
+
+  const cache = root.command('cache').description('cache distribution: a local file as a task with no origin, kept on K hosts, fetched anywhere by its ID (docs/cache.md)');
+  const endpointOption = (c: Command): Command => c.option('-e, --endpoint <socket>', 'daemon API (default: the standard local socket)');
+  endpointOption(
+    cache
+      .command('import')
+      .description('make FILE a cache task of the cluster; prints its ID')
+      .argument('<file>', 'a regular file')
+      .option('--id <id>', 'its cache ID: 1-128 of A-Z a-z 0-9 . _ - : (default: its content digest, sha256:<hex>)')
+      .option('--replicas <k>', 'copies the scheduler keeps on distinct hosts, seeds first (default 2, at most 16)')
+      .option('--ttl <duration>', 'kept this long (e.g. 12h, 7d); default: until shoal cache rm')
+      .option('--json', 'print the entry as JSON', false)
+      .option('-q, --quiet', 'print only the ID', false),
+  ).action(async (file: string, opts: ImportFlags) => {
+    const { runCacheImport } = await import('./cache.js');
+    result.code = await runCacheImport(file, opts, io);
+  });
+  endpointOption(
+    cache
+      .command('export')
+      .description('fetch cache task ID to FILE through the swarm, every piece verified')
+      .argument('<id>', 'the cache ID')
+      .option('-O, --output <file>', 'output file ("-" for stdout)')
+      .option('-q, --quiet', 'print nothing but errors', false),
+  ).action(async (id: string, opts: { output?: string; endpoint?: string; quiet: boolean }) => {
+    if (opts.output === undefined) throw new ShoalError('USAGE', 'an output file is required: -O FILE');
+    const { runCacheExport } = await import('./cache.js');
+    result.code = await runCacheExport(id, { ...opts, output: opts.output }, io);
+  });
+  endpointOption(cache.command('stat').description("a cache task's entry: size, digest, holders, expiry").argument('<id>', 'the cache ID').option('--json', 'print JSON', false)).action(
+    async (id: string, opts: { endpoint?: string; json: boolean }) => {
+      const { runCacheList } = await import('./cache.js');
+      result.code = await runCacheList(id, opts, io);
+    },
+  );
+  endpointOption(cache.command('ls').description("the cluster's cache tasks").option('--json', 'print JSON', false)).action(async (opts: { endpoint?: string; json: boolean }) => {
+    const { runCacheList } = await import('./cache.js');
+    result.code = await runCacheList(undefined, opts, io);
+  });
+  endpointOption(cache.command('rm').description('remove a cache task from every host (its importer or an admin, with TLS)').argument('<id>', 'the cache ID').option('-q, --quiet', 'print nothing', false)).action(
+    async (id: string, opts: { endpoint?: string; quiet: boolean }) => {
+      const { runCacheRemove } = await import('./cache.js');
+      result.code = await runCacheRemove(id, opts, io);
+    },
+  );
 
   root
     .command('status')

@@ -23,6 +23,8 @@ export interface DaemonFlags {
   idc?: string;
   location?: string;
   uploadRate?: string;
+  downloadRate?: string;
+  sourceRate?: string;
   logLevel?: string;
   mirror?: string;
   tls?: string;
@@ -97,6 +99,8 @@ export function daemonInit(flags: DaemonFlags, env: NodeJS.ProcessEnv): DaemonIn
     }),
     ...tlsFlag(flags.tls),
     ...withFlags(file, 'upload', { rate: flags.uploadRate }),
+    ...withFlags(file, 'download', { rate: flags.downloadRate }),
+    ...withFlags(file, 'source', { rate: flags.sourceRate }),
     ...withFlags(file, 'mirror', { listen: flags.mirror, ...upstreamFlags(flags.upstream ?? [], section(file['mirror'])) }),
     ...withFlags(file, 'proxy', { listen: flags.proxy }),
     ...withFlags(file, 'metrics', { listen: flags.metrics }),

@@ -51,6 +51,9 @@ export const ERRORS = {
   PREHEAT_INCOMPLETE: { exit: 11, status: 502, summary: 'preheat: some tasks failed (each is listed with its own code)' },
   PLATFORM_UNKNOWN: { exit: 8, status: 404, summary: 'preheat image: the image index has no manifest for the requested --platform' },
   PROXY_LOOP: { exit: 2, status: 508, summary: 'HTTP proxy: the request targets the proxy itself, or already passed through it (Via)' },
+  CACHE_ID_INVALID: { exit: 2, status: 400, summary: 'shoal cache: the cache ID is not 1–128 of A–Z a–z 0–9 . _ - : starting with a letter or digit, or it is sha256:<hex> and not the content\'s digest' },
+  CACHE_CONFLICT: { exit: 9, status: 409, summary: 'shoal cache import: the cache ID is taken by other content (the first importer\'s digests win); choose another ID or rm it first' },
+  CACHE_NOT_FOUND: { exit: 8, status: 404, summary: 'shoal cache: no such cache ID in the cluster, or no host holding it is connected (a cache task has no origin to fall back on)' },
   INTERNAL: { exit: 1, status: 500, summary: 'an unexpected internal error' },
 } as const satisfies Record<string, ErrorInfo>;
 

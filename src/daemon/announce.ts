@@ -5,7 +5,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { hostname, networkInterfaces } from 'node:os';
-import { HeldTaskSchema, HostSchema, type HeldTask, type Host } from '../gen/shoal/v1/scheduler_pb.js';
+import { CacheEntrySchema, HeldTaskSchema, HostSchema, type CacheEntry, type HeldTask, type Host } from '../gen/shoal/v1/scheduler_pb.js';
 import { uploadSlots, type DaemonConfig } from '../common/config/schema.js';
 import { packDigests } from '../common/pieces.js';
 import type { StoredTask } from './storage/store.js';
@@ -37,7 +37,7 @@ export function heldTasks(tasks: readonly StoredTask[], peerId: (taskId: string)
   return tasks
     .filter((t) => t.complete && t.shape !== undefined)
     .map((t) => {
-      const numbers = [...t.digests.keys()];
+      const numbers = [...t.digests.keys()].sort((a, b) => a - b);
       return create(HeldTaskSchema, {
         taskId: t.id,
         peerId: peerId(t.id),
@@ -50,8 +50,21 @@ export function heldTasks(tasks: readonly StoredTask[], peerId: (taskId: string)
         digests: packDigests(numbers.map((n) => t.digests.get(n)!)),
         complete: true,
         private: t.private,
+        ...(t.cache === undefined ? {} : { cache: cacheEntryOf(t) }),
       });
     });
+}
+
+/** A cache task as held here, for the scheduler (./cache/import.ts makes them). */
+export function cacheEntryOf(t: StoredTask): CacheEntry {
+  return create(CacheEntrySchema, {
+    id: t.cache!.id,
+    taskId: t.id,
+    contentDigest: t.digest ?? '',
+    metadata: { contentLength: BigInt(t.shape?.contentLength ?? 0), pieceSize: t.shape?.pieceSize ?? 0, validator: '' },
+    replicas: t.cache!.replicas,
+    expiresAtMs: BigInt(t.cache!.expiresAt),
+  });
 }
 
 /** The address to advertise when none is configured: the listen address, or for a wildcard the first non-loopback IPv4. */

@@ -30,11 +30,12 @@ import { SchedulerLink } from './scheduler-link.js';
 import { createHttpSource, type HttpSource } from './source/http-source.js';
 import { daemonStats, type DaemonStats } from './stats.js';
 import { PieceStore } from './storage/store.js';
-import { createRateLimiter, type RateLimiter } from './upload/rate-limiter.js';
+import { createRateLimiter, rateLimitJson, type RateLimiter } from '../common/rate-limiter.js';
 import { createDaemonMetrics } from './metrics.js';
 import { MetricsServer, metricsAddress } from '../common/metrics/server.js';
 import type { Registry } from 'prom-client';
 import { createUploadServer, type UploadServer } from './upload/server.js';
+import { createCacheService, type CacheService } from './cache/service.js';
 
 export type { DaemonStats } from './stats.js';
 export type { DownloadHandle } from './download-service.js';
@@ -63,6 +64,8 @@ export interface Daemon extends Lifecycle, DownloadService {
   /** Has seed peers fetch URLs or an image's blobs ahead of demand (through the scheduler); events end with `end`. */
   preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent>;
   stats(): DaemonStats;
+  /** `shoal cache` (after start). */
+  readonly cache: CacheService | undefined;
 }
 
 /** Parses `init` through the schema (CONFIG_INVALID naming the key); the daemon is not started. */
@@ -89,8 +92,10 @@ class ShoalDaemon extends Service implements Daemon {
   #mirror: Mirror | undefined;
   #proxy: Proxy | undefined;
   #upstreams: UpstreamEntry[] = [];
-  #rateLimiter: RateLimiter | undefined;
+  /** The daemon's rate limits that are set: uploads, downloads (every byte received), back to source. */
+  readonly #limits: Partial<Record<'upload' | 'download' | 'source', RateLimiter>> = {};
   #metrics: MetricsServer | undefined;
+  #cache: CacheService | undefined;
   #timers: NodeJS.Timeout[] = [];
   #hostId = '';
   #advertise = '';
@@ -133,6 +138,10 @@ class ShoalDaemon extends Service implements Daemon {
     return this.#scheduler?.url ?? this.settings.scheduler;
   }
 
+  get cache(): CacheService | undefined {
+    return this.#cache;
+  }
+
   get store(): PieceStore {
     if (this.#store === undefined) throw new ShoalError('INTERNAL', 'daemon not started');
     return this.#store;
@@ -162,6 +171,7 @@ class ShoalDaemon extends Service implements Daemon {
         cache: { usedBytes: this.#store?.usedBytes() ?? 0, tasks: this.#store?.tasks().length ?? 0 },
         ...(this.#mirror === undefined ? {} : { mirror: this.#mirror.stats() }),
         ...(this.#proxy === undefined ? {} : { proxy: this.#proxy.stats() }),
+        limits: Object.fromEntries(Object.entries(this.#limits).map(([kind, limiter]) => [kind, rateLimitJson(limiter)])),
       },
       this.#downloads?.records() ?? [],
     );
@@ -191,7 +201,9 @@ class ShoalDaemon extends Service implements Daemon {
     await store.start();
 
     const listen = splitHostPort(s.listen);
-    this.#rateLimiter = s.upload.rate > 0 ? createRateLimiter(s.upload.rate) : undefined;
+    if (s.upload.rate > 0) this.#limits.upload = createRateLimiter(s.upload.rate);
+    if (s.download.rate > 0) this.#limits.download = createRateLimiter(s.download.rate);
+    if (s.source.rate > 0) this.#limits.source = createRateLimiter(s.source.rate);
     this.#upload = await this.#run(
       createUploadServer({
         host: listen.host,
@@ -203,7 +215,7 @@ class ShoalDaemon extends Service implements Daemon {
           whenFetched: (id, n) => this.#downloads?.whenFetched(id, n),
         },
         maxConcurrentUploads: uploadSlots(s),
-        ...(this.#rateLimiter === undefined ? {} : { rateLimiter: this.#rateLimiter }),
+        ...(this.#limits.upload === undefined ? {} : { rateLimiter: this.#limits.upload }),
         logger: this.#log,
         onUploaded: (_task, _piece, bytes) => {
           this.#uploaded.bytes += bytes;
@@ -222,7 +234,12 @@ class ShoalDaemon extends Service implements Daemon {
       host: () => hostMessage(s, { id: this.#hostId, advertise: this.#advertise, uploadPort: this.uploadPort }, this.#upload?.activeUploads ?? 0),
       heldTasks: () => heldTasks(store.tasks(), (id) => this.#downloads!.peerId(id)),
       onSeedTask: (command) => {
-        if (command.task !== undefined) this.#downloads?.seedTask(command.task, command.preheat ? 'preheat' : 'seed');
+        if (command.task === undefined) return;
+        const cache = command.cache === undefined ? undefined : { id: command.cache.id, replicas: command.cache.replicas, expiresAt: Number(command.cache.expiresAtMs) };
+        this.#downloads?.seedTask(command.task, command.preheat ? 'preheat' : 'seed', cache);
+      },
+      onDropTask: (taskId) => {
+        if (store.get(taskId)?.cache !== undefined) void store.delete(taskId).catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'dropping a cache task failed'));
       },
       logger: this.#log,
     });
@@ -237,11 +254,13 @@ class ShoalDaemon extends Service implements Daemon {
         settings: s.download,
         tls,
         access: new OriginAccess(source, s.source.accessTtl),
+        limits: { download: this.#limits.download, source: this.#limits.source },
         logger: this.#log,
       }),
     );
     await this.#run(link);
     await link.waitConnected(2000);
+    this.#cache = createCacheService({ store, client: link.client, hostId: () => this.#hostId, peerId: (id) => this.#downloads!.peerId(id) });
 
     if (s.api !== undefined) {
       await this.#run(createApiServer({ address: s.api, backend: this, logger: this.#log }));
@@ -272,7 +291,7 @@ class ShoalDaemon extends Service implements Daemon {
     return createDaemonMetrics({
       records: () => this.#downloads?.records() ?? [],
       uploads: () => ({ ...this.#uploaded, active: this.#upload?.activeUploads ?? 0, slots: uploadSlots(this.settings) }),
-      rateLimiter: () => this.#rateLimiter,
+      rateLimiters: () => this.#limits,
       mirror: () => this.#mirror?.stats(),
       proxy: () => this.#proxy?.stats(),
       storage: () => ({ usedBytes: store.usedBytes(), tasks: store.tasks().length, dataDir: this.#dataDir }),

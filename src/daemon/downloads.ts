@@ -14,11 +14,12 @@ import { Service } from '../common/lifecycle.js';
 import type { Logger } from '../common/log.js';
 import type { DownloadedContent, DownloadHandle, DownloadService } from './download-service.js';
 import { TaskDownload } from './download/task-download.js';
+import { createRateLimiter, type RateLimiter } from '../common/rate-limiter.js';
 import type { TaskStats } from './download/task-stats.js';
 import { toTaskSpec, type DownloadRequest, type Requester } from './request.js';
 import type { SchedulerClient } from './scheduler-link.js';
 import type { HttpSource } from './source/http-source.js';
-import type { PieceStore, StoredTask } from './storage/store.js';
+import type { CacheInfo, PieceStore, StoredTask } from './storage/store.js';
 
 /** Finished downloads remembered for `shoal status`. */
 const HISTORY = 200;
@@ -35,6 +36,8 @@ export interface DownloadsDeps {
   tls: TlsMaterial | undefined;
   /** Checks a requester's own credentials for private content with the origin. */
   access: OriginAccess;
+  /** The daemon-wide download and back-to-source limits (absent: none). */
+  limits?: { download?: RateLimiter | undefined; source?: RateLimiter | undefined };
   logger: Logger;
 }
 
@@ -44,6 +47,18 @@ interface Entry {
   waiters: number;
   /** Asked by the scheduler (seed, preheat): runs to the end whoever waits. */
   pinned: boolean;
+  /** The callers' own cap (`--limit-rate`): the lowest any of them asked for; undefined: none asked. */
+  limiter: RateLimiter | undefined;
+}
+
+/**
+ * A caller with a `--limit-rate` joins a task: the task's own cap becomes the
+ * lowest asked for so far (a caller without one does not lift another's).
+ */
+export function lowerTaskLimit(entry: Pick<Entry, 'limiter'>, rate: number | undefined): void {
+  if (rate === undefined || rate <= 0) return;
+  if (entry.limiter === undefined) entry.limiter = createRateLimiter(rate);
+  else if (rate < entry.limiter.rate) entry.limiter.setRate(rate);
 }
 
 /**
@@ -95,6 +110,8 @@ export class Downloads extends Service implements DownloadService {
     const spec = toTaskSpec(request);
     const entry = this.#ensure(spec);
     this.#asked(entry.download.stats, request.requester ?? 'get');
+    lowerTaskLimit(entry, request.limitRate);
+    entry.download.stats.limiter = entry.limiter;
     entry.waiters++;
     const release = (): void => {
       entry.waiters--;
@@ -133,14 +150,20 @@ export class Downloads extends Service implements DownloadService {
     return task?.complete === true ? this.#content(task) : undefined;
   }
 
-  /** The scheduler asks this host to fetch a task (a seed peer's first download, or a preheat). */
-  seedTask(spec: TaskSpec, requester: Requester): void {
+  /**
+   * The scheduler asks this host to fetch a task (a seed peer's first
+   * download, a preheat, or a copy of a cache task, kept as one: `cache`).
+   */
+  seedTask(spec: TaskSpec, requester: Requester, cache?: CacheInfo): void {
     if (this.state !== 'running') return;
     try {
       const entry = this.#ensure(spec);
       this.#asked(entry.download.stats, requester);
       entry.pinned = true;
-      entry.download.done.catch(() => undefined).finally(() => (entry.pinned = false));
+      entry.download.done
+        .then((task) => (cache === undefined ? undefined : this.#deps.store.setCache(task, cache)))
+        .catch(() => undefined)
+        .finally(() => (entry.pinned = false));
     } catch (err) {
       this.#deps.logger.warn({ err: (err as Error).message }, 'seed task rejected');
     }
@@ -182,9 +205,10 @@ export class Downloads extends Service implements DownloadService {
       seed: d.seed,
       settings: d.settings,
       tls: d.tls,
+      limits: { ...d.limits, task: () => entry.limiter },
       logger: d.logger,
     });
-    const entry: Entry = { download, waiters: 0, pinned: false };
+    const entry: Entry = { download, waiters: 0, pinned: false, limiter: undefined };
     this.#active.set(spec.taskId, entry);
     download.done
       .catch(() => undefined)

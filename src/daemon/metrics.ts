@@ -12,14 +12,15 @@ import type { DownloadRecord } from './downloads.js';
 import type { TaskStats } from './download/task-stats.js';
 import type { MirrorStats } from './mirror/context.js';
 import type { ProxyStats } from './proxy/server.js';
-import type { RateLimiter } from './upload/rate-limiter.js';
+import type { RateLimiter } from '../common/rate-limiter.js';
 import { reasonLabel, sizeLabel } from '../common/metrics/labels.js';
 
 /** What the metrics read, from the daemon's parts. */
 export interface DaemonMetricsSources {
   records(): readonly DownloadRecord[];
   uploads(): { bytes: number; pieces: number; active: number; slots: number };
-  rateLimiter(): RateLimiter | undefined;
+  /** The rate limits that are set, by kind (the `limiter` label: upload, download, source). */
+  rateLimiters(): Partial<Record<'upload' | 'download' | 'source', RateLimiter>>;
   mirror(): MirrorStats | undefined;
   proxy(): ProxyStats | undefined;
   storage(): { usedBytes: number; tasks: number; dataDir: string };
@@ -172,15 +173,16 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): Registry {
       labelNames: ['limiter'],
       registers: [registry],
       collect() {
-        const limiter = sources.rateLimiter();
-        if (limiter === undefined) return;
-        const grew = seenParts.delta(parts.limiter, name, read(limiter));
-        if (grew > 0) this.inc({ limiter: 'upload' }, grew);
+        for (const [kind, limiter] of Object.entries(sources.rateLimiters())) {
+          const grew = seenParts.delta(parts.limiter, `${name}/${kind}`, read(limiter));
+          if (grew > 0) this.inc({ limiter: kind }, grew);
+        }
       },
     });
   };
   limiterCounter('shoal_rate_limiter_waits_total', 'Writes that waited for the rate limiter', (l) => l.waits.count);
   limiterCounter('shoal_rate_limiter_wait_seconds_total', 'Time writes waited for the rate limiter', (l) => l.waits.ms / 1000);
+  limiterCounter('shoal_rate_limiter_bytes_total', 'Bytes that passed through a rate limit', (l) => l.grantedBytes);
   new Counter({
     name: 'shoal_mirror_requests_total',
     help: 'Registry mirror requests, by what was asked and how it ended',

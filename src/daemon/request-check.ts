@@ -6,6 +6,7 @@
 import { ShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
 import { isValidPieceSize } from '../common/pieces.js';
+import { checkCacheId } from '../common/cache-id.js';
 
 /** Where it lives now (task identity); re-exported for the request's users. */
 export { blobDigestOf } from '../common/ids.js';
@@ -14,7 +15,10 @@ export { blobDigestOf } from '../common/ids.js';
 export type Requester = 'get' | 'mirror' | 'proxy' | 'seed' | 'preheat';
 
 export interface DownloadRequest {
+  /** The origin; '' for a cache task (`cacheId`). */
   url: string;
+  /** A cache task's ID (`shoal cache export`): no origin; url, digest and the rest must be absent. */
+  cacheId?: string | undefined;
   headers?: ReadonlyArray<readonly [string, string]>;
   digest?: string | undefined;
   tag?: string | undefined;
@@ -23,6 +27,8 @@ export interface DownloadRequest {
   pieceSize?: number | undefined;
   /** Who asks (not part of the task). Default 'get'. */
   requester?: Requester | undefined;
+  /** This caller's own download cap, bytes/s (`shoal get --limit-rate`; not part of the task). 0 or absent: none. */
+  limitRate?: number | undefined;
 }
 
 /** Caps on a request (docs/LIMITS.md). */
@@ -33,6 +39,11 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 
 /** Every check the daemon makes of a request; throws ShoalError USAGE / URL_INVALID / DIGEST_INVALID. */
 export function checkDownloadRequest(request: DownloadRequest): void {
+  if (request.cacheId !== undefined && request.cacheId !== '') {
+    checkCacheId(request.cacheId);
+    if (request.url !== '' || (request.headers ?? []).length > 0 || (request.digest ?? '') !== '') throw new ShoalError('USAGE', 'a cache task is asked for by its cache ID alone');
+    return;
+  }
   if (typeof request.url !== 'string' || request.url.length > REQUEST_LIMITS.urlLength) {
     throw new ShoalError('URL_INVALID', `URL must be a string of at most ${REQUEST_LIMITS.urlLength} characters`);
   }
@@ -51,6 +62,9 @@ export function checkDownloadRequest(request: DownloadRequest): void {
   if ((request.tag ?? '').length > REQUEST_LIMITS.tagLength) throw new ShoalError('USAGE', `tag longer than ${REQUEST_LIMITS.tagLength}`);
   const filters = request.filteredQueryParams ?? [];
   if (filters.length > REQUEST_LIMITS.filters) throw new ShoalError('USAGE', `at most ${REQUEST_LIMITS.filters} filtered query parameters`);
+  if (request.limitRate !== undefined && (!Number.isSafeInteger(request.limitRate) || request.limitRate < 0)) {
+    throw new ShoalError('USAGE', `limit rate ${String(request.limitRate)} is not a whole number of bytes per second`);
+  }
   if (request.pieceSize !== undefined && request.pieceSize !== 0 && !isValidPieceSize(request.pieceSize)) {
     throw new ShoalError('USAGE', `piece size ${request.pieceSize} is outside [16 KiB, 64 MiB]`);
   }

@@ -2,12 +2,14 @@
 import { create } from '@bufbuild/protobuf';
 import { TaskSpecSchema, type TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
 import { taskId } from '../common/ids.js';
+import { cacheTaskId } from '../common/cache-id.js';
 import { checkDownloadRequest, type DownloadRequest } from './request-check.js';
 
 export { blobDigestOf, type DownloadRequest, type Requester } from './request-check.js';
 
 export function toTaskSpec(request: DownloadRequest): TaskSpec {
   checkDownloadRequest(request);
+  if (request.cacheId !== undefined && request.cacheId !== '') return create(TaskSpecSchema, { taskId: cacheTaskId(request.cacheId), cacheId: request.cacheId });
   const headers = request.headers ?? [];
   const filters = request.filteredQueryParams ?? [];
   return create(TaskSpecSchema, {

@@ -27,6 +27,8 @@ export interface SchedulerLinkOptions {
   host: () => Host;
   heldTasks: () => HeldTask[];
   onSeedTask: (command: SeedTask) => void;
+  /** The scheduler has this host drop a cache task (removed, or expired). */
+  onDropTask?: (taskId: string) => void;
   /** This member's certificates, for a scheduler at an https URL. */
   tls?: TlsMaterial | undefined;
   logger: Logger;
@@ -126,6 +128,7 @@ export class SchedulerLink extends Service {
           first = false;
           attempt = 0;
           if (command.command.case === 'seedTask') this.#options.onSeedTask(command.command.value);
+          else if (command.command.case === 'dropTask') this.#options.onDropTask?.(command.command.value.taskId);
         }
       } catch (err) {
         if (this.#abort.signal.aborted) break;

@@ -8,6 +8,7 @@ import type { TaskStatsJson } from './download/task-stats.js';
 import type { MirrorStats } from './mirror/context.js';
 import type { ProxyStats } from './proxy/server.js';
 import type { Requester } from './request.js';
+import type { RateLimitJson } from '../common/rate-limiter.js';
 
 /** The window of `DaemonStats.recent`. */
 export const RECENT_WINDOW_MS = 10 * 60_000;
@@ -40,6 +41,8 @@ export interface DaemonStats {
   mirror?: MirrorStats & { manifestCache: { entries: number; bytes: number } };
   /** HTTP proxy counters, when it runs. */
   proxy?: ProxyStats;
+  /** The daemon's rate limits that are set (docs/configuration.md, "Rate limits"). */
+  limits?: Partial<Record<'upload' | 'download' | 'source', RateLimitJson>>;
 }
 
 export type DaemonStatsParts = Omit<DaemonStats, 'totals' | 'recent' | 'tasks'>;

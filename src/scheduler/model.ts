@@ -111,6 +111,8 @@ export class TaskEntry {
   /** Host asked to seed this task, and when. */
   seedHost: string | undefined;
   seedRequestedAt = 0;
+  /** A cache task's cache ID (no origin: nobody is ever sent to a source); '' for a task with a URL. */
+  cacheId = '';
   /** Back-to-source orders given over the task's life (for status). */
   backToSourceCount = 0;
   scheduled = false;

@@ -15,9 +15,9 @@ import type { Logger } from '../common/log.js';
 import type { SchedulerEvents } from './events.js';
 import type { SchedulerTimers } from './timers.js';
 import { allStripes } from '../common/stripes.js';
-import { sourceReason, waitsForSupply } from './back-to-source.js';
+import { hasSupply, sourceReason, waitsForSupply } from './back-to-source.js';
 import { linkInChain, relinkInChain } from './chain.js';
-import { backToSourceMessage, seedTaskCommand, sendParents } from './messages.js';
+import { backToSourceMessage, failedMessage, seedTaskCommand, sendParents } from './messages.js';
 import type { HostEntry, PeerEntry, PeerState, TaskEntry } from './model.js';
 import { unlinkForRebuild } from './rebuild.js';
 import { seedHostFor, seedStillExpected } from './seeds.js';
@@ -141,9 +141,22 @@ export class Scheduling {
       this.#sendParents(peer, added);
       return;
     }
+    if (task.cacheId !== '') {
+      // A cache task has no origin: a peer waits for a holder, and hears there is none.
+      if (!hasSupply(peer)) this.#noHolder(peer);
+      return;
+    }
     const recovering = this.#startedAt !== undefined && now - this.#startedAt < this.#recoveryWindow;
     if (waitsForSupply(peer, { sourceLimit: this.#sourceLimit, recovering }) || this.#seedFor(task) !== undefined) return;
     this.toSource(peer, sourceReason([...this.#hosts.values()].some((h) => h.info.seed)));
+  }
+
+  /** A peer of a cache task that no connected host holds: it fails with CACHE_NOT_FOUND (there is no origin to send it to). */
+  #noHolder(peer: PeerEntry): void {
+    this.#log.info({ task: peer.task.id, peer: peer.id, cache: peer.task.cacheId }, 'cache task held nowhere');
+    peer.send?.(failedMessage('CACHE_NOT_FOUND', `cache ID ${peer.task.cacheId} is held by no connected host`, 0));
+    peer.send = undefined;
+    this.removePeer(peer, 'failed');
   }
 
   toSource(peer: PeerEntry, reason: string): void {

@@ -29,7 +29,9 @@ import { PREHEAT_LIMITS, type Preheater, type PreheatUpdate } from './preheat.js
 import { RPC_LIMITS, checkCount, checkHeldTask, checkLength, checkPieceNumbers, checkRegister, checkShape } from './rpc-limits.js';
 import { statResponse } from './stat.js';
 import { checkSameHost, checkTaskId } from './task-identity.js';
-import { callerOf, requireRole } from './caller.js';
+import { callerOf, mayAct, requireRole } from './caller.js';
+import { CacheListSchema, type CacheQuery, type ImportCacheRequest } from '../gen/shoal/v1/scheduler_pb.js';
+import { checkCacheId } from '../common/cache-id.js';
 import type { Swarm } from './swarm.js';
 
 function progressMessage(update: PreheatUpdate): PreheatProgress {
@@ -178,6 +180,46 @@ export function schedulerRoutes(swarm: Swarm, preheater: Preheater, log: Logger)
           requireRole(callerOf(context), ['admin'], 'preheat');
           checkPreheat(request);
           for await (const update of preheater.run(request.tasks, request.timeoutMs, context.signal)) yield progressMessage(update);
+        } catch (err) {
+          throw toConnectError(err);
+        }
+      },
+
+      importCache(request: ImportCacheRequest, context: HandlerContext) {
+        try {
+          const caller = callerOf(context);
+          requireRole(caller, ['peer', 'seed'], 'importing a cache task');
+          checkLength('peer ID', request.peerId);
+          const host = swarm.hosts.get(request.hostId);
+          if (host === undefined) throw new ShoalError('USAGE', 'a cache import before the host announced itself');
+          checkSameHost(caller, host);
+          return swarm.importCache(host, request, caller.identity?.name ?? '');
+        } catch (err) {
+          throw toConnectError(err);
+        }
+      },
+
+      listCache(request: CacheQuery, context: HandlerContext) {
+        try {
+          requireRole(callerOf(context), ['peer', 'seed', 'admin'], 'listing cache tasks');
+          if (request.id === '') return create(CacheListSchema, { entries: swarm.cache.list().map((r) => swarm.cache.entry(r)) });
+          const record = swarm.cache.get(checkCacheId(request.id));
+          return create(CacheListSchema, { entries: record === undefined ? [] : [swarm.cache.entry(record)] });
+        } catch (err) {
+          throw toConnectError(err);
+        }
+      },
+
+      removeCache(request: CacheQuery, context: HandlerContext) {
+        try {
+          const caller = callerOf(context);
+          requireRole(caller, ['peer', 'seed', 'admin'], 'removing a cache task');
+          const record = swarm.cache.get(checkCacheId(request.id));
+          if (record === undefined) throw new ShoalError('CACHE_NOT_FOUND', `no cache ID ${request.id} in the cluster`);
+          swarm.cache.checkMayRemove(record, { secure: caller.secure, name: caller.identity?.name ?? '', admin: caller.secure && mayAct(caller, 'admin') });
+          const entry = swarm.cache.entry(record);
+          swarm.cache.remove(record, 'removed');
+          return create(CacheListSchema, { entries: [entry] });
         } catch (err) {
           throw toConnectError(err);
         }

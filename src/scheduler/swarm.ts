@@ -10,7 +10,8 @@
  * timer (the swarm holds no sockets). Scheduling rounds run on the next
  * turn (setImmediate, or a simulation's clock: ./timers.ts).
  */
-import type { HeldTask, PeerResponse, RegisterPeer, TaskMetadata } from '../gen/shoal/v1/scheduler_pb.js';
+import type { CacheEntry, HeldTask, ImportCacheRequest, PeerResponse, RegisterPeer, TaskMetadata } from '../gen/shoal/v1/scheduler_pb.js';
+import { CacheKeeper, checkEntry } from './cache-keeper.js';
 import type { SchedulerConfig } from '../common/config/schema.js';
 import { ShoalError } from '../common/errors.js';
 import type { Lifecycle } from '../common/lifecycle.js';
@@ -24,6 +25,7 @@ import { Scheduling } from './scheduling.js';
 import { stripeFor } from './stripes.js';
 import { NO_EVENTS, type SchedulerEvents } from './events.js';
 import { NODE_TIMERS, type SchedulerTimers } from './timers.js';
+import { adoptHeldCache, applyCache, holdCache } from './cache-swarm.js';
 
 /** What the swarm is given besides its settings. */
 export interface SwarmDeps {
@@ -47,6 +49,9 @@ function sameShape(a: TaskShape | undefined, b: TaskShape | undefined): boolean 
 export class Swarm implements Lifecycle {
   readonly hosts = new Map<string, HostEntry>();
   readonly tasks = new Map<string, TaskEntry>();
+  /** Cache tasks (imported files, no origin) and their copies. */
+  readonly cache: CacheKeeper;
+  readonly #timers: SchedulerTimers;
   readonly #seedChildren: number;
   readonly #peerChildren: number;
   readonly #log: Logger;
@@ -64,7 +69,19 @@ export class Swarm implements Lifecycle {
     this.#peerChildren = settings.peerChildren;
     this.#log = deps.logger;
     this.#now = deps.now;
-    this.#scheduling = new Scheduling(this.hosts, this.tasks, settings, deps.logger, deps.now, this.#events, deps.timers ?? NODE_TIMERS);
+    this.#timers = deps.timers ?? NODE_TIMERS;
+    this.#scheduling = new Scheduling(this.hosts, this.tasks, settings, deps.logger, deps.now, this.#events, this.#timers);
+    this.cache = new CacheKeeper({
+      hosts: this.hosts,
+      tasks: this.tasks,
+      now: deps.now,
+      restoreTimeout: settings.cacheRestoreTimeout,
+      dropTask: (task) => {
+        for (const peer of [...task.peers.values()]) this.#scheduling.removePeer(peer, 'left');
+        this.tasks.delete(task.id);
+      },
+      logger: deps.logger,
+    });
   }
 
   // ---- lifecycle ----
@@ -75,6 +92,7 @@ export class Swarm implements Lifecycle {
     if (this.#state === 'idle') {
       this.#state = 'running';
       this.#scheduling.start();
+      this.cache.start(this.#timers);
     }
     return Promise.resolve();
   }
@@ -82,6 +100,7 @@ export class Swarm implements Lifecycle {
   /** Clears every timer; events still update the model, but arm none. */
   stop(): Promise<void> {
     this.#state = 'stopped';
+    this.cache.stop();
     this.#scheduling.stop();
     return Promise.resolve();
   }
@@ -124,6 +143,7 @@ export class Swarm implements Lifecycle {
     this.hosts.delete(hostId);
     for (const peer of [...host.peers]) this.#scheduling.removePeer(peer, 'left');
     this.#log.info({ host: hostId }, 'host left');
+    this.cache.maintain();
   }
 
   evict(hostId: string, taskIds: readonly string[]): void {
@@ -131,11 +151,34 @@ export class Swarm implements Lifecycle {
     if (host === undefined) return;
     const evicted = new Set(taskIds);
     for (const peer of [...host.peers]) if (evicted.has(peer.task.id)) this.#scheduling.removePeer(peer, 'left');
+    this.cache.maintain();
+  }
+
+  // ---- cache tasks ----
+
+  /**
+   * A host imported a file as a cache task (ImportCache): the entry is
+   * recorded (CACHE_CONFLICT when the ID is taken by other content), the
+   * host's copy becomes a complete peer whose digests are the entry's, and
+   * missing copies are asked for.
+   */
+  importCache(host: HostEntry, request: ImportCacheRequest, owner: string): CacheEntry {
+    const record = this.cache.adopt(checkEntry(request.entry, request.digests), owner);
+    const task = this.#task(record.taskId);
+    applyCache(task, record);
+    holdCache(host, task, request.peerId, this.#scheduling);
+    this.cache.maintain();
+    return this.cache.entry(record);
   }
 
   /** A complete task the host still holds (re-announced after a restart) becomes a peer that serves it. */
   #adoptHeld(host: HostEntry, item: HeldTask): void {
     if (!item.complete || item.metadata === undefined) return;
+    if (item.cache !== undefined) {
+      const task = adoptHeldCache(this.cache, item, (id) => this.#task(id), this.#log);
+      if (task !== undefined) holdCache(host, task, item.peerId, this.#scheduling);
+      return;
+    }
     const task = this.#task(item.taskId);
     // Pieces of another version than the task's are stale: not a holder of this task.
     if (task.validator !== '' && item.metadata.validator !== task.validator) return;
@@ -167,6 +210,7 @@ export class Swarm implements Lifecycle {
     const spec = request.task;
     if (host === undefined || spec === undefined) return undefined;
     const task = this.#task(spec.taskId);
+    if (spec.cacheId !== '') task.cacheId = spec.cacheId;
     task.spec ??= spec;
     if (carriesCredentials(spec)) this.#markPrivate(task);
     const old = task.peers.get(request.peerId);
@@ -202,7 +246,7 @@ export class Swarm implements Lifecycle {
       return peer;
     }
     if (claimsSource) peer.state = 'source';
-    else if (seedFetchesFirst(peer)) this.#scheduling.toSource(peer, 'seed peer fetches first');
+    else if (task.cacheId === '' && seedFetchesFirst(peer)) this.#scheduling.toSource(peer, 'seed peer fetches first');
     else this.#scheduling.schedulePeer(peer);
     this.#scheduling.splitIfDue(task);
     this.#scheduling.scheduleTask(task);
@@ -282,6 +326,7 @@ export class Swarm implements Lifecycle {
     if (task.pieceCount !== undefined) peer.pieces.fill(task.pieceCount);
     this.#log.info({ task: task.id, peer: peer.id }, 'peer finished');
     this.#scheduling.scheduleTask(task);
+    if (task.cacheId !== '') this.cache.maintain();
   }
 
   failed(peer: PeerEntry, code: string, message: string, status: number): void {
@@ -332,6 +377,8 @@ export class Swarm implements Lifecycle {
     if (task === undefined) {
       task = new TaskEntry(id);
       this.tasks.set(id, task);
+      const record = this.cache.byTask(id);
+      if (record !== undefined) applyCache(task, record);
     }
     return task;
   }

@@ -7,11 +7,17 @@
 import type { TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
 import { ShoalError } from '../common/errors.js';
 import { redactUrl, taskId } from '../common/ids.js';
+import { cacheTaskId } from '../common/cache-id.js';
 import type { Caller } from './caller.js';
 import type { HostEntry } from './model.js';
 
 /** USAGE unless `spec.taskId` is the ID its URL and the rest make (URL_INVALID, DIGEST_INVALID for a malformed one). */
 export function checkTaskId(spec: TaskSpec): void {
+  if (spec.cacheId !== '') {
+    // A cache task has no origin: its ID comes from its cache ID alone (CACHE_ID_INVALID for a malformed one).
+    if (spec.url !== '' || cacheTaskId(spec.cacheId) !== spec.taskId) throw new ShoalError('USAGE', `task ID ${spec.taskId.slice(0, 16)}… is not the one cache ID ${spec.cacheId.slice(0, 80)} makes, or it has a URL`);
+    return;
+  }
   const derived = taskId({
     url: spec.url,
     tag: spec.tag,

@@ -57,6 +57,7 @@ export const DownloadSection = z
     starvationTimeout: duration().default(10_000).describe('with no piece in flight for this long, ask the scheduler for other parents'),
     protocol: z.enum(['tcp', 'http']).default('tcp').describe('how pieces are fetched from parents: the binary piece protocol, or HTTP/1.1 (baseline, debugging)'),
     askAhead: z.boolean().default(false).describe('ask a parent still fetching for the pieces it is about to get (tcp only; docs/design.md, "Asking ahead")'),
+    rate: size().default(0).describe('daemon-wide download cap, bytes/s, over every byte received from parents and origins (0 = none); a get\'s --limit-rate applies within it'),
   })
   .strict();
 
@@ -75,6 +76,7 @@ export const SourceSection = z
     ca: z.string().min(1).optional().describe('PEM file with extra CA certificates for origins'),
     insecure: z.boolean().default(false).describe('skip TLS certificate checks of origins'),
     accessTtl: duration(MAX_AGE_MS).default(60_000).describe("private content (fetched with credentials): an origin's yes to a requester's own credentials is reused this long"),
+    rate: size().default(0).describe('back-to-source cap, bytes/s, over every byte this daemon reads from origins (0 = none); within download.rate'),
   })
   .strict();
 
@@ -193,6 +195,7 @@ export const SchedulerConfigSchema = z
     stripes: z.number().int().min(1).max(8).default(2).describe('split trees: pieces dealt into this many stripes, each down a tree of its own; 1 = one chain'),
     stripesFrom: z.number().int().min(1).max(1_000_000).default(16).describe('a task is one chain until this many peers download it, then split trees'),
     seedTimeout: duration().default(10_000).describe('a seed peer asked to fetch that has not registered this long: a normal peer goes to the origin instead'),
+    cacheRestoreTimeout: duration().default(60_000).describe('shoal cache: a host asked to make a missing copy of a cache task that holds none this long is given up on, and another is asked'),
     recoveryWindow: duration().default(3000).describe('after a start, peers re-registering are not sent to the origin for this long (the one that was fetching re-announces first)'),
     preheat: PreheatSection.prefault({}),
   })

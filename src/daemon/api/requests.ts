@@ -46,18 +46,21 @@ export function asRequest(body: unknown): ApiDownloadRequest {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ShoalError('USAGE', `${k} must be a non-negative number`);
     return v;
   };
-  const url = str('url');
-  if (url === undefined) throw new ShoalError('USAGE', 'url is required');
+  const cacheId = str('cacheId');
+  const url = str('url') ?? (cacheId === undefined ? undefined : '');
+  if (url === undefined) throw new ShoalError('USAGE', 'url (or cacheId) is required');
   const progress = b['progress'];
   if (progress !== undefined && progress !== null && typeof progress !== 'boolean') throw new ShoalError('USAGE', 'progress must be true or false');
   return {
     url,
+    ...(cacheId === undefined ? {} : { cacheId }),
     headers,
     digest: str('digest'),
     tag: str('tag'),
     application: str('application'),
     filteredQueryParams: filters,
     pieceSize: num('pieceSize'),
+    limitRate: num('limitRate'),
     timeoutMs: num('timeoutMs'),
     progress: progress === true || progress === false ? progress : undefined,
   };

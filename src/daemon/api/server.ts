@@ -6,6 +6,8 @@
  *   POST /v1/preheat   JSON {urls | image, headers, timeoutMs} → NDJSON events:
  *                      [resolved], started, task… (running, then done | failed), end | error
  *   GET  /v1/stats     where bytes came from, per task and in total
+ *   POST /v1/cache/import?digest=&length=&replicas=&ttlMs=[&id=]  the file's bytes → its cache entry (shoal cache import)
+ *   GET  /v1/cache[?id=]   cache entries; DELETE /v1/cache?id=  removes one (shoal cache ls | stat | rm)
  *   GET  /healthy
  */
 import { chmod, rm } from 'node:fs/promises';
@@ -23,11 +25,14 @@ import type { PreheatEvent, PreheatInput } from '../preheat/run.js';
 import type { DaemonStats } from '../stats.js';
 import { parseApiAddress, socketAlive } from './address.js';
 import { asPreheat, asRequest, readJson } from './requests.js';
+import { asCacheImport } from './cache-requests.js';
+import type { CacheService } from '../cache/service.js';
 
 /** What the API serves: the daemon supplies it. */
 export interface ApiBackend extends Pick<DownloadService, 'download'> {
   preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent>;
   stats(): DaemonStats;
+  readonly cache?: CacheService | undefined;
 }
 
 export interface ApiServerOptions {
@@ -125,6 +130,7 @@ export class LocalApi extends Service {
       if (req.method === 'GET' && path === '/v1/stats') return json(res, 200, this.#backend.stats());
       if (req.method === 'POST' && path === '/v1/download') return await this.#download(req, res, call);
       if (req.method === 'POST' && path === '/v1/preheat') return await this.#preheat(req, res, call);
+      if (path === '/v1/cache' || path === '/v1/cache/import') return await this.#cache(req, res, call, path);
       json(res, 404, { code: 'USAGE', message: `no route ${req.method ?? ''} ${path ?? ''}` });
     } catch (err) {
       const e = toShoalError(err);
@@ -167,6 +173,19 @@ export class LocalApi extends Service {
       timer?.clear();
       res.end();
     }
+  }
+
+  async #cache(req: IncomingMessage, res: ServerResponse, call: ClientCall, path: string): Promise<void> {
+    const cache = this.#backend.cache;
+    if (cache === undefined) throw new ShoalError('ABORTED', 'the daemon is not running');
+    const query = new URL(req.url ?? '/', 'http://local').searchParams;
+    const id = query.get('id') ?? undefined;
+    if (req.method === 'POST' && path === '/v1/cache/import') {
+      return json(res, 200, await cache.importFile({ ...asCacheImport(query, req.headers['content-length']), body: req as AsyncIterable<Buffer>, signal: call.signal }));
+    }
+    if (req.method === 'GET' && path === '/v1/cache') return json(res, 200, await cache.list(id, call.signal));
+    if (req.method === 'DELETE' && path === '/v1/cache' && id !== undefined) return json(res, 200, await cache.remove(id, call.signal));
+    json(res, 404, { code: 'USAGE', message: `no route ${req.method ?? ''} ${path}` });
   }
 
   async #preheat(req: IncomingMessage, res: ServerResponse, call: ClientCall): Promise<void> {

@@ -20,6 +20,7 @@ import { ParentSet } from './parent-set.js';
 import { inflightCap, planFetches, type PiecePick } from './piece-picker.js';
 import type { TlsMaterial } from '../../identity/tls.js';
 import type { TaskStats } from './task-stats.js';
+import { takeAll, type RateLimiter } from '../../common/rate-limiter.js';
 
 export interface PeerFetchesOptions {
   taskId: string;
@@ -41,6 +42,8 @@ export interface PeerFetchesOptions {
   onParentFailed: (parent: ParentConn, reason: string, corrupt: boolean) => void;
   /** The download cannot go on (the store failed). */
   onFatal: (err: ShoalError) => void;
+  /** The rate limits a piece from a parent passes through (the daemon's download limit, the get's own); none: unlimited. */
+  limiters?: () => ReadonlyArray<RateLimiter | undefined>;
   logger: Logger;
 }
 
@@ -133,7 +136,9 @@ export class PeerFetches {
     const flight = this.#flights.add(n, parent, this.#options.signal);
     const digest = this.#digests.get(n)!;
     const buffer = pieceBuffers.acquire(length, task.shape!.pieceSize);
-    fetchPiece(parent, { taskId: this.#options.taskId, piece: n, length, digest, stallMs: settings.pieceTimeout, signal: flight.signal, buffer, ahead })
+    // The piece's bytes are granted by every rate limit before it is asked for (the stall timer starts after).
+    takeAll(this.#options.limiters?.() ?? [], length, flight.signal)
+      .then(() => fetchPiece(parent, { taskId: this.#options.taskId, piece: n, length, digest, stallMs: settings.pieceTimeout, signal: flight.signal, buffer, ahead }))
       .then(({ data, parentComplete }) => this.#received(n, length, flight, data, digest, parentComplete))
       .catch((err: unknown) => this.#failed(parent, n, err, flight.signal.aborted, ahead))
       .finally(() => {

@@ -12,6 +12,7 @@ import type { PieceStore } from '../storage/store.js';
 import type { StoredTask, TaskShape } from '../storage/stored-task.js';
 import { pieceDigest } from '../storage/verify.js';
 import { redactUrl } from '../../common/ids.js';
+import { takeAll, type RateLimiter } from '../../common/rate-limiter.js';
 
 export interface SourceFetchOptions {
   source: HttpSource;
@@ -30,6 +31,8 @@ export interface SourceFetchOptions {
   onPiece: (n: number, digest: Buffer, length: number) => void;
   /** Skip pieces that arrived meanwhile from elsewhere. */
   isHeld: (n: number) => boolean;
+  /** The rate limits the origin's bytes pass through (back-to-source, the daemon's download limit, the get's own); none: unlimited. */
+  limiters?: () => ReadonlyArray<RateLimiter | undefined>;
 }
 
 /** Runs of consecutive missing pieces, as [first, end) pairs. */
@@ -117,6 +120,8 @@ async function streamRun(options: SourceFetchOptions, first: number, end: number
   };
 
   for await (const chunk of body.chunks) {
+    // Waiting here stops reading the origin's stream: TCP slows the origin down to the limit.
+    await takeAll(options.limiters?.() ?? [], chunk.length, signal);
     let offset = 0;
     while (offset < chunk.length) {
       const take = Math.min(pieceSize - filled, chunk.length - offset);

@@ -34,6 +34,7 @@ import { PieceReporter } from './reporter.js';
 import { readResponse, registerMessage, report, type SchedulerOrder } from './scheduler-messages.js';
 import { fetchFromSource } from './source-fetch.js';
 import { TaskStats } from './task-stats.js';
+import type { DownloadLimits } from './limits.js';
 
 export interface TaskDownloadOptions {
   spec: TaskSpec;
@@ -47,6 +48,7 @@ export interface TaskDownloadOptions {
   settings: DownloadSettings;
   /** The cluster's mutual TLS for parents; undefined: plain TCP. */
   tls: TlsMaterial | undefined;
+  limits?: DownloadLimits;
   logger: Logger;
 }
 
@@ -91,7 +93,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
     this.id = options.spec.taskId;
     this.spec = options.spec;
     this.#log = options.logger.child({ task: this.id.slice(0, 12) });
-    this.stats = new TaskStats(this.id, options.spec.url);
+    this.stats = new TaskStats(this.id, options.spec.cacheId === '' ? options.spec.url : `cache:${options.spec.cacheId}`);
     this.done = new Promise<StoredTask>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -203,6 +205,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
       },
       onParentFailed: (parent, reason, corrupt) => this.#session?.send(report.parentFailed(parent.info.peerId, reason, corrupt)),
       onFatal: (err) => this.#fail(err),
+      limiters: () => [this.#options.limits?.download, this.#options.limits?.task?.()],
       logger: this.#log,
     });
   }
@@ -275,6 +278,10 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
 
   #goToSource(reason: string): void {
     if (this.#settled) return;
+    if (this.spec.cacheId !== '') {
+      this.#fail(new ShoalError('CACHE_NOT_FOUND', `cache ID ${this.spec.cacheId} has no origin to fetch from (${reason})`));
+      return;
+    }
     if (this.#sourceRunning) {
       // Already fetching (since before a scheduler restart): now that the scheduler chose it, it vouches for what it holds.
       for (const [n, digest] of this.#task?.digests ?? []) this.#reporter.add(n, digest);
@@ -294,6 +301,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
       pieceSize: this.spec.pieceSize,
       signal: this.#abort.signal,
       isHeld: (n) => task.has(n),
+      limiters: () => [this.#options.limits?.source, this.#options.limits?.download, this.#options.limits?.task?.()],
       onShape: (shape, validator) => {
         this.stats.setShape(shape, task.digests.size, task.heldBytes);
         this.#session?.send(report.shape(shape, validator));

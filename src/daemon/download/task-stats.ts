@@ -2,6 +2,7 @@
 import type { ShoalError } from '../../common/errors.js';
 import type { TaskShape } from '../storage/stored-task.js';
 import { redactUrl } from '../../common/ids.js';
+import { rateLimitJson, type RateLimitJson, type RateLimiter } from '../../common/rate-limiter.js';
 
 export interface BackToSourceEvent {
   at: string;
@@ -28,6 +29,8 @@ export interface TaskStatsJson {
   startedAt: string;
   durationMs: number;
   error: { code: string; message: string } | undefined;
+  /** The task's own cap (`shoal get --limit-rate`), when a caller set one. */
+  limit?: RateLimitJson;
 }
 
 export class TaskStats {
@@ -51,6 +54,8 @@ export class TaskStats {
   readonly startedAt = Date.now();
   finishedAt: number | undefined;
   error: { code: string; message: string } | undefined;
+  /** The task's own cap, when a caller set one (set by ../downloads.ts). */
+  limiter: RateLimiter | undefined;
 
   constructor(taskId: string, url: string) {
     this.taskId = taskId;
@@ -108,6 +113,7 @@ export class TaskStats {
       startedAt: new Date(this.startedAt).toISOString(),
       durationMs: (this.finishedAt ?? Date.now()) - this.startedAt,
       error: this.error,
+      ...(this.limiter === undefined ? {} : { limit: rateLimitJson(this.limiter) }),
     };
   }
 }

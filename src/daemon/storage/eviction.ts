@@ -7,7 +7,9 @@
  *    least recently used go: complete tasks first, then partial ones (a
  *    partial task no one downloads any more is only dead weight).
  *
- * A pinned task (being downloaded or served) is never evicted.
+ * A pinned task (being downloaded or served) is never evicted. A cache
+ * task (shoal cache import, or a copy the scheduler keeps) is evicted only
+ * once it expires, whatever the quota and TTL say (docs/cache.md).
  */
 import type { CacheSettings } from '../../common/config/schema.js';
 
@@ -21,13 +23,21 @@ export interface EvictionCandidate {
   readonly pins: number;
   /** Content bytes it holds on disk. */
   readonly heldBytes: number;
+  /** A cache task: kept until expiresAt (unix ms; 0 = forever). */
+  readonly cache?: { readonly expiresAt: number } | undefined;
+}
+
+/** A cache task past its time (`wallNow`, unix ms). */
+export function cacheExpired(task: Pick<EvictionCandidate, 'cache'>, wallNow: number): boolean {
+  return task.cache !== undefined && task.cache.expiresAt > 0 && wallNow >= task.cache.expiresAt;
 }
 
 /** The IDs of the tasks to evict, TTL evictions first, then the rest in eviction order. */
-export function chooseEvictions(tasks: readonly EvictionCandidate[], limits: Pick<CacheSettings, 'quota' | 'ttl'>, now: number): string[] {
+export function chooseEvictions(tasks: readonly EvictionCandidate[], limits: Pick<CacheSettings, 'quota' | 'ttl'>, now: number, wallNow: number = Date.now()): string[] {
   const evicted = new Set<string>();
   const byAge = (a: EvictionCandidate, b: EvictionCandidate): number => a.lastAccess - b.lastAccess;
-  const unpinned = tasks.filter((t) => t.pins === 0);
+  for (const t of tasks) if (t.pins === 0 && cacheExpired(t, wallNow)) evicted.add(t.id);
+  const unpinned = tasks.filter((t) => t.pins === 0 && t.cache === undefined);
   const candidates = [...unpinned.filter((t) => t.complete).sort(byAge), ...unpinned.filter((t) => !t.complete).sort(byAge)];
   if (limits.ttl > 0) {
     for (const task of candidates) if (now - task.lastAccess > limits.ttl) evicted.add(task.id);

@@ -22,6 +22,11 @@ export interface TaskRow {
   private: number;
   /** The origin's version the pieces are of ('' when unknown). */
   validator: string;
+  /** A cache task (shoal cache import, or a copy the scheduler asked for): its cache ID, else null. */
+  cache_id: string | null;
+  cache_replicas: number | null;
+  /** Unix ms it is kept until; 0 = forever. */
+  cache_expires: number | null;
 }
 
 export interface PieceRow {
@@ -56,6 +61,7 @@ export class MetadataDb {
   readonly #setStamp: Statement<[string | null, string]>;
   readonly #setPrivate: Statement<[string]>;
   readonly #setValidator: Statement<[string, string]>;
+  readonly #setCache: Statement<[string, number, number, string]>;
   readonly #resetVersion: Statement<[string]>;
   readonly #touch: Statement<[number, string]>;
   readonly #deleteTask: Statement<[string]>;
@@ -74,6 +80,7 @@ export class MetadataDb {
     if (!columns.some((c) => c.name === 'content_stamp')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN content_stamp TEXT`);
     if (!columns.some((c) => c.name === 'private')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN private INTEGER NOT NULL DEFAULT 0`);
     if (!columns.some((c) => c.name === 'validator')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN validator TEXT NOT NULL DEFAULT ''`);
+    if (!columns.some((c) => c.name === 'cache_id')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN cache_id TEXT; ALTER TABLE tasks ADD COLUMN cache_replicas INTEGER; ALTER TABLE tasks ADD COLUMN cache_expires INTEGER`);
     // OR REPLACE: a row left behind by a delete that failed (a full disk) is the same task starting over.
     this.#insertTask = this.#db.prepare(
       `INSERT OR REPLACE INTO tasks (id, url, digest, state, created_at, last_access) VALUES (?, ?, ?, 'running', ?, ?)`,
@@ -84,6 +91,7 @@ export class MetadataDb {
     this.#setStamp = this.#db.prepare(`UPDATE tasks SET content_stamp = ? WHERE id = ?`);
     this.#setPrivate = this.#db.prepare(`UPDATE tasks SET private = 1 WHERE id = ?`);
     this.#setValidator = this.#db.prepare(`UPDATE tasks SET validator = ? WHERE id = ?`);
+    this.#setCache = this.#db.prepare(`UPDATE tasks SET cache_id = ?, cache_replicas = ?, cache_expires = ? WHERE id = ?`);
     this.#resetVersion = this.#db.prepare(`UPDATE tasks SET validator = '', content_length = NULL, piece_size = NULL WHERE id = ?`);
     this.#deleteTask = this.#db.prepare(`DELETE FROM tasks WHERE id = ?`);
     this.#deletePieces = this.#db.prepare(`DELETE FROM pieces WHERE task_id = ?`);
@@ -120,6 +128,10 @@ export class MetadataDb {
 
   setValidator(id: string, validator: string): void {
     this.#setValidator.run(validator, id);
+  }
+
+  setCache(id: string, cacheId: string, replicas: number, expiresAt: number): void {
+    this.#setCache.run(cacheId, replicas, expiresAt, id);
   }
 
   setPrivate(id: string): void {

@@ -1,15 +1,13 @@
 /**
- * The piece store: one content file per task, written at piece offsets, and
- * its metadata in SQLite. Survives restarts: verified pieces are reloaded and
- * reused. A piece counts as held only after its bytes are written and its
- * SHA-256 checked (./verify.ts), so a crash mid-piece never serves a partial
- * piece.
+ * The piece store: one content file per task, written at piece offsets, and its metadata in
+ * SQLite. Survives restarts: verified pieces are reloaded and reused. A piece counts as held
+ * only after its bytes are written and its SHA-256 checked (./verify.ts), so a crash mid-piece
+ * never serves a partial piece. A cache task (docs/cache.md) is kept until it expires.
  *
- * A complete task is served from the cache only while its content file is
- * the one verified (./intact.ts). Content files are opened on use and at
- * most MAX_OPEN_FILES stay open (./open-files.ts). A write that fails for
- * lack of space fails with STORAGE_FULL and reclaims space (./space.ts,
- * ./eviction.ts chooseReclaim).
+ * A complete task is served from the cache only while its content file is the one verified
+ * (./intact.ts). Content files are opened on use and at most MAX_OPEN_FILES stay open
+ * (./open-files.ts). A write that fails for lack of space fails with STORAGE_FULL and reclaims
+ * space (./space.ts, ./eviction.ts chooseReclaim).
  *
  * Lifecycle (common/lifecycle.ts): `start()` creates the data directory,
  * takes its lock (DATA_DIR_LOCKED when another process holds it), opens the
@@ -30,11 +28,11 @@ import { MetadataDb } from './metadata.js';
 import { OpenFiles } from './open-files.js';
 import { pieceHandle, type PieceHandle } from './piece-handle.js';
 import { SpaceReclaimer, isNoSpace } from './space.js';
-import { StoredTask, checkShape, loadTasks, type TaskShape } from './stored-task.js';
+import { StoredTask, checkShape, loadTasks, type CacheInfo, type TaskShape } from './stored-task.js';
 import { writeAt } from './write-at.js';
 
 // Re-exported for the store's users outside this folder.
-export { StoredTask, type TaskShape } from './stored-task.js';
+export { StoredTask, type CacheInfo, type TaskShape } from './stored-task.js';
 export type { PieceHandle } from './piece-handle.js';
 
 export interface PieceStoreOptions {
@@ -190,22 +188,14 @@ export class PieceStore extends Service {
     return next;
   }
 
-  async #write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
-    try {
-      await this.#use(task, (fh) => writeAt(fh, offset, data));
-    } catch (err) {
-      throw this.#error(err, `write to ${task.path}`, task);
-    }
+  #write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
+    return this.#use(task, (fh) => writeAt(fh, offset, data)).catch((err: unknown) => Promise.reject(this.#error(err, `write to ${task.path}`, task)));
   }
 
   /** Marks a piece verified and held. Returns false if it was already held. */
   commitPiece(task: StoredTask, n: number, digest: Buffer): boolean {
     if (task.digests.has(n)) return false;
-    try {
-      this.#meta.insertPiece(task.id, n, digest);
-    } catch (err) {
-      throw this.#error(err, `record piece ${n} of ${task.id}`, task);
-    }
+    this.#record(task, `record piece ${n} of ${task.id}`, (meta) => meta.insertPiece(task.id, n, digest));
     task.digests.set(n, digest);
     return true;
   }
@@ -264,15 +254,26 @@ export class PieceStore extends Service {
     this.#meta.resetVersion(task.id);
   }
 
+  /** Makes the task a cache task (kept across restarts, evicted only once expired; ./eviction.ts). */
+  setCache(task: StoredTask, cache: CacheInfo): void {
+    this.#record(task, `record ${task.id}`, (meta) => meta.setCache(task.id, cache.id, cache.replicas, cache.expiresAt));
+    task.cache = cache;
+  }
+
   /** Records that the task was fetched with credentials (kept across restarts; never undone). */
   markPrivate(task: StoredTask): void {
     if (task.private) return;
-    try {
-      this.#meta.setPrivate(task.id);
-    } catch (err) {
-      throw this.#error(err, `record ${task.id}`, task);
-    }
+    this.#record(task, `record ${task.id}`, (meta) => meta.setPrivate(task.id));
     task.private = true;
+  }
+
+  /** Writes to the metadata about `task`; a failure to do `what` is STORAGE or STORAGE_FULL. */
+  #record(task: StoredTask, what: string, write: (meta: MetadataDb) => void): void {
+    try {
+      write(this.#meta);
+    } catch (err) {
+      throw this.#error(err, what, task);
+    }
   }
 
   /** Records a use (for the LRU). Best effort: a full disk does not fail a cache hit. */
@@ -335,19 +336,17 @@ export class PieceStore extends Service {
 
   /** Drops every piece of a task whose content failed verification. */
   async invalidate(task: StoredTask): Promise<void> {
-    try {
-      this.#meta.clearPieces(task.id);
-      this.#meta.setState(task.id, 'running', this.#now());
-    } catch (err) {
-      throw this.#error(err, `reset ${task.id}`, task);
-    }
+    this.#record(task, `reset ${task.id}`, (meta) => {
+      meta.clearPieces(task.id);
+      meta.setState(task.id, 'running', this.#now());
+    });
     task.digests.clear();
     task.complete = false;
   }
 
   /** Evicts what the cache policy chooses (./eviction.ts). Returns the evicted task IDs. */
   async gc(): Promise<string[]> {
-    const evicted = chooseEvictions(this.tasks(), this.#cache, this.#now());
+    const evicted = chooseEvictions(this.tasks(), this.#cache, this.#now(), Date.now());
     for (const id of evicted) await this.delete(id);
     if (evicted.length > 0) this.#log.info({ evicted: evicted.length }, 'cache gc');
     return evicted;

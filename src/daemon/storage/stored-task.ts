@@ -26,6 +26,14 @@ export function checkShape(shape: TaskShape): void {
   }
 }
 
+/** What a cache task was imported as (docs/cache.md). */
+export interface CacheInfo {
+  readonly id: string;
+  readonly replicas: number;
+  /** Unix ms it is kept until; 0 = forever. */
+  readonly expiresAt: number;
+}
+
 /** A task held (fully or partly) in the store. */
 export class StoredTask {
   readonly id: string;
@@ -43,6 +51,8 @@ export class StoredTask {
   private = false;
   /** The version of the origin's content the pieces held are of (../source/validator.ts); empty: not known. */
   validator = '';
+  /** A cache task (kept until it expires, never evicted by the quota or the TTL before): what it was imported as. */
+  cache: CacheInfo | undefined;
   /** Verified pieces and their SHA-256. */
   readonly digests = new Map<number, Buffer>();
   pins = 0;
@@ -95,6 +105,7 @@ export async function loadTasks(db: MetadataDb, pathOf: (id: string) => string, 
     task.stamp = row.content_stamp ?? undefined;
     task.private = row.private === 1;
     task.validator = row.validator;
+    if (row.cache_id !== null) task.cache = { id: row.cache_id, replicas: row.cache_replicas ?? 1, expiresAt: row.cache_expires ?? 0 };
     tasks.push(task);
   }
   return tasks;

@@ -10,7 +10,7 @@ import type { Logger } from '../../common/log.js';
 import { MAX_PIECE_SIZE } from '../../common/pieces.js';
 import { UPLOAD_LIMITS } from './limits.js';
 import type { PieceHandle, PieceProvider } from './piece-provider.js';
-import type { RateLimiter } from './rate-limiter.js';
+import type { RateLimiter } from '../../common/rate-limiter.js';
 import { sendError } from './reply.js';
 import { sendPiece, type BodySink } from './send-piece.js';
 

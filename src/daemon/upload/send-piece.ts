@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { BufferPool } from '../../common/buffer-pool.js';
 import { ShoalError } from '../../common/errors.js';
 import type { PieceHandle } from './piece-provider.js';
-import type { RateLimiter } from './rate-limiter.js';
+import type { RateLimiter } from '../../common/rate-limiter.js';
 
 export interface SendPieceOptions {
   signal: AbortSignal;

@@ -28,7 +28,7 @@ import { Service, drainWithin, type Lifecycle } from '../../common/lifecycle.js'
 import { listen, type ListenSecurity } from '../../common/listen.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { UPLOAD_LIMITS } from './limits.js';
-import type { RateLimiter } from './rate-limiter.js';
+import type { RateLimiter } from '../../common/rate-limiter.js';
 import { quote, sendError, sendJson } from './reply.js';
 import { parseTarget } from './route.js';
 import type { PieceProvider } from './piece-provider.js';

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoal/v1/scheduler.proto.
  */
 export const file_shoal_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("ChhzaG9hbC92MS9zY2hlZHVsZXIucHJvdG8SCHNob2FsLnYxIrIBCgRIb3N0EgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgoKAmlwGAMgASgJEhMKC3VwbG9hZF9wb3J0GAQgASgNEgsKA2lkYxgFIAEoCRIQCghsb2NhdGlvbhgGIAEoCRIMCgRzZWVkGAcgASgIEhQKDHVwbG9hZF9zbG90cxgIIAEoDRITCgt1cGxvYWRfbG9hZBgJIAEoDRITCgt1cGxvYWRfcmF0ZRgKIAEoBCJlCgxUYXNrTWV0YWRhdGESGwoOY29udGVudF9sZW5ndGgYASABKARIAIgBARISCgpwaWVjZV9zaXplGAIgASgNEhEKCXZhbGlkYXRvchgDIAEoCUIRCg9fY29udGVudF9sZW5ndGgisAEKCFRhc2tTcGVjEg8KB3Rhc2tfaWQYASABKAkSCwoDdXJsGAIgASgJEiEKB2hlYWRlcnMYAyADKAsyEC5zaG9hbC52MS5IZWFkZXISDgoGZGlnZXN0GAQgASgJEhIKCnBpZWNlX3NpemUYBSABKA0SCwoDdGFnGAYgASgJEh0KFWZpbHRlcmVkX3F1ZXJ5X3BhcmFtcxgHIAMoCRITCgthcHBsaWNhdGlvbhgIIAEoCSIlCgZIZWFkZXISDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCSKeAQoISGVsZFRhc2sSDwoHdGFza19pZBgBIAEoCRIPCgdwZWVyX2lkGAIgASgJEigKCG1ldGFkYXRhGAMgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhEhIKBnBpZWNlcxgEIAMoDUICEAESDwoHZGlnZXN0cxgFIAEoDBIQCghjb21wbGV0ZRgGIAEoCBIPCgdwcml2YXRlGAcgASgIIrkBCgtIb3N0UmVxdWVzdBIqCghhbm5vdW5jZRgBIAEoCzIWLnNob2FsLnYxLkhvc3RBbm5vdW5jZUgAEiIKBGxvYWQYAiABKAsyEi5zaG9hbC52MS5Ib3N0TG9hZEgAEiQKBWxlYXZlGAMgASgLMhMuc2hvYWwudjEuSG9zdExlYXZlSAASKQoHZXZpY3RlZBgEIAEoCzIWLnNob2FsLnYxLlRhc2tzRXZpY3RlZEgAQgkKB3JlcXVlc3QiTwoMSG9zdEFubm91bmNlEhwKBGhvc3QYASABKAsyDi5zaG9hbC52MS5Ib3N0EiEKBXRhc2tzGAIgAygLMhIuc2hvYWwudjEuSGVsZFRhc2siHwoISG9zdExvYWQSEwoLdXBsb2FkX2xvYWQYASABKA0iCwoJSG9zdExlYXZlIiAKDFRhc2tzRXZpY3RlZBIQCgh0YXNrX2lkcxgBIAMoCSJjCgtIb3N0Q29tbWFuZBInCglzZWVkX3Rhc2sYASABKAsyEi5zaG9hbC52MS5TZWVkVGFza0gAEiAKA2FjaxgCIAEoCzIRLnNob2FsLnYxLkhvc3RBY2tIAEIJCgdjb21tYW5kIgkKB0hvc3RBY2siPQoIU2VlZFRhc2sSIAoEdGFzaxgBIAEoCzISLnNob2FsLnYxLlRhc2tTcGVjEg8KB3ByZWhlYXQYAiABKAgi0wIKC1BlZXJSZXF1ZXN0EioKCHJlZ2lzdGVyGAEgASgLMhYuc2hvYWwudjEuUmVnaXN0ZXJQZWVySAASMAoIbWV0YWRhdGEYAiABKAsyHC5zaG9hbC52MS5UYXNrTWV0YWRhdGFSZXBvcnRIABIqCgZwaWVjZXMYAyABKAsyGC5zaG9hbC52MS5QaWVjZXNGaW5pc2hlZEgAEi8KDXBhcmVudF9mYWlsZWQYBCABKAsyFi5zaG9hbC52MS5QYXJlbnRGYWlsZWRIABIqCghmaW5pc2hlZBgFIAEoCzIWLnNob2FsLnYxLlBlZXJGaW5pc2hlZEgAEiYKBmZhaWxlZBgGIAEoCzIULnNob2FsLnYxLlBlZXJGYWlsZWRIABIqCgpyZXNjaGVkdWxlGAcgASgLMhQuc2hvYWwudjEuUmVzY2hlZHVsZUgAQgkKB3JlcXVlc3QizAEKDFJlZ2lzdGVyUGVlchIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSIAoEdGFzaxgDIAEoCzISLnNob2FsLnYxLlRhc2tTcGVjEigKCG1ldGFkYXRhGAQgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhEhIKBnBpZWNlcxgFIAMoDUICEAESDwoHZGlnZXN0cxgGIAEoDBIWCg5iYWNrX3RvX3NvdXJjZRgHIAEoCBIRCglyZWNvbm5lY3QYCCABKAgiPgoSVGFza01ldGFkYXRhUmVwb3J0EigKCG1ldGFkYXRhGAEgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhIjYKDlBpZWNlc0ZpbmlzaGVkEhMKB251bWJlcnMYASADKA1CAhABEg8KB2RpZ2VzdHMYAiABKAwiRwoMUGFyZW50RmFpbGVkEhYKDnBhcmVudF9wZWVyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIPCgdjb3JydXB0GAMgASgIIiYKDFBlZXJGaW5pc2hlZBIWCg5jb250ZW50X2xlbmd0aBgBIAEoBCI7CgpQZWVyRmFpbGVkEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZzdGF0dXMYAyABKA0iHAoKUmVzY2hlZHVsZRIOCgZyZWFzb24YASABKAkijwMKDFBlZXJSZXNwb25zZRIwCg5iYWNrX3RvX3NvdXJjZRgBIAEoCzIWLnNob2FsLnYxLkJhY2tUb1NvdXJjZUgAEi0KB3BhcmVudHMYAiABKAsyGi5zaG9hbC52MS5DYW5kaWRhdGVQYXJlbnRzSAASKgoIbWV0YWRhdGEYAyABKAsyFi5zaG9hbC52MS5UYXNrTWV0YWRhdGFIABIpCgdkaWdlc3RzGAQgASgLMhYuc2hvYWwudjEuUGllY2VEaWdlc3RzSAASLwoNcGFyZW50X3BpZWNlcxgFIAEoCzIWLnNob2FsLnYxLlBhcmVudFBpZWNlc0gAEi0KCGNvbXBsZXRlGAYgASgLMhkuc2hvYWwudjEuQWxyZWFkeUNvbXBsZXRlSAASJgoGZmFpbGVkGAcgASgLMhQuc2hvYWwudjEuVGFza0ZhaWxlZEgAEjMKD2FjY2Vzc19yZXF1aXJlZBgIIAEoCzIYLnNob2FsLnYxLkFjY2Vzc1JlcXVpcmVkSABCCgoIcmVzcG9uc2UiEAoOQWNjZXNzUmVxdWlyZWQiHgoMQmFja1RvU291cmNlEg4KBnJlYXNvbhgBIAEoCSKKAQoGUGFyZW50Eg8KB3BlZXJfaWQYASABKAkSDwoHaG9zdF9pZBgCIAEoCRIKCgJpcBgDIAEoCRIMCgRwb3J0GAQgASgNEgwKBHNlZWQYBSABKAgSDwoHc3RyaXBlcxgGIAEoDRITCgtzdHJpcGVfbWFzaxgHIAEoDRIQCghpZGVudGl0eRgIIAEoCSI1ChBDYW5kaWRhdGVQYXJlbnRzEiEKB3BhcmVudHMYASADKAsyEC5zaG9hbC52MS5QYXJlbnQiNAoMUGllY2VEaWdlc3RzEhMKB251bWJlcnMYASADKA1CAhABEg8KB2RpZ2VzdHMYAiABKAwiNAoMUGFyZW50UGllY2VzEg8KB3BlZXJfaWQYASABKAkSEwoHbnVtYmVycxgCIAMoDUICEAEiEQoPQWxyZWFkeUNvbXBsZXRlIjsKClRhc2tGYWlsZWQSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg4KBnN0YXR1cxgDIAEoDSINCgtTdGF0UmVxdWVzdCJQCgxTdGF0UmVzcG9uc2USHQoFaG9zdHMYASADKAsyDi5zaG9hbC52MS5Ib3N0EiEKBXRhc2tzGAIgAygLMhIuc2hvYWwudjEuVGFza1N0YXQikwEKCFRhc2tTdGF0Eg8KB3Rhc2tfaWQYASABKAkSCwoDdXJsGAIgASgJEigKCG1ldGFkYXRhGAMgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhEiEKBXBlZXJzGAQgAygLMhIuc2hvYWwudjEuUGVlclN0YXQSHAoUYmFja190b19zb3VyY2VfY291bnQYBSABKA0iXAoIUGVlclN0YXQSDwoHcGVlcl9pZBgBIAEoCRIPCgdob3N0X2lkGAIgASgJEg0KBXN0YXRlGAMgASgJEg4KBnBpZWNlcxgEIAEoDRIPCgdwYXJlbnRzGAUgAygJIkcKDlByZWhlYXRSZXF1ZXN0EiEKBXRhc2tzGAEgAygLMhIuc2hvYWwudjEuVGFza1NwZWMSEgoKdGltZW91dF9tcxgCIAEoDSLIAQoPUHJlaGVhdFByb2dyZXNzEg8KB3Rhc2tfaWQYASABKAkSCwoDdXJsGAIgASgJEg0KBXN0YXRlGAMgASgJEhQKDHNlZWRfaG9zdF9pZBgEIAEoCRIXCg9jb21wbGV0ZWRfYnl0ZXMYBSABKAQSGwoOY29udGVudF9sZW5ndGgYBiABKARIAIgBARISCgplcnJvcl9jb2RlGAcgASgJEhUKDWVycm9yX21lc3NhZ2UYCCABKAlCEQoPX2NvbnRlbnRfbGVuZ3RoMoUCCglTY2hlZHVsZXISPAoIU3luY0hvc3QSFS5zaG9hbC52MS5Ib3N0UmVxdWVzdBoVLnNob2FsLnYxLkhvc3RDb21tYW5kKAEwARJBCgxBbm5vdW5jZVBlZXISFS5zaG9hbC52MS5QZWVyUmVxdWVzdBoWLnNob2FsLnYxLlBlZXJSZXNwb25zZSgBMAESNQoEU3RhdBIVLnNob2FsLnYxLlN0YXRSZXF1ZXN0GhYuc2hvYWwudjEuU3RhdFJlc3BvbnNlEkAKB1ByZWhlYXQSGC5zaG9hbC52MS5QcmVoZWF0UmVxdWVzdBoZLnNob2FsLnYxLlByZWhlYXRQcm9ncmVzczABYgZwcm90bzM");
+  fileDesc("ChhzaG9hbC92MS9zY2hlZHVsZXIucHJvdG8SCHNob2FsLnYxIrIBCgRIb3N0EgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEgoKAmlwGAMgASgJEhMKC3VwbG9hZF9wb3J0GAQgASgNEgsKA2lkYxgFIAEoCRIQCghsb2NhdGlvbhgGIAEoCRIMCgRzZWVkGAcgASgIEhQKDHVwbG9hZF9zbG90cxgIIAEoDRITCgt1cGxvYWRfbG9hZBgJIAEoDRITCgt1cGxvYWRfcmF0ZRgKIAEoBCJlCgxUYXNrTWV0YWRhdGESGwoOY29udGVudF9sZW5ndGgYASABKARIAIgBARISCgpwaWVjZV9zaXplGAIgASgNEhEKCXZhbGlkYXRvchgDIAEoCUIRCg9fY29udGVudF9sZW5ndGgiwgEKCFRhc2tTcGVjEg8KB3Rhc2tfaWQYASABKAkSCwoDdXJsGAIgASgJEiEKB2hlYWRlcnMYAyADKAsyEC5zaG9hbC52MS5IZWFkZXISDgoGZGlnZXN0GAQgASgJEhIKCnBpZWNlX3NpemUYBSABKA0SCwoDdGFnGAYgASgJEh0KFWZpbHRlcmVkX3F1ZXJ5X3BhcmFtcxgHIAMoCRITCgthcHBsaWNhdGlvbhgIIAEoCRIQCghjYWNoZV9pZBgJIAEoCSK4AQoKQ2FjaGVFbnRyeRIKCgJpZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhYKDmNvbnRlbnRfZGlnZXN0GAMgASgJEigKCG1ldGFkYXRhGAQgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhEhAKCHJlcGxpY2FzGAUgASgNEhUKDWV4cGlyZXNfYXRfbXMYBiABKAQSDwoHaG9sZGVycxgHIAMoCRIRCglyZXN0b3JpbmcYCCABKA0ibAoSSW1wb3J0Q2FjaGVSZXF1ZXN0Eg8KB2hvc3RfaWQYASABKAkSDwoHcGVlcl9pZBgCIAEoCRIjCgVlbnRyeRgDIAEoCzIULnNob2FsLnYxLkNhY2hlRW50cnkSDwoHZGlnZXN0cxgEIAEoDCIYCgpDYWNoZVF1ZXJ5EgoKAmlkGAEgASgJIjIKCUNhY2hlTGlzdBIlCgdlbnRyaWVzGAEgAygLMhQuc2hvYWwudjEuQ2FjaGVFbnRyeSIlCgZIZWFkZXISDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCSLDAQoISGVsZFRhc2sSDwoHdGFza19pZBgBIAEoCRIPCgdwZWVyX2lkGAIgASgJEigKCG1ldGFkYXRhGAMgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhEhIKBnBpZWNlcxgEIAMoDUICEAESDwoHZGlnZXN0cxgFIAEoDBIQCghjb21wbGV0ZRgGIAEoCBIPCgdwcml2YXRlGAcgASgIEiMKBWNhY2hlGAggASgLMhQuc2hvYWwudjEuQ2FjaGVFbnRyeSK5AQoLSG9zdFJlcXVlc3QSKgoIYW5ub3VuY2UYASABKAsyFi5zaG9hbC52MS5Ib3N0QW5ub3VuY2VIABIiCgRsb2FkGAIgASgLMhIuc2hvYWwudjEuSG9zdExvYWRIABIkCgVsZWF2ZRgDIAEoCzITLnNob2FsLnYxLkhvc3RMZWF2ZUgAEikKB2V2aWN0ZWQYBCABKAsyFi5zaG9hbC52MS5UYXNrc0V2aWN0ZWRIAEIJCgdyZXF1ZXN0Ik8KDEhvc3RBbm5vdW5jZRIcCgRob3N0GAEgASgLMg4uc2hvYWwudjEuSG9zdBIhCgV0YXNrcxgCIAMoCzISLnNob2FsLnYxLkhlbGRUYXNrIh8KCEhvc3RMb2FkEhMKC3VwbG9hZF9sb2FkGAEgASgNIgsKCUhvc3RMZWF2ZSIgCgxUYXNrc0V2aWN0ZWQSEAoIdGFza19pZHMYASADKAkijAEKC0hvc3RDb21tYW5kEicKCXNlZWRfdGFzaxgBIAEoCzISLnNob2FsLnYxLlNlZWRUYXNrSAASIAoDYWNrGAIgASgLMhEuc2hvYWwudjEuSG9zdEFja0gAEicKCWRyb3BfdGFzaxgDIAEoCzISLnNob2FsLnYxLkRyb3BUYXNrSABCCQoHY29tbWFuZCIbCghEcm9wVGFzaxIPCgd0YXNrX2lkGAEgASgJIgkKB0hvc3RBY2siYgoIU2VlZFRhc2sSIAoEdGFzaxgBIAEoCzISLnNob2FsLnYxLlRhc2tTcGVjEg8KB3ByZWhlYXQYAiABKAgSIwoFY2FjaGUYAyABKAsyFC5zaG9hbC52MS5DYWNoZUVudHJ5ItMCCgtQZWVyUmVxdWVzdBIqCghyZWdpc3RlchgBIAEoCzIWLnNob2FsLnYxLlJlZ2lzdGVyUGVlckgAEjAKCG1ldGFkYXRhGAIgASgLMhwuc2hvYWwudjEuVGFza01ldGFkYXRhUmVwb3J0SAASKgoGcGllY2VzGAMgASgLMhguc2hvYWwudjEuUGllY2VzRmluaXNoZWRIABIvCg1wYXJlbnRfZmFpbGVkGAQgASgLMhYuc2hvYWwudjEuUGFyZW50RmFpbGVkSAASKgoIZmluaXNoZWQYBSABKAsyFi5zaG9hbC52MS5QZWVyRmluaXNoZWRIABImCgZmYWlsZWQYBiABKAsyFC5zaG9hbC52MS5QZWVyRmFpbGVkSAASKgoKcmVzY2hlZHVsZRgHIAEoCzIULnNob2FsLnYxLlJlc2NoZWR1bGVIAEIJCgdyZXF1ZXN0IswBCgxSZWdpc3RlclBlZXISDwoHcGVlcl9pZBgBIAEoCRIPCgdob3N0X2lkGAIgASgJEiAKBHRhc2sYAyABKAsyEi5zaG9hbC52MS5UYXNrU3BlYxIoCghtZXRhZGF0YRgEIAEoCzIWLnNob2FsLnYxLlRhc2tNZXRhZGF0YRISCgZwaWVjZXMYBSADKA1CAhABEg8KB2RpZ2VzdHMYBiABKAwSFgoOYmFja190b19zb3VyY2UYByABKAgSEQoJcmVjb25uZWN0GAggASgIIj4KElRhc2tNZXRhZGF0YVJlcG9ydBIoCghtZXRhZGF0YRgBIAEoCzIWLnNob2FsLnYxLlRhc2tNZXRhZGF0YSI2Cg5QaWVjZXNGaW5pc2hlZBITCgdudW1iZXJzGAEgAygNQgIQARIPCgdkaWdlc3RzGAIgASgMIkcKDFBhcmVudEZhaWxlZBIWCg5wYXJlbnRfcGVlcl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSDwoHY29ycnVwdBgDIAEoCCImCgxQZWVyRmluaXNoZWQSFgoOY29udGVudF9sZW5ndGgYASABKAQiOwoKUGVlckZhaWxlZBIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSDgoGc3RhdHVzGAMgASgNIhwKClJlc2NoZWR1bGUSDgoGcmVhc29uGAEgASgJIo8DCgxQZWVyUmVzcG9uc2USMAoOYmFja190b19zb3VyY2UYASABKAsyFi5zaG9hbC52MS5CYWNrVG9Tb3VyY2VIABItCgdwYXJlbnRzGAIgASgLMhouc2hvYWwudjEuQ2FuZGlkYXRlUGFyZW50c0gAEioKCG1ldGFkYXRhGAMgASgLMhYuc2hvYWwudjEuVGFza01ldGFkYXRhSAASKQoHZGlnZXN0cxgEIAEoCzIWLnNob2FsLnYxLlBpZWNlRGlnZXN0c0gAEi8KDXBhcmVudF9waWVjZXMYBSABKAsyFi5zaG9hbC52MS5QYXJlbnRQaWVjZXNIABItCghjb21wbGV0ZRgGIAEoCzIZLnNob2FsLnYxLkFscmVhZHlDb21wbGV0ZUgAEiYKBmZhaWxlZBgHIAEoCzIULnNob2FsLnYxLlRhc2tGYWlsZWRIABIzCg9hY2Nlc3NfcmVxdWlyZWQYCCABKAsyGC5zaG9hbC52MS5BY2Nlc3NSZXF1aXJlZEgAQgoKCHJlc3BvbnNlIhAKDkFjY2Vzc1JlcXVpcmVkIh4KDEJhY2tUb1NvdXJjZRIOCgZyZWFzb24YASABKAkiigEKBlBhcmVudBIPCgdwZWVyX2lkGAEgASgJEg8KB2hvc3RfaWQYAiABKAkSCgoCaXAYAyABKAkSDAoEcG9ydBgEIAEoDRIMCgRzZWVkGAUgASgIEg8KB3N0cmlwZXMYBiABKA0SEwoLc3RyaXBlX21hc2sYByABKA0SEAoIaWRlbnRpdHkYCCABKAkiNQoQQ2FuZGlkYXRlUGFyZW50cxIhCgdwYXJlbnRzGAEgAygLMhAuc2hvYWwudjEuUGFyZW50IjQKDFBpZWNlRGlnZXN0cxITCgdudW1iZXJzGAEgAygNQgIQARIPCgdkaWdlc3RzGAIgASgMIjQKDFBhcmVudFBpZWNlcxIPCgdwZWVyX2lkGAEgASgJEhMKB251bWJlcnMYAiADKA1CAhABIhEKD0FscmVhZHlDb21wbGV0ZSI7CgpUYXNrRmFpbGVkEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZzdGF0dXMYAyABKA0iDQoLU3RhdFJlcXVlc3QiUAoMU3RhdFJlc3BvbnNlEh0KBWhvc3RzGAEgAygLMg4uc2hvYWwudjEuSG9zdBIhCgV0YXNrcxgCIAMoCzISLnNob2FsLnYxLlRhc2tTdGF0IpMBCghUYXNrU3RhdBIPCgd0YXNrX2lkGAEgASgJEgsKA3VybBgCIAEoCRIoCghtZXRhZGF0YRgDIAEoCzIWLnNob2FsLnYxLlRhc2tNZXRhZGF0YRIhCgVwZWVycxgEIAMoCzISLnNob2FsLnYxLlBlZXJTdGF0EhwKFGJhY2tfdG9fc291cmNlX2NvdW50GAUgASgNIlwKCFBlZXJTdGF0Eg8KB3BlZXJfaWQYASABKAkSDwoHaG9zdF9pZBgCIAEoCRINCgVzdGF0ZRgDIAEoCRIOCgZwaWVjZXMYBCABKA0SDwoHcGFyZW50cxgFIAMoCSJHCg5QcmVoZWF0UmVxdWVzdBIhCgV0YXNrcxgBIAMoCzISLnNob2FsLnYxLlRhc2tTcGVjEhIKCnRpbWVvdXRfbXMYAiABKA0iyAEKD1ByZWhlYXRQcm9ncmVzcxIPCgd0YXNrX2lkGAEgASgJEgsKA3VybBgCIAEoCRINCgVzdGF0ZRgDIAEoCRIUCgxzZWVkX2hvc3RfaWQYBCABKAkSFwoPY29tcGxldGVkX2J5dGVzGAUgASgEEhsKDmNvbnRlbnRfbGVuZ3RoGAYgASgESACIAQESEgoKZXJyb3JfY29kZRgHIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAggASgJQhEKD19jb250ZW50X2xlbmd0aDK6AwoJU2NoZWR1bGVyEjwKCFN5bmNIb3N0EhUuc2hvYWwudjEuSG9zdFJlcXVlc3QaFS5zaG9hbC52MS5Ib3N0Q29tbWFuZCgBMAESQQoMQW5ub3VuY2VQZWVyEhUuc2hvYWwudjEuUGVlclJlcXVlc3QaFi5zaG9hbC52MS5QZWVyUmVzcG9uc2UoATABEjUKBFN0YXQSFS5zaG9hbC52MS5TdGF0UmVxdWVzdBoWLnNob2FsLnYxLlN0YXRSZXNwb25zZRJACgdQcmVoZWF0Ehguc2hvYWwudjEuUHJlaGVhdFJlcXVlc3QaGS5zaG9hbC52MS5QcmVoZWF0UHJvZ3Jlc3MwARJBCgtJbXBvcnRDYWNoZRIcLnNob2FsLnYxLkltcG9ydENhY2hlUmVxdWVzdBoULnNob2FsLnYxLkNhY2hlRW50cnkSNgoJTGlzdENhY2hlEhQuc2hvYWwudjEuQ2FjaGVRdWVyeRoTLnNob2FsLnYxLkNhY2hlTGlzdBI4CgtSZW1vdmVDYWNoZRIULnNob2FsLnYxLkNhY2hlUXVlcnkaEy5zaG9hbC52MS5DYWNoZUxpc3RiBnByb3RvMw");
 
 /**
  * @generated from message shoal.v1.Host
@@ -172,6 +172,14 @@ export type TaskSpec = Message<"shoal.v1.TaskSpec"> & {
    * @generated from field: string application = 8;
    */
   application: string;
+
+  /**
+   * A cache task (imported, no origin): its cache ID, from which the task ID
+   * is derived; url is then empty and nobody is ever sent to a source.
+   *
+   * @generated from field: string cache_id = 9;
+   */
+  cacheId: string;
 };
 
 /**
@@ -180,6 +188,138 @@ export type TaskSpec = Message<"shoal.v1.TaskSpec"> & {
  */
 export const TaskSpecSchema: GenMessage<TaskSpec> = /*@__PURE__*/
   messageDesc(file_shoal_v1_scheduler, 2);
+
+/**
+ * A cache task as the scheduler keeps it (and holders re-announce it).
+ *
+ * @generated from message shoal.v1.CacheEntry
+ */
+export type CacheEntry = Message<"shoal.v1.CacheEntry"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+
+  /**
+   * "sha256:<hex>" of the whole content, computed by the importing daemon.
+   *
+   * @generated from field: string content_digest = 3;
+   */
+  contentDigest: string;
+
+  /**
+   * @generated from field: shoal.v1.TaskMetadata metadata = 4;
+   */
+  metadata?: TaskMetadata | undefined;
+
+  /**
+   * Copies kept on distinct hosts.
+   *
+   * @generated from field: uint32 replicas = 5;
+   */
+  replicas: number;
+
+  /**
+   * Unix time in ms after which it is dropped everywhere; 0 = never.
+   *
+   * @generated from field: uint64 expires_at_ms = 6;
+   */
+  expiresAtMs: bigint;
+
+  /**
+   * Hosts holding it complete (ListCache answers).
+   *
+   * @generated from field: repeated string holders = 7;
+   */
+  holders: string[];
+
+  /**
+   * Copies being made now (ListCache answers).
+   *
+   * @generated from field: uint32 restoring = 8;
+   */
+  restoring: number;
+};
+
+/**
+ * Describes the message shoal.v1.CacheEntry.
+ * Use `create(CacheEntrySchema)` to create a new message.
+ */
+export const CacheEntrySchema: GenMessage<CacheEntry> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_scheduler, 3);
+
+/**
+ * @generated from message shoal.v1.ImportCacheRequest
+ */
+export type ImportCacheRequest = Message<"shoal.v1.ImportCacheRequest"> & {
+  /**
+   * @generated from field: string host_id = 1;
+   */
+  hostId: string;
+
+  /**
+   * @generated from field: string peer_id = 2;
+   */
+  peerId: string;
+
+  /**
+   * @generated from field: shoal.v1.CacheEntry entry = 3;
+   */
+  entry?: CacheEntry | undefined;
+
+  /**
+   * Every piece's SHA-256, in piece order (32 bytes each).
+   *
+   * @generated from field: bytes digests = 4;
+   */
+  digests: Uint8Array;
+};
+
+/**
+ * Describes the message shoal.v1.ImportCacheRequest.
+ * Use `create(ImportCacheRequestSchema)` to create a new message.
+ */
+export const ImportCacheRequestSchema: GenMessage<ImportCacheRequest> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_scheduler, 4);
+
+/**
+ * @generated from message shoal.v1.CacheQuery
+ */
+export type CacheQuery = Message<"shoal.v1.CacheQuery"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message shoal.v1.CacheQuery.
+ * Use `create(CacheQuerySchema)` to create a new message.
+ */
+export const CacheQuerySchema: GenMessage<CacheQuery> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_scheduler, 5);
+
+/**
+ * @generated from message shoal.v1.CacheList
+ */
+export type CacheList = Message<"shoal.v1.CacheList"> & {
+  /**
+   * @generated from field: repeated shoal.v1.CacheEntry entries = 1;
+   */
+  entries: CacheEntry[];
+};
+
+/**
+ * Describes the message shoal.v1.CacheList.
+ * Use `create(CacheListSchema)` to create a new message.
+ */
+export const CacheListSchema: GenMessage<CacheList> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_scheduler, 6);
 
 /**
  * @generated from message shoal.v1.Header
@@ -201,7 +341,7 @@ export type Header = Message<"shoal.v1.Header"> & {
  * Use `create(HeaderSchema)` to create a new message.
  */
 export const HeaderSchema: GenMessage<Header> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 3);
+  messageDesc(file_shoal_v1_scheduler, 7);
 
 /**
  * A task a host holds, re-announced after (re)connecting.
@@ -248,6 +388,13 @@ export type HeldTask = Message<"shoal.v1.HeldTask"> & {
    * @generated from field: bool private = 7;
    */
   private: boolean;
+
+  /**
+   * A cache task: what it was imported as.
+   *
+   * @generated from field: shoal.v1.CacheEntry cache = 8;
+   */
+  cache?: CacheEntry | undefined;
 };
 
 /**
@@ -255,7 +402,7 @@ export type HeldTask = Message<"shoal.v1.HeldTask"> & {
  * Use `create(HeldTaskSchema)` to create a new message.
  */
 export const HeldTaskSchema: GenMessage<HeldTask> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 4);
+  messageDesc(file_shoal_v1_scheduler, 8);
 
 /**
  * @generated from message shoal.v1.HostRequest
@@ -296,7 +443,7 @@ export type HostRequest = Message<"shoal.v1.HostRequest"> & {
  * Use `create(HostRequestSchema)` to create a new message.
  */
 export const HostRequestSchema: GenMessage<HostRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 5);
+  messageDesc(file_shoal_v1_scheduler, 9);
 
 /**
  * @generated from message shoal.v1.HostAnnounce
@@ -318,7 +465,7 @@ export type HostAnnounce = Message<"shoal.v1.HostAnnounce"> & {
  * Use `create(HostAnnounceSchema)` to create a new message.
  */
 export const HostAnnounceSchema: GenMessage<HostAnnounce> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 6);
+  messageDesc(file_shoal_v1_scheduler, 10);
 
 /**
  * @generated from message shoal.v1.HostLoad
@@ -335,7 +482,7 @@ export type HostLoad = Message<"shoal.v1.HostLoad"> & {
  * Use `create(HostLoadSchema)` to create a new message.
  */
 export const HostLoadSchema: GenMessage<HostLoad> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 7);
+  messageDesc(file_shoal_v1_scheduler, 11);
 
 /**
  * @generated from message shoal.v1.HostLeave
@@ -348,7 +495,7 @@ export type HostLeave = Message<"shoal.v1.HostLeave"> & {
  * Use `create(HostLeaveSchema)` to create a new message.
  */
 export const HostLeaveSchema: GenMessage<HostLeave> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 8);
+  messageDesc(file_shoal_v1_scheduler, 12);
 
 /**
  * @generated from message shoal.v1.TasksEvicted
@@ -365,7 +512,7 @@ export type TasksEvicted = Message<"shoal.v1.TasksEvicted"> & {
  * Use `create(TasksEvictedSchema)` to create a new message.
  */
 export const TasksEvictedSchema: GenMessage<TasksEvicted> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 9);
+  messageDesc(file_shoal_v1_scheduler, 13);
 
 /**
  * @generated from message shoal.v1.HostCommand
@@ -388,6 +535,14 @@ export type HostCommand = Message<"shoal.v1.HostCommand"> & {
      */
     value: HostAck;
     case: "ack";
+  } | {
+    /**
+     * Drop a cache task (removed, or expired).
+     *
+     * @generated from field: shoal.v1.DropTask drop_task = 3;
+     */
+    value: DropTask;
+    case: "dropTask";
   } | { case: undefined; value?: undefined };
 };
 
@@ -396,7 +551,24 @@ export type HostCommand = Message<"shoal.v1.HostCommand"> & {
  * Use `create(HostCommandSchema)` to create a new message.
  */
 export const HostCommandSchema: GenMessage<HostCommand> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 10);
+  messageDesc(file_shoal_v1_scheduler, 14);
+
+/**
+ * @generated from message shoal.v1.DropTask
+ */
+export type DropTask = Message<"shoal.v1.DropTask"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+};
+
+/**
+ * Describes the message shoal.v1.DropTask.
+ * Use `create(DropTaskSchema)` to create a new message.
+ */
+export const DropTaskSchema: GenMessage<DropTask> = /*@__PURE__*/
+  messageDesc(file_shoal_v1_scheduler, 15);
 
 /**
  * @generated from message shoal.v1.HostAck
@@ -409,7 +581,7 @@ export type HostAck = Message<"shoal.v1.HostAck"> & {
  * Use `create(HostAckSchema)` to create a new message.
  */
 export const HostAckSchema: GenMessage<HostAck> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 11);
+  messageDesc(file_shoal_v1_scheduler, 16);
 
 /**
  * @generated from message shoal.v1.SeedTask
@@ -426,6 +598,13 @@ export type SeedTask = Message<"shoal.v1.SeedTask"> & {
    * @generated from field: bool preheat = 2;
    */
   preheat: boolean;
+
+  /**
+   * A cache task's copy to keep (restoring its replicas): kept until it expires.
+   *
+   * @generated from field: shoal.v1.CacheEntry cache = 3;
+   */
+  cache?: CacheEntry | undefined;
 };
 
 /**
@@ -433,7 +612,7 @@ export type SeedTask = Message<"shoal.v1.SeedTask"> & {
  * Use `create(SeedTaskSchema)` to create a new message.
  */
 export const SeedTaskSchema: GenMessage<SeedTask> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 12);
+  messageDesc(file_shoal_v1_scheduler, 17);
 
 /**
  * @generated from message shoal.v1.PeerRequest
@@ -492,7 +671,7 @@ export type PeerRequest = Message<"shoal.v1.PeerRequest"> & {
  * Use `create(PeerRequestSchema)` to create a new message.
  */
 export const PeerRequestSchema: GenMessage<PeerRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 13);
+  messageDesc(file_shoal_v1_scheduler, 18);
 
 /**
  * @generated from message shoal.v1.RegisterPeer
@@ -550,7 +729,7 @@ export type RegisterPeer = Message<"shoal.v1.RegisterPeer"> & {
  * Use `create(RegisterPeerSchema)` to create a new message.
  */
 export const RegisterPeerSchema: GenMessage<RegisterPeer> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 14);
+  messageDesc(file_shoal_v1_scheduler, 19);
 
 /**
  * @generated from message shoal.v1.TaskMetadataReport
@@ -567,7 +746,7 @@ export type TaskMetadataReport = Message<"shoal.v1.TaskMetadataReport"> & {
  * Use `create(TaskMetadataReportSchema)` to create a new message.
  */
 export const TaskMetadataReportSchema: GenMessage<TaskMetadataReport> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 15);
+  messageDesc(file_shoal_v1_scheduler, 20);
 
 /**
  * @generated from message shoal.v1.PiecesFinished
@@ -592,7 +771,7 @@ export type PiecesFinished = Message<"shoal.v1.PiecesFinished"> & {
  * Use `create(PiecesFinishedSchema)` to create a new message.
  */
 export const PiecesFinishedSchema: GenMessage<PiecesFinished> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 16);
+  messageDesc(file_shoal_v1_scheduler, 21);
 
 /**
  * @generated from message shoal.v1.ParentFailed
@@ -621,7 +800,7 @@ export type ParentFailed = Message<"shoal.v1.ParentFailed"> & {
  * Use `create(ParentFailedSchema)` to create a new message.
  */
 export const ParentFailedSchema: GenMessage<ParentFailed> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 17);
+  messageDesc(file_shoal_v1_scheduler, 22);
 
 /**
  * @generated from message shoal.v1.PeerFinished
@@ -638,7 +817,7 @@ export type PeerFinished = Message<"shoal.v1.PeerFinished"> & {
  * Use `create(PeerFinishedSchema)` to create a new message.
  */
 export const PeerFinishedSchema: GenMessage<PeerFinished> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 18);
+  messageDesc(file_shoal_v1_scheduler, 23);
 
 /**
  * @generated from message shoal.v1.PeerFailed
@@ -667,7 +846,7 @@ export type PeerFailed = Message<"shoal.v1.PeerFailed"> & {
  * Use `create(PeerFailedSchema)` to create a new message.
  */
 export const PeerFailedSchema: GenMessage<PeerFailed> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 19);
+  messageDesc(file_shoal_v1_scheduler, 24);
 
 /**
  * @generated from message shoal.v1.Reschedule
@@ -684,7 +863,7 @@ export type Reschedule = Message<"shoal.v1.Reschedule"> & {
  * Use `create(RescheduleSchema)` to create a new message.
  */
 export const RescheduleSchema: GenMessage<Reschedule> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 20);
+  messageDesc(file_shoal_v1_scheduler, 25);
 
 /**
  * @generated from message shoal.v1.PeerResponse
@@ -749,7 +928,7 @@ export type PeerResponse = Message<"shoal.v1.PeerResponse"> & {
  * Use `create(PeerResponseSchema)` to create a new message.
  */
 export const PeerResponseSchema: GenMessage<PeerResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 21);
+  messageDesc(file_shoal_v1_scheduler, 26);
 
 /**
  * The task was fetched with credentials (an Authorization or Cookie header, a
@@ -766,7 +945,7 @@ export type AccessRequired = Message<"shoal.v1.AccessRequired"> & {
  * Use `create(AccessRequiredSchema)` to create a new message.
  */
 export const AccessRequiredSchema: GenMessage<AccessRequired> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 22);
+  messageDesc(file_shoal_v1_scheduler, 27);
 
 /**
  * @generated from message shoal.v1.BackToSource
@@ -783,7 +962,7 @@ export type BackToSource = Message<"shoal.v1.BackToSource"> & {
  * Use `create(BackToSourceSchema)` to create a new message.
  */
 export const BackToSourceSchema: GenMessage<BackToSource> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 23);
+  messageDesc(file_shoal_v1_scheduler, 28);
 
 /**
  * @generated from message shoal.v1.Parent
@@ -841,7 +1020,7 @@ export type Parent = Message<"shoal.v1.Parent"> & {
  * Use `create(ParentSchema)` to create a new message.
  */
 export const ParentSchema: GenMessage<Parent> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 24);
+  messageDesc(file_shoal_v1_scheduler, 29);
 
 /**
  * The full set of parents the child should use now; replaces the previous set.
@@ -860,7 +1039,7 @@ export type CandidateParents = Message<"shoal.v1.CandidateParents"> & {
  * Use `create(CandidateParentsSchema)` to create a new message.
  */
 export const CandidateParentsSchema: GenMessage<CandidateParents> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 25);
+  messageDesc(file_shoal_v1_scheduler, 30);
 
 /**
  * @generated from message shoal.v1.PieceDigests
@@ -882,7 +1061,7 @@ export type PieceDigests = Message<"shoal.v1.PieceDigests"> & {
  * Use `create(PieceDigestsSchema)` to create a new message.
  */
 export const PieceDigestsSchema: GenMessage<PieceDigests> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 26);
+  messageDesc(file_shoal_v1_scheduler, 31);
 
 /**
  * Pieces a parent holds (incremental).
@@ -906,7 +1085,7 @@ export type ParentPieces = Message<"shoal.v1.ParentPieces"> & {
  * Use `create(ParentPiecesSchema)` to create a new message.
  */
 export const ParentPiecesSchema: GenMessage<ParentPieces> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 27);
+  messageDesc(file_shoal_v1_scheduler, 32);
 
 /**
  * @generated from message shoal.v1.AlreadyComplete
@@ -919,7 +1098,7 @@ export type AlreadyComplete = Message<"shoal.v1.AlreadyComplete"> & {
  * Use `create(AlreadyCompleteSchema)` to create a new message.
  */
 export const AlreadyCompleteSchema: GenMessage<AlreadyComplete> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 28);
+  messageDesc(file_shoal_v1_scheduler, 33);
 
 /**
  * @generated from message shoal.v1.TaskFailed
@@ -946,7 +1125,7 @@ export type TaskFailed = Message<"shoal.v1.TaskFailed"> & {
  * Use `create(TaskFailedSchema)` to create a new message.
  */
 export const TaskFailedSchema: GenMessage<TaskFailed> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 29);
+  messageDesc(file_shoal_v1_scheduler, 34);
 
 /**
  * @generated from message shoal.v1.StatRequest
@@ -959,7 +1138,7 @@ export type StatRequest = Message<"shoal.v1.StatRequest"> & {
  * Use `create(StatRequestSchema)` to create a new message.
  */
 export const StatRequestSchema: GenMessage<StatRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 30);
+  messageDesc(file_shoal_v1_scheduler, 35);
 
 /**
  * @generated from message shoal.v1.StatResponse
@@ -981,7 +1160,7 @@ export type StatResponse = Message<"shoal.v1.StatResponse"> & {
  * Use `create(StatResponseSchema)` to create a new message.
  */
 export const StatResponseSchema: GenMessage<StatResponse> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 31);
+  messageDesc(file_shoal_v1_scheduler, 36);
 
 /**
  * @generated from message shoal.v1.TaskStat
@@ -1018,7 +1197,7 @@ export type TaskStat = Message<"shoal.v1.TaskStat"> & {
  * Use `create(TaskStatSchema)` to create a new message.
  */
 export const TaskStatSchema: GenMessage<TaskStat> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 32);
+  messageDesc(file_shoal_v1_scheduler, 37);
 
 /**
  * @generated from message shoal.v1.PeerStat
@@ -1055,7 +1234,7 @@ export type PeerStat = Message<"shoal.v1.PeerStat"> & {
  * Use `create(PeerStatSchema)` to create a new message.
  */
 export const PeerStatSchema: GenMessage<PeerStat> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 33);
+  messageDesc(file_shoal_v1_scheduler, 38);
 
 /**
  * @generated from message shoal.v1.PreheatRequest
@@ -1079,7 +1258,7 @@ export type PreheatRequest = Message<"shoal.v1.PreheatRequest"> & {
  * Use `create(PreheatRequestSchema)` to create a new message.
  */
 export const PreheatRequestSchema: GenMessage<PreheatRequest> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 34);
+  messageDesc(file_shoal_v1_scheduler, 39);
 
 /**
  * @generated from message shoal.v1.PreheatProgress
@@ -1141,7 +1320,7 @@ export type PreheatProgress = Message<"shoal.v1.PreheatProgress"> & {
  * Use `create(PreheatProgressSchema)` to create a new message.
  */
 export const PreheatProgressSchema: GenMessage<PreheatProgress> = /*@__PURE__*/
-  messageDesc(file_shoal_v1_scheduler, 35);
+  messageDesc(file_shoal_v1_scheduler, 40);
 
 /**
  * @generated from service shoal.v1.Scheduler
@@ -1194,6 +1373,39 @@ export const Scheduler: GenService<{
     methodKind: "server_streaming";
     input: typeof PreheatRequestSchema;
     output: typeof PreheatProgressSchema;
+  },
+  /**
+   * Cache distribution (`shoal cache`, docs/cache.md): a host that stored a
+   * local file as a task with no origin registers it under its cache ID; the
+   * scheduler keeps `replicas` copies of it on distinct hosts until it
+   * expires. The first importer's digests win: an ID already taken with other
+   * content is refused (CACHE_CONFLICT).
+   *
+   * @generated from rpc shoal.v1.Scheduler.ImportCache
+   */
+  importCache: {
+    methodKind: "unary";
+    input: typeof ImportCacheRequestSchema;
+    output: typeof CacheEntrySchema;
+  },
+  /**
+   * One entry (`id` set) or every entry (`id` empty); RemoveCache forgets one
+   * and has every holder drop it.
+   *
+   * @generated from rpc shoal.v1.Scheduler.ListCache
+   */
+  listCache: {
+    methodKind: "unary";
+    input: typeof CacheQuerySchema;
+    output: typeof CacheListSchema;
+  },
+  /**
+   * @generated from rpc shoal.v1.Scheduler.RemoveCache
+   */
+  removeCache: {
+    methodKind: "unary";
+    input: typeof CacheQuerySchema;
+    output: typeof CacheListSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shoal_v1_scheduler, 0);
