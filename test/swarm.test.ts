@@ -915,6 +915,33 @@ describe('Swarm: split trees (stripes: 2)', () => {
     assert.equal(backToSourceCount(rest), 0);
   });
 
+  it('a peer holding the whole stripe of its only parent, its other parent blocked as a liar, takes a parent past the limits', async () => {
+    // A, the relay, is found corrupt by B after C and B got stripe 0 whole.
+    // C still "can serve" B, but nothing B lacks: B must not wait on it forever.
+    stripedSwarm(['a', 'b', 'c']);
+    const a = register('A', 'ha');
+    await tick();
+    const b = register('B', 'hb');
+    const c = register('C', 'hc');
+    await tick();
+    assert.deepEqual(stripesOf(b), { A: 0b10, C: 0b01 });
+    swarm.piecesFinished(a.peer, [0, 1, 2, 3], new Uint8Array(0));
+    swarm.piecesFinished(c.peer, [0, 2], new Uint8Array(0));
+    swarm.piecesFinished(b.peer, [0, 2], new Uint8Array(0));
+    await tick();
+    swarm.parentFailed(b.peer, 'A', true);
+    swarm.parentFailed(c.peer, 'A', true);
+    await tick();
+    // Nothing has reached B or C for a minute: the stripe-1 supply is gone.
+    for (const x of [a, b, c]) x.peer.lastPieceAt = Date.now() - 60_000;
+    swarm.reschedule(b.peer);
+    await tick();
+    const parents = [...b.peer.parents];
+    assert.ok(!b.peer.parents.has(a.peer), 'A was offered again after B found it corrupt');
+    const stripe1 = parents.filter((p) => ((b.peer.parentMasks.get(p) ?? 0b11) & 0b10) !== 0 && (p.state === 'complete' || p.state === 'source' || p.pieces.has(1)));
+    assert.ok(stripe1.length > 0, `B has no parent for stripe 1: ${parents.map((p) => p.id + ':' + b.peer.parentMasks.get(p)).join(', ')}`);
+  });
+
   it('with stripesFrom, a task is a chain until that many peers download it, then split trees', async () => {
     const names = ['a', 'b', 'c', 'd', 'e'];
     swarm = newSwarm({ recoveryWindow: '0ms', seedTimeout: '200ms', stripes: 2, stripesFrom: 4, seedChildren: 1, peerChildren: 1 });

@@ -36,9 +36,23 @@ export function upstreamFlows(peer: PeerEntry, now: number): boolean {
   return false;
 }
 
-/** Whether starving `peer` may take a parent past the child limits: none of its parents can serve, and nothing flows to them. */
+/**
+ * Whether `parent` can serve `peer` a piece it lacks now: it fetches from
+ * the origin, or holds such a piece in the stripes it serves it (a parent
+ * whose stripe `peer` already has whole serves it nothing more).
+ */
+function servesSomethingNew(peer: PeerEntry, parent: PeerEntry): boolean {
+  if (parent.state === 'source') return true;
+  if (!parent.canServe) return false;
+  const k = peer.task.stripes;
+  const mask = peer.parentMasks.get(parent);
+  for (const n of parent.pieces.missingFrom(peer.pieces)) if (mask === undefined || k <= 1 || (mask & (1 << n % k)) !== 0) return true;
+  return false;
+}
+
+/** Whether starving `peer` may take a parent past the child limits: none of its parents has a piece for it, and nothing flows to them. */
 export function mayPassLimits(peer: PeerEntry, now: number): boolean {
-  return ![...peer.parents].some((p) => p.canServe) && !upstreamFlows(peer, now);
+  return ![...peer.parents].some((p) => servesSomethingNew(peer, p)) && !upstreamFlows(peer, now);
 }
 
 /**
