@@ -15,6 +15,8 @@ import type { RuntimeConfigFlags } from './runtime-config.js';
 import type { IssueFlags } from './cluster.js';
 import type { DaemonFlags, SchedulerFlags } from './serve.js';
 
+export { exitIfStillHeld } from './leak-guard.js';
+
 export const VERSION = '0.1.0';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
