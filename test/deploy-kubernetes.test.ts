@@ -12,20 +12,19 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import type { IDaemonSetSpec, IStatefulSetSpec } from 'kubernetes-models/apps/v1';
 import type { IPodDisruptionBudgetSpec } from 'kubernetes-models/policy/v1';
 import type { IContainer, IPodSpec, IServiceSpec } from 'kubernetes-models/v1';
-import type { CliIo } from '../src/cli/io.js';
-import { VERSION, program, runCli } from '../src/cli/main.js';
+import { VERSION, runCli } from '../src/cli/main.js';
 import { daemonInit, schedulerInit, type DaemonFlags, type SchedulerFlags } from '../src/cli/serve.js';
 import { validateConfig } from '../src/common/config/load.js';
 import { DaemonConfigSchema, SchedulerConfigSchema, type DaemonConfig } from '../src/common/config/schema.js';
 import { createCa, issueCert } from '../src/identity/issue.js';
 import { ROLES, type Role } from '../src/identity/roles.js';
 import { loadTls } from '../src/identity/tls.js';
+import { parseFlags, quietIo } from './fixtures/cli-flags.js';
 import { kubernetesProblems } from './fixtures/k8s-schema.js';
 
 /** One object of a manifest, as far as every kind shares it. */
@@ -207,27 +206,6 @@ function onVolume(mounts: readonly Mount[], path: string, writable: boolean, wha
   assert.ok(m !== undefined, `${what} ${path} is on no volume (the root file system is read-only)`);
   assert.ok(!writable || !m.readOnly, `${what} ${path} is on a read-only volume`);
   return m.dir + path.slice(m.at.length);
-}
-
-const quietIo = (): CliIo & { err: () => string } => {
-  const stderr = new PassThrough();
-  let err = '';
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return { stdout: new PassThrough(), stderr, env: {}, signal: new AbortController().signal, err: () => err };
-};
-
-/** The flags `args` give their command, as the CLI parses them (the action is not run). */
-async function parseFlags(args: readonly string[]): Promise<Record<string, unknown>> {
-  const root = program(quietIo(), { code: 0 });
-  const sub = root.commands.find((cmd) => cmd.name() === args[0]);
-  assert.ok(sub !== undefined, `no command shoal ${args[0]}`);
-  let flags: Record<string, unknown> | undefined;
-  sub.action((...a: unknown[]) => {
-    flags = a.at(-2) as Record<string, unknown>;
-  });
-  await root.parseAsync([...args], { from: 'user' });
-  assert.ok(flags !== undefined);
-  return flags;
 }
 
 /** The container's args with `$(VAR)` expanded from its downward-API env, as the kubelet does. */
