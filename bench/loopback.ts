@@ -2,8 +2,11 @@
  * Loopback throughput: `shoal get` of a file from a seed that already holds
  * it, against `curl` of the same bytes from a plain static server, in the same
  * run; and the same swarm with mutual TLS between the daemons (the cluster's
- * certificates), so TLS's cost is measured against its own baseline. Prints
- * MB/s and CPU seconds per GB for each, and the ratios.
+ * certificates), so TLS's cost is measured against its own baseline; and the
+ * plain swarm again with every daemon's metrics listener on and scraped once a
+ * second (fifteen times Prometheus's default rate), so the metrics' cost is
+ * measured against the same baseline. Prints MB/s and CPU seconds per GB for
+ * each, and the ratios.
  *   BENCH_MIB (default 1024), BENCH_ROUNDS (default 3)
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -45,6 +48,7 @@ function timed(cmd: string, args: string[]): Promise<{ wall: number; cpu: number
 }
 
 const plain = new Cluster();
+const closing: Cluster[] = [];
 const secure = new Cluster();
 await secure.secure();
 const source = plain.path('source.bin');
@@ -63,22 +67,45 @@ const server = createServer((req, res) => {
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.bin`;
 
-/** A scheduler and a seed holding the file, in `cluster` (plain, or with its certificates). */
-async function swarm(cluster: Cluster): Promise<{ cluster: Cluster; scheduler: string; seed: Awaited<ReturnType<Cluster['daemon']>> }> {
+type Daemon = Awaited<ReturnType<Cluster['daemon']>>;
+
+/** The daemon's metrics address, from the line it logs at start. */
+function metricsOf(daemon: Daemon): string {
+  const found = /metrics (127\.0\.0\.1:\d+)/.exec(daemon.proc.stderr());
+  if (found === null) throw new Error('the daemon logged no metrics address');
+  return found[1]!;
+}
+
+/** Scrapes every target's /metrics once a second until stopped; returns the stop function. */
+function scrape(targets: string[]): () => Promise<void> {
+  let pending: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    pending = Promise.all(targets.map((t) => fetch(`http://${t}/metrics`).then((r) => r.text())));
+  }, 1000);
+  return async () => {
+    clearInterval(timer);
+    await pending;
+  };
+}
+
+/** A scheduler and a seed holding the file, in `cluster` (plain, or with its certificates); with `metrics`, every daemon serves them. */
+async function swarm(cluster: Cluster, metrics = false): Promise<{ cluster: Cluster; scheduler: string; seed: Daemon; metrics: boolean }> {
   const { url: scheduler } = await cluster.scheduler();
-  const seed = await cluster.daemon({ scheduler, seed: true });
+  const seed = await cluster.daemon({ scheduler, seed: true, ...(metrics ? { extra: ['--metrics', '0'] } : {}) });
   const warm = cluster.get(url, cluster.path('seed-copy'), ['-e', seed.api]);
   if ((await warm.exited) !== 0) throw new Error(`seed could not fetch: ${warm.stderr()}`);
-  return { cluster, scheduler, seed };
+  return { cluster, scheduler, seed, metrics };
 }
 
 /** One `shoal get` through a fresh peer of `s`: MB/s, and CPU seconds per GB of the get, the peer and the seed. */
 async function shoalRound(s: Awaited<ReturnType<typeof swarm>>, round: number, check: boolean): Promise<{ mbps: number; cpuPerGB: number }> {
-  const peer = await s.cluster.daemon({ scheduler: s.scheduler });
+  const peer = await s.cluster.daemon({ scheduler: s.scheduler, ...(s.metrics ? { extra: ['--metrics', '0'] } : {}) });
+  const stop = s.metrics ? scrape([metricsOf(s.seed), metricsOf(peer)]) : async () => undefined;
   const seedCpu0 = cpuSeconds(s.seed.proc.child.pid!);
   const peerCpu0 = cpuSeconds(peer.proc.child.pid!);
   const out = s.cluster.path(`shoal-${round}`);
   const g = await timed(process.execPath, [new URL('../bin/shoal.mjs', import.meta.url).pathname, 'get', url, '-O', out, '-q', '-e', peer.api]);
+  await stop();
   const daemonsCpu = cpuSeconds(s.seed.proc.child.pid!) - seedCpu0 + cpuSeconds(peer.proc.child.pid!) - peerCpu0;
   if (g.code !== 0) throw new Error('shoal get failed');
   if (check && createHash('sha256').update(readFileSync(out)).digest('hex') !== expected) throw new Error('shoal output differs');
@@ -89,7 +116,9 @@ async function shoalRound(s: Awaited<ReturnType<typeof swarm>>, round: number, c
 }
 
 try {
-  const swarms = { shoal: await swarm(plain), 'shoal+tls': await swarm(secure) };
+  const metered = new Cluster();
+  closing.push(metered);
+  const swarms = { shoal: await swarm(plain), 'shoal+tls': await swarm(secure), 'shoal+metrics': await swarm(metered, true) };
   const results: Array<{ kind: string; mbps: number; cpuPerGB: number }> = [];
   for (let round = 0; round < rounds; round++) {
     const curlOut = plain.path(`curl-${round}`);
@@ -108,14 +137,17 @@ try {
   const curl = summary('curl');
   const shoal = summary('shoal');
   const tls = summary('shoal+tls');
-  for (const r of results) console.log(`${r.kind.padEnd(9)} ${r.mbps.toFixed(0).padStart(6)} MB/s  ${r.cpuPerGB.toFixed(2)} CPU s/GB`);
+  const metrics = summary('shoal+metrics');
+  for (const r of results) console.log(`${r.kind.padEnd(13)} ${r.mbps.toFixed(0).padStart(6)} MB/s  ${r.cpuPerGB.toFixed(2)} CPU s/GB`);
   console.log(
     `median of ${rounds}, ${size / MiB} MiB: curl ${curl.mbps.toFixed(0)} MB/s (${curl.cpu.toFixed(2)} CPU s/GB, client+server); ` +
       `shoal ${shoal.mbps.toFixed(0)} MB/s (${shoal.cpu.toFixed(2)} CPU s/GB, get+peer+seed); shoal+tls ${tls.mbps.toFixed(0)} MB/s (${tls.cpu.toFixed(2)} CPU s/GB); ` +
-      `ratio shoal/curl = ${(shoal.mbps / curl.mbps).toFixed(2)}, tls/plain = ${(tls.mbps / shoal.mbps).toFixed(2)} (CPU ${(tls.cpu / shoal.cpu).toFixed(2)})`,
+      `ratio shoal/curl = ${(shoal.mbps / curl.mbps).toFixed(2)}, tls/plain = ${(tls.mbps / shoal.mbps).toFixed(2)} (CPU ${(tls.cpu / shoal.cpu).toFixed(2)}); ` +
+      `shoal+metrics ${metrics.mbps.toFixed(0)} MB/s (${metrics.cpu.toFixed(2)} CPU s/GB): metrics CPU cost ${((metrics.cpu / shoal.cpu - 1) * 100).toFixed(1)} %`,
   );
 } finally {
   server.close();
   await plain.close();
   await secure.close();
+  for (const c of closing) await c.close();
 }

@@ -14,7 +14,7 @@ import { ManifestCache, TtlCache } from '../src/daemon/mirror/caches.js';
 import { withNs } from '../src/daemon/mirror/passthrough.js';
 import { manifestBlobs, PREFETCH_MAX_BLOBS } from '../src/daemon/mirror/prefetch.js';
 import { answerRange } from '../src/daemon/content/range.js';
-import { isRefusal, route } from '../src/daemon/mirror/route.js';
+import { isRefusal, route, splitNamespace } from '../src/daemon/mirror/route.js';
 import { isValidName } from '../src/daemon/registry/grammar.js';
 import { mergeDaemonJson, runtimeConfig } from '../src/daemon/mirror/runtime-config.js';
 import { UpstreamResolver, upstreamName } from '../src/daemon/registry/upstream.js';
@@ -210,14 +210,33 @@ describe('shoal runtime-config', () => {
     assert.deepEqual(def.host['http://127.0.0.1:4001']!.capabilities, ['pull', 'resolve']);
   });
 
-  test('podman: one registries.conf drop-in, insecure for plain HTTP', () => {
-    const [file] = runtimeConfig({ runtime: 'podman', mirror: '127.0.0.1:4001', registries: ['http://127.0.0.1:5000'] });
-    const conf = parseToml(file!.content) as { registry: Array<{ prefix: string; location: string; insecure?: boolean; mirror: Array<{ location: string; insecure: boolean }> }> };
-    assert.deepEqual(JSON.parse(JSON.stringify(conf.registry)), [{ prefix: '127.0.0.1:5000', location: '127.0.0.1:5000', insecure: true, mirror: [{ location: '127.0.0.1:4001', insecure: true }] }]);
-    const hub = parseToml(runtimeConfig({ runtime: 'podman' })[0]!.content) as { registry: Array<{ prefix: string; insecure?: boolean }> };
+  test('podman: a registries.conf drop-in per registry, the registry in the mirror location, insecure for plain HTTP', () => {
+    type Conf = { registry: Array<{ prefix: string; location: string; insecure?: boolean; mirror: Array<{ location: string; insecure: boolean }> }> };
+    const files = runtimeConfig({ runtime: 'podman', mirror: '127.0.0.1:4001', registries: ['http://127.0.0.1:5000', 'ghcr.io'] });
+    assert.deepEqual(files.map((f) => f.path), ['shoal-mirror-127.0.0.1_5000.conf', 'shoal-mirror-ghcr.io.conf']);
+    const local = parseToml(files[0]!.content) as Conf;
+    assert.deepEqual(JSON.parse(JSON.stringify(local.registry)), [
+      { prefix: '127.0.0.1:5000', location: '127.0.0.1:5000', insecure: true, mirror: [{ location: '127.0.0.1:4001/shoal-ns/127.0.0.1_5000', insecure: true }] },
+    ]);
+    const ghcr = parseToml(files[1]!.content) as Conf;
+    assert.equal(ghcr.registry[0]!.insecure, undefined);
+    assert.equal(ghcr.registry[0]!.mirror[0]!.location, '127.0.0.1:4001/shoal-ns/ghcr.io');
+    const hub = parseToml(runtimeConfig({ runtime: 'podman' })[0]!.content) as Conf;
     assert.equal(hub.registry[0]!.prefix, 'docker.io');
     assert.equal(hub.registry[0]!.insecure, undefined);
-    assert.equal(code(() => runtimeConfig({ runtime: 'podman', registries: ['a.io', 'b.io'] })), 'USAGE');
+    // --plain-http: a registry given as HOST:PORT is plain HTTP, for containerd and podman alike.
+    const plain = parseToml(runtimeConfig({ runtime: 'podman', registries: ['10.0.0.5:5000'], plainHttp: true })[0]!.content) as Conf;
+    assert.equal(plain.registry[0]!.insecure, true);
+    const server = (parseToml(runtimeConfig({ runtime: 'containerd', registries: ['10.0.0.5:5000'], plainHttp: true })[0]!.content) as { server: string }).server;
+    assert.equal(server, 'http://10.0.0.5:5000');
+    assert.equal(code(() => runtimeConfig({ runtime: 'podman', registries: ['docker.io'], plainHttp: true })), 'USAGE');
+  });
+
+  test('the mirror reads the registry from a shoal-ns/ name prefix', () => {
+    assert.deepEqual(splitNamespace('shoal-ns/127.0.0.1_5000/team/app'), { registry: '127.0.0.1:5000', name: 'team/app' });
+    assert.deepEqual(splitNamespace('shoal-ns/ghcr.io/app'), { registry: 'ghcr.io', name: 'app' });
+    assert.equal(splitNamespace('shoal-ns/ghcr.io'), undefined);
+    assert.equal(splitNamespace('team/app'), undefined);
   });
 
   test('docker: daemon.json merged into an existing one', () => {
@@ -265,10 +284,11 @@ describe('shoal runtime-config (CLI)', () => {
         'insecure-registries': ['127.0.0.1:4001'],
       });
       assert.equal((await cli(['runtime-config', 'podman', '--write', join(dir, 'containers')])).code, 0);
-      parseToml(readFileSync(join(dir, 'containers/shoal-mirror.conf'), 'utf8'));
-      const twoRegistries = await cli(['runtime-config', 'podman', '--registry', 'a.io', '--registry', 'b.io']);
-      assert.equal(twoRegistries.code, 2);
-      assert.match(twoRegistries.stderr, /USAGE.*one registry/);
+      parseToml(readFileSync(join(dir, 'containers/shoal-mirror-docker.io.conf'), 'utf8'));
+      const twoRegistries = await cli(['runtime-config', 'podman', '--registry', 'a.io', '--registry', '10.0.0.5:5000', '--plain-http', '--write', join(dir, 'containers')]);
+      assert.equal(twoRegistries.code, 0, twoRegistries.stderr);
+      assert.match(readFileSync(join(dir, 'containers/shoal-mirror-10.0.0.5_5000.conf'), 'utf8'), /location = "127\.0\.0\.1:4001\/shoal-ns\/10\.0\.0\.5_5000"/);
+      assert.match(readFileSync(join(dir, 'containers/shoal-mirror-a.io.conf'), 'utf8'), /insecure = true/);
       assert.equal((await cli(['runtime-config', 'rkt'])).code, 2);
     } finally {
       rmSync(dir, { recursive: true, force: true });

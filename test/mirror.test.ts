@@ -427,18 +427,24 @@ describe('registry mirror: real registry, skopeo, podman', { skip: SKIP, timeout
     const url = `${mirror}/v2/test/corrupt/blobs/${victim.digest}`;
     for (let i = 0; i < 2; i++) {
       const gets = registry.blobGets(victim.digest, 'shoal-mirror');
-      const reply = await http.get(url);
+      // Streamed as it arrives: a 502 DIGEST_INVALID when nothing went out yet, else a transfer cut short (never a clean end).
+      const reply = await http.get(url).catch((err: unknown) => err as Error);
       assert.ok(registry.blobGets(victim.digest, 'shoal-mirror') > gets, 'the mirror did not fetch the corrupt blob from the registry');
-      assert.equal(reply.status, 502);
-      assert.equal(specError(reply).code, 'DIGEST_INVALID');
+      if (!(reply instanceof Error)) {
+        assert.equal(reply.status, 502);
+        assert.equal(specError(reply).code, 'DIGEST_INVALID');
+      }
       const held = daemon.store.get(victim.digest.slice(7));
       assert.ok(held === undefined || (!held.complete && held.digests.size === 0), 'pieces of a corrupt blob were kept');
     }
     const out = join(dir, 'corrupt-out');
     const r = await skopeoCopy(`${registry.host}/test/corrupt:1`, out, { registriesConf: join(dir, 'registries.conf') });
     assert.notEqual(r.code, 0, 'skopeo copied an image with a corrupt layer');
+    // A short range of a blob not held is the registry's bytes relayed, as a direct pull would get them; nothing is kept.
     const range = await http.get(url, { headers: { Range: 'bytes=0-9' } });
-    assert.equal(range.status, 502);
+    assert.equal(range.status, 206);
+    assert.ok(range.body.equals(readFileSync(registry.blobPath(victim.digest)).subarray(0, 10)));
+    assert.equal(daemon.store.get(victim.digest.slice(7))?.complete ?? false, false);
   });
 
   test('podman pull through the mirror', { skip: missingTools(['podman']), timeout: 180_000 }, async () => {

@@ -99,7 +99,8 @@ export function program(io: CliIo, result: { code: number }): Command {
     .argument('<runtime>', 'containerd | podman | docker')
     .option('--mirror <host:port>', 'the mirror as the runtime reaches it', '127.0.0.1:4001')
     .option('--registry <host|url>', 'registry to pull through the mirror (repeatable; default docker.io)', collect, [])
-    .option('--dial-timeout <duration>', 'containerd: fall back to the registry after this (default 1s)')
+    .option('--dial-timeout <duration>', 'containerd ≥ 1.7: fall back to the registry after this (default 1s)')
+    .option('--plain-http', 'registries given as HOST[:PORT] are plain HTTP (or give http://HOST:PORT)')
     .option('--write <dir>', 'write the files under DIR instead of printing them')
     .action(async (runtime: string, opts: RuntimeConfigFlags) => {
       const { runRuntimeConfig } = await import('./runtime-config.js');

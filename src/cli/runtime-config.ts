@@ -10,6 +10,7 @@ export interface RuntimeConfigFlags {
   registry: string[];
   write?: string;
   dialTimeout?: string;
+  plainHttp?: boolean;
 }
 
 const RUNTIMES = new Set<string>(['containerd', 'podman', 'docker']);
@@ -22,7 +23,7 @@ const WHERE: Record<Runtime, string> = {
 export function runRuntimeConfig(runtime: string, flags: RuntimeConfigFlags, io: CliIo): number {
   if (!RUNTIMES.has(runtime)) throw new ShoalError('USAGE', `unknown runtime ${JSON.stringify(runtime)}: containerd, podman or docker`);
   const rt = runtime as Runtime;
-  const files = runtimeConfig({ runtime: rt, mirror: flags.mirror, registries: flags.registry, dialTimeout: flags.dialTimeout });
+  const files = runtimeConfig({ runtime: rt, mirror: flags.mirror, registries: flags.registry, dialTimeout: flags.dialTimeout, plainHttp: flags.plainHttp });
   if (flags.write === undefined) {
     for (const file of files) io.stdout.write(`# ${WHERE[rt].split(' ')[0]}/${file.path}\n${file.content}\n`);
     return 0;

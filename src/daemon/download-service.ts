@@ -7,6 +7,8 @@
  */
 import type { TaskStats } from './download/task-stats.js';
 import type { DownloadRequest } from './request.js';
+import type { PieceHandle } from './storage/piece-handle.js';
+import type { TaskShape } from './storage/stored-task.js';
 
 /** A complete, verified task's content file on this host. */
 export interface DownloadedContent {
@@ -24,6 +26,14 @@ export interface DownloadHandle {
   /** Resolves once every piece is held and verified (and the whole content matches its digest, when known). */
   readonly done: Promise<DownloadedContent>;
   onProgress(listener: (stats: TaskStats) => void): () => void;
+  /** The task's shape once the origin or the swarm told it; undefined before. */
+  shape(): TaskShape | undefined;
+  /**
+   * Piece `n` if it is held and verified here now (its own SHA-256; the whole
+   * content is checked against its digest only at the end), pinned until
+   * `release()`. What a front end streams while the rest downloads.
+   */
+  openPiece(n: number): PieceHandle | undefined;
 }
 
 export interface DownloadService {

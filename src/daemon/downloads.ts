@@ -123,6 +123,8 @@ export class Downloads extends Service implements DownloadService {
         entry.download.on('progress', listener);
         return () => entry.download.off('progress', listener);
       },
+      shape: () => this.#deps.store.get(spec.taskId)?.shape,
+      openPiece: (n) => this.#deps.store.openPiece(spec.taskId, n),
     };
   }
 

@@ -100,6 +100,9 @@ export const MirrorSection = z
     authTtl: duration(MAX_AGE_MS).default(60_000).describe('cache a registry\'s yes to a client\'s credentials this long'),
     manifestCache: size().default(64 * 1024 * 1024).describe('bytes of manifests kept in memory, by digest'),
     upstreamTimeout: duration().default(30_000).describe('a registry sending nothing this long fails the request'),
+    stallTimeout: duration()
+      .default(30_000)
+      .describe('a blob bringing no new piece this long fails: 504 before its first byte (the runtime falls back), the connection cut after'),
     prefetch: z.boolean().default(true).describe('start an image\'s layer downloads when its manifest is served'),
   })
   .strict();

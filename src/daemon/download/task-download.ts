@@ -84,8 +84,9 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
 
   constructor(options: TaskDownloadOptions) {
     super();
-    // One listener per piece in flight.
+    // One listener per piece in flight; one per front-end response streaming the task.
     setMaxListeners(256, this.#abort.signal);
+    this.setMaxListeners(1024);
     this.#options = options;
     this.id = options.spec.taskId;
     this.spec = options.spec;

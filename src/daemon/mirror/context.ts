@@ -20,6 +20,8 @@ export interface MirrorStats {
   errors: number;
   /** Blobs whose download started when their manifest was served. */
   prefetched: number;
+  /** Short Ranges of blobs not held, relayed from the registry (./blobs.ts). */
+  rangesRelayed: number;
 }
 
 export interface MirrorShared {
@@ -30,6 +32,8 @@ export interface MirrorShared {
   /** (registry, name, tag, Accept) → digest; only when tagTtl > 0. */
   readonly tags: TtlCache<string>;
   readonly tagTtlMs: number;
+  /** A blob that brings no new piece this long fails (mirror.stallTimeout). */
+  readonly stallTimeoutMs: number;
   readonly stats: MirrorStats;
   readonly logger: Logger;
   /** Start the blobs' downloads when an image manifest is served (see ./prefetch.ts). */

@@ -52,3 +52,30 @@ export function route(method: string, path: string): Route | Refusal {
 export function isRefusal(value: Route | Refusal): value is Refusal {
   return 'status' in value;
 }
+
+/**
+ * The first name components a client without `ns` (podman, CRI-O, skopeo:
+ * registries.conf mirror `location = "127.0.0.1:4001/shoal-ns/<registry>"`)
+ * puts before the repository to say which registry it means.
+ */
+export const NS_PREFIX = 'shoal-ns';
+
+/**
+ * `shoal-ns/<registry>/<name>` → the registry host and the repository name;
+ * undefined for any other name. A port is written `_PORT` (a name component
+ * cannot hold `:`): `127.0.0.1_5000` is `127.0.0.1:5000`.
+ */
+export function splitNamespace(name: string): { registry: string; name: string } | undefined {
+  const parts = name.split('/');
+  if (parts.length < 3 || parts[0] !== NS_PREFIX) return undefined;
+  return { registry: decodeRegistryComponent(parts[1]!), name: parts.slice(2).join('/') };
+}
+
+/** A registry host as one name component: `127.0.0.1:5000` → `127.0.0.1_5000`. */
+export function encodeRegistryComponent(host: string): string {
+  return host.toLowerCase().replace(/:(\d+)$/, '_$1');
+}
+
+function decodeRegistryComponent(component: string): string {
+  return component.replace(/_(\d+)$/, ':$1');
+}

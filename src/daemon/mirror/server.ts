@@ -25,7 +25,7 @@ import { serveManifest } from './manifests.js';
 import { serveList, servePing } from './passthrough.js';
 import { RegistryClient } from '../registry/client.js';
 import { sendShoalError, sendSpecError } from './reply.js';
-import { isRefusal, route, type Route } from './route.js';
+import { isRefusal, route, splitNamespace, type Route } from './route.js';
 import { UpstreamResolver, upstreamName, type Upstream, type UpstreamEntry } from '../registry/upstream.js';
 
 /** What the mirror is given besides its settings. */
@@ -80,7 +80,8 @@ class RegistryMirror extends Service implements Mirror {
       manifests: new ManifestCache(settings.manifestCache),
       tags: new TtlCache<string>(settings.tagTtl, 10_000),
       tagTtlMs: settings.tagTtl,
-      stats: { requests: 0, blobs: 0, blobBytes: 0, manifestsFromCache: 0, manifestsFromUpstream: 0, denied: 0, errors: 0, prefetched: 0 },
+      stallTimeoutMs: settings.stallTimeout,
+      stats: { requests: 0, blobs: 0, blobBytes: 0, manifestsFromCache: 0, manifestsFromUpstream: 0, denied: 0, errors: 0, prefetched: 0, rangesRelayed: 0 },
       logger: this.#log,
       prefetch: settings.prefetch,
       closing: this.#closing.signal,
@@ -159,15 +160,17 @@ class RegistryMirror extends Service implements Mirror {
       }
       subject = routed.kind === 'blob' ? 'blob' : routed.kind === 'manifest' ? 'manifest' : 'name';
       const query = new URLSearchParams(qmark < 0 ? '' : rawUrl.slice(qmark + 1));
-      const ns = query.get('ns') ?? undefined;
       query.delete('ns');
+      const prefixed = 'name' in routed ? splitNamespace(routed.name) : undefined;
+      const ns = new URLSearchParams(qmark < 0 ? '' : rawUrl.slice(qmark + 1)).get('ns') ?? prefixed?.registry;
       const upstream = this.resolver.resolve(ns, headerValue(req, 'x-shoal-registry') ?? headerValue(req, 'x-dragonfly-registry'));
+      const clientName = prefixed?.name ?? ('name' in routed ? routed.name : '');
       const r: MirrorRequest = {
         req,
         res,
         method: method as 'GET' | 'HEAD',
         upstream,
-        name: 'name' in routed ? upstreamName(upstream, routed.name) : '',
+        name: 'name' in routed ? upstreamName(upstream, clientName) : '',
         query,
         ns,
         authorization: headerValue(req, 'authorization'),
