@@ -77,6 +77,9 @@ const workloads = objects.filter((o) => o.kind === 'StatefulSet' || o.kind === '
 const containersOf = (w: Workload): IContainer[] => [...(w.pod.initContainers ?? []), ...w.pod.containers];
 const serviceSpec = (o: K8sObject): IServiceSpec => o.spec as IServiceSpec;
 
+/** Where deploy/container/Dockerfile puts the binary. */
+const IMAGE_BINARY = /^COPY dist-sea\/shoal (\S+)$/m.exec(readFileSync(join(import.meta.dirname, '../deploy/container/Dockerfile'), 'utf8'))?.[1];
+
 /** The Secrets an operator makes (docs/deployment.md), by the role of the certificate they hold. */
 const SECRETS: Record<string, Role> = { 'shoal-tls-scheduler': 'scheduler', 'shoal-tls-seed': 'seed', 'shoal-tls-peer': 'peer' };
 
@@ -134,6 +137,7 @@ test('selectors, Services, ports, probes, resources and Secrets fit together', (
       const ports = new Set((c.ports ?? []).map((p) => p.name));
       for (const probe of [c.startupProbe, c.readinessProbe, c.livenessProbe]) {
         assert.ok(probe !== undefined, `${name}/${c.name}: a startup, readiness and liveness probe`);
+        if (probe.exec !== undefined) continue; // a command: checked with the container's command line
         const port = probe.tcpSocket?.port ?? probe.httpGet?.port;
         assert.ok(typeof port === 'string' && ports.has(port), `${name}/${c.name}: a probe on ${port}, not a named port of the container`);
       }
@@ -288,6 +292,12 @@ async function checkService(w: Workload, c: IContainer, root: string): Promise<v
     assert.equal(w.pod.hostNetwork, true, "a mirror for the node's containerd needs the host network");
   }
   if (w.pod.hostNetwork === true) assert.equal(w.pod.dnsPolicy, 'ClusterFirstWithHostNet', 'on the host network, cluster DNS needs ClusterFirstWithHostNet');
+  // Liveness asks the daemon itself: `shoal status` on its local API (a frozen process still accepts TCP connections).
+  const [binary, ...probe] = c.livenessProbe?.exec?.command ?? [];
+  assert.equal(binary, IMAGE_BINARY, 'the liveness probe runs the image\'s shoal');
+  assert.equal(probe[0], 'status', 'the liveness probe is shoal status');
+  assert.equal((await parseFlags(probe))['endpoint'], daemon.api, "the liveness probe asks the daemon's own API socket");
+  assert.ok((c.livenessProbe?.timeoutSeconds ?? 1) >= 6, 'shoal status waits up to 5 s for an answer: the probe must wait longer');
   assert.match(String(daemon.advertise), /^\d+\.\d+\.\d+\.\d+$/, 'advertise: the pod or node IP');
   const url = new URL(String(daemon.scheduler));
   assert.equal(url.protocol, 'https:');

@@ -26,11 +26,12 @@ interface Doc {
   kind: string;
   metadata: { name: string };
   data?: Record<string, string>;
-  spec?: { template: { spec: { containers: Array<{ args: string[] }> } } };
+  spec?: { template: { spec: { containers: Array<{ args: string[]; livenessProbe?: { exec?: { command: string[] } } }> } } };
 }
 const docs = ['config.yaml', 'scheduler.yaml', 'seed.yaml', 'daemon.yaml'].flatMap((f) => parseAllDocuments(readFileSync(join(DIR, f), 'utf8')).map((d) => d.toJS() as Doc));
 const config = docs.find((d) => d.kind === 'ConfigMap')?.data ?? {};
-const argsOf = (name: string): string[] => docs.find((d) => d.metadata.name === name && (d.kind === 'StatefulSet' || d.kind === 'DaemonSet'))?.spec?.template.spec.containers[0]?.args ?? [];
+const containerOf = (name: string) => docs.find((d) => d.metadata.name === name && (d.kind === 'StatefulSet' || d.kind === 'DaemonSet'))?.spec?.template.spec.containers[0];
+const argsOf = (name: string): string[] => containerOf(name)?.args ?? [];
 
 const cluster = new Cluster();
 const content = randomBytes(6 * MiB);
@@ -103,7 +104,8 @@ test("the ConfigMap's scheduler, seed and daemon serve a download from the seed,
   const sched = await started(run(localArgs('shoal-scheduler', localConfig('scheduler.yaml'), {})), /listening on 127\.0\.0\.1:(\d+), metrics (\d+)/);
   const values = { '--scheduler': `https://127.0.0.1:${sched[1]}`, '--advertise': '127.0.0.1' };
   await started(run(localArgs('shoal-seed', localConfig('seed.yaml'), values)), /shoal daemon .*upload port \d+/);
-  const daemon = await started(run(localArgs('shoal-daemon', localConfig('daemon.yaml'), values)), /shoal daemon .*upload port \d+.*api (\S+), mirror 127\.0\.0\.1:\d+, metrics 127\.0\.0\.1:(\d+)/);
+  const daemonProc = run(localArgs('shoal-daemon', localConfig('daemon.yaml'), values));
+  const daemon = await started(daemonProc, /shoal daemon .*upload port \d+.*api (\S+), mirror 127\.0\.0\.1:\d+, metrics 127\.0\.0\.1:(\d+)/);
 
   const out = cluster.path('model.out');
   const get = cluster.get(`${origin.url}/model.bin`, out, ['-e', daemon[1] ?? '']);
@@ -117,4 +119,20 @@ test("the ConfigMap's scheduler, seed and daemon serve a download from the seed,
   assert.equal(Number(fromSeed?.[1]), content.length, 'the daemon got the content from the seed');
   await assert.rejects(scrape(Number(daemon[2])), 'metrics without a client certificate');
   assert.equal((await scrape(Number(sched[2]), 'peer')).status, 200);
+
+  // The daemon's liveness probe passes while it runs, and fails once it is frozen (SIGSTOP: the kernel still accepts connections).
+  const probe = (containerOf('shoal-daemon')?.livenessProbe?.exec?.command ?? []).slice(1).map((a) => (a === '/run/shoal/shoal.sock' ? (daemon[1] ?? '') : a));
+  assert.equal(probe[0], 'status');
+  const alive = run(probe);
+  assert.equal(await alive.exited, 0, alive.stderr());
+  const pid = daemonProc.child.pid;
+  assert.ok(pid !== undefined);
+  process.kill(pid, 'SIGSTOP');
+  try {
+    const stuck = run(probe);
+    assert.notEqual(await stuck.exited, 0, 'the probe passed on a frozen daemon');
+    assert.match(stuck.stderr(), /DAEMON_UNREACHABLE/);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
 });
