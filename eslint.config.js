@@ -12,7 +12,7 @@ const nodeGlobals = Object.fromEntries(
 );
 
 export default defineConfig(
-  { ignores: ['dist/', 'src/gen/', '.bench/', 'bench/lab/results/', 'node_modules/'] },
+  { ignores: ['dist/', 'dist-sea/', 'tools/sea/', 'src/gen/', '.bench/', 'bench/lab/results/', 'node_modules/'] },
 
   {
     files: ['**/*.ts', '**/*.tsx'],

@@ -28,27 +28,15 @@ function bundleIsFresh() {
   }
 }
 
-let runCli;
+let runCli, exitIfStillHeld;
 if (bundleIsFresh()) {
-  ({ runCli } = await import('../dist/shoal.mjs'));
+  ({ runCli, exitIfStillHeld } = await import('../dist/shoal.mjs'));
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  ({ runCli } = await import('../src/cli/main.ts'));
+  ({ runCli, exitIfStillHeld } = await import('../src/cli/main.ts'));
 }
-process.exitCode = await runCli(process.argv.slice(2));
-
-// A service (`shoal daemon`, `shoal scheduler`) returns once it has stopped and
-// released everything it started. Something still holding the event loop then
-// is a leak: it must not keep the process running for ever, as a stopped daemon
-// once did (issue 15). Name what it was, and exit. The timer itself holds
-// nothing. (Other commands may still be flushing their output: not them.)
-const LEAK_GRACE_MS = 3000;
-const SERVICES = new Set(['daemon', 'scheduler']);
-if (SERVICES.has(process.argv[2] ?? '')) {
-  setTimeout(() => {
-    const held = process.getActiveResourcesInfo().join(', ');
-    process.stderr.write(`shoal: still running ${LEAK_GRACE_MS / 1000} s after the command finished (held by: ${held}); exiting\n`);
-    process.exit();
-  }, LEAK_GRACE_MS).unref();
-}
+const argv = process.argv.slice(2);
+process.exitCode = await runCli(argv);
+// A service that has stopped but is still held by something exits anyway (src/cli/leak-guard.ts).
+exitIfStillHeld(argv);

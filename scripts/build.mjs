@@ -2,8 +2,10 @@
 // `shoal` starts without compiling TypeScript: dist/shoal.mjs is the entry and
 // dist/chunks/ holds what each command loads when it runs (code splitting), so
 // `shoal get` parses a fraction of the code the daemon needs. better-sqlite3
-// stays external (a native addon). The old dist/ is removed first: chunk names
-// carry content hashes and would pile up. The web console's page (console/)
+// stays external (a native addon, loaded only on a Node without node:sqlite:
+// src/daemon/storage/sqlite.ts). The old dist/ is removed first: chunk names
+// carry content hashes and would pile up. (The single binary is made by
+// scripts/build-sea.mjs.) The web console's page (console/)
 // is bundled first and embedded as a string (__SHOAL_CONSOLE_ASSETS__), so
 // the scheduler serves it from the bundle, with no file to find beside it.
 import { build } from 'esbuild';

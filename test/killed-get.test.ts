@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Cluster, SHOAL, run, type Proc } from './fixtures/cluster.js';
+import { Cluster, SHOAL_COMMAND, run, type Proc } from './fixtures/cluster.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { canMount, mountTmpfs, type Tmpfs } from './fixtures/tmpfs.js';
 import { until } from './fixtures/wait.js';
@@ -115,7 +115,7 @@ describe('a killed or cancelled get', { timeout: 240_000, skip: canMount ? false
     const data = cluster.path('zdata');
     const zenv = { ...process.env, SHOAL_DATA: data, SHOAL_ENDPOINT: cluster.path('none.sock') };
     // The get runs under a parent that never reaps it: `sleep`, exec'd by the shell that started it.
-    const parent = spawn('bash', ['-c', '"$0" "$1" get "$2" -O "$3" -q & echo $! ; exec sleep 120', process.execPath, SHOAL, `${slow.url}/slow`, cluster.path('z.out')], {
+    const parent = spawn('bash', ['-c', '"$@" & echo $! ; exec sleep 120', 'bash', ...SHOAL_COMMAND, 'get', `${slow.url}/slow`, '-O', cluster.path('z.out'), '-q'], {
       env: zenv,
       stdio: ['ignore', 'pipe', 'ignore'],
     });

@@ -16,11 +16,14 @@ import type { IssueFlags } from './cluster.js';
 import type { ImportFlags } from './cache.js';
 import type { DaemonFlags, SchedulerFlags } from './serve.js';
 
+export { exitIfStillHeld } from './leak-guard.js';
+
 export const VERSION = '0.1.0';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-function program(io: CliIo, result: { code: number }): Command {
+/** The command line, each action writing its exit code to `result` (exported for tests that check command lines: deploy/). */
+export function program(io: CliIo, result: { code: number }): Command {
   const root = new Command('shoal')
     .description('Peer-to-peer file and container-image distribution')
     .version(VERSION)

@@ -1,9 +1,9 @@
 /**
  * Task and piece metadata in SQLite (WAL). Synchronous and small: every
- * statement is prepared once.
+ * statement is prepared once. The driver (node:sqlite or better-sqlite3) is
+ * ./sqlite.ts's choice.
  */
-import Database from 'better-sqlite3';
-import type { Database as DB, Statement } from 'better-sqlite3';
+import { openSqlite, type SqlDatabase, type SqliteDriverName, type SqlStatement as Statement } from './sqlite.js';
 
 export type TaskState = 'running' | 'complete';
 
@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS pieces (
 `;
 
 export class MetadataDb {
-  readonly #db: DB;
+  readonly #db: SqlDatabase;
   readonly #insertTask: Statement<[string, string, string | null, number, number]>;
   readonly #setShape: Statement<[number | null, number, string]>;
   readonly #setState: Statement<[TaskState, number, string]>;
@@ -71,12 +71,13 @@ export class MetadataDb {
   readonly #tasks: Statement<[], TaskRow>;
   readonly #pieces: Statement<[string], PieceRow>;
 
-  constructor(path: string) {
-    this.#db = new Database(path);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = NORMAL');
+  /** `driver`: by default the one ./sqlite.ts prefers on this Node. */
+  constructor(path: string, driver?: SqliteDriverName) {
+    this.#db = openSqlite(path, driver);
+    this.#db.exec('PRAGMA journal_mode = WAL');
+    this.#db.exec('PRAGMA synchronous = NORMAL');
     this.#db.exec(SCHEMA);
-    const columns = this.#db.prepare(`PRAGMA table_info(tasks)`).all() as Array<{ name: string }>;
+    const columns = this.#db.prepare<[], { name: string }>(`PRAGMA table_info(tasks)`).all();
     if (!columns.some((c) => c.name === 'content_stamp')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN content_stamp TEXT`);
     if (!columns.some((c) => c.name === 'private')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN private INTEGER NOT NULL DEFAULT 0`);
     if (!columns.some((c) => c.name === 'validator')) this.#db.exec(`ALTER TABLE tasks ADD COLUMN validator TEXT NOT NULL DEFAULT ''`);
@@ -106,7 +107,7 @@ export class MetadataDb {
     this.#db.transaction(() => {
       this.#deletePieces.run(id);
       this.#insertTask.run(id, url, digest, now, now);
-    })();
+    });
   }
 
   setShape(id: string, contentLength: number | null, pieceSize: number): void {
@@ -150,14 +151,14 @@ export class MetadataDb {
     this.#db.transaction(() => {
       this.#deletePieces.run(id);
       this.#deleteTask.run(id);
-    })();
+    });
   }
 
   /** Forgets some of a task's pieces (they no longer match their digests). */
   dropPieces(id: string, numbers: readonly number[]): void {
     this.#db.transaction(() => {
       for (const n of numbers) this.#deletePiece.run(id, n);
-    })();
+    });
   }
 
   /** Forgets a task's pieces (its content failed verification). */
@@ -171,6 +172,10 @@ export class MetadataDb {
 
   pieces(id: string): PieceRow[] {
     return this.#pieces.all(id);
+  }
+
+  get driver(): SqliteDriverName {
+    return this.#db.driver;
   }
 
   close(): void {
