@@ -127,7 +127,10 @@ try {
     const serverCpu = (process.cpuUsage(serverCpu0).user + process.cpuUsage(serverCpu0).system) / 1e6;
     results.push({ kind: 'curl', mbps: size / 1e6 / c.wall, cpuPerGB: (c.cpu + serverCpu) / (size / 1e9) });
     rmSync(curlOut);
-    for (const [kind, s] of Object.entries(swarms)) results.push({ kind, ...(await shoalRound(s, round, round === 0)) });
+    // Each round in another order, so no swarm always runs first (a warm or a busy machine).
+    const order = Object.entries(swarms);
+    for (let k = 0; k < round % order.length; k++) order.push(order.shift()!);
+    for (const [kind, s] of order) results.push({ kind, ...(await shoalRound(s, round, round === 0)) });
   }
   const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const summary = (kind: string): { mbps: number; cpu: number } => ({
