@@ -15,6 +15,7 @@ import { defaultDataDir, defaultEndpoint } from './defaults.js';
 import type { CliIo } from './io.js';
 import { checkOutputPath, placeOutput } from './output.js';
 import { createProgress } from './progress.js';
+import { withS3Options } from './s3-options.js';
 
 export interface GetOptions {
   output: string;
@@ -28,6 +29,10 @@ export interface GetOptions {
   pieceLength?: string;
   quiet: boolean;
   progress: boolean;
+  /** s3:// only (./s3-options.ts). */
+  endpointUrl?: string;
+  region?: string;
+  addressingStyle?: string;
 }
 
 export function parseHeader(raw: string): [string, string] {
@@ -36,7 +41,8 @@ export function parseHeader(raw: string): [string, string] {
   return [raw.slice(0, colon).trim(), raw.slice(colon + 1).trim()];
 }
 
-export function buildRequest(url: string, options: GetOptions): ApiDownloadRequest {
+export function buildRequest(given: string, options: GetOptions, env: NodeJS.ProcessEnv = {}): ApiDownloadRequest {
+  const url = withS3Options(given, options, env);
   parseSourceUrl(url);
   if (options.digest !== undefined) parseDigest(options.digest);
   const request: ApiDownloadRequest = {
@@ -66,7 +72,7 @@ export function buildRequest(url: string, options: GetOptions): ApiDownloadReque
 }
 
 export async function runGet(url: string, options: GetOptions, io: CliIo): Promise<number> {
-  const request = buildRequest(url, options);
+  const request = buildRequest(url, options, io.env);
   const output = await checkOutputPath(options.output);
   const endpoint = options.endpoint ?? defaultEndpoint(io.env);
   const progress = await createProgress(io.stderr, options.progress && !options.quiet);
@@ -121,7 +127,7 @@ async function embedded(
 ): Promise<{ path: string; stats: TaskStatsJson | undefined }> {
   // Loaded only here: a get through a running daemon never evaluates the daemon's modules.
   const { createDaemon } = await import('../daemon/daemon.js');
-  const daemon = createDaemon({ data: defaultDataDir(io.env), listen: '127.0.0.1:0' });
+  const daemon = createDaemon({ data: defaultDataDir(io.env), listen: '127.0.0.1:0' }, { env: io.env });
   await daemon.start();
   const abort = new AbortController();
   const onCancel = (): void => abort.abort(new ShoalError('ABORTED', 'cancelled'));

@@ -29,7 +29,7 @@ function program(io: CliIo, result: { code: number }): Command {
   root
     .command('get')
     .description('download URL to FILE through the local daemon (or an in-process one when none runs)')
-    .argument('<url>', 'http:// or https:// URL')
+    .argument('<url>', 'http://, https:// or s3://BUCKET/KEY URL (with --recursive: a directory index or an s3:// prefix)')
     .option('-O, --output <file>', 'output file ("-" for stdout); also -o <file> (curl style)')
     .addOption(new Option('-o <file>', 'same as -O (curl style)').hideHelp())
     .option('-H, --header <header>', 'request header "Name: value" for the origin (repeatable)', collect, [])
@@ -40,6 +40,9 @@ function program(io: CliIo, result: { code: number }): Command {
     .option('--filter <params>', 'query parameters left out of the task identity, "&"-separated (repeatable)', collect, [])
     .option('--piece-length <size>', 'piece size (e.g. 4MiB); part of the task identity')
     .option('-e, --endpoint <socket>', 'daemon API: unix socket or 127.0.0.1:PORT (default: the standard local socket)')
+    .option('--endpoint-url <url>', 's3://: the S3-compatible store, e.g. http://minio:9000 (default: AWS, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)')
+    .option('--region <region>', 's3://: the bucket\'s region (default: the daemon\'s AWS_REGION, ~/.aws/config, us-east-1)')
+    .option('--addressing-style <style>', 's3://: path or virtual (default: virtual on AWS, path elsewhere)')
     .option('-q, --quiet', 'print nothing but errors', false)
     .option('--no-progress', 'no progress bar')
     .action(async (url: string, opts: Omit<GetOptions, 'output'> & { output?: string; o?: string }) => {
