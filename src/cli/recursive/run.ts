@@ -71,7 +71,12 @@ export async function runRecursive(url: string, options: RecursiveOptions, io: C
 
   const listed = await list(url, options, io);
   const files = listed.filter((f) => taken(f.name));
-  for (const file of files) safeSegments(file.name); // a hostile listing is refused before anything is written
+  const names = new Set<string>();
+  for (const file of files) {
+    safeSegments(file.name); // a hostile listing is refused before anything is written
+    if (names.has(file.name)) throw new ShoalError('LISTING_INVALID', `the listing names ${JSON.stringify(file.name.slice(0, 200))} twice`);
+    names.add(file.name);
+  }
   await mkdir(resolve(options.output), { recursive: true }).catch((err: Error) => {
     throw new ShoalError('OUTPUT_UNWRITABLE', `cannot create ${options.output}: ${err.message}`);
   });

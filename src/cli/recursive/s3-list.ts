@@ -57,18 +57,21 @@ export function parseListPage(xml: string): ListPage {
 }
 
 /** Every object under the location's key (a prefix), as files named relative to the prefix. */
-export async function listS3Prefix(location: S3Location, env: AwsEnv, signal: AbortSignal): Promise<ListedFile[]> {
+/** `pageSize`: max-keys per page (default: the store's, 1000 on S3). */
+export async function listS3Prefix(location: S3Location, env: AwsEnv, signal: AbortSignal, pageSize?: number): Promise<ListedFile[]> {
   const identity = await resolveAwsIdentity(env);
   const region = location.region ?? identity.region;
   const sign = signerFor(identity, region);
   const prefix = location.key === '' || location.key.endsWith('/') ? location.key : `${location.key}/`;
   const files: ListedFile[] = [];
+  const seen = new Set<string>();
   let token: string | undefined;
   for (let page = 0; ; page++) {
     if (page >= LISTING_LIMITS.pages) throw new ShoalError('LIMIT_EXCEEDED', `the listing has more than ${LISTING_LIMITS.pages} pages`);
     const url = bucketUrl(location, region);
     const params = new URLSearchParams({ 'list-type': '2', prefix });
     if (token !== undefined) params.set('continuation-token', token);
+    if (pageSize !== undefined) params.set('max-keys', String(pageSize));
     url.search = `?${params.toString().replace(/\+/g, '%20')}`;
     const flat = await sign('GET', url, []);
     const headers: Array<[string, string]> = [];
@@ -90,7 +93,8 @@ export async function listS3Prefix(location: S3Location, env: AwsEnv, signal: Ab
     const result = parseListPage(text);
     for (const object of result.objects) {
       if (!object.key.startsWith(prefix)) throw invalid(`key ${JSON.stringify(object.key.slice(0, 200))} is outside the prefix`);
-      if (object.key.endsWith('/')) continue; // a "folder" marker object
+      if (object.key.endsWith('/') || seen.has(object.key)) continue; // a "folder" marker object; a key twice (overlapping pages)
+      seen.add(object.key);
       if (files.length >= LISTING_LIMITS.files) throw new ShoalError('LIMIT_EXCEEDED', `the prefix holds more than ${LISTING_LIMITS.files} objects`);
       const file: S3Location = { ...location, key: object.key, versionId: undefined };
       files.push({ name: object.key.slice(prefix.length), url: formatS3Url(file), size: object.size, mtime: object.mtime });
