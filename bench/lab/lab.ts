@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { type Bound, kumarRoss, round, TBF_GOODPUT } from './measure.js';
 import { cleanupStale, formatRate, namespaceProblem, probeNetem, TBF_BURST_MS, Topology } from './netns.js';
 import { type LabImage, makeLabImage, runImageScenario, startLabRegistry } from './image.js';
+import { FILES_SCENARIOS, type FilesScenario, makeLabFiles, runFilesScenario, type LabFiles } from './files.js';
 import { type Ctx, IMAGE_SCENARIOS, type LabFile, REPO, runScenario, type ScenarioName, type ScenarioResult, startOriginServer } from './scenarios.js';
 import { Procs } from './netns.js';
 
@@ -61,6 +62,8 @@ export interface PointOptions {
    * sizeBytes in a registry on the origin host, and the scenarios are IMAGE_SCENARIOS.
    */
   image?: boolean;
+  /** The many-files benchmark (bench/lab/files.ts): sizeBytes is split into this many files of equal size; the scenarios are FILES_SCENARIOS. */
+  files?: number | undefined;
 }
 
 export interface ShoalBin {
@@ -257,7 +260,7 @@ export function pointBound(o: Pick<PointOptions, 'peers' | 'sizeBytes' | 'peerRa
  * about o.sizeBytes), served by a registry on the origin host; T_min and copies
  * use the image's size.
  */
-export async function runPoint(o: PointOptions, shared?: { work: string; file: LabFile; image?: LabImage }): Promise<PointResult> {
+export async function runPoint(o: PointOptions, shared?: { work: string; file: LabFile; image?: LabImage; files?: LabFiles }): Promise<PointResult> {
   if (o.image === true && o.scenarios.some((s) => !(IMAGE_SCENARIOS as readonly string[]).includes(s))) throw new Error(`an image point runs only ${IMAGE_SCENARIOS.join(', ')}`);
   const work = shared?.work ?? newWorkDir();
   let image = shared?.image;
@@ -309,13 +312,14 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
   live.topologies.add(topo);
   const procs = new Procs();
   try {
-    const file = image?.file ?? shared?.file ?? makeFile(work, o.sizeBytes);
+    const files = o.files === undefined ? undefined : (shared?.files ?? makeLabFiles(work, o.files, Math.floor(o.sizeBytes / o.files)));
+    const file = image?.file ?? files?.file ?? shared?.file ?? makeFile(work, o.sizeBytes);
     topo.create();
     result.config.tcpCongestionControl = topo.tcpCongestionControl;
     if (topo.seedHost !== undefined) result.config.seedHost = true;
     if (o.declareRates === true) result.config.declareRates = true;
     if (o.declareSeedRate === true) result.config.declareSeedRate = true;
-    const usesShoal = o.scenarios.includes('shoal') || o.scenarios.includes('image-shoal');
+    const usesShoal = o.scenarios.includes('shoal') || o.scenarios.includes('image-shoal') || o.scenarios.includes('files-shoal');
     const shoal = usesShoal ? (o.shoal ?? snapshotShoal(join(work, `shoal-bin-${Date.now()}`))) : SHOAL_EXECUTABLE;
     if (usesShoal) result.shoal = shoal;
     const tlsDir = usesShoal && o.noTls !== true ? makeClusterTls(shoal.bin, join(work, 'tls')) : undefined;
@@ -341,7 +345,12 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
       o.log(`  ${name}: running (bound ${timeoutS} s) …`);
       let r: ScenarioResult;
       try {
-        r = registry === undefined ? await runScenario(ctx, name) : await runImageScenario(ctx, registry, name);
+        r =
+          registry !== undefined
+            ? await runImageScenario(ctx, registry, name)
+            : files !== undefined && (FILES_SCENARIOS as readonly string[]).includes(name)
+              ? await runFilesScenario(ctx, files, name as FilesScenario)
+              : await runScenario(ctx, name);
       } catch (err) {
         o.log(`  ${name}: FAILED to set up: ${(err as Error).stack ?? String(err)}`);
         r = failedResult(name, (err as Error).message);

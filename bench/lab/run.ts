@@ -39,6 +39,10 @@
  *   --svg FILE           sweep chart (default docs/lab-sweep.svg)
  *   --shoal-bin FILE     run this script as `shoal` (e.g. bin/shoal.mjs); default: a snapshot
  *                        of dist/shoal.mjs taken at the start, the same for every point
+ *   --files N            the many-files benchmark (bench/lab/files.ts): N files of --size MB each
+ *                        (default 1) listed by the origin as an nginx autoindex, fetched with curl
+ *                        (files-direct) and `shoal get --recursive` (files-shoal); reports the
+ *                        per-file overhead (T_last − T_min)/N
  *   --image              the image benchmark (bench/lab/image.ts): an OCI image of --size MB
  *                        (default 500) in docker-registry on the origin host, pulled with skopeo
  *                        straight from it (image-direct) and through Shoal's mirror (image-shoal)
@@ -46,11 +50,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { makeLabFiles, perFileLine } from './files.js';
 import { makeLabImage } from './image.js';
 import { installSignalCleanup, labProblem, makeFile, netemAvailable, newWorkDir, type PointOptions, type PointResult, removeWorkDir, runPoint, shoalBundleFresh, snapshotShoal } from './lab.js';
 import { parseRate } from './netns.js';
 import { boundLines, describePoint, imageLines, imageTable, pointTable, shoalPeerLines, sweepSvg, sweepTable } from './report.js';
-import { IMAGE_SCENARIOS, REPO, SCENARIOS, type ScenarioName } from './scenarios.js';
+import { FILES_SCENARIOS, IMAGE_SCENARIOS, REPO, SCENARIOS, type ScenarioName } from './scenarios.js';
 
 function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?$/i.exec(text.trim());
@@ -82,6 +87,7 @@ async function main(): Promise<number> {
       'no-tls': { type: 'boolean', default: false },
       scenarios: { type: 'string' },
       image: { type: 'boolean', default: false },
+      files: { type: 'string' },
       'timeout-factor': { type: 'string', default: '4' },
       'min-timeout': { type: 'string', default: '60' },
       out: { type: 'string' },
@@ -98,7 +104,7 @@ async function main(): Promise<number> {
     allowPositionals: false,
   });
   if (values.help) {
-    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit [--slow-spread]] [--no-gso-cap] [--tbf-burst MS] [--tcp-cc reno|bbr|…] [--seed-host] [--declare-rates | --declare-seed-rate] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
+    log('usage: npm run lab -- [--peers N] [--size MB] [--peer-rate 100mbit] [--origin-rate 200mbit] [--origin-down 1gbit] [--slow-peers K --slow-rate 20mbit [--slow-spread]] [--no-gso-cap] [--tbf-burst MS] [--tcp-cc reno|bbr|…] [--seed-host] [--declare-rates | --declare-seed-rate] [--scenarios direct,bittorrent,shoal] [--image [--scenarios image-direct,image-shoal]] [--files N [--size MB-per-file]] [--out FILE.json] [--sweep [--sweep-points 1,2,5,40@50mbit]]  (see docs/lab.md)');
     return 0;
   }
   const problem = labProblem();
@@ -109,22 +115,28 @@ async function main(): Promise<number> {
   installSignalCleanup(log);
   // --image, or image scenarios named in --scenarios, make an image point
   const image = values.image || (values.scenarios ?? '').includes('image-');
-  const known: readonly ScenarioName[] = image ? IMAGE_SCENARIOS : SCENARIOS;
+  const fileCount = values.files === undefined ? undefined : Number(values.files);
+  if (fileCount !== undefined && (!Number.isInteger(fileCount) || fileCount < 1 || fileCount > 99_999)) throw new Error('--files must be 1..99999');
+  if (fileCount !== undefined && (image || values.sweep)) throw new Error('--files goes with neither --image nor --sweep');
+  const known: readonly ScenarioName[] = fileCount !== undefined ? FILES_SCENARIOS : image ? IMAGE_SCENARIOS : SCENARIOS;
   const scenarios = (values.scenarios ?? known.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as ScenarioName[];
   for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario "${s}" (${image ? 'with --image: ' : ''}${known.join(', ')})`);
   if (image && values.sweep) throw new Error('--sweep does not run the image benchmark; run one point per --peers');
   for (const [tool, scenario] of [['curl', 'direct'], ['aria2c', 'bittorrent'], ['opentracker', 'bittorrent'], ['mktorrent', 'bittorrent'], ['skopeo', 'image-direct'], ['skopeo', 'image-shoal'], ['docker-registry', 'image-direct'], ['docker-registry', 'image-shoal'], ['curl', 'image-direct'], ['curl', 'image-shoal']] as const) {
-    if (scenarios.includes(scenario) && !(await hasTool(tool))) {
+    if ((scenarios.includes(scenario) || (scenario === 'direct' && scenarios.includes('files-direct'))) && !(await hasTool(tool))) {
       log(`lab: ${tool} not found (the ${scenario} scenario needs it): apt-get install -y aria2 opentracker mktorrent curl skopeo docker-registry`);
       return 2;
     }
   }
-  if ((scenarios.includes('shoal') || scenarios.includes('image-shoal')) && !shoalBundleFresh()) log('lab: warning: dist/shoal.mjs is older than some file in src/: the lab measures the bundle as built (npm run build to refresh)');
+  const usesShoal = scenarios.includes('shoal') || scenarios.includes('image-shoal') || scenarios.includes('files-shoal');
+  if (usesShoal && !shoalBundleFresh()) log('lab: warning: dist/shoal.mjs is older than some file in src/: the lab measures the bundle as built (npm run build to refresh)');
   if (!netemAvailable()) log('lab: netem is not available in this kernel: links get bandwidth (tbf) but no added delay (RTT ≈ 0.1 ms)');
 
   const base: PointOptions = {
     peers: Number(values.peers),
-    sizeBytes: parseSize(values.size ?? (image ? '500' : '200')),
+    // --files: --size is per file; the point's F is the whole set
+    sizeBytes: parseSize(values.size ?? (image ? '500' : fileCount !== undefined ? '1' : '200')) * (fileCount ?? 1),
+    files: fileCount,
     peerRate: parseRate(values['peer-rate']),
     originUp: parseRate(values['origin-rate']),
     originDown: parseRate(values['origin-down']),
@@ -151,7 +163,7 @@ async function main(): Promise<number> {
   if (base.slowPeers > base.peers) throw new Error('--slow-peers must be at most --peers');
   if (base.burstMs !== undefined && !(base.burstMs >= 1 && base.burstMs <= 100)) throw new Error('--tbf-burst must be 1..100 (ms)');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-  const outPath = values.out ?? join(REPO, 'bench/lab/results', `${values.sweep ? 'sweep' : image ? 'image' : 'lab'}-${stamp}.json`);
+  const outPath = values.out ?? join(REPO, 'bench/lab/results', `${values.sweep ? 'sweep' : image ? 'image' : fileCount !== undefined ? 'files' : 'lab'}-${stamp}.json`);
   mkdirSync(dirname(outPath), { recursive: true });
 
   const points: Array<Partial<PointOptions>> = values.sweep
@@ -164,11 +176,12 @@ async function main(): Promise<number> {
   const work = newWorkDir();
   let failed = false;
   try {
-    log(`lab: making a ${base.sizeBytes} B random ${image ? 'image' : 'file'} …`);
+    log(`lab: making a ${base.sizeBytes} B random ${image ? 'image' : fileCount !== undefined ? `set of ${fileCount} files` : 'file'} …`);
     const labImage = image ? makeLabImage(work, base.sizeBytes) : undefined;
-    const file = labImage?.file ?? makeFile(work, base.sizeBytes);
+    const labFiles = fileCount === undefined ? undefined : makeLabFiles(work, fileCount, Math.floor(base.sizeBytes / fileCount));
+    const file = labImage?.file ?? labFiles?.file ?? makeFile(work, base.sizeBytes);
     // one Shoal for the whole run (a sweep takes half an hour; src/ may change meanwhile)
-    if (scenarios.includes('shoal') || scenarios.includes('image-shoal')) {
+    if (usesShoal) {
       base.shoal = values['shoal-bin'] !== undefined ? { bin: values['shoal-bin'], kind: 'bin/shoal.mjs' } : snapshotShoal(join(work, 'shoal-bin'));
       log(`lab: shoal = ${base.shoal.kind} ${base.shoal.bin}${base.shoal.bundleSha256 !== undefined ? ` (bundle sha256 ${base.shoal.bundleSha256.slice(0, 12)}, built ${base.shoal.bundleMtime}, HEAD ${base.shoal.gitHead?.slice(0, 9)}, uncommitted src changes: ${base.shoal.srcChanges?.length ? base.shoal.srcChanges.join(', ') : 'none'})` : ''}`);
     }
@@ -176,7 +189,7 @@ async function main(): Promise<number> {
       const o = { ...base, ...pt };
       const header = `\n== point ${i + 1}/${points.length}: N = ${o.peers}, peers ${values.sweep && pt.peerRate !== undefined ? formatPeer(pt.peerRate) : values['peer-rate']}`;
       log(header);
-      const r = await runPoint(o, labImage === undefined ? { work, file } : { work, file, image: labImage });
+      const r = await runPoint(o, labImage !== undefined ? { work, file, image: labImage } : labFiles !== undefined ? { work, file, files: labFiles } : { work, file });
       results.push(r);
       printPoint(r);
       failed ||= r.error !== undefined || r.results.some((s) => !s.ok);
@@ -226,6 +239,10 @@ function printPoint(r: PointResult): void {
     const pc = (s.details?.['processCpuS'] ?? {}) as Record<string, { user: number; system: number; processes: number }>;
     if (Object.keys(pc).length > 0) console.log(`${s.scenario} CPU s by process (user+sys, processes alive at the end): ${Object.entries(pc).map(([k, v]) => `${k} ×${v.processes} ${v.user.toFixed(1)}+${v.system.toFixed(1)}`).join(', ')}`);
     if (s.scenario === 'shoal') for (const l of shoalPeerLines(s)) console.log(l);
+    if (s.scenario.startsWith('files-')) {
+      console.log(perFileLine(s, r.bound.adjusted));
+      for (const l of (s.details?.['summaries'] ?? []) as string[]) console.log(`${s.scenario} ${l}`);
+    }
     if (r.image !== undefined) for (const l of imageLines(s, r.image.bytes)) console.log(l);
   }
 }

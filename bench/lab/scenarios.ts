@@ -21,7 +21,10 @@ import { type HostSpec, type NsProc, Procs, sh, type Topology } from './netns.js
 export const SCENARIOS = ['direct', 'bittorrent', 'shoal'] as const;
 /** The image benchmark's scenarios (bench/lab/image.ts): skopeo from the registry, or through Shoal's mirror. */
 export const IMAGE_SCENARIOS = ['image-direct', 'image-shoal'] as const;
-export type ScenarioName = (typeof SCENARIOS)[number] | (typeof IMAGE_SCENARIOS)[number];
+/** The many-files benchmark's (bench/lab/files.ts, --files N). */
+export const FILES_SCENARIOS = ['files-direct', 'files-shoal'] as const;
+export type FilesScenario = (typeof FILES_SCENARIOS)[number];
+export type ScenarioName = (typeof SCENARIOS)[number] | (typeof IMAGE_SCENARIOS)[number] | FilesScenario;
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const SHOAL_BIN = join(REPO, 'bin/shoal.mjs');
@@ -805,5 +808,5 @@ export async function runScenario(ctx: Ctx, name: ScenarioName): Promise<Scenari
   if (name === 'direct') return runDirect(ctx);
   if (name === 'bittorrent') return runBitTorrent(ctx);
   if (name === 'shoal') return runShoal(ctx);
-  throw new Error(`${name} is an image scenario: run it with --image`);
+  throw new Error(`${name} is an image or many-files scenario: run it with --image or --files`);
 }

@@ -2,13 +2,15 @@
 // The lab's origin: a small node:http static server, run inside the origin
 // host's namespace. Serves one directory read-only with 1 MiB read chunks,
 // single byte ranges (206/416), HEAD, ETag, Last-Modified and If-Range.
+// A directory (a path ending in /) is listed as nginx's autoindex does (HTML),
+// for `shoal get --recursive` and the many-files benchmark (bench/lab/files.ts).
 // GET /__stats answers {"bytes":N,"requests":N,"byPeer":{ip:bytes}}: body
 // bytes written per client address, so the lab can tell loopback (the Shoal
 // seed) from link traffic.
 //
 // usage: node static-server.mjs --root DIR --listen HOST:PORT
 // prints "static server listening on HOST:PORT" on stderr when ready.
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join, normalize, sep } from 'node:path';
 
@@ -35,6 +37,25 @@ function resolvePath(urlPath) {
   return full;
 }
 
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const p2 = (n) => String(n).padStart(2, '0');
+
+/** nginx's HTML autoindex of DIR (ngx_http_autoindex_module.c: names padded to 50, exact sizes). */
+function autoindex(uri, dir) {
+  const entries = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isFile() || e.isDirectory())
+    .map((e) => ({ name: e.name, dir: e.isDirectory(), st: statSync(join(dir, e.name)) }))
+    .sort((a, b) => (a.dir !== b.dir ? (a.dir ? -1 : 1) : a.name < b.name ? -1 : 1));
+  let out = `<html>\r\n<head><title>Index of ${uri}</title></head>\r\n<body>\r\n<h1>Index of ${uri}</h1><hr><pre><a href="../">../</a>\r\n`;
+  for (const e of entries) {
+    const d = e.st.mtime;
+    const time = `${p2(d.getUTCDate())}-${MONTHS[d.getUTCMonth()]}-${d.getUTCFullYear()} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}`;
+    const shown = e.name.length > 50 ? `${e.name.slice(0, 47)}..&gt;</a>` : `${e.name}${e.dir ? '/' : ''}</a>${' '.repeat(Math.max(0, 50 - e.name.length - (e.dir ? 1 : 0)))}`;
+    out += `<a href="${encodeURIComponent(e.name)}${e.dir ? '/' : ''}">${shown} ${time} ${e.dir ? '                  -' : String(e.st.size).padStart(19)}\r\n`;
+  }
+  return `${out}</pre><hr></body>\r\n</html>\r\n`;
+}
+
 const server = createServer((req, res) => {
   const url = req.url ?? '/';
   if (url === '/__stats') {
@@ -47,6 +68,16 @@ const server = createServer((req, res) => {
     return;
   }
   const path = resolvePath(url);
+  if (path !== undefined && url.split('?')[0].endsWith('/')) {
+    try {
+      const body = autoindex(url.split('?')[0], path);
+      res.writeHead(200, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    } catch {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+    return;
+  }
   let st;
   try {
     if (path === undefined) throw new Error('outside root');

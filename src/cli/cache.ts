@@ -15,7 +15,7 @@ import { parseDuration } from '../common/units.js';
 import type { CacheEntryJson } from '../daemon/cache/entry-json.js';
 import { callJson, endpointAlive } from './daemon-client.js';
 import { defaultEndpoint } from './defaults.js';
-import { viaDaemon } from './get.js';
+import { viaDaemon } from './fetcher.js';
 import type { CliIo } from './io.js';
 import { checkOutputPath, placeOutput } from './output.js';
 

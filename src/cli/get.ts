@@ -3,18 +3,16 @@
  * the task (or runs one in-process when none is running), then copies (or
  * reflinks) the verified content to FILE (./output.ts).
  */
-import { ShoalError, fromJSON, toShoalError } from '../common/errors.js';
+import { ShoalError } from '../common/errors.js';
 import { parseDigest, parseSourceUrl } from '../common/ids.js';
-import { setLongTimeout } from '../common/timers.js';
 import { parseDuration, parseSize } from '../common/units.js';
 import type { ApiDownloadRequest } from '../daemon/api/requests.js';
-import type { TaskStatsJson } from '../daemon/download/task-stats.js';
 import { checkDownloadRequest } from '../daemon/request-check.js';
-import { endpointAlive, requestDownload } from './daemon-client.js';
-import { defaultDataDir, defaultEndpoint } from './defaults.js';
+import { openFetcher } from './fetcher.js';
 import type { CliIo } from './io.js';
 import { checkOutputPath, placeOutput } from './output.js';
 import { createProgress } from './progress.js';
+import { withS3Options } from './s3-options.js';
 
 export interface GetOptions {
   output: string;
@@ -29,6 +27,10 @@ export interface GetOptions {
   limitRate?: string;
   quiet: boolean;
   progress: boolean;
+  /** s3:// only (./s3-options.ts). */
+  endpointUrl?: string | undefined;
+  region?: string | undefined;
+  addressingStyle?: string | undefined;
 }
 
 export function parseHeader(raw: string): [string, string] {
@@ -52,7 +54,8 @@ export function parseLimitRate(value: string): number {
   return rate;
 }
 
-export function buildRequest(url: string, options: GetOptions): ApiDownloadRequest {
+export function buildRequest(given: string, options: GetOptions, env: NodeJS.ProcessEnv = {}): ApiDownloadRequest {
+  const url = withS3Options(given, options, env);
   parseSourceUrl(url);
   if (options.digest !== undefined) parseDigest(options.digest);
   const request: ApiDownloadRequest = {
@@ -83,22 +86,15 @@ export function buildRequest(url: string, options: GetOptions): ApiDownloadReque
 }
 
 export async function runGet(url: string, options: GetOptions, io: CliIo): Promise<number> {
-  const request = buildRequest(url, options);
+  const request = buildRequest(url, options, io.env);
   const output = await checkOutputPath(options.output);
-  const endpoint = options.endpoint ?? defaultEndpoint(io.env);
   const progress = await createProgress(io.stderr, options.progress && !options.quiet);
   const say = (line: string): void => {
     if (!options.quiet) io.stderr.write(line + '\n');
   };
+  const fetcher = await openFetcher(io, options.endpoint);
   try {
-    let result: { path: string; stats: TaskStatsJson | undefined };
-    if (await endpointAlive(endpoint)) {
-      result = await viaDaemon(endpoint, { ...request, progress: progress.shown }, io.signal, progress.update);
-    } else if (options.endpoint !== undefined) {
-      throw new ShoalError('DAEMON_UNREACHABLE', `no daemon answers at ${endpoint}`);
-    } else {
-      result = await embedded(request, io, progress.update);
-    }
+    const result = await fetcher.fetch({ ...request, progress: progress.shown }, progress.update);
     progress.stop();
     const how = await placeOutput(result.path, output, io.stdout, io.signal);
     const bytes = result.stats?.bytes;
@@ -108,59 +104,6 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
     return 0;
   } finally {
     progress.stop();
-  }
-}
-
-export async function viaDaemon(
-  endpoint: string,
-  request: ApiDownloadRequest,
-  signal: AbortSignal,
-  onProgress: (done: number, total: number | undefined) => void,
-): Promise<{ path: string; stats: TaskStatsJson | undefined }> {
-  for await (const event of requestDownload(endpoint, request, signal)) {
-    if (event.event === 'progress' && event.stats !== undefined) {
-      onProgress(event.stats.completedBytes, event.stats.contentLength);
-    } else if (event.event === 'done' && typeof event.path === 'string') {
-      return { path: event.path, stats: event.stats };
-    } else if (event.event === 'error') {
-      throw fromJSON(event.error ?? {});
-    }
-  }
-  if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
-  throw new ShoalError('DAEMON_UNREACHABLE', 'the daemon closed the connection before the download finished');
-}
-
-/** No daemon running: one in this process, with its own scheduler, for the length of the download. */
-async function embedded(
-  request: ApiDownloadRequest,
-  io: CliIo,
-  onProgress: (done: number, total: number | undefined) => void,
-): Promise<{ path: string; stats: TaskStatsJson | undefined }> {
-  // Loaded only here: a get through a running daemon never evaluates the daemon's modules.
-  const { createDaemon } = await import('../daemon/daemon.js');
-  const daemon = createDaemon({ data: defaultDataDir(io.env), listen: '127.0.0.1:0' });
-  await daemon.start();
-  const abort = new AbortController();
-  const onCancel = (): void => abort.abort(new ShoalError('ABORTED', 'cancelled'));
-  io.signal.addEventListener('abort', onCancel, { once: true });
-  const timer =
-    request.timeoutMs !== undefined && request.timeoutMs > 0
-      ? setLongTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
-      : undefined;
-  try {
-    const handle = daemon.download(request, abort.signal);
-    const off = handle.onProgress((s) => onProgress(s.completedBytes, s.contentLength));
-    try {
-      const task = await handle.done;
-      return { path: task.path, stats: handle.stats.toJSON() };
-    } finally {
-      off();
-    }
-  } catch (err) {
-    throw toShoalError(err);
-  } finally {
-    timer?.clear();
-    io.signal.removeEventListener('abort', onCancel);
-    await daemon.stop();
+    await fetcher.close();
   }
 }

@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ShoalError, toShoalError } from '../common/errors.js';
 import { defaultEndpoint } from './defaults.js';
 import type { GetOptions } from './get.js';
+import type { Filter } from './recursive/glob.js';
 import type { PreheatFlags } from './preheat.js';
 import { processIo, type CliIo } from './io.js';
 import type { RuntimeConfigFlags } from './runtime-config.js';
@@ -24,6 +25,8 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 
 /** The command line, each action writing its exit code to `result` (exported for tests that check command lines: deploy/). */
 export function program(io: CliIo, result: { code: number }): Command {
+  /** --include and --exclude of `get`, in the order given (the last match decides: ./recursive/glob.ts). */
+  const filters: Filter[] = [];
   const root = new Command('shoal')
     .description('Peer-to-peer file and container-image distribution')
     .version(VERSION)
@@ -33,7 +36,7 @@ export function program(io: CliIo, result: { code: number }): Command {
   root
     .command('get')
     .description('download URL to FILE through the local daemon (or an in-process one when none runs)')
-    .argument('<url>', 'http:// or https:// URL')
+    .argument('<url>', 'http://, https:// or s3://BUCKET/KEY URL (with --recursive: a directory index or an s3:// prefix)')
     .option('-O, --output <file>', 'output file ("-" for stdout); also -o <file> (curl style)')
     .addOption(new Option('-o <file>', 'same as -O (curl style)').hideHelp())
     .option('-H, --header <header>', 'request header "Name: value" for the origin (repeatable)', collect, [])
@@ -45,12 +48,25 @@ export function program(io: CliIo, result: { code: number }): Command {
     .option('--piece-length <size>', 'piece size (e.g. 4MiB); part of the task identity')
     .option('--limit-rate <rate>', 'download cap for this get, bytes per second: 500k, 2M, 1G (curl/wget spelling; within the daemon\'s own)')
     .option('-e, --endpoint <socket>', 'daemon API: unix socket or 127.0.0.1:PORT (default: the standard local socket)')
+    .option('--endpoint-url <url>', 's3://: the S3-compatible store, e.g. http://minio:9000 (default: AWS, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)')
+    .option('--region <region>', 's3://: the bucket\'s region (default: the daemon\'s AWS_REGION, ~/.aws/config, us-east-1)')
+    .option('--addressing-style <style>', 's3://: path or virtual (default: virtual on AWS, path elsewhere)')
+    .option('-r, --recursive', 'every file under URL (an s3:// prefix, or an nginx autoindex directory) into the directory -O DIR, each its own task', false)
+    .option('--include <glob>', '--recursive: take names matching (repeatable; with --exclude, the last match decides)', (glob: string) => void filters.push({ kind: 'include', glob }))
+    .option('--exclude <glob>', '--recursive: leave out names matching (repeatable), e.g. --exclude "*" --include "*.log"', (glob: string) => void filters.push({ kind: 'exclude', glob }))
+    .option('--parallel <n>', '--recursive: files fetched at once (default 4)')
     .option('-q, --quiet', 'print nothing but errors', false)
     .option('--no-progress', 'no progress bar')
-    .action(async (url: string, opts: Omit<GetOptions, 'output'> & { output?: string; o?: string }) => {
+    .action(async (url: string, opts: Omit<GetOptions, 'output'> & { output?: string; o?: string; recursive: boolean; parallel?: string }) => {
       if (opts.output !== undefined && opts.o !== undefined && opts.output !== opts.o) throw new ShoalError('USAGE', '-O and -o name different files; give one');
       const output = opts.output ?? opts.o;
       if (output === undefined) throw new ShoalError('USAGE', 'an output file is required: -O FILE (or -o FILE; "-" for stdout)');
+      if (opts.recursive) {
+        const { runRecursive } = await import('./recursive/run.js');
+        result.code = await runRecursive(url, { ...opts, output, filters }, io);
+        return;
+      }
+      if (filters.length > 0 || opts.parallel !== undefined) throw new ShoalError('USAGE', '--include, --exclude and --parallel go with --recursive');
       const { runGet } = await import('./get.js');
       result.code = await runGet(url, { ...opts, output }, io);
     });

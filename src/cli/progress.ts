@@ -7,7 +7,7 @@ export interface ProgressView {
   readonly stop: () => void;
 }
 
-function human(bytes: number): string {
+export function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = bytes;
   let i = 0;
@@ -18,13 +18,14 @@ function human(bytes: number): string {
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
-export async function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean }, enabled: boolean): Promise<ProgressView> {
+/** `label`: text before the bar, read at each update (`get --recursive`: the files done). */
+export async function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean }, enabled: boolean, label?: () => string): Promise<ProgressView> {
   if (!enabled || stream.isTTY !== true) return { shown: false, update() {}, stop() {} };
   const { default: cliProgress } = await import('cli-progress'); // loaded only for a terminal
   const bar = new cliProgress.SingleBar(
     {
       stream: stream,
-      format: '{bar} {percentage}% | {doneH}/{totalH} | {speed}/s | ETA {eta_formatted}',
+      format: '{label}{bar} {percentage}% | {doneH}/{totalH} | {speed}/s | ETA {eta_formatted}',
       hideCursor: true,
       clearOnComplete: false,
     },
@@ -37,12 +38,13 @@ export async function createProgress(stream: NodeJS.WritableStream & { isTTY?: b
     update(done, total) {
       const t = total ?? Math.max(done, 1);
       const speed = human(done / Math.max(0.001, (Date.now() - started) / 1000));
+      const values = { doneH: human(done), totalH: human(t), speed, label: label === undefined ? '' : `${label()} ` };
       if (!running) {
-        bar.start(t, done, { doneH: human(done), totalH: human(t), speed });
+        bar.start(t, done, values);
         running = true;
       }
       bar.setTotal(t);
-      bar.update(done, { doneH: human(done), totalH: human(t), speed });
+      bar.update(done, values);
     },
     stop() {
       if (running) bar.stop();

@@ -1,7 +1,9 @@
 /**
  * Whether a request for content carries credentials: an Authorization,
  * Proxy-Authorization or Cookie header, or a signed URL (query parameters
- * such as X-Amz-Signature that the task identity leaves out). Content
+ * such as X-Amz-Signature that the task identity leaves out), or an
+ * object in an object store (s3:, signed by each daemon with its own
+ * credentials: whether a bucket is public is not known here). Content
  * fetched with credentials is private: it goes to another requester only
  * once the origin accepts that requester's own (docs/security.md).
  */
@@ -31,6 +33,7 @@ export function carriesCredentials(request: CredentialedRequest): boolean {
   } catch {
     return false;
   }
+  if (url.protocol === 's3:') return true;
   const filters = [...DEFAULT_FILTERED_QUERY_PARAMS.filter((f) => !NOT_CREDENTIALS.has(f)), ...(request.filteredQueryParams ?? [])];
   for (const name of url.searchParams.keys()) if (matchesFilter(name, filters)) return true;
   return false;

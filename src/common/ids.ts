@@ -7,6 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ShoalError } from './errors.js';
+import { parseS3Url, s3Identity } from './s3-url.js';
 
 /** Query parameters that carry signatures or routing noise, never content identity. */
 export const DEFAULT_FILTERED_QUERY_PARAMS: readonly string[] = [
@@ -45,7 +46,7 @@ export function parseDigest(value: string): Digest {
   return { algorithm: 'sha256', hex: match[1]! };
 }
 
-/** Parses an origin URL; only http and https are accepted. */
+/** Parses an origin URL; http, https and s3 (./s3-url.ts) are accepted. */
 export function parseSourceUrl(value: string): URL {
   let url: URL;
   try {
@@ -53,8 +54,12 @@ export function parseSourceUrl(value: string): URL {
   } catch {
     throw new ShoalError('URL_INVALID', `${JSON.stringify(value.slice(0, 200))} is not a valid URL`);
   }
+  if (url.protocol === 's3:') {
+    parseS3Url(url);
+    return url;
+  }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ShoalError('URL_INVALID', `unsupported URL scheme ${JSON.stringify(url.protocol.slice(0, -1))}: only http and https are supported`);
+    throw new ShoalError('URL_INVALID', `unsupported URL scheme ${JSON.stringify(url.protocol.slice(0, -1))}: only http, https and s3 are supported`);
   }
   if (url.username !== '' || url.password !== '') {
     throw new ShoalError('URL_INVALID', 'credentials in the URL are not accepted; pass them with -H "Authorization: ..."');
@@ -98,7 +103,8 @@ export function taskId(input: TaskIdInput): string {
   const url = parseSourceUrl(input.url);
   const filters = [...DEFAULT_FILTERED_QUERY_PARAMS, ...(input.filteredQueryParams ?? [])];
   const hash = createHash('sha256');
-  hash.update(filterUrl(url, filters));
+  // An object in a store is its endpoint, bucket, key and version, however it is reached (region, style).
+  hash.update(url.protocol === 's3:' ? s3Identity(parseS3Url(url)) : filterUrl(url, filters));
   hash.update('\0tag=' + (input.tag ?? ''));
   hash.update('\0app=' + (input.application ?? ''));
   if (input.pieceSize !== undefined && input.pieceSize > 0) hash.update('\0piece=' + String(input.pieceSize));

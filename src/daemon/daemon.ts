@@ -28,6 +28,7 @@ import type { UpstreamEntry } from './registry/upstream.js';
 import type { DownloadRequest } from './request.js';
 import { SchedulerLink } from './scheduler-link.js';
 import { createHttpSource, type HttpSource } from './source/http-source.js';
+import type { AwsEnv } from './source/s3/credentials.js';
 import { daemonStats, type DaemonStats } from './stats.js';
 import { PieceStore } from './storage/store.js';
 import { createRateLimiter, rateLimitJson, type RateLimiter } from '../common/rate-limiter.js';
@@ -44,6 +45,8 @@ export type { DownloadHandle } from './download-service.js';
 export interface DaemonDeps {
   /** Default: silent. */
   logger?: Logger;
+  /** The environment s3: sources read their credentials and region from (AWS_*, HOME for ~/.aws); default process.env. */
+  env?: AwsEnv;
 }
 
 export interface Daemon extends Lifecycle, DownloadService {
@@ -81,6 +84,7 @@ class ShoalDaemon extends Service implements Daemon {
   readonly settings: DaemonConfig;
   readonly #dataDir: string;
   readonly #log: Logger;
+  readonly #env: AwsEnv;
   /** Started in this order, stopped in reverse. */
   readonly #components: Lifecycle[] = [];
   #store: PieceStore | undefined;
@@ -108,6 +112,7 @@ class ShoalDaemon extends Service implements Daemon {
     this.settings = settings;
     this.#dataDir = settings.data;
     this.#log = deps.logger ?? silentLogger;
+    this.#env = deps.env ?? process.env;
   }
 
   get hostId(): string {
@@ -194,7 +199,7 @@ class ShoalDaemon extends Service implements Daemon {
     this.#upstreams = (s.mirror?.upstreams ?? []).map((u, i) => ({ ...u, ca: u.ca === undefined ? undefined : readPem(u.ca, `mirror.upstreams.${i}.ca`) }));
     // Blobs the mirror asks for come through this source: it trusts the mirror's registry CAs too.
     const cas = [sourceCa, ...this.#upstreams.map((u) => u.ca)].filter((c): c is string => c !== undefined);
-    const source = createHttpSource(s.source, { ...(cas.length === 0 ? {} : { ca: cas.join('\n') }), logger: this.#log });
+    const source = createHttpSource(s.source, { ...(cas.length === 0 ? {} : { ca: cas.join('\n') }), logger: this.#log, env: this.#env });
     this.#source = source;
     const store = new PieceStore({ dataDir: this.#dataDir, cache: s.cache, logger: this.#log });
     this.#store = store;

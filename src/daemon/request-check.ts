@@ -47,8 +47,9 @@ export function checkDownloadRequest(request: DownloadRequest): void {
   if (typeof request.url !== 'string' || request.url.length > REQUEST_LIMITS.urlLength) {
     throw new ShoalError('URL_INVALID', `URL must be a string of at most ${REQUEST_LIMITS.urlLength} characters`);
   }
-  parseSourceUrl(request.url);
+  const url = parseSourceUrl(request.url);
   const headers = request.headers ?? [];
+  if (url.protocol === 's3:' && headers.length > 0) throw new ShoalError('USAGE', 'headers are not sent to an object store: an s3: request is signed with the daemon\'s own credentials');
   if (headers.length > REQUEST_LIMITS.headers) throw new ShoalError('USAGE', `at most ${REQUEST_LIMITS.headers} headers`);
   let headerBytes = 0;
   for (const [name, value] of headers) {

@@ -15,10 +15,16 @@ import { Agent } from 'undici';
 import type { SourceSettings } from '../../common/config/schema.js';
 import { ShoalError } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/log.js';
-import { RangeSession, type SessionConfig } from './range-session.js';
+import { RangeSession, type SessionConfig, type SessionRequest } from './range-session.js';
+
+type RangeSessionSign = NonNullable<SessionRequest['sign']>;
 import { validatorOf, versionOf } from './validator.js';
 import { linkSignals } from './signals.js';
 import { abortError } from './source-errors.js';
+import { parseS3Url } from '../../common/s3-url.js';
+import { cachedAwsIdentity, type AwsEnv, type AwsIdentity } from './s3/credentials.js';
+import { explainS3Error } from './s3/s3-errors.js';
+import { s3Target } from './s3/target.js';
 
 /** Knobs that are not configuration (tests turn them down), besides the settings. */
 export interface SourceExtras {
@@ -32,13 +38,15 @@ export interface SourceExtras {
   maxRedirects?: number;
   /** Default silentLogger. */
   logger?: Logger;
+  /** Where s3: sources find their credentials and region (./s3/credentials.ts); default process.env. */
+  env?: AwsEnv;
 }
 
 /** The extras' values when not given. */
 export const SOURCE_TUNING = { backoffMs: 200, maxBackoffMs: 5_000, connectTimeoutMs: 10_000, maxRedirects: 5 } as const;
 
 export interface RangeRequest {
-  /** http: or https: URL. */
+  /** http:, https: or s3: URL (../../common/s3-url.ts: signed with this process's own credentials). */
   url: string;
   /**
    * Request headers from the user, passed through verbatim, except hop-by-hop headers
@@ -97,6 +105,7 @@ class UndiciHttpSource implements HttpSource {
   readonly #agent: Agent;
   readonly #config: SessionConfig;
   readonly #closing = new AbortController();
+  readonly #aws: () => Promise<AwsIdentity>;
   #closed: Promise<void> | undefined;
 
   constructor(settings: Omit<SourceSettings, 'ca'>, extras: SourceExtras) {
@@ -114,10 +123,11 @@ class UndiciHttpSource implements HttpSource {
       maxRedirects: extras.maxRedirects ?? SOURCE_TUNING.maxRedirects,
       logger: extras.logger ?? silentLogger,
     };
+    this.#aws = cachedAwsIdentity(extras.env ?? process.env);
   }
 
   async openRange(request: RangeRequest): Promise<SourceBody> {
-    const url = parseUrl(request.url);
+    const given = parseUrl(request.url);
     const { start, end } = request;
     if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) {
       throw new ShoalError('USAGE', `bad byte range start=${start} end=${String(end)}`);
@@ -125,9 +135,16 @@ class UndiciHttpSource implements HttpSource {
     const linked = linkSignals(request.signal, this.#closing.signal);
     if (linked.signal.aborted) {
       linked.dispose();
-      throw abortError(linked.signal, url);
+      throw abortError(linked.signal, given);
     }
-    const session = new RangeSession(this.#config, { url, headers: request.headers, start, end, expected: versionOf(request.validator ?? '') }, linked);
+    let target: { url: URL; sign?: RangeSessionSign; explain?: typeof explainS3Error };
+    try {
+      target = given.protocol === 's3:' ? { ...s3Target(parseS3Url(given), await this.#aws()), explain: explainS3Error } : { url: given };
+    } catch (err) {
+      linked.dispose();
+      throw err;
+    }
+    const session = new RangeSession(this.#config, { ...target, headers: request.headers, start, end, expected: versionOf(request.validator ?? '') }, linked);
     const first = await session.open();
     const version = session.version;
     let used = false;
@@ -162,6 +179,6 @@ function parseUrl(value: string): URL {
   } catch {
     throw new ShoalError('URL_INVALID', 'malformed URL');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ShoalError('URL_INVALID', `unsupported URL scheme ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 's3:') throw new ShoalError('URL_INVALID', `unsupported URL scheme ${url.protocol}`);
   return url;
 }

@@ -18,6 +18,8 @@ export interface OriginGet {
   readonly ownHeaders: HeaderList;
   readonly maxRedirects: number;
   readonly signal: AbortSignal;
+  /** Signs each request to the user's origin (an S3 object: SigV4); a redirect elsewhere goes unsigned. */
+  readonly sign?: ((method: 'GET', url: URL, headers: readonly string[]) => Promise<string[]>) | undefined;
 }
 
 export interface OriginResponse {
@@ -32,11 +34,13 @@ export interface OriginResponse {
 export async function getFollowingRedirects(dispatcher: Dispatcher, get: OriginGet): Promise<OriginResponse> {
   let url = get.url;
   for (let hop = 0; ; hop += 1) {
+    const home = sameOrigin(url, get.url);
+    const built = buildHeaders(get.userHeaders, get.ownHeaders, home);
     const { statusCode, headers, body } = await dispatcher.request({
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
       method: 'GET',
-      headers: buildHeaders(get.userHeaders, get.ownHeaders, sameOrigin(url, get.url)),
+      headers: home && get.sign !== undefined ? await get.sign('GET', url, built) : built,
       signal: get.signal,
       highWaterMark: BODY_HIGH_WATER_MARK,
     });

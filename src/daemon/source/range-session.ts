@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 import { ShoalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { backoffDelay, wait, type BackoffPolicy } from './backoff.js';
-import { discard, getFollowingRedirects, type OriginResponse } from './origin-request.js';
+import { discard, getFollowingRedirects, type OriginGet, type OriginResponse } from './origin-request.js';
 import type { HeaderList } from './request-headers.js';
 import { checkResponse, type ContentVersion } from './response-check.js';
 import { header, ifRangeValidator, parseRetryAfter } from './response-meta.js';
@@ -30,6 +30,10 @@ export interface SessionRequest {
   readonly end: number | undefined;
   /** The version the bytes must be of (from an earlier request of the task); undefined: the first answer sets it. */
   readonly expected?: ContentVersion | undefined;
+  /** Signs each request (an S3 object). */
+  readonly sign?: OriginGet['sign'];
+  /** Reads what an error answer's body says (an S3 error's Code and Message), for the error's message; the body is consumed. */
+  readonly explain?: ((body: OriginResponse['body'], signal: AbortSignal) => Promise<string | undefined>) | undefined;
 }
 
 /** An accepted (200/206) response whose body is being read. */
@@ -168,16 +172,18 @@ export class RangeSession {
           ownHeaders: this.#rangeHeaders(validator),
           maxRedirects: this.#config.maxRedirects,
           signal: this.#signal,
+          sign: this.#request.sign,
         });
         const verdict = judgeStatus(response.status);
         if (verdict === 'ok') return this.#accept(response, validator !== undefined);
-        await discard(response.body, this.#signal);
+        const explained = this.#request.explain === undefined ? undefined : await this.#request.explain(response.body, this.#signal);
+        if (this.#request.explain === undefined) await discard(response.body, this.#signal);
         // Ranges come from a length this or an earlier answer gave: unsatisfiable, the content is not that version.
         if (response.status === 416 && this.#rangeHeaders(validator).length > 0) {
           throw changedError(response.url, `the range from byte ${this.#pos} is beyond the content (${(header(response.headers, 'content-range') ?? 'no Content-Range').slice(0, 100)})`, 416);
         }
         const retryAfterMs = response.status === 429 || response.status === 503 ? parseRetryAfter(header(response.headers, 'retry-after')) : undefined;
-        const error = statusError(verdict === 'retry' ? 'SOURCE_STATUS' : verdict, response.url, response.status, retryAfterMs);
+        const error = statusError(verdict === 'retry' ? 'SOURCE_STATUS' : verdict, response.url, response.status, retryAfterMs, explained);
         failure = { error, retryable: verdict === 'retry', retryAfterMs };
       } catch (err) {
         if (this.#signal.aborted) throw abortError(this.#signal, url);

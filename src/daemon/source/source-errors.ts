@@ -21,9 +21,10 @@ export function judgeStatus(status: number): StatusVerdict {
   return 'SOURCE_STATUS';
 }
 
-export function statusError(code: ErrorCode, url: URL, status: number, retryAfterMs?: number): ShoalError {
+/** `detail`: what the origin's body said (an S3 error code), already cleaned. */
+export function statusError(code: ErrorCode, url: URL, status: number, retryAfterMs?: number, detail?: string): ShoalError {
   const options = retryAfterMs === undefined ? { sourceStatus: status } : { sourceStatus: status, retryAfter: Math.ceil(retryAfterMs / 1000) };
-  return new ShoalError(code, `GET ${redactUrl(url)}: origin answered HTTP ${status}`, options);
+  return new ShoalError(code, `GET ${redactUrl(url)}: origin answered HTTP ${status}${detail === undefined ? '' : `: ${detail}`}`, options);
 }
 
 export function protocolError(url: URL, what: string, status?: number): ShoalError {
