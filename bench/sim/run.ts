@@ -63,7 +63,7 @@ const f = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(dig
 export function report(r: SimResult): string[] {
   return [
     `completed ${r.completed} of ${r.completed + r.incomplete} (departed mid-download not counted); p99 completion ${f(r.p99)} s; simulated ${f(r.simulated)} s`,
-    `scheduler: ${r.decisions} decisions, p99 ${f(r.p99DecisionMs, 3)} ms, max ${f(r.maxDecisionMs, 1)} ms; ${f(r.schedulerSeconds)} s of scheduler time; ${r.sentToSource} sent to the origin; wall ${f(r.wallSeconds)} s`,
+    `scheduler: ${r.decisions} decisions, p99 ${f(r.p99DecisionMs, 3)} ms, max ${f(r.maxDecisionMs, 1)} ms; ${f(r.schedulerSeconds)} s of scheduler time; ${r.sentToSource} sent to the origin; wall ${f(r.wallSeconds)} s; decisions ${r.decisionHash}`,
     `sim: ${r.peers} peers, last ${f(r.last)} s, median ${f(r.median)} s, T_min ${f(r.tMin)} s, ratio ${f(r.ratio, 2)}, origin ${f(r.originCopies, 3)} copies, p99 decision ${f(r.p99DecisionMs, 2)} ms`,
   ];
 }

@@ -7,6 +7,7 @@
  * daemons do (src/daemon/scheduler-pool.ts); when that scheduler dies they
  * register again on the next with the pieces they hold.
  */
+import { createHash } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { SchedulerConfigSchema } from '../../src/common/config/schema.js';
 import { silentLogger } from '../../src/common/log.js';
@@ -42,6 +43,8 @@ export interface SimResult {
   readonly sentToSource: number;
   readonly simulated: number;
   readonly wallSeconds: number;
+  /** SHA-256 of every parents' list the schedulers sent, in order: equal runs made equal decisions. */
+  readonly decisionHash: string;
 }
 
 /** A daemon stops waiting for a piece and asks for other parents after this long (the daemon's starvationTimeout). */
@@ -63,6 +66,7 @@ export function runSim(options: SimOptions): SimResult {
   const started = performance.now();
   const clock = new SimClock();
   const rng = new Rng(options.seed ^ 0x5eed);
+  const trace = createHash('sha256');
   const pieceCount = Math.ceil(options.size / options.pieceSize);
   const shape = { pieceCount, pieceSize: options.pieceSize };
   const seedUpPerTask = options.seedRate / options.tasks;
@@ -190,6 +194,7 @@ export function runSim(options: SimOptions): SimResult {
     const r = response.response;
     switch (r.case) {
       case 'parents': {
+        trace.update(`${clock.now()} ${p.id}:${r.value.parents.map((x) => `${x.peerId}/${x.stripeMask}`).join(',')}\n`);
         if (p.state !== 'down') return;
         const list = r.value.parents.flatMap((parent) => {
           const peer = peers.get(parent.peerId);
@@ -389,6 +394,7 @@ export function runSim(options: SimOptions): SimResult {
     sentToSource,
     simulated: clock.now() / 1000,
     wallSeconds: (performance.now() - started) / 1000,
+    decisionHash: trace.digest('hex').slice(0, 16),
   };
 }
 
