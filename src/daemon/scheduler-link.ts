@@ -29,6 +29,8 @@ export interface SchedulerLinkOptions {
   onSeedTask: (command: SeedTask) => void;
   /** This member's certificates, for a scheduler at an https URL. */
   tls?: TlsMaterial | undefined;
+  /** The host stream came up (true) or went down (false). */
+  onConnection?: (up: boolean) => void;
   logger: Logger;
 }
 
@@ -74,6 +76,10 @@ export class SchedulerLink extends Service {
     this.client = createSchedulerClient(options.url, options.tls);
   }
 
+  get url(): string {
+    return this.#options.url;
+  }
+
   get connected(): boolean {
     return this.#connected;
   }
@@ -100,6 +106,14 @@ export class SchedulerLink extends Service {
 
   reportLoad(uploadLoad: number): void {
     this.#queue?.push(create(HostRequestSchema, { request: { case: 'load', value: { uploadLoad } } }));
+  }
+
+  /** Announces the host again on the open stream, with what heldTasks() now gives (complete tasks that moved here). */
+  reannounce(): void {
+    if (!this.#connected) return;
+    const tasks = this.#options.heldTasks();
+    if (tasks.length === 0) return;
+    this.#queue?.push(create(HostRequestSchema, { request: { case: 'announce', value: { host: this.#options.host(), tasks } } }));
   }
 
   reportEvicted(taskIds: string[]): void {
@@ -132,7 +146,9 @@ export class SchedulerLink extends Service {
         if (this.#connected || attempt === 0) log.warn({ err: (err as Error).message }, 'scheduler host stream lost; reconnecting');
       } finally {
         queue.end();
+        const was = this.#connected;
         this.#connected = false;
+        if (was) this.#options.onConnection?.(false);
       }
       if (this.#abort.signal.aborted) break;
       await sleep(reconnectDelay(attempt++), this.#abort.signal);
@@ -141,6 +157,7 @@ export class SchedulerLink extends Service {
 
   #setConnected(): void {
     this.#connected = true;
+    this.#options.onConnection?.(true);
     for (const waiter of [...this.#connectWaiters]) waiter();
   }
 
