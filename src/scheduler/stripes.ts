@@ -160,7 +160,7 @@ function stripeParent(peer: PeerEntry, s: number, k: number): PeerEntry | undefi
  * one search asks it of every peer of a tree, which costs then one hop per
  * peer instead of one per peer and level. The same answers as stripeDepth.
  */
-function depthIn(peer: PeerEntry, s: number, k: number, known: Map<PeerEntry, number>): number {
+export function depthIn(peer: PeerEntry, s: number, k: number, known: Map<PeerEntry, number>): number {
   const path: PeerEntry[] = [];
   let current: PeerEntry | undefined = peer;
   let depth: number | undefined;
@@ -222,11 +222,10 @@ function leafPlace(child: PeerEntry, root: PeerEntry, s: number): PeerEntry | un
  * ends below the best place found: a place near the top costs the peers
  * above it, not every peer of the task (docs/design.md, "Cost at scale").
  */
-export function stripeToTake(child: PeerEntry, s: number, k: number): { root: PeerEntry; from: PeerEntry } | undefined {
+export function stripeToTake(child: PeerEntry, s: number, k: number, depths = new Map<PeerEntry, number>()): { root: PeerEntry; from: PeerEntry } | undefined {
   if (child.stripe !== s) return undefined;
   const bit = 1 << s;
   const task = child.task;
-  const depths = new Map<PeerEntry, number>();
   let best: { root: PeerEntry; from: PeerEntry; rank: number } | undefined;
   const seen = new Set<PeerEntry>();
   let level = roots(task);
@@ -267,7 +266,15 @@ export function stripeToTake(child: PeerEntry, s: number, k: number): { root: Pe
  * from a peer that passes on another, would spend its upload on a chain
  * instead of a tree.
  */
-export function pickStripeParent(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number, starving = false, slowToo = false): PeerEntry | undefined {
+export function pickStripeParent(
+  child: PeerEntry,
+  candidates: Iterable<PeerEntry>,
+  s: number,
+  k: number,
+  starving = false,
+  slowToo = false,
+  depths = new Map<PeerEntry, number>(),
+): PeerEntry | undefined {
   const bit = 1 << s;
   let best: Candidate | undefined;
   for (const peer of candidates) {
@@ -275,7 +282,7 @@ export function pickStripeParent(child: PeerEntry, candidates: Iterable<PeerEntr
     if (!isRoot(peer) && !starving && (child.parents.has(peer) || peer.stripe !== s)) continue;
     if (!isRoot(peer) && (coveredStripes(peer, k) & bit) === 0) continue;
     if (!stripeFree(peer, s, k) || wouldCycleInStripe(child, peer, s, k)) continue;
-    const depth = stripeDepth(peer, s, k);
+    const depth = depthIn(peer, s, k, depths);
     if (depth >= MAX_DEPTH) continue;
     const shared = child.parents.has(peer) || (!isRoot(peer) && peer.stripe !== s);
     const candidate: Candidate = { peer, shared, wasted: !isRoot(peer) && slowerParent(peer, child), depth, score: score(child, peer) };

@@ -6,7 +6,7 @@
  */
 import type { PeerEntry, TaskEntry } from './model.js';
 import { linkRate, slowerParent } from './scoring.js';
-import { coveredStripes, peersWithRoom, pickStripeParent, stripeDepth, stripeToTake } from './stripes.js';
+import { coveredStripes, depthIn, peersWithRoom, pickStripeParent, stripeToTake } from './stripes.js';
 
 type Place = NonNullable<ReturnType<typeof stripeToTake>>;
 
@@ -15,8 +15,8 @@ type Place = NonNullable<ReturnType<typeof stripeToTake>>;
  * than the leaf's place `taken`: there is none, it is under a much slower
  * host, or it is no higher up the tree than the free one.
  */
-function freePlaceWins(peer: PeerEntry, parent: PeerEntry, taken: Place | undefined, s: number, k: number): boolean {
-  return taken === undefined || slowerParent(peer, taken.root) || stripeDepth(taken.root, s, k) >= stripeDepth(parent, s, k);
+function freePlaceWins(peer: PeerEntry, parent: PeerEntry, taken: Place | undefined, s: number, k: number, depths: Map<PeerEntry, number>): boolean {
+  return taken === undefined || slowerParent(peer, taken.root) || depthIn(taken.root, s, k, depths) >= depthIn(parent, s, k, depths);
 }
 
 export interface StripeLinks {
@@ -38,13 +38,16 @@ export function linkStripes(peer: PeerEntry, starving: boolean, now: number): St
   const covered = coveredStripes(peer, k);
   const added = new Set<PeerEntry>();
   const displaced: PeerEntry[] = [];
+  // A free place is looked for among the peers with room only (the same answer as among all); linking this peer gives none room.
+  const room = peersWithRoom(peer.task);
   for (let s = 0; s < k; s++) {
     const bit = 1 << s;
     if ((covered & bit) !== 0) continue;
-    // A free place is looked for among the peers with room only (the same answer as among all).
-    const parent = pickStripeParent(peer, peersWithRoom(peer.task), s, k, starving);
-    const taken = stripeToTake(peer, s, k);
-    if (parent !== undefined && freePlaceWins(peer, parent, taken, s, k)) {
+    // Depths in stripe s, worked out once for the searches of this stripe (nothing is linked in s between them).
+    const depths = new Map<PeerEntry, number>();
+    const parent = pickStripeParent(peer, room, s, k, starving, false, depths);
+    const taken = stripeToTake(peer, s, k, depths);
+    if (parent !== undefined && freePlaceWins(peer, parent, taken, s, k, depths)) {
       peer.link(parent, now, bit);
       added.add(parent);
     } else if (taken !== undefined) {
@@ -53,7 +56,7 @@ export function linkStripes(peer: PeerEntry, starving: boolean, now: number): St
       peer.link(taken.root, now, bit);
       added.add(taken.root);
     } else {
-      const slow = pickStripeParent(peer, peersWithRoom(peer.task), s, k, starving, true);
+      const slow = pickStripeParent(peer, room, s, k, starving, true, depths);
       if (slow === undefined) continue;
       peer.link(slow, now, bit);
       added.add(slow);
