@@ -25,7 +25,8 @@ export type SchedulerClient = Client<typeof Scheduler>;
 export interface SchedulerLinkOptions {
   url: string;
   host: () => Host;
-  heldTasks: () => HeldTask[];
+  /** The complete tasks to announce: all of them on a new stream (`newStream`), else those not yet told on this one. */
+  heldTasks: (newStream: boolean) => HeldTask[];
   onSeedTask: (command: SeedTask) => void;
   /** This member's certificates, for a scheduler at an https URL. */
   tls?: TlsMaterial | undefined;
@@ -111,7 +112,7 @@ export class SchedulerLink extends Service {
   /** Announces the host again on the open stream, with what heldTasks() now gives (complete tasks that moved here). */
   reannounce(): void {
     if (!this.#connected) return;
-    const tasks = this.#options.heldTasks();
+    const tasks = this.#options.heldTasks(false);
     if (tasks.length === 0) return;
     this.#queue?.push(create(HostRequestSchema, { request: { case: 'announce', value: { host: this.#options.host(), tasks } } }));
   }
@@ -129,7 +130,7 @@ export class SchedulerLink extends Service {
       this.#queue = queue;
       queue.push(
         create(HostRequestSchema, {
-          request: { case: 'announce', value: { host: this.#options.host(), tasks: this.#options.heldTasks() } },
+          request: { case: 'announce', value: { host: this.#options.host(), tasks: this.#options.heldTasks(true) } },
         }),
       );
       try {

@@ -157,7 +157,7 @@ export class SchedulerPool extends Service {
         url,
         tls: this.#options.tls,
         host: this.#options.host,
-        heldTasks: () => this.#heldFor(link),
+        heldTasks: (newStream) => this.#heldFor(link, newStream),
         onSeedTask: this.#options.onSeedTask,
         onConnection: (up) => {
           if (up) return;
@@ -175,13 +175,15 @@ export class SchedulerPool extends Service {
   }
 
   /**
-   * The complete tasks `link` is to hear of that it has not on this stream:
+   * The complete tasks `link` is to hear of that it has not on this stream
+   * (`newStream`: it is being opened):
    * those it is among the first HELD_ON live schedulers of (in the task's
    * order), so that when a task's scheduler dies the next already knows
    * who holds it.
    */
-  #heldFor(link: SchedulerLink): HeldTask[] {
-    const sent = this.#announced.get(link) ?? new Set<string>();
+  #heldFor(link: SchedulerLink, newStream: boolean): HeldTask[] {
+    // A new stream (each attempt to open one) starts with nothing told.
+    const sent = newStream ? new Set<string>() : (this.#announced.get(link) ?? new Set<string>());
     this.#announced.set(link, sent);
     const fresh = this.#options.heldTasks().filter((t) => {
       if (sent.has(t.taskId)) return false;
