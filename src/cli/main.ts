@@ -75,7 +75,7 @@ export function program(io: CliIo, result: { code: number }): Command {
     .command('daemon')
     .description('run a peer daemon (with --seed, a seed peer)')
     .option('--config <file>', 'YAML config file (docs/configuration.md)')
-    .option('--scheduler <url>', 'scheduler URL, e.g. http://10.0.0.1:8002 (none: an in-process scheduler)')
+    .option('--scheduler <url>', 'scheduler URL, e.g. http://10.0.0.1:8002 (repeatable: several schedulers; a name with several addresses: one each; none: an in-process scheduler)', collect, [])
     .option('--listen <host:port>', 'upload server address (default 0.0.0.0:4000)')
     .option('--advertise <host>', 'address other peers use to reach this host')
     .option('--api <socket>', 'local API: unix socket path or 127.0.0.1:PORT')

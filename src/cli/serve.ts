@@ -14,7 +14,8 @@ import type { CliIo } from './io.js';
 
 export interface DaemonFlags {
   config?: string;
-  scheduler?: string;
+  /** Repeatable: one URL or several. */
+  scheduler?: string | string[];
   listen?: string;
   advertise?: string;
   api?: string;
@@ -79,6 +80,13 @@ function withFlags(file: Raw, key: string, flags: Raw): Raw {
 }
 
 /** The daemon's settings as `createDaemon` takes them: defaults for this user, the file, then the flags. */
+/** `--scheduler` given once is one URL, given more often a list; not given, nothing. */
+function schedulerFlag(flag: string | string[] | undefined): string | string[] | undefined {
+  if (flag === undefined || typeof flag === 'string') return flag;
+  if (flag.length === 0) return undefined;
+  return flag.length === 1 ? flag[0] : flag;
+}
+
 export function daemonInit(flags: DaemonFlags, env: NodeJS.ProcessEnv): DaemonInit {
   const file = readConfigFile(flags.config);
   return {
@@ -86,7 +94,7 @@ export function daemonInit(flags: DaemonFlags, env: NodeJS.ProcessEnv): DaemonIn
     api: defaultEndpoint(env),
     ...file,
     ...defined({
-      scheduler: flags.scheduler,
+      scheduler: schedulerFlag(flags.scheduler),
       listen: flags.listen,
       advertise: flags.advertise,
       api: flags.api,
@@ -156,7 +164,7 @@ export async function runDaemon(flags: DaemonFlags, io: CliIo): Promise<number> 
   const daemon = createDaemon(init, { logger: createLogger(settings.logLevel, 'shoal-daemon') });
   await daemon.start();
   const listening = Object.entries(daemon.addresses).map(([what, address]) => `${what} ${address}`);
-  io.stderr.write(`shoal daemon ${daemon.hostId}: upload port ${daemon.uploadPort}, scheduler ${daemon.schedulerUrl ?? 'none'}, ${listening.join(', ')}\n`);
+  io.stderr.write(`shoal daemon ${daemon.hostId}: upload port ${daemon.uploadPort}, scheduler ${daemon.schedulerUrls.join(' ') || 'none'}, ${listening.join(', ')}\n`);
   await waitForSignal(io.signal);
   await daemon.stop();
   return 0;

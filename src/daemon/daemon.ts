@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { validateConfig } from '../common/config/load.js';
 import { splitHostPort } from '../common/config/fields.js';
-import { DaemonConfigSchema, embeddedSchedulerInit, uploadSlots, type DaemonConfig, type DaemonInit } from '../common/config/schema.js';
+import { DaemonConfigSchema, embeddedSchedulerInit, schedulerList, uploadSlots, type DaemonConfig, type DaemonInit } from '../common/config/schema.js';
 import { ShoalError, toShoalError } from '../common/errors.js';
 import { hostId as makeHostId } from '../common/ids.js';
 import { Service, type Lifecycle } from '../common/lifecycle.js';
@@ -26,7 +26,7 @@ import { runPreheat, type PreheatEvent, type PreheatInput } from './preheat/run.
 import { createProxy, proxyAddress, type Proxy } from './proxy/server.js';
 import type { UpstreamEntry } from './registry/upstream.js';
 import type { DownloadRequest } from './request.js';
-import { SchedulerLink } from './scheduler-link.js';
+import { SchedulerPool } from './scheduler-pool.js';
 import { createHttpSource, type HttpSource } from './source/http-source.js';
 import type { AwsEnv } from './source/s3/credentials.js';
 import { daemonStats, type DaemonStats } from './stats.js';
@@ -60,7 +60,10 @@ export interface Daemon extends Lifecycle, DownloadService {
   readonly mirrorPort: number | undefined;
   /** The HTTP proxy's port, when it runs. */
   readonly proxyPort: number | undefined;
+  /** Its first scheduler's URL (see schedulerUrls). */
   readonly schedulerUrl: string | undefined;
+  /** Every scheduler it keeps a host stream to. */
+  readonly schedulerUrls: readonly string[];
   /** The scheduler it runs in-process when `scheduler` is not set (after start). */
   readonly embeddedScheduler: SchedulerService | undefined;
   readonly store: PieceStore;
@@ -92,7 +95,7 @@ class ShoalDaemon extends Service implements Daemon {
   #downloads: Downloads | undefined;
   #upload: UploadServer | undefined;
   #scheduler: SchedulerService | undefined;
-  #link: SchedulerLink | undefined;
+  #link: SchedulerPool | undefined;
   #mirror: Mirror | undefined;
   #proxy: Proxy | undefined;
   #upstreams: UpstreamEntry[] = [];
@@ -140,7 +143,14 @@ class ShoalDaemon extends Service implements Daemon {
   }
 
   get schedulerUrl(): string | undefined {
-    return this.#scheduler?.url ?? this.settings.scheduler;
+    return this.schedulerUrls[0];
+  }
+
+  /** Every scheduler it keeps a host stream to (a name resolving to several: each address, once started). */
+  get schedulerUrls(): string[] {
+    if (this.#scheduler !== undefined) return [this.#scheduler.url];
+    if (this.#link !== undefined) return this.#link.urls;
+    return schedulerList(this.settings.scheduler);
   }
 
   get cache(): CacheService | undefined {
@@ -163,7 +173,8 @@ class ShoalDaemon extends Service implements Daemon {
 
   preheat(input: PreheatInput, signal: AbortSignal): AsyncIterable<PreheatEvent> {
     if (this.state !== 'running' || this.#link === undefined) throw new ShoalError('ABORTED', 'the daemon is not running');
-    return runPreheat(input, { client: this.#link.client, upstreams: this.#upstreams }, signal);
+    const pool = this.#link;
+    return runPreheat(input, { client: (taskId) => pool.clientFor(taskId), upstreams: this.#upstreams }, signal);
   }
 
   stats(): DaemonStats {
@@ -232,8 +243,8 @@ class ShoalDaemon extends Service implements Daemon {
     this.#hostId = makeHostId(this.#advertise, this.#upload.port);
 
     if (s.scheduler === undefined) this.#scheduler = await this.#run(createScheduler(embeddedSchedulerInit(s.logLevel), { logger: this.#log }));
-    const link = new SchedulerLink({
-      url: this.schedulerUrl!,
+    const link = new SchedulerPool({
+      urls: this.#scheduler === undefined ? schedulerList(s.scheduler) : [this.#scheduler.url],
       // The scheduler this process runs is reached on loopback, without TLS.
       tls: this.#scheduler === undefined ? tls : undefined,
       host: () => hostMessage(s, { id: this.#hostId, advertise: this.#advertise, uploadPort: this.uploadPort }, this.#upload?.activeUploads ?? 0),
@@ -253,7 +264,7 @@ class ShoalDaemon extends Service implements Daemon {
       new Downloads({
         store,
         source,
-        client: link.client,
+        client: (taskId) => link.clientFor(taskId),
         hostId: () => this.#hostId,
         seed: s.seed,
         settings: s.download,

@@ -27,7 +27,8 @@ const HISTORY = 200;
 export interface DownloadsDeps {
   store: PieceStore;
   source: HttpSource;
-  client: SchedulerClient;
+  /** The scheduler, or the one a task lives on (./scheduler-pool.ts). */
+  client: SchedulerClient | ((taskId: string) => SchedulerClient);
   /** This host's ID (known once the upload server listens). */
   hostId: () => string;
   seed: boolean;
@@ -195,11 +196,12 @@ export class Downloads extends Service implements DownloadService {
     const existing = this.#active.get(spec.taskId);
     if (existing !== undefined) return existing;
     const d = this.#deps;
+    const route = d.client;
     const download = new TaskDownload({
       spec,
       store: d.store,
       source: d.source,
-      client: d.client,
+      client: typeof route === 'function' ? () => route(spec.taskId) : route,
       hostId: d.hostId(),
       peerId: this.peerId(spec.taskId),
       seed: d.seed,

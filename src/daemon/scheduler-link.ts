@@ -25,12 +25,15 @@ export type SchedulerClient = Client<typeof Scheduler>;
 export interface SchedulerLinkOptions {
   url: string;
   host: () => Host;
-  heldTasks: () => HeldTask[];
+  /** The complete tasks to announce: all of them on a new stream (`newStream`), else those not yet told on this one. */
+  heldTasks: (newStream: boolean) => HeldTask[];
   onSeedTask: (command: SeedTask) => void;
   /** The scheduler has this host drop a cache task (removed, or expired). */
   onDropTask?: (taskId: string) => void;
   /** This member's certificates, for a scheduler at an https URL. */
   tls?: TlsMaterial | undefined;
+  /** The host stream came up (true) or went down (false). */
+  onConnection?: (up: boolean) => void;
   logger: Logger;
 }
 
@@ -76,6 +79,10 @@ export class SchedulerLink extends Service {
     this.client = createSchedulerClient(options.url, options.tls);
   }
 
+  get url(): string {
+    return this.#options.url;
+  }
+
   get connected(): boolean {
     return this.#connected;
   }
@@ -104,6 +111,14 @@ export class SchedulerLink extends Service {
     this.#queue?.push(create(HostRequestSchema, { request: { case: 'load', value: { uploadLoad } } }));
   }
 
+  /** Announces the host again on the open stream, with what heldTasks() now gives (complete tasks that moved here). */
+  reannounce(): void {
+    if (!this.#connected) return;
+    const tasks = this.#options.heldTasks(false);
+    if (tasks.length === 0) return;
+    this.#queue?.push(create(HostRequestSchema, { request: { case: 'announce', value: { host: this.#options.host(), tasks } } }));
+  }
+
   reportEvicted(taskIds: string[]): void {
     if (taskIds.length === 0) return;
     this.#queue?.push(create(HostRequestSchema, { request: { case: 'evicted', value: { taskIds } } }));
@@ -117,7 +132,7 @@ export class SchedulerLink extends Service {
       this.#queue = queue;
       queue.push(
         create(HostRequestSchema, {
-          request: { case: 'announce', value: { host: this.#options.host(), tasks: this.#options.heldTasks() } },
+          request: { case: 'announce', value: { host: this.#options.host(), tasks: this.#options.heldTasks(true) } },
         }),
       );
       try {
@@ -135,7 +150,9 @@ export class SchedulerLink extends Service {
         if (this.#connected || attempt === 0) log.warn({ err: (err as Error).message }, 'scheduler host stream lost; reconnecting');
       } finally {
         queue.end();
+        const was = this.#connected;
         this.#connected = false;
+        if (was) this.#options.onConnection?.(false);
       }
       if (this.#abort.signal.aborted) break;
       await sleep(reconnectDelay(attempt++), this.#abort.signal);
@@ -144,6 +161,7 @@ export class SchedulerLink extends Service {
 
   #setConnected(): void {
     this.#connected = true;
+    this.#options.onConnection?.(true);
     for (const waiter of [...this.#connectWaiters]) waiter();
   }
 

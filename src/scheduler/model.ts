@@ -65,6 +65,14 @@ export class HostEntry {
     if (this.#peers.get(peer.task) === peer) this.#peers.delete(peer.task);
   }
 
+  /** Its load or limits changed: each of its peers may have room again (TaskEntry.roomy). */
+  roomChanged(): void {
+    for (const peer of this.#peers.values()) {
+      peer.task.roomy.add(peer);
+      peer.task.rootish.add(peer);
+    }
+  }
+
   constructor(info: HostInfo, command: (command: HostCommand) => void) {
     this.info = info;
     this.command = command;
@@ -124,6 +132,22 @@ export class TaskEntry {
   rebuiltAt = 0;
   /** A host of its was measured slow since the last rebuild: rebuild when REBUILD_GAP_MS have passed. */
   rebuildForSlow = false;
+  /**
+   * Peers that may have room for another child: every peer whose room or
+   * standing as a parent changed (its state, its parents, a child gone)
+   * since it was last found full (stripes.ts, mayHaveRoom). A superset of
+   * the peers with room, so that a search for a parent with room looks at
+   * these, not at every peer of the task (docs/design.md, "Cost at scale").
+   */
+  readonly roomy = new Set<PeerEntry>();
+  /**
+   * Peers that may be roots of the split trees (a seed, a source, the seed's
+   * relay, a complete peer): each peer whose state or parents changed since
+   * it was last found not to be one (stripes.ts, stripeToTake). A superset.
+   */
+  readonly rootish = new Set<PeerEntry>();
+  /** Peers made for it so far: each peer's `order`, the order they joined the task. */
+  joined = 0;
 
   constructor(id: string) {
     this.id = id;
@@ -153,7 +177,7 @@ export class PeerEntry {
   readonly id: string;
   readonly host: HostEntry;
   readonly task: TaskEntry;
-  state: PeerState;
+  #state: PeerState;
   /** This scheduler sent it to the origin (toSource): its digests are first-hand by the scheduler's own choice. */
   sentToSource = false;
   readonly pieces = new PieceSet();
@@ -192,7 +216,26 @@ export class PeerEntry {
     this.id = id;
     this.host = host;
     this.task = task;
-    this.state = state;
+    this.#state = state;
+    this.order = task.joined++;
+    task.roomy.add(this);
+    task.rootish.add(this);
+  }
+
+  /** Its place in the order the task's peers joined (ties between equal places go to the earliest). */
+  readonly order: number;
+
+  get state(): PeerState {
+    return this.#state;
+  }
+
+  /** A new state may make it a parent with room (TaskEntry.roomy). */
+  set state(state: PeerState) {
+    this.#state = state;
+    this.task.roomy.add(this);
+    // It may be a root now, and its children the seed's relay (a child of a source).
+    this.task.rootish.add(this);
+    for (const child of this.children) this.task.rootish.add(child);
   }
 
   /** Records pieces this peer just reported as new. */
@@ -234,6 +277,8 @@ export class PeerEntry {
   link(parent: PeerEntry, at: number, mask?: number): void {
     this.parents.add(parent);
     parent.children.add(this);
+    this.task.roomy.add(this);
+    this.task.rootish.add(this);
     this.linkedAt.set(parent, at);
     if (mask !== undefined) this.parentMasks.set(parent, (this.parentMasks.get(parent) ?? 0) | mask);
   }
@@ -241,6 +286,8 @@ export class PeerEntry {
   unlink(parent: PeerEntry): void {
     this.parents.delete(parent);
     parent.children.delete(this);
+    this.task.roomy.add(this);
+    this.task.roomy.add(parent);
     this.parentMasks.delete(parent);
     this.linkedAt.delete(parent);
   }
@@ -255,10 +302,12 @@ export class PeerEntry {
     this.send = undefined;
     this.host.removePeer(this);
     if (this.task.peers.get(this.id) === this) this.task.peers.delete(this.id);
-    for (const other of this.task.peers.values()) other.retiredChildren.delete(this);
+    for (const other of this.task.peers.values()) if (other.retiredChildren.delete(this)) this.task.roomy.add(other);
     for (const parent of [...this.parents]) this.unlink(parent);
     const orphans = [...this.children];
     for (const child of orphans) child.unlink(this);
+    this.task.roomy.delete(this);
+    this.task.rootish.delete(this);
     return orphans;
   }
 
@@ -267,6 +316,7 @@ export class PeerEntry {
     const left = (this.parentMasks.get(parent) ?? 0) & ~mask;
     if (left === 0) this.unlink(parent);
     else this.parentMasks.set(parent, left);
+    this.task.roomy.add(parent);
   }
 
   /**

@@ -172,6 +172,8 @@ export class Scheduling {
   splitIfDue(task: TaskEntry): void {
     if (this.#stripes <= task.stripes || task.downloaders().length < this.#stripesFrom) return;
     task.stripes = this.#stripes;
+    // Room is counted in stripes from now on: every peer is looked at again.
+    for (const peer of task.peers.values()) task.roomy.add(peer);
     this.#log.info({ task: task.id, stripes: task.stripes, peers: task.peers.size }, 'split trees');
     this.#rebuild(task, true);
   }

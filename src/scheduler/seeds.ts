@@ -4,15 +4,10 @@
  * preheated task lands where a download would look for it. Pure functions
  * over the model.
  */
+import { rendezvous } from '../common/rendezvous.js';
 import type { HostEntry, TaskEntry } from './model.js';
 
-/** Rendezvous hashing: the same task lands on the same seed while the set of seeds is stable. */
-export function rendezvous(taskId: string, hostId: string): number {
-  let h = 2166136261;
-  const s = taskId + '/' + hostId;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
-  return h;
-}
+export { rendezvous };
 
 /** The seed host the task belongs to by rendezvous (on a tie, the first of `hosts`); undefined without seeds. */
 export function seedHostFor(taskId: string, hosts: Iterable<HostEntry>): HostEntry | undefined {

@@ -10,7 +10,7 @@
  * the origin's link still carries each byte once. Pure functions over the
  * model, like ./scoring.ts.
  */
-import type { PeerEntry } from './model.js';
+import type { PeerEntry, TaskEntry } from './model.js';
 import { allStripes } from '../common/stripes.js';
 import { score, slowerParent, wouldCycle } from './scoring.js';
 
@@ -109,6 +109,26 @@ export function stripeFree(parent: PeerEntry, s: number, k: number): boolean {
   return used < k && parent.host.info.uploadLoad < Math.max(1, parent.host.info.uploadSlots);
 }
 
+/**
+ * The task's peers that may take another child in some stripe: those of
+ * TaskEntry.roomy that are in the task, fed, and have a stripe free; the
+ * others leave the set (each comes back when its room or standing changes:
+ * model.ts). Every peer with room is among them, so a search for a free place
+ * over these finds what one over every peer would (docs/design.md, "Cost at
+ * scale").
+ */
+export function peersWithRoom(task: TaskEntry): PeerEntry[] {
+  const k = task.stripes;
+  const found: PeerEntry[] = [];
+  for (const peer of task.roomy) {
+    let room = false;
+    if (task.peers.get(peer.id) === peer && peer.fed) for (let s = 0; s < k && !room; s++) room = stripeFree(peer, s, k);
+    if (room) found.push(peer);
+    else task.roomy.delete(peer);
+  }
+  return found;
+}
+
 /** Hops from `peer` up to a root along stripe `s` (MAX_DEPTH when the path is broken). */
 export function stripeDepth(peer: PeerEntry, s: number, k: number): number {
   const bit = 1 << s;
@@ -128,42 +148,110 @@ export function stripeDepth(peer: PeerEntry, s: number, k: number): number {
   return MAX_DEPTH;
 }
 
+/** The parent that feeds `peer` stripe `s`, if one does. */
+function stripeParent(peer: PeerEntry, s: number, k: number): PeerEntry | undefined {
+  const bit = 1 << s;
+  for (const parent of peer.parents) if ((edgeMask(peer, parent, k) & bit) !== 0) return parent;
+  return undefined;
+}
+
+/**
+ * stripeDepth, remembering in `known` the depth of every peer on the way up:
+ * one search asks it of every peer of a tree, which costs then one hop per
+ * peer instead of one per peer and level. The same answers as stripeDepth.
+ */
+export function depthIn(peer: PeerEntry, s: number, k: number, known: Map<PeerEntry, number>): number {
+  const path: PeerEntry[] = [];
+  let current: PeerEntry | undefined = peer;
+  let depth: number | undefined;
+  while (current !== undefined && path.length < MAX_DEPTH) {
+    depth = known.get(current) ?? (isRoot(current) ? 0 : undefined);
+    if (depth !== undefined) break;
+    path.push(current);
+    current = stripeParent(current, s, k);
+  }
+  // Too long a walk says nothing of the peers near its top: nothing is remembered.
+  if (current !== undefined && depth === undefined) return MAX_DEPTH;
+  // A broken path is MAX_DEPTH for every peer on it; else each is one hop more than the one above.
+  let d = depth ?? MAX_DEPTH;
+  for (let i = path.length - 1; i >= 0; i--) {
+    d = Math.min(MAX_DEPTH, d + 1);
+    known.set(path[i]!, d);
+  }
+  return d;
+}
+
 /** True when `candidate` is `child` or below it in stripe `s`'s tree. */
 export function wouldCycleInStripe(child: PeerEntry, candidate: PeerEntry, s: number, k: number): boolean {
   return wouldCycle(child, candidate, (next, parent) => (edgeMask(next, parent, k) & (1 << s)) !== 0);
+}
+
+/** The task's roots of the split trees (isRoot), from TaskEntry.rootish; the others leave that set. */
+function roots(task: TaskEntry): PeerEntry[] {
+  const found: PeerEntry[] = [];
+  for (const peer of task.rootish) {
+    if (task.peers.get(peer.id) === peer && isRoot(peer)) found.push(peer);
+    else task.rootish.delete(peer);
+  }
+  return found;
+}
+
+/** The first child of `root` whose place in stripe `s` `child` may take: a leaf of that tree, not much faster than `child`. */
+function leafPlace(child: PeerEntry, root: PeerEntry, s: number): PeerEntry | undefined {
+  const bit = 1 << s;
+  for (const from of root.children) {
+    const mask = from.parentMasks.get(root);
+    if (from === child || mask === undefined || (mask & bit) === 0) continue;
+    // A slow host never takes a fast one's place (it would be taken back, and so on).
+    if (!isRoot(from) && from.stripe !== s && !slowerParent(from, child)) return from;
+  }
+  return undefined;
 }
 
 /**
  * A place in stripe `s`'s tree that `child`, which passes that stripe on,
  * may take over from another child `from` of `root`: a place held by a child
  * that does not pass stripe `s` on (a leaf of that tree), under a root no
- * slower than the child first (slowerParent), then shallowest first. The leaf
- * then takes the stripe from `child`, one hop further down, and the tree
- * keeps the peers that pass it on near its top. A much slower host never
- * takes a fast one's place (docs/design.md, "Slow links").
+ * slower than the child first (slowerParent), then shallowest first
+ * (stripeDepth), then the root that joined first. The leaf then takes the
+ * stripe from `child`, one hop further down, and the tree keeps the peers
+ * that pass it on near its top. A much slower host never takes a fast one's
+ * place (docs/design.md, "Slow links").
+ *
+ * The tree is walked down from its roots, a level at a time, and the walk
+ * ends below the best place found: a place near the top costs the peers
+ * above it, not every peer of the task (docs/design.md, "Cost at scale").
  */
-export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number): { root: PeerEntry; from: PeerEntry } | undefined {
+export function stripeToTake(child: PeerEntry, s: number, k: number, depths = new Map<PeerEntry, number>()): { root: PeerEntry; from: PeerEntry } | undefined {
   if (child.stripe !== s) return undefined;
   const bit = 1 << s;
-  // Under a root no slower than the child first, then the shallowest.
+  const task = child.task;
   let best: { root: PeerEntry; from: PeerEntry; rank: number } | undefined;
-  for (const root of candidates) {
-    if (!mayFeed(child, root)) continue;
-    if (!isRoot(root) && !(root.stripe === s && (coveredStripes(root, k) & bit) !== 0)) continue;
-    if (wouldCycleInStripe(child, root, s, k)) continue;
-    const depth = stripeDepth(root, s, k);
-    if (depth >= MAX_DEPTH) continue;
-    const rank = slowerParent(child, root) ? MAX_DEPTH + depth : depth;
-    if (best !== undefined && rank >= best.rank) continue;
-    for (const from of root.children) {
-      const mask = from.parentMasks.get(root);
-      if (from === child || mask === undefined || (mask & bit) === 0) continue;
-      // A slow host never takes a fast one's place (it would be taken back, and so on).
-      if (!isRoot(from) && from.stripe !== s && !slowerParent(from, child)) {
-        best = { root, from, rank };
-        break;
+  const seen = new Set<PeerEntry>();
+  let level = roots(task);
+  for (const p of level) seen.add(p);
+  // A peer's depth is at least its level (the fewest hops from a root), so past the best rank nothing is better.
+  for (let hops = 0; level.length > 0 && hops < MAX_DEPTH && (best === undefined || hops <= best.rank); hops++) {
+    const next: PeerEntry[] = [];
+    for (const root of level) {
+      for (const c of root.children) {
+        if (!seen.has(c) && (edgeMask(c, root, k) & bit) !== 0) {
+          seen.add(c);
+          next.push(c);
+        }
       }
+      if (!mayFeed(child, root)) continue;
+      if (!isRoot(root) && !(root.stripe === s && (coveredStripes(root, k) & bit) !== 0)) continue;
+      const from = leafPlace(child, root, s);
+      if (from === undefined) continue;
+      const depth = depthIn(root, s, k, depths);
+      if (depth >= MAX_DEPTH) continue;
+      const rank = slowerParent(child, root) ? MAX_DEPTH + depth : depth;
+      if (best !== undefined && (rank > best.rank || (rank === best.rank && root.order > best.root.order))) continue;
+      if (wouldCycleInStripe(child, root, s, k)) continue;
+      best = { root, from, rank };
     }
+    level = next;
   }
   return best === undefined ? undefined : { root: best.root, from: best.from };
 }
@@ -178,7 +266,15 @@ export function stripeToTake(child: PeerEntry, candidates: Iterable<PeerEntry>, 
  * from a peer that passes on another, would spend its upload on a chain
  * instead of a tree.
  */
-export function pickStripeParent(child: PeerEntry, candidates: Iterable<PeerEntry>, s: number, k: number, starving = false, slowToo = false): PeerEntry | undefined {
+export function pickStripeParent(
+  child: PeerEntry,
+  candidates: Iterable<PeerEntry>,
+  s: number,
+  k: number,
+  starving = false,
+  slowToo = false,
+  depths = new Map<PeerEntry, number>(),
+): PeerEntry | undefined {
   const bit = 1 << s;
   let best: Candidate | undefined;
   for (const peer of candidates) {
@@ -186,7 +282,7 @@ export function pickStripeParent(child: PeerEntry, candidates: Iterable<PeerEntr
     if (!isRoot(peer) && !starving && (child.parents.has(peer) || peer.stripe !== s)) continue;
     if (!isRoot(peer) && (coveredStripes(peer, k) & bit) === 0) continue;
     if (!stripeFree(peer, s, k) || wouldCycleInStripe(child, peer, s, k)) continue;
-    const depth = stripeDepth(peer, s, k);
+    const depth = depthIn(peer, s, k, depths);
     if (depth >= MAX_DEPTH) continue;
     const shared = child.parents.has(peer) || (!isRoot(peer) && peer.stripe !== s);
     const candidate: Candidate = { peer, shared, wasted: !isRoot(peer) && slowerParent(peer, child), depth, score: score(child, peer) };

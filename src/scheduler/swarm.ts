@@ -124,6 +124,7 @@ export class Swarm implements Lifecycle {
     } else {
       host.info = info;
       host.command = command;
+      host.roomChanged();
     }
     host.childLimit = info.seed ? this.#seedChildren : this.#peerChildren;
     for (const item of held) this.#adoptHeld(host, item);
@@ -134,7 +135,9 @@ export class Swarm implements Lifecycle {
 
   updateLoad(hostId: string, load: number): void {
     const host = this.hosts.get(hostId);
-    if (host !== undefined) host.info.uploadLoad = load;
+    if (host === undefined) return;
+    host.info.uploadLoad = load;
+    host.roomChanged();
   }
 
   leaveHost(hostId: string): void {

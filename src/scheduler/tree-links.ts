@@ -5,8 +5,8 @@
  * the model and return who must hear of it; the swarm tells them.
  */
 import type { PeerEntry, TaskEntry } from './model.js';
-import { slowerParent } from './scoring.js';
-import { coveredStripes, pickStripeParent, stripeDepth, stripeToTake } from './stripes.js';
+import { linkRate, slowerParent } from './scoring.js';
+import { coveredStripes, depthIn, peersWithRoom, pickStripeParent, stripeToTake } from './stripes.js';
 
 type Place = NonNullable<ReturnType<typeof stripeToTake>>;
 
@@ -15,8 +15,8 @@ type Place = NonNullable<ReturnType<typeof stripeToTake>>;
  * than the leaf's place `taken`: there is none, it is under a much slower
  * host, or it is no higher up the tree than the free one.
  */
-function freePlaceWins(peer: PeerEntry, parent: PeerEntry, taken: Place | undefined, s: number, k: number): boolean {
-  return taken === undefined || slowerParent(peer, taken.root) || stripeDepth(taken.root, s, k) >= stripeDepth(parent, s, k);
+function freePlaceWins(peer: PeerEntry, parent: PeerEntry, taken: Place | undefined, s: number, k: number, depths: Map<PeerEntry, number>): boolean {
+  return taken === undefined || slowerParent(peer, taken.root) || depthIn(taken.root, s, k, depths) >= depthIn(parent, s, k, depths);
 }
 
 export interface StripeLinks {
@@ -38,12 +38,16 @@ export function linkStripes(peer: PeerEntry, starving: boolean, now: number): St
   const covered = coveredStripes(peer, k);
   const added = new Set<PeerEntry>();
   const displaced: PeerEntry[] = [];
+  // A free place is looked for among the peers with room only (the same answer as among all); linking this peer gives none room.
+  const room = peersWithRoom(peer.task);
   for (let s = 0; s < k; s++) {
     const bit = 1 << s;
     if ((covered & bit) !== 0) continue;
-    const parent = pickStripeParent(peer, peer.task.peers.values(), s, k, starving);
-    const taken = stripeToTake(peer, peer.task.peers.values(), s, k);
-    if (parent !== undefined && freePlaceWins(peer, parent, taken, s, k)) {
+    // Depths in stripe s, worked out once for the searches of this stripe (nothing is linked in s between them).
+    const depths = new Map<PeerEntry, number>();
+    const parent = pickStripeParent(peer, room, s, k, starving, false, depths);
+    const taken = stripeToTake(peer, s, k, depths);
+    if (parent !== undefined && freePlaceWins(peer, parent, taken, s, k, depths)) {
       peer.link(parent, now, bit);
       added.add(parent);
     } else if (taken !== undefined) {
@@ -52,7 +56,7 @@ export function linkStripes(peer: PeerEntry, starving: boolean, now: number): St
       peer.link(taken.root, now, bit);
       added.add(taken.root);
     } else {
-      const slow = pickStripeParent(peer, peer.task.peers.values(), s, k, starving, true);
+      const slow = pickStripeParent(peer, room, s, k, starving, true, depths);
       if (slow === undefined) continue;
       peer.link(slow, now, bit);
       added.add(slow);
@@ -62,40 +66,60 @@ export function linkStripes(peer: PeerEntry, starving: boolean, now: number): St
 }
 
 /**
- * The parents `peer` may move to from `parent`: any, when `parent` is much
- * slower than it (it took that stripe as a last resort); when `parent` is a
- * slow host still downloading, the complete peers much faster than it (a
- * slow peer under a slow host moves to them for its tail); else none.
+ * The parents a peer under `parent` may move to, among `room` (peers with
+ * room) and `completeFast` (the complete normal peers among them, fastest
+ * link first): any, when `parent` is much slower than the peer (it took that
+ * stripe as a last resort); when `parent` is a slow host still downloading,
+ * the complete peers much faster than it (a slow peer under a slow host
+ * moves to them for its tail); else none.
  */
-function fasterThan(peer: PeerEntry, parent: PeerEntry, complete: readonly PeerEntry[]): PeerEntry[] {
-  if (slowerParent(peer, parent)) return [...peer.task.peers.values()];
-  if (parent.state === 'complete') return [];
-  return complete.filter((c) => slowerParent(c, parent));
+function moveTargets(peer: PeerEntry, parent: PeerEntry, room: readonly PeerEntry[], completeFast: readonly PeerEntry[]): readonly PeerEntry[] {
+  if (slowerParent(peer, parent)) return room;
+  if (parent.state === 'complete' || linkRate(parent.host) === 0) return [];
+  // Past the first one not much faster, only unknown rates are left, which count against a parent measured slow only.
+  const targets: PeerEntry[] = [];
+  for (const c of completeFast) {
+    if (slowerParent(c, parent)) targets.push(c);
+    else if (linkRate(c.host) > 0 && !parent.host.measuredSlow) break;
+  }
+  return targets;
 }
 
 /**
  * Moves each stripe a downloading peer takes from a much slower host to a
  * faster parent with room, as peers arrive, leave or complete. Returns, in
- * order, each peer moved and the parents it gained.
+ * order, each peer moved and the parents it gained. Only peers with room are
+ * looked at as parents (peersWithRoom: the same answer as all), so a round
+ * costs the task's edges plus, for each edge to a slow host, the peers with
+ * room (docs/design.md, "Cost at scale").
  */
 export function leaveSlowParents(task: TaskEntry, now: number): Array<{ peer: PeerEntry; added: PeerEntry[] }> {
   const k = task.stripes;
-  const complete = [...task.peers.values()].filter((p) => p.state === 'complete' && !p.host.info.seed);
+  const room = peersWithRoom(task);
+  const inRoom = new Set(room);
+  const completeFast = room.filter((c) => c.state === 'complete' && !c.host.info.seed).sort((a, b) => linkRate(b.host) - linkRate(a.host));
   const moved: Array<{ peer: PeerEntry; added: PeerEntry[] }> = [];
   for (const peer of task.downloaders()) {
     if (peer.send === undefined) continue;
     const added: PeerEntry[] = [];
     for (const [parent, mask] of [...peer.parentMasks]) {
-      const faster = fasterThan(peer, parent, complete);
-      if (faster.length === 0) continue;
+      const targets = moveTargets(peer, parent, room, completeFast);
+      if (targets.length === 0) continue;
       for (let s = 0; s < k; s++) {
         const bit = 1 << s;
         if ((mask & bit) === 0) continue;
-        const better = pickStripeParent(peer, faster, s, k);
+        const better = pickStripeParent(peer, targets, s, k);
         if (better === undefined) continue;
         peer.dropStripes(parent, bit);
         peer.link(better, now, bit);
         added.push(better);
+        // The parent left has room now, and the peer moved may be a parent of another standing.
+        for (const p of [parent, peer]) {
+          if (!inRoom.has(p)) {
+            inRoom.add(p);
+            room.push(p);
+          }
+        }
       }
     }
     if (added.length > 0) moved.push({ peer, added });

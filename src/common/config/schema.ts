@@ -135,7 +135,12 @@ export const ProxySection = z
 
 export const DaemonConfigSchema = z
   .object({
-    scheduler: z.url({ protocol: /^https?$/ }).optional().describe('scheduler URL, e.g. http://10.0.0.1:8002; absent: an in-process scheduler'),
+    scheduler: z
+      .union([z.url({ protocol: /^https?$/ }), z.array(z.url({ protocol: /^https?$/ })).min(1).max(64)])
+      .optional()
+      .describe(
+        'scheduler URL, e.g. http://10.0.0.1:8002, or a list of them (--scheduler repeated); each task lives on one, by rendezvous hashing, and moves to the next when it dies; one URL whose name resolves to several addresses is one scheduler per address (docs/architecture.md, "Several schedulers"); absent: an in-process scheduler',
+      ),
     listen: hostPort().default('0.0.0.0:4000').describe('upload server address'),
     advertise: z.string().min(1).optional().describe('address other peers use to reach this host (default: the listen address, or the first non-loopback IPv4)'),
     api: z.string().min(1).optional().describe('local API: unix socket path or 127.0.0.1:PORT (the CLI defaults it to the standard socket); absent: no API'),
@@ -220,6 +225,12 @@ export type SchedulerConfig = z.infer<typeof SchedulerConfigSchema>;
 export type SchedulerInit = z.input<typeof SchedulerConfigSchema>;
 export type PreheatSettings = SchedulerConfig['preheat'];
 export type ConsoleSettings = NonNullable<SchedulerConfig['console']>;
+
+/** The scheduler URLs of a daemon's `scheduler` setting (none: []). */
+export function schedulerList(scheduler: DaemonConfig['scheduler']): string[] {
+  if (scheduler === undefined) return [];
+  return typeof scheduler === 'string' ? [scheduler] : [...scheduler];
+}
 
 /** The upload slots a daemon offers: configured, or 64 (a seed peer, 256). */
 export function uploadSlots(config: Pick<DaemonConfig, 'upload' | 'seed'>): number {

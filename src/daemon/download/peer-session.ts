@@ -15,7 +15,8 @@ import type { Logger } from '../../common/log.js';
 import { reconnectDelay, sleep, type SchedulerClient } from '../scheduler-link.js';
 
 export interface PeerSessionOptions {
-  client: SchedulerClient;
+  /** The scheduler, or a function that gives the task's scheduler at each (re)connect (./scheduler-pool.ts: it moves when one dies). */
+  client: SchedulerClient | (() => SchedulerClient);
   /** Builds the register message; `reconnect` is true after the stream broke. */
   register: (reconnect: boolean) => RegisterPeer;
   onResponse: (response: PeerResponse) => void;
@@ -66,7 +67,8 @@ export class PeerSession extends Service {
       queue.push(create(PeerRequestSchema, { request: { case: 'register', value: this.#options.register(reconnect) } }));
       let up = false;
       try {
-        for await (const response of this.#options.client.announcePeer(queue, { signal: this.#abort.signal })) {
+        const client = typeof this.#options.client === 'function' ? this.#options.client() : this.#options.client;
+        for await (const response of client.announcePeer(queue, { signal: this.#abort.signal })) {
           if (!up) {
             up = true;
             attempt = 0;

@@ -40,8 +40,8 @@ export interface TaskDownloadOptions {
   spec: TaskSpec;
   store: PieceStore;
   source: HttpSource;
-  /** undefined: no scheduler; the peer goes straight to the origin. */
-  client: SchedulerClient | undefined;
+  /** undefined: no scheduler; the peer goes straight to the origin. A function: the task's scheduler at each (re)connect. */
+  client: SchedulerClient | (() => SchedulerClient) | undefined;
   hostId: string;
   peerId: string;
   seed: boolean;

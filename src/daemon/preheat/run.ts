@@ -45,8 +45,8 @@ export type PreheatEvent =
   | { event: 'error'; error: { code: ErrorCode; message: string } };
 
 export interface PreheatDeps {
-  /** The scheduler; undefined when the daemon runs without one. */
-  client: SchedulerClient | undefined;
+  /** The scheduler, or the one each task lives on (several schedulers: ../scheduler-pool.ts); undefined when the daemon runs without one. */
+  client: SchedulerClient | ((taskId: string) => SchedulerClient) | undefined;
   /** The mirror's registries (their URLs, CAs, insecure flags). */
   upstreams: readonly UpstreamEntry[];
   registryTimeoutMs?: number;
@@ -92,7 +92,15 @@ export async function* runPreheat(input: PreheatInput, deps: PreheatDeps, signal
 
   const last = new Map<string, PreheatTaskEvent>();
   try {
-    const stream = deps.client.preheat({ tasks: specs, timeoutMs: Math.min(input.timeoutMs ?? 0, 0xffffffff) }, { signal });
+    // Each task is preheated on its own scheduler, where its downloads will look for it.
+    const route = deps.client;
+    const groups = new Map<SchedulerClient, TaskSpec[]>();
+    for (const spec of specs) {
+      const client = typeof route === 'function' ? route(spec.taskId) : route;
+      groups.set(client, [...(groups.get(client) ?? []), spec]);
+    }
+    const timeoutMs = Math.min(input.timeoutMs ?? 0, 0xffffffff);
+    const stream = merged([...groups].map(([client, tasks]) => client.preheat({ tasks, timeoutMs }, { signal })));
     for await (const p of stream) {
       const event: PreheatTaskEvent = {
         event: 'task',
@@ -131,3 +139,29 @@ export async function* runPreheat(input: PreheatInput, deps: PreheatDeps, signal
   yield { event: 'end', tasks: specs.length, done, failed, bytes };
 }
 
+
+/** The items of several streams, as each comes; ends when all have (the first error ends it). */
+async function* merged<T>(streams: readonly AsyncIterable<T>[]): AsyncGenerator<T> {
+  const iterators = streams.map((s) => s[Symbol.asyncIterator]());
+  const pending = new Map<number, Promise<{ i: number; r: IteratorResult<T> }>>();
+  const pull = (i: number): void => {
+    pending.set(
+      i,
+      iterators[i]!.next().then((r) => ({ i, r })),
+    );
+  };
+  iterators.forEach((_, i) => pull(i));
+  try {
+    while (pending.size > 0) {
+      const { i, r } = await Promise.race(pending.values());
+      if (r.done === true) {
+        pending.delete(i);
+        continue;
+      }
+      pull(i);
+      yield r.value;
+    }
+  } finally {
+    for (const [i] of pending) void iterators[i]!.return?.();
+  }
+}
