@@ -255,7 +255,9 @@ class ShoalDaemon extends Service implements Daemon {
         this.#downloads?.seedTask(command.task, command.preheat ? 'preheat' : 'seed', cache);
       },
       onDropTask: (taskId) => {
-        if (store.get(taskId)?.cache !== undefined) void store.delete(taskId).catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'dropping a cache task failed'));
+        // Only a cache task (no origin: an import, a copy, or an export of one) is dropped on a scheduler's word.
+        const held = store.get(taskId);
+        if (held !== undefined && (held.cache !== undefined || held.url === '')) void store.delete(taskId).catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, 'dropping a cache task failed'));
       },
       logger: this.#log,
     });
@@ -276,7 +278,7 @@ class ShoalDaemon extends Service implements Daemon {
     );
     await this.#run(link);
     await link.waitConnected(2000);
-    this.#cache = createCacheService({ store, client: link.client, hostId: () => this.#hostId, peerId: (id) => this.#downloads!.peerId(id) });
+    this.#cache = createCacheService({ store, client: (taskId) => link.clientFor(taskId), clients: () => link.connectedClients(), hostId: () => this.#hostId, peerId: (id) => this.#downloads!.peerId(id) });
 
     if (s.api !== undefined) {
       await this.#run(createApiServer({ address: s.api, backend: this, logger: this.#log }));

@@ -29,7 +29,7 @@ export interface SchedulerLinkOptions {
   heldTasks: (newStream: boolean) => HeldTask[];
   onSeedTask: (command: SeedTask) => void;
   /** The scheduler has this host drop a cache task (removed, or expired). */
-  onDropTask?: (taskId: string) => void;
+  onDropTask?: ((taskId: string) => void) | undefined;
   /** This member's certificates, for a scheduler at an https URL. */
   tls?: TlsMaterial | undefined;
   /** The host stream came up (true) or went down (false). */

@@ -36,6 +36,8 @@ export interface SchedulerPoolOptions {
   host: () => Host;
   heldTasks: () => HeldTask[];
   onSeedTask: (command: SeedTask) => void;
+  /** A scheduler asks this host to drop a task (a cache entry removed or expired). */
+  onDropTask?: (taskId: string) => void;
   tls?: TlsMaterial | undefined;
   logger: Logger;
   /** Looks a host name up (default: dns.lookup, every address). */
@@ -114,6 +116,13 @@ export class SchedulerPool extends Service {
   }
 
   /** Resolves when some scheduler's stream is up, or after `ms`. */
+  /** The client of every scheduler connected now (the first configured one when none is). */
+  connectedClients(): SchedulerClient[] {
+    const links = [...this.#links.values()];
+    const up = links.filter((l) => l.connected);
+    return (up.length > 0 ? up : links.slice(0, 1)).map((l) => l.client);
+  }
+
   async waitConnected(ms: number): Promise<boolean> {
     if (this.connected) return true;
     await Promise.race([...this.#links.values()].map((l) => l.waitConnected(ms)));
@@ -159,6 +168,7 @@ export class SchedulerPool extends Service {
         host: this.#options.host,
         heldTasks: (newStream) => this.#heldFor(link, newStream),
         onSeedTask: this.#options.onSeedTask,
+        onDropTask: this.#options.onDropTask,
         onConnection: (up) => {
           if (up) return;
           // Its tasks move on: their new schedulers hear of the complete ones.

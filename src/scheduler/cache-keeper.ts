@@ -147,15 +147,13 @@ export class CacheKeeper {
     this.#byTask.delete(record.taskId);
     const task = this.#deps.tasks.get(record.taskId);
     const command = create(HostCommandSchema, { command: { case: 'dropTask', value: { taskId: record.taskId } } });
-    const told = new Set<HostEntry>();
-    for (const peer of task?.peers.values() ?? []) told.add(peer.host);
-    for (const hostId of record.restoring.keys()) {
-      const host = this.#deps.hosts.get(hostId);
-      if (host !== undefined) told.add(host);
-    }
+    // Every host is told, not only the holders this scheduler knows of: a host that fetched a copy
+    // may hold it without a peer here (it finished, or registered on another scheduler). One small
+    // command per host, on a removal or an expiry; a host without the task ignores it.
+    const told = [...this.#deps.hosts.values()];
     for (const host of told) host.command(command);
     if (task !== undefined) this.#deps.dropTask(task);
-    this.#deps.logger.info({ cache: record.id, why, holders: told.size }, 'cache entry dropped');
+    this.#deps.logger.info({ cache: record.id, why, hosts: told.length }, 'cache entry dropped');
   }
 
   get(id: string): CacheRecord | undefined {

@@ -35,7 +35,10 @@ export interface CacheImportInput {
 
 export interface CacheImportDeps {
   store: PieceStore;
-  client: SchedulerClient;
+  /** The scheduler of a task (its first live one in rendezvous order). */
+  client: (taskId: string) => SchedulerClient;
+  /** Every scheduler connected now: a listing of all entries asks each. */
+  clients: () => SchedulerClient[];
   hostId: () => string;
   peerId: (taskId: string) => string;
 }
@@ -45,7 +48,7 @@ export async function importCache(input: CacheImportInput, deps: CacheImportDeps
   parseDigest(input.contentDigest);
   const id = importId(input.id, input.contentDigest);
   const taskId = cacheTaskId(id);
-  await refuseTaken(deps.client, id, input.contentDigest, input.signal);
+  await refuseTaken(deps.client(taskId), id, input.contentDigest, input.signal);
   const { store } = deps;
   // Whatever was held under this ID (an older import, a copy) is replaced by these bytes.
   await store.delete(taskId);
@@ -56,7 +59,8 @@ export async function importCache(input: CacheImportInput, deps: CacheImportDeps
     await store.markComplete(task);
     store.setCache(task, { id, replicas: input.replicas, expiresAt: input.ttlMs > 0 ? Date.now() + input.ttlMs : 0 });
     const numbers = Array.from({ length: task.pieceCount ?? 0 }, (_, n) => n);
-    const entry = await deps.client
+    const entry = await deps
+      .client(taskId)
       .importCache({ hostId: deps.hostId(), peerId: deps.peerId(taskId), entry: cacheEntryOf(task), digests: packDigests(numbers.map((n) => task.digests.get(n)!)) }, { signal: input.signal })
       .catch((err: unknown) => {
         throw fromConnectError(err, 'SCHEDULER_UNREACHABLE');

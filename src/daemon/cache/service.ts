@@ -3,7 +3,7 @@
  * scheduler's entries read or removed on the caller's behalf with this
  * daemon's own certificate. The local API depends on this port only.
  */
-import { checkCacheId } from '../../common/cache-id.js';
+import { cacheTaskId, checkCacheId } from '../../common/cache-id.js';
 import { ShoalError } from '../../common/errors.js';
 import { fromConnectError } from '../../common/rpc-errors.js';
 import { entryJson, type CacheEntryJson } from './entry-json.js';
@@ -28,11 +28,18 @@ export function createCacheService(deps: CacheImportDeps): CacheService {
   return {
     importFile: (input) => importCache(input, deps),
     async list(id, signal) {
-      const list = await rpc(deps.client.listCache({ id: id === undefined ? '' : checkCacheId(id) }, { signal }));
-      return list.entries.map(entryJson);
+      if (id !== undefined) {
+        const list = await rpc(deps.client(cacheTaskId(checkCacheId(id))).listCache({ id }, { signal }));
+        return list.entries.map(entryJson);
+      }
+      // Each entry lives on one scheduler; after a failover one may be known to two: the first answer wins.
+      const lists = await Promise.all(deps.clients().map((c) => rpc(c.listCache({ id: '' }, { signal }))));
+      const byId = new Map<string, CacheEntryJson>();
+      for (const list of lists) for (const e of list.entries) if (!byId.has(e.id)) byId.set(e.id, entryJson(e));
+      return [...byId.values()];
     },
     async remove(id, signal) {
-      const list = await rpc(deps.client.removeCache({ id: checkCacheId(id) }, { signal }));
+      const list = await rpc(deps.client(cacheTaskId(checkCacheId(id))).removeCache({ id }, { signal }));
       const entry = list.entries[0];
       if (entry === undefined) throw new ShoalError('CACHE_NOT_FOUND', `no cache ID ${id} in the cluster`);
       await deps.store.delete(entry.taskId);
