@@ -4,6 +4,7 @@
  * land (only those count), what it expected and did not get (findings), and
  * every download (./ledger.ts).
  */
+import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import type { Sizes } from './options.js';
 import type { Usage } from './procs.js';
@@ -110,6 +111,8 @@ export interface ScenarioResult {
 /** Runs one scenario within the suite's bound; a scenario that throws is a finding, not the end of the suite. */
 export async function runScenario(scenario: Scenario, swarm: Swarm, rng: Rng, sizes: Sizes): Promise<ScenarioResult> {
   const abort = new AbortController();
+  // Every download and poll of the scenario listens to its end: as many as run at once (1,000 in the API flood).
+  setMaxListeners(0, abort.signal);
   const ctx = new Context(scenario.name, swarm, rng.fork(scenario.name), sizes, abort);
   try {
     await scenario.prepare?.(ctx);
