@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ERRORS, isErrorCode } from '../../src/common/errors.js';
 import { placeOutput } from '../../src/cli/output.js';
@@ -142,10 +142,13 @@ export class Ledger {
 
   /**
    * What the daemon of a lost get saw, for whoever replays it: the task's
-   * entry in its stats and the tail of its log, in a file beside the outputs.
+   * entry in its stats and the tail of its log, in a file that outlives the run.
    */
   async #postMortem(record: DownloadRecord, node: Node, url: string, getStderr: string): Promise<string> {
-    const file = join(this.#outDir, `lost-${record.n}.txt`);
+    // Kept after the run (the swarm's directories are removed at its end): .bench/chaos/ under the working directory.
+    const dir = join(process.cwd(), '.bench', 'chaos');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `lost-${basename(this.#outDir)}-${record.n}-${Date.now()}.txt`);
     let task: string;
     try {
       task = JSON.stringify((await fetchStats(node.api)).tasks.filter((t) => t.url === url), null, 1);
