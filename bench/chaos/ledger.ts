@@ -65,6 +65,8 @@ export class Ledger {
   readonly #dirs = new Set<string>();
   readonly #outDir: string;
   #n = 0;
+  /** The scheduler's view of a task (its peers, their states, pieces and parents), for post-mortems. */
+  schedulerView: ((taskId: string) => Promise<string>) | undefined;
 
   constructor(
     readonly origin: ChaosOrigin,
@@ -150,13 +152,17 @@ export class Ledger {
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `lost-${basename(this.#outDir)}-${record.n}-${Date.now()}.txt`);
     let task: string;
+    let scheduler = '(no scheduler view)';
     try {
-      task = JSON.stringify((await fetchStats(node.api)).tasks.filter((t) => t.url === url), null, 1);
+      const held = (await fetchStats(node.api)).tasks.filter((t) => t.url === url);
+      task = JSON.stringify(held, null, 1);
+      const id = held.at(-1)?.taskId;
+      if (id !== undefined && this.schedulerView !== undefined) scheduler = await this.schedulerView(id).catch((err: unknown) => `Stat failed: ${(err as Error).message}`);
     } catch (err) {
       task = `stats unavailable: ${(err as Error).message}`;
     }
     const log = node.pid === undefined ? '(daemon not running)' : node.proc.stderr().split('\n').slice(-200).join('\n');
-    writeFileSync(file, `get ${url} on ${node.name}\n\n== the get's stderr\n${getStderr}\n== the task in the daemon's stats\n${task}\n== the daemon's log (last 200 lines)\n${log}\n`);
+    writeFileSync(file, `get ${url} on ${node.name}\n\n== the get's stderr\n${getStderr}\n== the task in the daemon's stats\n${task}\n== the task on the scheduler\n${scheduler}\n== the daemon's log (last 200 lines)\n${log}\n`);
     return file;
   }
 

@@ -5,6 +5,8 @@
  * every download (./ledger.ts).
  */
 import { setMaxListeners } from 'node:events';
+import { createSchedulerClient } from '../../src/daemon/scheduler-link.js';
+import { loadTls } from '../../src/identity/tls.js';
 import { join } from 'node:path';
 import type { Sizes } from './options.js';
 import type { Usage } from './procs.js';
@@ -51,6 +53,7 @@ export class Context {
   ) {
     this.#abort = abort;
     this.ledger = new Ledger(swarm.origin, join(swarm.cluster.dir, `out-${name}`), sizes.downloadMs, abort.signal);
+    this.ledger.schedulerView = (taskId) => schedulerView(swarm, taskId);
     this.watch = () => swarm.usage();
   }
 
@@ -106,6 +109,16 @@ export interface ScenarioResult {
   readonly notes: readonly string[];
   /** Reproducer lines for what went wrong. */
   readonly problems: readonly string[];
+}
+
+/** The scheduler's Stat of one task (over the admin certificate): each peer's host, state, pieces and parents. */
+async function schedulerView(swarm: Swarm, taskId: string): Promise<string> {
+  const admin = createSchedulerClient(swarm.scheduler.url, loadTls({ ca: join(swarm.tlsDir, 'ca.crt'), cert: join(swarm.tlsDir, 'admin.crt'), key: join(swarm.tlsDir, 'admin.key') }, ['admin']));
+  const stat = await admin.stat({}, { timeoutMs: 5_000 });
+  const task = stat.tasks.find((t) => t.taskId === taskId);
+  if (task === undefined) return `the scheduler does not know task ${taskId}`;
+  const peers = task.peers.map((p) => `${p.hostId} ${p.peerId} ${p.state} pieces ${p.pieces} parents [${p.parents.join(', ')}]`);
+  return [`back to source: ${task.backToSourceCount}`, ...peers].join('\n');
 }
 
 /** Runs one scenario within the suite's bound; a scenario that throws is a finding, not the end of the suite. */
