@@ -811,6 +811,27 @@ describe('Swarm: a starving peer past the child limits', () => {
     assert.equal(seed.peer.children.size, 1);
   });
 
+  it('a peer its parent has served nothing for long, though the parent holds pieces it lacks, takes a parent past the limits', async () => {
+    limitedSwarm();
+    const a = register('A', 'ha');
+    const b = register('B', 'hb');
+    const c = register('C', 'hc');
+    await tick();
+    assert.deepEqual(lastParents(c), ['B']);
+    swarm.piecesFinished(a.peer, [0, 1, 2], new Uint8Array(0));
+    swarm.piecesFinished(b.peer, [0, 1], new Uint8Array(0));
+    swarm.piecesFinished(c.peer, [0], new Uint8Array(0));
+    await tick();
+    // B holds piece 1, which C lacks, yet C has had nothing from it for a minute; A still gets pieces.
+    const long = Date.now() - 60_000;
+    c.peer.lastPieceAt = long;
+    c.peer.linkedAt.set(b.peer, long);
+    swarm.reschedule(c.peer);
+    await tick();
+    assert.ok(c.peer.parents.size >= 2, `C kept only ${[...c.peer.parents].map((p) => p.id).join(', ')}`);
+    assert.equal(backToSourceCount([a, b, c]), 0);
+  });
+
   it('waits while pieces still flow down its chain: a deep peer takes no parent past the limits', async () => {
     limitedSwarm();
     const a = register('A', 'ha');

@@ -50,8 +50,27 @@ function servesSomethingNew(peer: PeerEntry, parent: PeerEntry): boolean {
   return false;
 }
 
-/** Whether starving `peer` may take a parent past the child limits: none of its parents has a piece for it, and nothing flows to them. */
+/** A peer that got pieces and then none for this long, from parents it has had as long, is not being served. */
+const SERVED_NOTHING_MS = 2 * UPSTREAM_STALL_MS;
+
+/**
+ * Whether `peer` got pieces once and nothing for SERVED_NOTHING_MS from
+ * parents all linked before that: whatever they hold, they are not sending
+ * it (a parent stuck itself, or gone without the scheduler knowing yet).
+ */
+function servedNothing(peer: PeerEntry, now: number): boolean {
+  if (peer.lastPieceAt === undefined || now - peer.lastPieceAt < SERVED_NOTHING_MS) return false;
+  for (const p of peer.parents) if (now - (peer.linkedAt.get(p) ?? 0) < SERVED_NOTHING_MS) return false;
+  return true;
+}
+
+/**
+ * Whether starving `peer` may take a parent past the child limits: none of
+ * its parents has a piece for it and nothing flows to them, or its parents
+ * have served it nothing for long (servedNothing).
+ */
 export function mayPassLimits(peer: PeerEntry, now: number): boolean {
+  if (servedNothing(peer, now)) return true;
   return ![...peer.parents].some((p) => servesSomethingNew(peer, p)) && !upstreamFlows(peer, now);
 }
 
