@@ -1,8 +1,9 @@
 /**
  * A blob sent while it downloads: each piece goes to the client the moment it
  * is held and verified here (its own SHA-256), in order, while the rest still
- * comes from peers or the registry. The bytes are hashed as they are read;
- * the last chunk is held back until the whole content matches the digest.
+ * comes from peers or the registry. The last chunk is held back until the
+ * download's own check of the whole content against the digest
+ * (../download/finish-task.ts) has passed: one whole-content hash, not two.
  *
  * After the status line, every failure (a digest mismatch, the download
  * failing, no new piece for `stallMs`) destroys the socket: the client sees a
@@ -12,7 +13,6 @@
  * so nothing of it stays in the cache. Before the status line a failure is
  * thrown for the caller to answer (504 for a stall).
  */
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { ShoalError, toShoalError } from '../../common/errors.js';
@@ -23,15 +23,11 @@ import type { PieceHandle } from '../storage/piece-handle.js';
 /** Bytes read from a piece, hashed and written at a time. */
 const CHUNK = 1 << 20;
 
+/** How to send; the download, its digest and the stall bound are the PieceFeed's. */
 export interface BlobStreamOptions {
-  handle: DownloadHandle;
   res: ServerResponse;
-  /** `sha256:<hex>` */
-  digest: string;
   /** First byte to send: 0, or N of an open-ended `Range: bytes=N-` (206). */
   start: number;
-  /** No new piece for this long fails the stream (TIMEOUT). */
-  stallMs: number;
   signal: AbortSignal;
   /** Sets the status and headers for a content of `size` bytes; the status line goes out with the first byte. */
   setHeaders(res: ServerResponse, size: number): void;
@@ -81,14 +77,6 @@ export class PieceFeed {
   /** The download completed and its whole content matched the digest. */
   get complete(): boolean {
     return this.#content !== undefined;
-  }
-
-  /** Resolves once the download failed or completed (whichever the check of the whole content says). */
-  settled(): Promise<void> {
-    return this.#handle.done.then(
-      () => undefined,
-      () => undefined,
-    );
   }
 
   /**
@@ -173,7 +161,6 @@ export class PieceFeed {
 export async function streamBlob(o: BlobStreamOptions, feed: PieceFeed, begin: StreamStart): Promise<ShoalError | undefined> {
   const { res, signal } = o;
   const { size, pieceSize } = begin;
-  const hash = createHash('sha256');
   o.setHeaders(res, size - o.start);
   let held: Buffer | undefined;
   let sent = 0;
@@ -192,7 +179,6 @@ export async function streamBlob(o: BlobStreamOptions, feed: PieceFeed, begin: S
           if (read !== buf.length) throw new ShoalError('STORAGE', `short read of piece ${n}`);
           const at = n * pieceSize + offset;
           offset += read;
-          hash.update(buf);
           const part = at >= o.start ? buf : at + buf.length > o.start ? buf.subarray(o.start - at) : undefined;
           if (part === undefined) continue;
           if (held !== undefined) await write(held);
@@ -202,12 +188,9 @@ export async function streamBlob(o: BlobStreamOptions, feed: PieceFeed, begin: S
         piece.release();
       }
     }
-    const actual = `sha256:${hash.digest('hex')}`;
-    if (actual !== o.digest) {
-      // The download's own check drops the pieces; the client sees the cut only once they are gone.
-      await feed.settled();
-      throw new ShoalError('DIGEST_MISMATCH', `the registry's content is ${actual}, not ${o.digest}; the transfer was cut and nothing kept`);
-    }
+    // The whole content checked against the digest by the download itself: on a mismatch it has
+    // dropped the pieces (DIGEST_MISMATCH) before this throws, so the client sees the cut only then.
+    await feed.content();
     if (held !== undefined) sent += held.length;
     res.end(held);
     if (!res.writableFinished) await once(res, 'finish', { signal });

@@ -68,11 +68,8 @@ export async function serveBlob(shared: MirrorShared, r: MirrorRequest, digest: 
     const start = plan.start;
     const failed = await streamBlob(
       {
-        handle,
         res: r.res,
-        digest,
         start,
-        stallMs: shared.stallTimeoutMs,
         signal: r.signal,
         setHeaders: (res, length) => {
           blobHeaders(r, digest, length);
