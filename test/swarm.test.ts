@@ -792,6 +792,15 @@ describe('Swarm: child limits shape a chain', () => {
 });
 
 describe('Swarm: a starving peer past the child limits', () => {
+  /** Seed → A → B → C with one child each (limitedSwarm), C lined up behind B. */
+  async function chainOfThree(): Promise<[Client, Client, Client]> {
+    limitedSwarm();
+    const chain: [Client, Client, Client] = [register('A', 'ha'), register('B', 'hb'), register('C', 'hc')];
+    await tick();
+    assert.deepEqual(lastParents(chain[2]), ['B']);
+    return chain;
+  }
+
   it('is given a normal peer before the seed, whose upload crosses the origin link', async () => {
     const seed = limitedSwarm();
     const a = register('A', 'ha');
@@ -812,12 +821,7 @@ describe('Swarm: a starving peer past the child limits', () => {
   });
 
   it('a peer its parent has served nothing for long, though the parent holds pieces it lacks, takes a parent past the limits', async () => {
-    limitedSwarm();
-    const a = register('A', 'ha');
-    const b = register('B', 'hb');
-    const c = register('C', 'hc');
-    await tick();
-    assert.deepEqual(lastParents(c), ['B']);
+    const [a, b, c] = await chainOfThree();
     swarm.piecesFinished(a.peer, [0, 1, 2], new Uint8Array(0));
     swarm.piecesFinished(b.peer, [0, 1], new Uint8Array(0));
     swarm.piecesFinished(c.peer, [0], new Uint8Array(0));
@@ -833,12 +837,7 @@ describe('Swarm: a starving peer past the child limits', () => {
   });
 
   it('waits while pieces still flow down its chain: a deep peer takes no parent past the limits', async () => {
-    limitedSwarm();
-    const a = register('A', 'ha');
-    const b = register('B', 'hb');
-    const c = register('C', 'hc');
-    await tick();
-    assert.deepEqual(lastParents(c), ['B']);
+    const [a, b, c] = await chainOfThree();
     // A is getting pieces; B and C, further down, hold none yet. C asks again.
     swarm.piecesFinished(a.peer, [0], new Uint8Array(0));
     await tick();
