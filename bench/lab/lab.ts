@@ -16,7 +16,7 @@ import { type Bound, kumarRoss, round, TBF_GOODPUT } from './measure.js';
 import { cleanupStale, formatRate, namespaceProblem, probeNetem, TBF_BURST_MS, Topology } from './netns.js';
 import { type LabImage, makeLabImage, runImageScenario, startLabRegistry } from './image.js';
 import { FILES_SCENARIOS, type FilesScenario, makeLabFiles, runFilesScenario, type LabFiles } from './files.js';
-import { type Ctx, IMAGE_SCENARIOS, type LabFile, REPO, runScenario, type ScenarioName, type ScenarioResult, startOriginServer } from './scenarios.js';
+import { type Ctx, IMAGE_SCENARIOS, shoalCommand, type LabFile, REPO, runScenario, type ScenarioName, type ScenarioResult, startOriginServer } from './scenarios.js';
 import { Procs } from './netns.js';
 
 export interface PointOptions {
@@ -64,13 +64,15 @@ export interface PointOptions {
   image?: boolean;
   /** The many-files benchmark (bench/lab/files.ts): sizeBytes is split into this many files of equal size; the scenarios are FILES_SCENARIOS. */
   files?: number | undefined;
+  /** the file system the work directory is on (`--fs`, ./fs.ts), for the record */
+  fileSystem?: string | undefined;
 }
 
 export interface ShoalBin {
-  /** script run with node */
+  /** script run with node, or the single executable */
   bin: string;
-  /** what it is: a snapshot of the bundle, or the executable */
-  kind: 'bundle snapshot' | 'bin/shoal.mjs';
+  /** what it is: a snapshot of the bundle, the script bin/shoal.mjs, or a copy of the single executable */
+  kind: 'bundle snapshot' | 'bin/shoal.mjs' | 'single executable';
   bundleSha256?: string;
   bundleMtime?: string;
   gitHead?: string;
@@ -103,6 +105,8 @@ export interface PointResult {
     declareSeedRate?: boolean;
     /** Shoal ran with mutual TLS between its components (certificates made by `shoal cluster init` for the run) */
     tls?: boolean;
+    /** the file system of every host's data and outputs: the machine's temp dir's, or the `--fs` one */
+    fileSystem?: string;
   };
   bound: Bound;
   /** the direct-download estimate max(N·F/u_s, F/d_min) with tbf goodput, seconds */
@@ -120,7 +124,13 @@ export interface PointResult {
 
 // ------------------------------------------------------------- cleanup registry
 
-const live = { topologies: new Set<Topology>(), dirs: new Set<string>() };
+const live = { topologies: new Set<Topology>(), dirs: new Set<string>(), mounts: new Set<() => void>() };
+
+/** `remove` runs at cleanup (signal or exit) before the temp dirs go, unless forgotten first; returns the forget function. */
+export function onCleanup(remove: () => void): () => void {
+  live.mounts.add(remove);
+  return () => live.mounts.delete(remove);
+}
 
 function cleanupAllSync(): void {
   for (const t of live.topologies) {
@@ -131,6 +141,14 @@ function cleanupAllSync(): void {
     }
   }
   live.topologies.clear();
+  for (const m of live.mounts) {
+    try {
+      m();
+    } catch {
+      /* keep going */
+    }
+  }
+  live.mounts.clear();
   for (const d of live.dirs) rmSync(d, { recursive: true, force: true });
   live.dirs.clear();
 }
@@ -191,7 +209,8 @@ export function labProblem(): string | undefined {
 /** True when bin/shoal.mjs will run the esbuild bundle (else it compiles the sources with tsx, which costs CPU). */
 /** The cluster CA and a certificate per role for one run (`shoal cluster init`), as a user would make them. */
 function makeClusterTls(shoalBin: string, dir: string): string {
-  const made = spawnSync(process.execPath, [shoalBin, 'cluster', 'init', dir], { encoding: 'utf8', timeout: 60_000 });
+  const [cmd, ...args] = shoalCommand(shoalBin, ['cluster', 'init', dir]);
+  const made = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 60_000 });
   if (made.status !== 0) throw new Error(`shoal cluster init failed: ${made.stderr}`);
   return dir;
 }
@@ -225,6 +244,22 @@ export function snapshotShoal(dir: string): ShoalBin {
     kind: 'bundle snapshot',
     bundleSha256: bundleDigest(dir),
     bundleMtime: statSync(bundle).mtime.toISOString(),
+    gitHead: git(['rev-parse', 'HEAD']),
+    srcChanges: git(['status', '--short', '--', 'src']).split('\n').filter(Boolean),
+  };
+}
+
+/** A copy of the single executable (`npm run build:sea`) in `dir`, so the whole run measures one build. */
+export function snapshotExecutable(file: string, dir: string): ShoalBin {
+  mkdirSync(dir, { recursive: true });
+  const bin = join(dir, 'shoal');
+  cpSync(file, bin);
+  const git = (args: string[]): string => spawnSync('git', ['-C', REPO, ...args], { encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
+  return {
+    bin,
+    kind: 'single executable',
+    bundleSha256: createHash('sha256').update(readFileSync(bin)).digest('hex'),
+    bundleMtime: statSync(file).mtime.toISOString(),
     gitHead: git(['rev-parse', 'HEAD']),
     srcChanges: git(['status', '--short', '--', 'src']).split('\n').filter(Boolean),
   };
@@ -283,6 +318,7 @@ export async function runPoint(o: PointOptions, shared?: { work: string; file: L
       ...(o.slowPeers > 0 ? { slowPlacement: o.slowSpread === true ? 'spread' : 'first' } : {}),
       gsoMaxSize: null,
       tbfBurstMs: o.burstMs ?? TBF_BURST_MS,
+      ...(o.fileSystem === undefined ? {} : { fileSystem: o.fileSystem }),
     },
     bound,
     directEstimateS: round(directEstimateS, 2),
@@ -380,6 +416,7 @@ function failedResult(scenario: ScenarioName, error: string): ScenarioResult {
     timedOut: false,
     lastS: null,
     medianS: null,
+    meanS: null,
     p90S: null,
     firstS: null,
     hosts: [],

@@ -13,7 +13,7 @@
  * Every command is bounded in time.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -428,6 +428,7 @@ export class Procs {
     const keep = options.keepOutput ?? 64 * 1024;
     // LAB_LOG_DIR: every process's whole output also goes to <dir>/<name>.log (for diagnosis).
     const logDir = process.env['LAB_LOG_DIR'];
+    if (logDir !== undefined && logDir !== '') mkdirSync(logDir, { recursive: true });
     const logFile = logDir === undefined || logDir === '' ? undefined : createWriteStream(join(logDir, `${name.replace(/[^\w.@-]/g, '_')}.log`), { flags: 'a' });
     let out = '';
     const take = (d: Buffer): void => {

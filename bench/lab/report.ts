@@ -9,7 +9,8 @@ export function describePoint(p: PointResult): string {
   const c = p.config;
   const slow = c.slowPeers > 0 ? `, ${c.slowPeers} slow peer(s) at ${c.slowRate}` : '';
   const image = p.image === undefined ? '' : ` = image ${p.image.ref}: config + ${p.image.blobs.length - 1} layers of ${p.image.blobs.slice(1).map((b) => MB(b.size)).join(', ')}`;
-  return `N = ${c.peers}, F = ${MB(c.sizeBytes)} (${c.sizeBytes} B${image}), peers ${c.peerRate} up/down${slow}, origin ${c.originUp} up / ${c.originDown} down`;
+  const fs = c.fileSystem === undefined ? '' : `; data and outputs on ${c.fileSystem}`;
+  return `N = ${c.peers}, F = ${MB(c.sizeBytes)} (${c.sizeBytes} B${image}), peers ${c.peerRate} up/down${slow}, origin ${c.originUp} up / ${c.originDown} down${fs}`;
 }
 
 export function boundLines(p: PointResult): string[] {
@@ -19,6 +20,23 @@ export function boundLines(p: PointResult): string[] {
     `client–server bound max(N·F/u_s, F/d_min) at goodput: ${f(p.bound.clientServerAdjusted, 2)} s; each scenario bounded at ${p.timeoutS} s`,
     p.netem ? 'netem: available (not used)' : 'netem: unavailable in this kernel: no added delay (RTT ≈ 0.1 ms)',
   ];
+}
+
+/**
+ * Machine CPU-seconds during the scenario (user + system + steal, every
+ * process and the kernel's packet work) per GB delivered to peers (verified
+ * outputs × file size); undefined when nothing was delivered.
+ */
+export function cpuPerGB(r: ScenarioResult, p: PointResult): number | undefined {
+  const delivered = (r.verified * p.config.sizeBytes) / 1e9;
+  return delivered > 0 ? r.cpu.busyS / delivered : undefined;
+}
+
+/** first / median / mean / p90 / last host, seconds. */
+function spread(r: ScenarioResult | undefined): string {
+  if (r === undefined) return 'n/a';
+  const last = r.ok ? f(r.lastS, 1) : r.timedOut ? 'TIMEOUT' : 'FAILED';
+  return `${f(r.firstS, 1)} / ${f(r.medianS, 1)} / ${f(r.meanS, 1)} / ${f(r.p90S, 1)} / ${last}`;
 }
 
 function ratio(r: ScenarioResult, p: PointResult): string {
@@ -39,11 +57,11 @@ export function imageTable(p: PointResult): string {
 
 /** One row per scenario; `extra` adds a column before the origin link's. */
 function resultTable(p: PointResult, verifiedHeader: string, extra?: { header: string; cell: (r: ScenarioResult) => string }): string {
-  const cols = ['scenario', 'last s', 'median s', 'p90 s', 'ratio to T_min', ...(extra === undefined ? [] : [extra.header]), 'origin link copies', 'CPU user s', 'CPU sys s', 'CPU mean / peak %', 's at ≥95 %', 'lab procs CPU s (user+sys)', "others' user s", verifiedHeader];
+  const cols = ['scenario', 'first / median / mean / p90 / last s', 'ratio to T_min', ...(extra === undefined ? [] : [extra.header]), 'origin link copies', 'CPU s per GB delivered', 'CPU user s', 'CPU sys s', 'CPU mean / peak %', 's at ≥95 %', 'lab procs CPU s (user+sys)', "others' user s", verifiedHeader];
   const rows = [`| ${cols.join(' | ')} |`, `|${'---|'.repeat(cols.length)}`];
   for (const r of p.results) {
-    const last = r.ok ? f(r.lastS, 1) : r.timedOut ? `TIMEOUT (>${p.timeoutS})` : 'FAILED';
-    const cells = [r.scenario, last, f(r.medianS, 1), f(r.p90S, 1), ratio(r, p), ...(extra === undefined ? [] : [extra.cell(r)]), f(r.originCopies, 3), f(r.cpu.userS, 1), f(r.cpu.systemS, 1), `${f(r.cpu.meanPct, 0)} / ${f(r.cpu.peakPct, 0)}`, String(r.cpu.saturatedS), `${f(r.cpu.labUserS, 1)}+${f(r.cpu.labSystemS, 1)}`, f(r.cpu.foreignUserS, 1), `${r.verified}/${r.hosts.length}`];
+    const times = r.ok || !r.timedOut ? spread(r) : `${spread(r)} (>${p.timeoutS})`;
+    const cells = [r.scenario, times, ratio(r, p), ...(extra === undefined ? [] : [extra.cell(r)]), f(r.originCopies, 3), f(cpuPerGB(r, p), 1), f(r.cpu.userS, 1), f(r.cpu.systemS, 1), `${f(r.cpu.meanPct, 0)} / ${f(r.cpu.peakPct, 0)}`, String(r.cpu.saturatedS), `${f(r.cpu.labUserS, 1)}+${f(r.cpu.labSystemS, 1)}`, f(r.cpu.foreignUserS, 1), `${r.verified}/${r.hosts.length}`];
     rows.push(`| ${cells.join(' | ')} |`);
   }
   return rows.join('\n');
@@ -122,8 +140,8 @@ export function shoalPeerLines(r: ScenarioResult): string[] {
 
 export function sweepTable(points: PointResult[]): string {
   const rows = [
-    '| N | peer links | T_min s (raw / at goodput) | direct last s (ratio) | BitTorrent last s (median / p90) | BT ratio | Shoal last s (median / p90) | Shoal ratio | origin copies direct / BT / Shoal | CPU busy s BT / Shoal (user+sys) | CPU peak % BT / Shoal |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| N | peer links | T_min s (raw / at goodput) | direct last s (ratio) | BitTorrent first / median / mean / p90 / last s | BT ratio | Shoal first / median / mean / p90 / last s | Shoal ratio | origin copies direct / BT / Shoal | CPU s per GB delivered BT / Shoal | CPU busy s BT / Shoal (user+sys) | CPU mean % BT / Shoal |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const p of points) {
     const get = (n: string): ScenarioResult | undefined => p.results.find((r) => r.scenario === n);
@@ -131,12 +149,12 @@ export function sweepTable(points: PointResult[]): string {
     const b = get('bittorrent');
     const s = get('shoal');
     const last = (r: ScenarioResult | undefined): string => (r === undefined ? 'n/a' : r.ok ? f(r.lastS, 1) : r.timedOut ? 'TIMEOUT' : 'FAILED');
-    const mp = (r: ScenarioResult | undefined): string => (r === undefined || !r.ok ? '' : ` (${f(r.medianS, 1)} / ${f(r.p90S, 1)})`);
     const rr = (r: ScenarioResult | undefined): string => (r === undefined ? '–' : ratio(r, p));
     const cp = (r: ScenarioResult | undefined): string => (r === undefined ? '–' : f(r.originCopies, 2));
+    const perGB = (r: ScenarioResult | undefined): string => (r === undefined ? '–' : f(cpuPerGB(r, p), 1));
     const cpu = (r: ScenarioResult | undefined): string => (r === undefined ? '–' : `${f(r.cpu.busyS, 0)} (${f(r.cpu.userS, 0)}+${f(r.cpu.systemS, 0)})`);
     rows.push(
-      `| ${p.config.peers} | ${p.config.peerRate}${p.config.slowPeers > 0 ? ` (${p.config.slowPeers} at ${p.config.slowRate})` : ''} | ${f(p.bound.raw, 1)} / ${f(p.bound.adjusted, 1)} | ${last(d)}${d?.ok === true ? ` (${rr(d)})` : ''} | ${last(b)}${mp(b)} | ${rr(b)} | ${last(s)}${mp(s)} | ${rr(s)} | ${cp(d)} / ${cp(b)} / ${cp(s)} | ${cpu(b)} / ${cpu(s)} | ${f(b?.cpu.peakPct, 0)} / ${f(s?.cpu.peakPct, 0)} |`,
+      `| ${p.config.peers} | ${p.config.peerRate}${p.config.slowPeers > 0 ? ` (${p.config.slowPeers} at ${p.config.slowRate})` : ''} | ${f(p.bound.raw, 1)} / ${f(p.bound.adjusted, 1)} | ${last(d)}${d?.ok === true ? ` (${rr(d)})` : ''} | ${spread(b)} | ${rr(b)} | ${spread(s)} | ${rr(s)} | ${cp(d)} / ${cp(b)} / ${cp(s)} | ${perGB(b)} / ${perGB(s)} | ${cpu(b)} / ${cpu(s)} | ${f(b?.cpu.meanPct, 0)} / ${f(s?.cpu.meanPct, 0)} |`,
     );
   }
   return rows.join('\n');

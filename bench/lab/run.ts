@@ -39,6 +39,11 @@
  *   --svg FILE           sweep chart (default docs/lab-sweep.svg)
  *   --shoal-bin FILE     run this script as `shoal` (e.g. bin/shoal.mjs); default: a snapshot
  *                        of dist/shoal.mjs taken at the start, the same for every point
+ *   --fs xfs|btrfs       every host's data and outputs (and the origin's file) on a new file
+ *                        system of that kind (a loop device; ./fs.ts), where `shoal get`'s
+ *                        output is a reflink instead of a copy; default: the machine's temp dir
+ *   --shoal-exe FILE     run a copy of this single executable as `shoal` (dist-sea/shoal,
+ *                        `npm run build:sea`: the binary users install)
  *   --files N            the many-files benchmark (bench/lab/files.ts): N files of --size MB each
  *                        (default 1) listed by the origin as an nginx autoindex, fetched with curl
  *                        (files-direct) and `shoal get --recursive` (files-shoal); reports the
@@ -52,7 +57,8 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeLabFiles, perFileLine } from './files.js';
 import { makeLabImage } from './image.js';
-import { installSignalCleanup, labProblem, makeFile, netemAvailable, newWorkDir, type PointOptions, type PointResult, removeWorkDir, runPoint, shoalBundleFresh, snapshotShoal } from './lab.js';
+import { installSignalCleanup, labProblem, makeFile, netemAvailable, newWorkDir, onCleanup, type PointOptions, type PointResult, removeWorkDir, runPoint, shoalBundleFresh, snapshotExecutable, snapshotShoal } from './lab.js';
+import { type MountedFs, mountWorkFs, parseLabFs } from './fs.js';
 import { parseRate } from './netns.js';
 import { boundLines, describePoint, imageLines, imageTable, pointTable, shoalPeerLines, sweepSvg, sweepTable } from './report.js';
 import { FILES_SCENARIOS, IMAGE_SCENARIOS, REPO, SCENARIOS, type ScenarioName } from './scenarios.js';
@@ -96,6 +102,8 @@ async function main(): Promise<number> {
       markdown: { type: 'string', default: join(REPO, 'docs/lab-sweep.md') },
       svg: { type: 'string', default: join(REPO, 'docs/lab-sweep.svg') },
       'shoal-bin': { type: 'string' },
+      'shoal-exe': { type: 'string' },
+      fs: { type: 'string' },
       'scheduler-config': { type: 'string' },
       'get-args': { type: 'string' },
       'daemon-config': { type: 'string' },
@@ -175,6 +183,17 @@ async function main(): Promise<number> {
   const results: PointResult[] = [];
   const work = newWorkDir();
   let failed = false;
+  let workFs: MountedFs | undefined;
+  if (values.fs !== undefined) {
+    // room for the origin's file, and every host's cache and output (sparse: only what is written takes space)
+    const hosts = Math.max(base.peers, ...points.map((p) => p.peers ?? 0)) + 2;
+    workFs = mountWorkFs(work, parseLabFs(values.fs), Math.ceil((hosts * base.sizeBytes * 3 + 4e9) / 1e9) * 1e9);
+    const forget = onCleanup(workFs.remove);
+    const mounted = workFs;
+    workFs = { ...mounted, remove: () => (forget(), mounted.remove()) };
+    base.fileSystem = `${workFs.kind} (${workFs.device}, loop with direct I/O)`;
+    log(`lab: work directory ${work} on ${base.fileSystem}`);
+  }
   try {
     log(`lab: making a ${base.sizeBytes} B random ${image ? 'image' : fileCount !== undefined ? `set of ${fileCount} files` : 'file'} …`);
     const labImage = image ? makeLabImage(work, base.sizeBytes) : undefined;
@@ -182,7 +201,12 @@ async function main(): Promise<number> {
     const file = labImage?.file ?? labFiles?.file ?? makeFile(work, base.sizeBytes);
     // one Shoal for the whole run (a sweep takes half an hour; src/ may change meanwhile)
     if (usesShoal) {
-      base.shoal = values['shoal-bin'] !== undefined ? { bin: values['shoal-bin'], kind: 'bin/shoal.mjs' } : snapshotShoal(join(work, 'shoal-bin'));
+      base.shoal =
+        values['shoal-exe'] !== undefined
+          ? snapshotExecutable(resolve(values['shoal-exe']), join(work, 'shoal-exe'))
+          : values['shoal-bin'] !== undefined
+            ? { bin: values['shoal-bin'], kind: 'bin/shoal.mjs' }
+            : snapshotShoal(join(work, 'shoal-bin'));
       log(`lab: shoal = ${base.shoal.kind} ${base.shoal.bin}${base.shoal.bundleSha256 !== undefined ? ` (bundle sha256 ${base.shoal.bundleSha256.slice(0, 12)}, built ${base.shoal.bundleMtime}, HEAD ${base.shoal.gitHead?.slice(0, 9)}, uncommitted src changes: ${base.shoal.srcChanges?.length ? base.shoal.srcChanges.join(', ') : 'none'})` : ''}`);
     }
     for (const [i, pt] of points.entries()) {
@@ -196,6 +220,7 @@ async function main(): Promise<number> {
       writeFileSync(outPath, JSON.stringify({ sweep: values.sweep, command: process.argv.slice(2), points: results }, null, 2) + '\n');
     }
   } finally {
+    workFs?.remove();
     removeWorkDir(work);
   }
   log(`\nresults: ${outPath}`);

@@ -12,6 +12,7 @@
  * point, never a hang. Outputs are checked against the original's SHA-256 after
  * the clients are stopped, outside the measured window.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -89,6 +90,8 @@ export interface ScenarioResult {
   /** seconds until the last host was done (null unless every host finished) */
   lastS: number | null;
   medianS: number | null;
+  /** the mean host's completion time */
+  meanS: number | null;
   p90S: number | null;
   firstS: number | null;
   hosts: HostResult[];
@@ -229,6 +232,7 @@ export async function measure(
   const backgroundPct = await backgroundBusyPct(2000);
   const labCpu = new LabCpu(watched().filter((p) => p.running()).map((p) => p.pid));
   const procsBefore = allProcessCpu();
+  const perf = await startPerf(scenario);
   const cpu = new CpuMeter();
   const t0 = Date.now();
   const { done, outputs } = launch(t0);
@@ -246,6 +250,7 @@ export async function measure(
   if ((await Promise.race([all, deadline])) === 'timeout') timedOut = true;
   clearTimeout(deadlineTimer);
   const cpuUse = cpu.stop();
+  await perf?.stop();
   const labUse = labCpu.stop(watched().filter((p) => p.running()).map((p) => p.pid));
   cpuUse.labUserS = labUse.userS;
   cpuUse.labSystemS = labUse.systemS;
@@ -318,6 +323,7 @@ export async function measure(
     timedOut,
     lastS: okAll ? Math.max(...times) : null,
     medianS: median(times),
+    meanS: times.length > 0 ? round(times.reduce((a, b) => a + b, 0) / times.length, 2) : null,
     p90S: percentile(times, 90),
     firstS: times.length > 0 ? Math.min(...times) : null,
     hosts,
@@ -580,10 +586,36 @@ export async function runBitTorrent(ctx: Ctx): Promise<ScenarioResult> {
 
 // ---------------------------------------------------------------- Shoal
 
+/**
+ * `LAB_PERF=DIR`: a whole-machine `perf record -e cpu-clock -a -g` over exactly
+ * the measured window of each scenario, into DIR/<scenario>.perf.data (with
+ * LAB_SHOAL_NODE_ARGS=--perf-basic-prof, Shoal's JavaScript frames have names).
+ */
+async function startPerf(scenario: ScenarioName): Promise<{ stop(): Promise<void> } | undefined> {
+  const dir = process.env['LAB_PERF'];
+  if (dir === undefined || dir === '') return undefined;
+  mkdirSync(dir, { recursive: true });
+  const child = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '499', '-a', '-g', '-o', join(dir, `${scenario}.perf.data`)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await new Promise((r) => setTimeout(r, 500)); // perf opens its buffers
+  return {
+    async stop() {
+      child.kill('SIGINT');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    },
+  };
+}
+
 /** `LAB_SHOAL_NODE_ARGS` (space-separated) adds Node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
 export function shoalCmd(ctx: Ctx, args: string[]): string[] {
   const nodeArgs = (process.env['LAB_SHOAL_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-  return [process.execPath, ...nodeArgs, ctx.shoalBin, ...args];
+  return shoalCommand(ctx.shoalBin, args, nodeArgs);
+}
+
+/** A script (.mjs, .js) runs with this Node, after `nodeArgs`; anything else is an executable (the single binary, `npm run build:sea`), which takes Node flags from NODE_OPTIONS only. */
+export function shoalCommand(bin: string, args: string[], nodeArgs: string[] = []): string[] {
+  if (/\.m?js$/.test(bin)) return [process.execPath, ...nodeArgs, bin, ...args];
+  return [bin, ...args];
 }
 
 interface ShoalPeerSummary {
