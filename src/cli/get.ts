@@ -27,6 +27,8 @@ export interface GetOptions {
   limitRate?: string;
   quiet: boolean;
   progress: boolean;
+  /** false (`--no-direct-io`): the output copy goes through the page cache (./output.ts). */
+  directIo?: boolean;
   /** s3:// only (./s3-options.ts). */
   endpointUrl?: string | undefined;
   region?: string | undefined;
@@ -96,7 +98,7 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
   try {
     const result = await fetcher.fetch({ ...request, progress: progress.shown }, progress.update);
     progress.stop();
-    const how = await placeOutput(result.path, output, io.stdout, io.signal);
+    const how = await placeOutput(result.path, output, io.stdout, io.signal, { direct: options.directIo !== false });
     const bytes = result.stats?.bytes;
     if (bytes !== undefined && output !== '-') {
       say(`saved ${output} (${how}; from cache ${bytes.cache} B, peers ${bytes.peers} B, seeds ${bytes.seeds} B, origin ${bytes.source} B)`);

@@ -55,6 +55,7 @@ export function program(io: CliIo, result: { code: number }): Command {
     .option('--include <glob>', '--recursive: take names matching (repeatable; with --exclude, the last match decides)', (glob: string) => void filters.push({ kind: 'include', glob }))
     .option('--exclude <glob>', '--recursive: leave out names matching (repeatable), e.g. --exclude "*" --include "*.log"', (glob: string) => void filters.push({ kind: 'exclude', glob }))
     .option('--parallel <n>', '--recursive: files fetched at once (default 4)')
+    .option('--no-direct-io', 'copy the output through the page cache instead of writing it straight to disk (where no reflink is possible): returns sooner on a disk slower than the copy, at two copies of the file in memory')
     .option('-q, --quiet', 'print nothing but errors', false)
     .option('--no-progress', 'no progress bar')
     .action(async (url: string, opts: Omit<GetOptions, 'output'> & { output?: string; o?: string; recursive: boolean; parallel?: string }) => {

@@ -3,8 +3,10 @@
  * the user's writes must never reach the cache (they would change what the
  * next get returns, or be reverted by a repair of the cache). So a reflink
  * where the file system can (btrfs, XFS: blocks shared copy-on-write, in no
- * time), else a copy (docs/design.md, "Output", for what it costs); never a
- * hard link.
+ * time), else a copy written straight to disk (./direct-copy.ts: no second
+ * page-cache copy of the bytes), else, where the file system refuses
+ * O_DIRECT or the caller asks, the kernel's buffered copy (docs/design.md,
+ * "Output", for what each costs); never a hard link.
  *
  * Always under a temporary name in the target directory,
  * `.NAME.shoal-HOST-PID-RANDOM`, renamed at the end, so FILE either does not
@@ -20,6 +22,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ShoalError } from '../common/errors.js';
 import { processAlive } from '../common/processes.js';
+import { DirectIoUnsupported, directCopy } from './direct-copy.js';
 
 /** This host in temporary names (8 hex): a PID names a process only on its own host (an NFS directory is shared). */
 const HOST = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
@@ -57,9 +60,14 @@ async function removeStaleTemps(dir: string): Promise<void> {
   }
 }
 
-export type Placement = 'reflink' | 'copy' | 'stdout';
+export type Placement = 'reflink' | 'copy' | 'buffered copy' | 'stdout';
 
-export async function placeOutput(cachePath: string, output: string, stdout: NodeJS.WritableStream, signal: AbortSignal): Promise<Placement> {
+export interface PlaceOptions {
+  /** false: a copy goes through the page cache (`--no-direct-io`), instead of O_DIRECT. Default true. */
+  direct?: boolean;
+}
+
+export async function placeOutput(cachePath: string, output: string, stdout: NodeJS.WritableStream, signal: AbortSignal, options: PlaceOptions = {}): Promise<Placement> {
   if (output === '-') {
     await pipeline(createReadStream(cachePath, { highWaterMark: 1024 * 1024 }), stdout, { end: false, signal });
     return 'stdout';
@@ -75,7 +83,7 @@ export async function placeOutput(cachePath: string, output: string, stdout: Nod
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const how = await cloneOrCopy(cachePath, tmp);
+    const how = await cloneOrCopy(cachePath, tmp, options.direct !== false);
     if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
     await rename(tmp, output);
     return how;
@@ -88,8 +96,8 @@ export async function placeOutput(cachePath: string, output: string, stdout: Nod
   }
 }
 
-/** A reflink when the file system makes one, else a copy (the kernel's: copy_file_range or sendfile). */
-async function cloneOrCopy(from: string, to: string): Promise<'reflink' | 'copy'> {
+/** A reflink when the file system makes one, else a direct copy, else the kernel's buffered one (copy_file_range or sendfile). */
+async function cloneOrCopy(from: string, to: string, direct: boolean): Promise<'reflink' | 'copy' | 'buffered copy'> {
   try {
     await copyFile(from, to, fsc.COPYFILE_FICLONE_FORCE);
     return 'reflink';
@@ -97,6 +105,15 @@ async function cloneOrCopy(from: string, to: string): Promise<'reflink' | 'copy'
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV' && code !== 'EINVAL' && code !== 'ENOSYS' && code !== 'ENOTTY') throw err;
   }
+  if (direct) {
+    try {
+      await directCopy(from, to);
+      return 'copy';
+    } catch (err) {
+      if (!(err instanceof DirectIoUnsupported)) throw err;
+      await rm(to, { force: true });
+    }
+  }
   await copyFile(from, to);
-  return 'copy';
+  return 'buffered copy';
 }

@@ -111,7 +111,7 @@ export async function runRecursive(url: string, options: RecursiveOptions, io: C
         tick();
       });
       await prepareTarget(dir, file.name); // again: nothing became a symlink meanwhile
-      await placeOutput(result.path, target, io.stdout, io.signal);
+      await placeOutput(result.path, target, io.stdout, io.signal, { direct: options.directIo !== false });
       if (file.mtime !== undefined) await utimes(target, new Date(), new Date(file.mtime));
       const bytes = result.stats?.bytes;
       if (bytes !== undefined) for (const k of ['cache', 'peers', 'seeds', 'source'] as const) sources[k] += bytes[k];
