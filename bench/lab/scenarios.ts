@@ -250,7 +250,7 @@ export async function measure(
   if ((await Promise.race([all, deadline])) === 'timeout') timedOut = true;
   clearTimeout(deadlineTimer);
   const cpuUse = cpu.stop();
-  await perf?.stop();
+  await perf?.stop(watched().map((p) => ({ pid: p.pid, name: p.name })));
   const labUse = labCpu.stop(watched().filter((p) => p.running()).map((p) => p.pid));
   cpuUse.labUserS = labUse.userS;
   cpuUse.labSystemS = labUse.systemS;
@@ -588,10 +588,12 @@ export async function runBitTorrent(ctx: Ctx): Promise<ScenarioResult> {
 
 /**
  * `LAB_PERF=DIR`: a whole-machine `perf record -e cpu-clock -a -g` over exactly
- * the measured window of each scenario, into DIR/<scenario>.perf.data (with
+ * the measured window of each scenario, into DIR/<scenario>.perf.data, and the
+ * lab's processes by pid in DIR/<scenario>.procs.json (with
  * LAB_SHOAL_NODE_ARGS=--perf-basic-prof, Shoal's JavaScript frames have names).
+ * `node --import tsx bench/lab/perf-summary.ts DIR/<scenario>` sums it up.
  */
-async function startPerf(scenario: ScenarioName): Promise<{ stop(): Promise<void> } | undefined> {
+async function startPerf(scenario: ScenarioName): Promise<{ stop(procs: Array<{ pid: number; name: string }>): Promise<void> } | undefined> {
   const dir = process.env['LAB_PERF'];
   if (dir === undefined || dir === '') return undefined;
   mkdirSync(dir, { recursive: true });
@@ -599,7 +601,9 @@ async function startPerf(scenario: ScenarioName): Promise<{ stop(): Promise<void
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await new Promise((r) => setTimeout(r, 500)); // perf opens its buffers
   return {
-    async stop() {
+    async stop(procs) {
+      // which process was which (daemon@p3, get@p3 …), for bench/lab/perf-summary.ts
+      writeFileSync(join(dir, `${scenario}.procs.json`), JSON.stringify(procs) + '\n');
       child.kill('SIGINT');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     },
