@@ -206,15 +206,16 @@ export function labProblem(): string | undefined {
   return namespaceProblem();
 }
 
-/** True when bin/shoal.mjs will run the esbuild bundle (else it compiles the sources with tsx, which costs CPU). */
-/** The cluster CA and a certificate per role for one run (`shoal cluster init`), as a user would make them. */
+/** The cluster CA and a certificate per role for one point (`shoal cluster init`), as a user would make them; a sweep's next point makes its own. */
 function makeClusterTls(shoalBin: string, dir: string): string {
+  rmSync(dir, { recursive: true, force: true });
   const [cmd, ...args] = shoalCommand(shoalBin, ['cluster', 'init', dir]);
   const made = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 60_000 });
   if (made.status !== 0) throw new Error(`shoal cluster init failed: ${made.stderr}`);
   return dir;
 }
 
+/** True when bin/shoal.mjs will run the esbuild bundle (else it compiles the sources with tsx, which costs CPU). */
 export function shoalBundleFresh(): boolean {
   const newest = (dir: string): number =>
     readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
