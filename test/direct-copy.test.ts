@@ -37,6 +37,16 @@ describe('directCopy', () => {
     });
   }
 
+  test('an aborted signal stops the copy before the next chunk', async () => {
+    const from = join(dir, 'src-abort');
+    const to = join(dir, 'dst-abort');
+    writeFileSync(from, randomBytes(12 * MiB));
+    const stop = new AbortController();
+    stop.abort(new Error('cancelled by the test'));
+    await assert.rejects(directCopy(from, to, stop.signal), /cancelled by the test/);
+    assert.ok(statSync(to).size < 12 * MiB, 'the whole file was copied after the abort');
+  });
+
   test('an existing target is refused, and left as it was', async () => {
     const from = join(dir, 'src-exists');
     const to = join(dir, 'dst-exists');

@@ -52,8 +52,8 @@ async function writeFully(file: FileHandle, buf: Buffer, length: number, positio
 
 const refused = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'EINVAL';
 
-/** Copies `from` to the new file `to` (which must not exist), with the source's permission bits. */
-export async function directCopy(from: string, to: string): Promise<void> {
+/** Copies `from` to the new file `to` (which must not exist), with the source's permission bits; stops between chunks once `signal` aborts (throwing its reason). */
+export async function directCopy(from: string, to: string, signal?: AbortSignal): Promise<void> {
   const src = await open(from, 'r');
   try {
     const info = await src.stat();
@@ -68,11 +68,12 @@ export async function directCopy(from: string, to: string): Promise<void> {
     }
     let writing: Promise<void> | undefined;
     try {
-      await dst.chmod(info.mode & 0o7777);
+      await dst.chmod(info.mode & 0o777);
       const buffers = [alignedBuffer(CHUNK), alignedBuffer(CHUNK)];
       for (let pos = 0, k = 0; pos < aligned; pos += CHUNK, k ^= 1) {
         const n = Math.min(CHUNK, aligned - pos);
         const buf = buffers[k]!;
+        signal?.throwIfAborted();
         await readFully(src, buf, n, pos); // while the other buffer is being written
         if (writing !== undefined) await writing;
         const first = pos === 0;

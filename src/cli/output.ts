@@ -83,7 +83,7 @@ export async function placeOutput(cachePath: string, output: string, stdout: Nod
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const how = await cloneOrCopy(cachePath, tmp, options.direct !== false);
+    const how = await cloneOrCopy(cachePath, tmp, options.direct !== false, signal);
     if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
     await rename(tmp, output);
     return how;
@@ -97,7 +97,7 @@ export async function placeOutput(cachePath: string, output: string, stdout: Nod
 }
 
 /** A reflink when the file system makes one, else a direct copy, else the kernel's buffered one (copy_file_range or sendfile). */
-async function cloneOrCopy(from: string, to: string, direct: boolean): Promise<'reflink' | 'copy' | 'buffered copy'> {
+async function cloneOrCopy(from: string, to: string, direct: boolean, signal: AbortSignal): Promise<'reflink' | 'copy' | 'buffered copy'> {
   try {
     await copyFile(from, to, fsc.COPYFILE_FICLONE_FORCE);
     return 'reflink';
@@ -107,7 +107,7 @@ async function cloneOrCopy(from: string, to: string, direct: boolean): Promise<'
   }
   if (direct) {
     try {
-      await directCopy(from, to);
+      await directCopy(from, to, signal);
       return 'copy';
     } catch (err) {
       if (!(err instanceof DirectIoUnsupported)) throw err;
