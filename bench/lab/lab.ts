@@ -126,10 +126,9 @@ export interface PointResult {
 
 const live = { topologies: new Set<Topology>(), dirs: new Set<string>(), mounts: new Set<() => void>() };
 
-/** `remove` runs at cleanup (signal or exit) before the temp dirs go, unless forgotten first; returns the forget function. */
-export function onCleanup(remove: () => void): () => void {
+/** `remove` runs at cleanup (signal or exit) before the temp dirs go. */
+export function onCleanup(remove: () => void): void {
   live.mounts.add(remove);
-  return () => live.mounts.delete(remove);
 }
 
 function cleanupAllSync(): void {
@@ -239,15 +238,19 @@ export function snapshotShoal(dir: string): ShoalBin {
   cpSync(join(REPO, 'dist'), dir, { recursive: true, filter: (src) => !src.endsWith('.map') });
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
   writeFileSync(join(dir, 'run.mjs'), "import { runCli } from './shoal.mjs';\nprocess.exitCode = await runCli(process.argv.slice(2));\n");
-  const git = (args: string[]): string => spawnSync('git', ['-C', REPO, ...args], { encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
   return {
     bin: join(dir, 'run.mjs'),
     kind: 'bundle snapshot',
     bundleSha256: bundleDigest(dir),
     bundleMtime: statSync(bundle).mtime.toISOString(),
-    gitHead: git(['rev-parse', 'HEAD']),
-    srcChanges: git(['status', '--short', '--', 'src']).split('\n').filter(Boolean),
+    ...sourceState(),
   };
+}
+
+/** The checkout a build came from: HEAD and the src/ files with uncommitted changes. */
+function sourceState(): { gitHead: string; srcChanges: string[] } {
+  const git = (args: string[]): string => spawnSync('git', ['-C', REPO, ...args], { encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
+  return { gitHead: git(['rev-parse', 'HEAD']), srcChanges: git(['status', '--short', '--', 'src']).split('\n').filter(Boolean) };
 }
 
 /** A copy of the single executable (`npm run build:sea`) in `dir`, so the whole run measures one build. */
@@ -255,14 +258,12 @@ export function snapshotExecutable(file: string, dir: string): ShoalBin {
   mkdirSync(dir, { recursive: true });
   const bin = join(dir, 'shoal');
   cpSync(file, bin);
-  const git = (args: string[]): string => spawnSync('git', ['-C', REPO, ...args], { encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
   return {
     bin,
     kind: 'single executable',
     bundleSha256: createHash('sha256').update(readFileSync(bin)).digest('hex'),
     bundleMtime: statSync(file).mtime.toISOString(),
-    gitHead: git(['rev-parse', 'HEAD']),
-    srcChanges: git(['status', '--short', '--', 'src']).split('\n').filter(Boolean),
+    ...sourceState(),
   };
 }
 

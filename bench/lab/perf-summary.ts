@@ -10,6 +10,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { roleOf } from './scenarios.js';
 
 /** Stack patterns, tried in order: the first that matches names the sample's category. */
 const CATEGORIES: Array<[string, RegExp]> = [
@@ -39,12 +40,6 @@ function categorize(frames: string[]): string {
   return `other (${frames[0]?.slice(0, 40) ?? '?'})`;
 }
 
-/** "daemon@p3" → "daemon (peers)", "daemon@o" → "daemon (origin host)". */
-function role(name: string): string {
-  if (name.endsWith('@o')) return name.replace('@o', ' (origin host)');
-  return name.replace(/@p\d+$/, ' (peers)');
-}
-
 function main(): number {
   const base = process.argv[2];
   if (base === undefined) {
@@ -59,7 +54,7 @@ function main(): number {
   } catch {
     process.stderr.write(`no ${base}.procs.json: roles by command name only\n`);
   }
-  const roleOf = new Map(procs.map((p) => [String(p.pid), role(p.name)]));
+  const roleByPid = new Map(procs.map((p) => [String(p.pid), roleOf(p.name)]));
   const script = execFileSync('perf', ['script', '-i', `${base}.perf.data`, '-F', 'comm,pid,ip,sym'], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
   const byRole = new Map<string, Map<string, number>>();
   let total = 0;
@@ -68,7 +63,7 @@ function main(): number {
     if (lines.length < 2) continue;
     const [comm = '?', pid = '?'] = lines[0]!.split(/\s+/);
     const frames = lines.slice(1).map((l) => l.replace(/^[0-9a-f]+\s+/, ''));
-    const who = roleOf.get(pid) ?? comm;
+    const who = roleByPid.get(pid) ?? comm;
     const cats = byRole.get(who) ?? new Map<string, number>();
     byRole.set(who, cats);
     const cat = categorize(frames);

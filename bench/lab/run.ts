@@ -188,9 +188,7 @@ async function main(): Promise<number> {
     // room for the origin's file, and every host's cache and output (sparse: only what is written takes space)
     const hosts = Math.max(base.peers, ...points.map((p) => p.peers ?? 0)) + 2;
     workFs = mountWorkFs(work, parseLabFs(values.fs), Math.ceil((hosts * base.sizeBytes * 3 + 4e9) / 1e9) * 1e9);
-    const forget = onCleanup(workFs.remove);
-    const mounted = workFs;
-    workFs = { ...mounted, remove: () => (forget(), mounted.remove()) };
+    onCleanup(workFs.remove); // on a signal; removing twice is harmless
     base.fileSystem = `${workFs.kind} (${workFs.device}, loop with direct I/O)`;
     log(`lab: work directory ${work} on ${base.fileSystem}`);
   }

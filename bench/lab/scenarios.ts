@@ -177,6 +177,12 @@ function procCpuS(pid: number): { user: number; system: number } | undefined {
   }
 }
 
+/** A lab process's role: "daemon@p3" → "daemon (peers)", "daemon@o" → "daemon (origin host)"; other names as they are. */
+export function roleOf(name: string): string {
+  if (name.endsWith('@o')) return name.replace('@o', ' (origin host)');
+  return name.replace(/@p\d+$/, ' (peers)');
+}
+
 /** CPU seconds by process role ("daemon@p3" → "daemon (peers)") during the window, for processes alive at its end. */
 function cpuByRole(start: Map<number, { user: number; system: number }>, procs: NsProc[]): Record<string, { user: number; system: number; processes: number }> {
   const out: Record<string, { user: number; system: number; processes: number }> = {};
@@ -185,7 +191,7 @@ function cpuByRole(start: Map<number, { user: number; system: number }>, procs: 
     const now = procCpuS(p.pid);
     if (now === undefined) continue;
     const was = start.get(p.pid) ?? { user: 0, system: 0 };
-    const role = p.name.endsWith('@o') ? p.name.replace('@o', ' (origin host)') : p.name.includes('@p') ? p.name.replace(/@p\d+$/, ' (peers)') : p.name;
+    const role = roleOf(p.name);
     const r = (out[role] ??= { user: 0, system: 0, processes: 0 });
     r.user = round(r.user + now.user - was.user, 2);
     r.system = round(r.system + now.system - was.system, 2);

@@ -5,7 +5,7 @@
  * one new page-cache page per 4 KiB, and that is most of what a copy costs:
  * on the lab's 2-core VM, twenty 100 MB outputs copied at once were a fifth
  * of the machine's CPU and 4 s at the end of every host's download
- * (docs/benchmarks.md, "The output copy"). Written this way the copy costs
+ * (docs/benchmarks.md, "CPU per delivered GB", "The change"). Written this way the copy costs
  * one read into a reused buffer per 4 MiB and leaves memory to the cache.
  * The price: the get waits until the disk has taken the file (a buffered
  * copy returns first and the kernel writes it later, the same bytes), so on
