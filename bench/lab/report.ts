@@ -119,6 +119,15 @@ export function shoalPeerLines(r: ScenarioResult): string[] {
   const byClient = (r.details?.['originHttpBodyBytesByClient'] ?? {}) as Record<string, number>;
   lines.push(`  origin HTTP body bytes by client: ${Object.entries(byClient).map(([ip, n]) => `${ip} ${(n / 1048576).toFixed(1)} MiB`).join(', ') || 'none'}`);
   lines.push(`  seed: from origin ${String(d.seed?.['fromOriginMiB'])} MiB in ${String(d.seed?.['durationS'])} s; uploads ${JSON.stringify(d.seed?.['uploads'])}`);
+  const reads = { memory: 0, file: 0 };
+  for (const p of d.peers) {
+    const r = p['pieceReads'] as { memory?: number; file?: number } | undefined;
+    reads.memory += r?.memory ?? 0;
+    reads.file += r?.file ?? 0;
+  }
+  if (reads.memory + reads.file > 0) {
+    lines.push(`  peers' upload reads: ${reads.memory} from memory, ${reads.file} from files (${((100 * reads.memory) / (reads.memory + reads.file)).toFixed(1)} % from memory)`);
+  }
   for (const p of d.peers) {
     const host = r.hosts.find((h) => h.host === p['host']);
     const parents = Object.entries((p['parentsMiB'] ?? {}) as Record<string, number>)

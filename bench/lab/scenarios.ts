@@ -643,6 +643,8 @@ interface ShoalPeerSummary {
   backToSource?: unknown[];
   durationS?: number;
   uploadsJson?: unknown;
+  /** upload reads of pieces by where the bytes were (memory: the pieces received last) */
+  pieceReads?: unknown;
   error?: unknown;
   /** longest time (s) without a new piece after the first one, from 1-second API samples */
   longestStallS?: number;
@@ -807,6 +809,7 @@ export async function runShoal(ctx: Ctx): Promise<ScenarioResult> {
               backToSource: (task?.['backToSource'] ?? []) as unknown[],
               durationS: round(Number(task?.['durationMs'] ?? 0) / 1000, 2),
               uploadsJson: st['uploads'],
+              pieceReads: (st['cache'] as Record<string, unknown> | undefined)?.['pieceReads'],
               longestStallS: round(longestStall[i]!, 1),
               firstBytesS: firstByte[i] === undefined ? undefined : round(firstByte[i] / 1000, 1),
               progress: Array.from(progress[i]!, (v: number | undefined) => v ?? null),

@@ -24,17 +24,11 @@
 import { constants as fsc } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
+import { DIRECT_ALIGN as BLOCK, alignedBuffer } from '../common/aligned-buffers.js';
+
 const CHUNK = 4 * 1024 * 1024;
-const BLOCK = 4096;
-const WASM_PAGE = 64 * 1024;
 
 export class DirectIoUnsupported extends Error {}
-
-/** A page-aligned buffer of `size` bytes (a multiple of 64 KiB). */
-function alignedBuffer(size: number): Buffer {
-  const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
-  return Buffer.from(new wasm.Memory({ initial: size / WASM_PAGE, maximum: size / WASM_PAGE }).buffer);
-}
 
 async function readFully(file: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
   let got = 0;
@@ -54,7 +48,10 @@ const refused = (err: unknown): boolean => (err as NodeJS.ErrnoException).code =
 
 /** Copies `from` to the new file `to` (which must not exist), with the source's permission bits; stops between chunks once `signal` aborts (throwing its reason). */
 export async function directCopy(from: string, to: string, signal?: AbortSignal): Promise<void> {
-  const src = await open(from, 'r');
+  // The source is read with O_DIRECT too where it can be: the daemon writes
+  // pieces with O_DIRECT (cache.directIo), and a buffered read would fill a
+  // page cache with them just to copy them out again.
+  const src = await open(from, fsc.O_RDONLY | fsc.O_DIRECT).catch((err: unknown) => (refused(err) ? open(from, 'r') : Promise.reject(err)));
   try {
     const info = await src.stat();
     const size = info.size;
@@ -89,13 +86,19 @@ export async function directCopy(from: string, to: string, signal?: AbortSignal)
       await dst.close();
     }
     if (aligned < size) {
-      const tail = await open(to, 'r+');
+      // The tail is no whole block: both ends through ordinary descriptors.
+      const tailIn = await open(from, 'r');
       try {
-        const buf = Buffer.allocUnsafe(size - aligned);
-        await readFully(src, buf, buf.length, aligned);
-        await writeFully(tail, buf, buf.length, aligned);
+        const tail = await open(to, 'r+');
+        try {
+          const buf = Buffer.allocUnsafe(size - aligned);
+          await readFully(tailIn, buf, buf.length, aligned);
+          await writeFully(tail, buf, buf.length, aligned);
+        } finally {
+          await tail.close();
+        }
       } finally {
-        await tail.close();
+        await tailIn.close();
       }
     }
   } finally {

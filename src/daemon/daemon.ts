@@ -184,7 +184,12 @@ class ShoalDaemon extends Service implements Daemon {
         seed: this.settings.seed,
         scheduler: { url: this.schedulerUrl, connected: this.#link?.connected ?? false },
         uploads: { active: this.#upload?.activeUploads ?? 0, ...this.#uploaded },
-        cache: { usedBytes: this.#store?.usedBytes() ?? 0, tasks: this.#store?.tasks().length ?? 0 },
+        cache: {
+          usedBytes: this.#store?.usedBytes() ?? 0,
+          tasks: this.#store?.tasks().length ?? 0,
+          memoryBytes: this.#store?.recentBytes ?? 0,
+          pieceReads: { ...(this.#store?.pieceReads ?? { memory: 0, file: 0 }) },
+        },
         ...(this.#mirror === undefined ? {} : { mirror: this.#mirror.stats() }),
         ...(this.#proxy === undefined ? {} : { proxy: this.#proxy.stats() }),
         limits: Object.fromEntries(Object.entries(this.#limits).map(([kind, limiter]) => [kind, rateLimitJson(limiter)])),
@@ -212,7 +217,7 @@ class ShoalDaemon extends Service implements Daemon {
     const cas = [sourceCa, ...this.#upstreams.map((u) => u.ca)].filter((c): c is string => c !== undefined);
     const source = createHttpSource(s.source, { ...(cas.length === 0 ? {} : { ca: cas.join('\n') }), logger: this.#log, env: this.#env });
     this.#source = source;
-    const store = new PieceStore({ dataDir: this.#dataDir, cache: s.cache, logger: this.#log });
+    const store = new PieceStore({ dataDir: this.#dataDir, cache: s.cache, logger: this.#log, directIo: s.cache.directIo, recentBytes: s.cache.recentPieces });
     this.#store = store;
     await store.start();
 
@@ -312,7 +317,7 @@ class ShoalDaemon extends Service implements Daemon {
       rateLimiters: () => this.#limits,
       mirror: () => this.#mirror?.stats(),
       proxy: () => this.#proxy?.stats(),
-      storage: () => ({ usedBytes: store.usedBytes(), tasks: store.tasks().length, dataDir: this.#dataDir }),
+      storage: () => ({ usedBytes: store.usedBytes(), tasks: store.tasks().length, dataDir: this.#dataDir, memoryBytes: store.recentBytes, pieceReads: store.pieceReads }),
       schedulerConnected: () => this.#link?.connected ?? false,
     });
   }

@@ -23,7 +23,7 @@ export interface DaemonMetricsSources {
   rateLimiters(): Partial<Record<'upload' | 'download' | 'source', RateLimiter>>;
   mirror(): MirrorStats | undefined;
   proxy(): ProxyStats | undefined;
-  storage(): { usedBytes: number; tasks: number; dataDir: string };
+  storage(): { usedBytes: number; tasks: number; dataDir: string; memoryBytes: number; pieceReads: { memory: number; file: number } };
   schedulerConnected(): boolean;
 }
 
@@ -222,6 +222,20 @@ export function createDaemonMetrics(sources: DaemonMetricsSources): Registry {
     },
   });
   new Gauge({ name: 'shoal_storage_used_bytes', help: 'Content bytes held in the cache', registers: [registry], collect() { this.set(sources.storage().usedBytes); } });
+  new Gauge({ name: 'shoal_storage_memory_bytes', help: 'Bytes of the pieces received last, kept in memory for uploads (cache.recentPieces)', registers: [registry], collect() { this.set(sources.storage().memoryBytes); } });
+  new Counter({
+    name: 'shoal_upload_reads_total',
+    help: 'Reads of pieces for uploads, by where the bytes were: memory (the pieces received last) or file',
+    labelNames: ['from'],
+    registers: [registry],
+    collect() {
+      const reads = sources.storage().pieceReads;
+      for (const from of ['memory', 'file'] as const) {
+        const grew = seenParts.delta(parts.uploads, `reads.${from}`, reads[from]);
+        if (grew > 0) this.inc({ from }, grew);
+      }
+    },
+  });
   new Gauge({ name: 'shoal_storage_tasks', help: 'Tasks held in the cache, complete or partial', registers: [registry], collect() { this.set(sources.storage().tasks); } });
   new Gauge({
     name: 'shoal_storage_free_bytes',

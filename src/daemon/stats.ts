@@ -32,7 +32,8 @@ export interface DaemonStats {
   seed: boolean;
   scheduler: { url: string | undefined; connected: boolean };
   uploads: { active: number; bytes: number; pieces: number };
-  cache: { usedBytes: number; tasks: number };
+  /** `memoryBytes`: pieces kept in memory for uploads; `pieceReads`: upload reads by where they found the bytes. */
+  cache: { usedBytes: number; tasks: number; memoryBytes?: number; pieceReads?: { memory: number; file: number } };
   totals: ByteSources;
   /** The same for tasks active within the last `windowMs`. */
   recent: ByteSources & { windowMs: number; tasks: number; bytes: number };

@@ -66,6 +66,8 @@ export const CacheSection = z
     quota: size().default(0).describe('bytes of content kept; least recently used complete tasks go first (0 = no quota)'),
     ttl: duration(MAX_AGE_MS).default(0).describe('drop tasks unused this long (0 = never)'),
     gcInterval: duration().default(60_000).describe('how often the quota and TTL are applied'),
+    directIo: z.boolean().default(true).describe('write the pieces received from peers with O_DIRECT, past the page cache (where the file system refuses it, the page cache is used)'),
+    recentPieces: size().default(16 * 1024 * 1024).describe('bytes of the pieces received last kept in memory, so that uploads of them read no file (0 = none)'),
   })
   .strict();
 

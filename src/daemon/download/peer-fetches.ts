@@ -54,8 +54,8 @@ const BUSY_BACKOFF_MS = 250;
 /** A parent asked ahead for a piece it was not fetching is not asked ahead again for this long. */
 const AHEAD_BACKOFF_MS = 100;
 
-/** Piece buffers shared by every download in the process. */
-const pieceBuffers = new BufferPool();
+/** Piece buffers shared by every download in the process: page-aligned, so the store can write them with O_DIRECT. */
+const pieceBuffers = new BufferPool(32, { aligned: true });
 
 export class PeerFetches {
   readonly #options: PeerFetchesOptions;
@@ -136,20 +136,26 @@ export class PeerFetches {
     const flight = this.#flights.add(n, parent, this.#options.signal);
     const digest = this.#digests.get(n)!;
     const buffer = pieceBuffers.acquire(length, task.shape!.pieceSize);
+    // Once stored, the buffer is the store's (kept for uploads, ./recent-pieces.ts), which gives it back.
+    let kept = false;
+    const keep = (data: Buffer): void => {
+      kept = true;
+      this.#options.store.keepRecent(task, n, data, () => pieceBuffers.release(buffer));
+    };
     // The piece's bytes are granted by every rate limit before it is asked for (the stall timer starts after).
     takeAll(this.#options.limiters?.() ?? [], length, flight.signal)
       .then(() => fetchPiece(parent, { taskId: this.#options.taskId, piece: n, length, digest, stallMs: settings.pieceTimeout, signal: flight.signal, buffer, ahead }))
-      .then(({ data, parentComplete }) => this.#received(n, length, flight, data, digest, parentComplete))
+      .then(({ data, parentComplete }) => this.#received(n, length, flight, data, digest, parentComplete, keep))
       .catch((err: unknown) => this.#failed(parent, n, err, flight.signal.aborted, ahead))
       .finally(() => {
-        pieceBuffers.release(buffer);
+        if (!kept) pieceBuffers.release(buffer);
         if (this.#flights.end(n, flight)) this.#options.onFetchEnded(n);
         this.#parents.released(parent);
         this.pump();
       });
   }
 
-  async #received(n: number, length: number, flight: Flight, data: Buffer, digest: Buffer, parentComplete: boolean): Promise<void> {
+  async #received(n: number, length: number, flight: Flight, data: Buffer, digest: Buffer, parentComplete: boolean, keep: (data: Buffer) => void): Promise<void> {
     const { task, store, stats } = this.#options;
     const { parent } = flight;
     parent.failures = 0;
@@ -158,6 +164,7 @@ export class PeerFetches {
     if (task.has(n) || this.#closed) return;
     await store.write(task, n * task.shape!.pieceSize, data);
     if (!store.commitPiece(task, n, digest)) return;
+    keep(data);
     if (!parentComplete && !parent.info.seed) stats.piecesFromRunningParents++;
     stats.fromParent(parent.info.peerId, length);
     this.#flights.abortOthers(n, flight);

@@ -15,6 +15,8 @@ export const MAX_OPEN_FILES = 64;
 
 interface OpenFile {
   readonly handle: Promise<FileHandle>;
+  /** The same file opened with O_DIRECT, once a direct write asked for it. */
+  direct: Promise<FileHandle> | undefined;
   /** Operations under way on it. */
   users: number;
   /** Close it when its last user is done. */
@@ -37,11 +39,15 @@ export class OpenFiles {
     return this.#files.size;
   }
 
-  /** Runs `work` with the file at `path` open for reading and writing (created when absent). */
-  async use<T>(path: string, work: (file: FileHandle) => Promise<T> | T): Promise<T> {
+  /**
+   * Runs `work` with the file at `path` open for reading and writing (created
+   * when absent); with `direct`, through a descriptor opened with O_DIRECT
+   * (the open's error, EINVAL where the file system refuses it, is work's).
+   */
+  async use<T>(path: string, work: (file: FileHandle) => Promise<T> | T, direct = false): Promise<T> {
     let file = this.#files.get(path);
     if (file === undefined) {
-      file = { handle: open(path, constants.O_RDWR | constants.O_CREAT, 0o666), users: 0, closing: false, closed: false };
+      file = { handle: open(path, constants.O_RDWR | constants.O_CREAT, 0o666), direct: undefined, users: 0, closing: false, closed: false };
       const opened = file;
       file.handle.catch(() => {
         if (this.#files.get(path) === opened) this.#files.delete(path);
@@ -52,7 +58,15 @@ export class OpenFiles {
     this.#files.set(path, file);
     file.users++;
     try {
-      return await work(await file.handle);
+      const handle = await file.handle;
+      if (!direct) return await work(handle);
+      const opened = file;
+      opened.direct ??= open(path, constants.O_RDWR | constants.O_DIRECT);
+      const directHandle = await opened.direct.catch((err: unknown) => {
+        opened.direct = undefined;
+        throw err;
+      });
+      return await work(directHandle);
     } finally {
       file.users--;
       if (file.closing && file.users === 0) this.#close(file);
@@ -86,10 +100,16 @@ export class OpenFiles {
   #close(file: OpenFile): void {
     if (file.closed) return;
     file.closed = true;
-    const closed = file.handle.then(
-      (fh) => fh.close(),
-      () => undefined,
-    ).catch(() => undefined);
+    const closeOne = (handle: Promise<FileHandle> | undefined): Promise<void> =>
+      handle === undefined
+        ? Promise.resolve()
+        : handle.then(
+            (fh) => fh.close(),
+            () => undefined,
+          );
+    const closed = Promise.all([closeOne(file.handle), closeOne(file.direct)])
+      .then(() => undefined)
+      .catch(() => undefined);
     this.#closes.add(closed);
     void closed.finally(() => this.#closes.delete(closed));
   }

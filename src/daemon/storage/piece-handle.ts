@@ -11,16 +11,25 @@ export interface PieceHandle {
 }
 
 /**
- * Piece `n` of `task` (held and verified: the caller checked), read through
- * `use` (the store's open-file cache) until `release` (its unpin).
+ * Piece `n` of `task` (held and verified: the caller checked), read from
+ * `recent` (the pieces kept in memory) when it is there, else through `use`
+ * (the store's open-file cache), until `release` (its unpin).
  */
-export function pieceHandle(task: StoredTask, n: number, use: <T>(work: (file: FileHandle) => Promise<T>) => Promise<T>, release: () => void): PieceHandle {
+export function pieceHandle(
+  task: StoredTask,
+  n: number,
+  use: <T>(work: (file: FileHandle) => Promise<T>) => Promise<T>,
+  release: () => void,
+  recent: (buf: Buffer, offset: number, length: number) => number | undefined = () => undefined,
+): PieceHandle {
   const { contentLength, pieceSize } = task.shape!;
   const range = contentLength === undefined ? { offset: n * pieceSize, length: pieceSize } : pieceRange(n, contentLength, pieceSize);
   return {
     length: range.length,
     taskComplete: task.complete,
     read: async (buf, offset, length) => {
+      const kept = recent(buf, offset, Math.min(length, range.length - offset));
+      if (kept !== undefined) return kept;
       const { bytesRead } = await use((fh) => fh.read(buf, 0, Math.min(length, range.length - offset), range.offset + offset));
       return bytesRead;
     },

@@ -29,7 +29,9 @@ import { OpenFiles } from './open-files.js';
 import { pieceHandle, type PieceHandle } from './piece-handle.js';
 import { SpaceReclaimer, isNoSpace } from './space.js';
 import { StoredTask, checkShape, loadTasks, type CacheInfo, type TaskShape } from './stored-task.js';
-import { writeAt } from './write-at.js';
+import { directRefused, writeAt, writeDirect } from './write-at.js';
+import { RecentPieces } from './recent-pieces.js';
+import { directWritable } from '../../common/aligned-buffers.js';
 
 // Re-exported for the store's users outside this folder.
 export { StoredTask, type CacheInfo, type TaskShape } from './stored-task.js';
@@ -43,6 +45,10 @@ export interface PieceStoreOptions {
   logger?: Logger;
   /** The clock of last-access times and the TTL. Default: Date.now. */
   now?: () => number;
+  /** Write aligned pieces with O_DIRECT (./write-at.ts writeDirect). Default: false. */
+  directIo?: boolean;
+  /** Bytes of the latest pieces kept in memory for uploads (./recent-pieces.ts). Default: 0. */
+  recentBytes?: number;
 }
 
 /** How long stop() waits for writes in flight. */
@@ -56,6 +62,9 @@ export class PieceStore extends Service {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #files = new OpenFiles();
+  readonly #recent: RecentPieces;
+  /** Whether aligned writes go with O_DIRECT: off when asked, and once the file system refuses it. */
+  #direct: boolean;
   /** Deletes and reclaims under way (stop() waits for them). */
   readonly #background = new Set<Promise<void>>();
   readonly #deleting = new Map<string, Promise<void>>();
@@ -71,6 +80,8 @@ export class PieceStore extends Service {
     this.#log = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
     this.#space = new SpaceReclaimer(this, this.#log);
+    this.#direct = options.directIo ?? false;
+    this.#recent = new RecentPieces(options.recentBytes ?? 0);
   }
 
   protected async onStart(): Promise<void> {
@@ -99,6 +110,7 @@ export class PieceStore extends Service {
     await drainWithin(Promise.all(this.#background), STOP_GRACE_MS, this.destroyed);
     const db = this.#db;
     this.#db = undefined;
+    this.#recent.clear();
     await this.#files.closeAll();
     db?.close();
     this.#lock?.release();
@@ -188,8 +200,40 @@ export class PieceStore extends Service {
     return next;
   }
 
-  #write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
-    return this.#use(task, (fh) => writeAt(fh, offset, data)).catch((err: unknown) => Promise.reject(this.#error(err, `write to ${task.path}`, task)));
+  async #write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
+    try {
+      if (this.#direct && directWritable(data, offset)) {
+        try {
+          return await this.#use(task, (fh) => writeDirect(fh, offset, data), true);
+        } catch (err) {
+          if (!directRefused(err)) throw err;
+          this.#direct = false;
+          this.#log.info({ dir: this.dataDir, err: (err as Error).message }, 'the file system refuses O_DIRECT; pieces are written through the page cache');
+        }
+      }
+      await this.#use(task, (fh) => writeAt(fh, offset, data));
+    } catch (err) {
+      throw this.#error(err, `write to ${task.path}`, task);
+    }
+  }
+
+  /**
+   * Keeps the verified bytes of held piece n in memory for uploads
+   * (./recent-pieces.ts); ownership of `data` passes to the store, which
+   * calls `release` when it lets them go (at once when it keeps none).
+   */
+  keepRecent(task: StoredTask, n: number, data: Buffer, release: () => void): void {
+    const digest = task.digests.get(n);
+    if (this.#tasks.get(task.id) !== task || digest === undefined) release();
+    else this.#recent.keep(task, n, digest, data, release);
+  }
+
+  /** Reads of pieces for uploads, by where the bytes came from. */
+  readonly pieceReads = { memory: 0, file: 0 };
+
+  /** Bytes of pieces kept in memory for uploads. */
+  get recentBytes(): number {
+    return this.#recent.bytes;
   }
 
   /** Marks a piece verified and held. Returns false if it was already held. */
@@ -309,7 +353,12 @@ export class PieceStore extends Service {
   openPiece(id: string, n: number): PieceHandle | undefined {
     const task = this.#tasks.get(id);
     if (task === undefined || task.shape === undefined || !task.digests.has(n)) return undefined;
-    return pieceHandle(task, n, (work) => this.#use(task, work), this.pin(task));
+    const recent = (buf: Buffer, offset: number, length: number): number | undefined => {
+      const got = this.#recent.read(task, n, buf, offset, length);
+      this.pieceReads[got === undefined ? 'file' : 'memory']++;
+      return got;
+    };
+    return pieceHandle(task, n, (work) => this.#use(task, work), this.pin(task), recent);
   }
 
   /**
@@ -321,6 +370,7 @@ export class PieceStore extends Service {
     const task = this.#tasks.get(id);
     if (task === undefined) return this.#deleting.get(id) ?? Promise.resolve();
     this.#tasks.delete(id);
+    this.#recent.dropTask(id);
     this.#files.release(task.path);
     const deleted = (async () => {
       try {
@@ -342,6 +392,7 @@ export class PieceStore extends Service {
     });
     task.digests.clear();
     task.complete = false;
+    this.#recent.dropTask(task.id);
   }
 
   /** Evicts what the cache policy chooses (./eviction.ts). Returns the evicted task IDs. */
@@ -366,9 +417,9 @@ export class PieceStore extends Service {
   }
 
   /** Runs `work` on the task's content file; STORAGE once the task was removed (its file is not made again). */
-  #use<T>(task: StoredTask, work: (file: FileHandle) => Promise<T> | T): Promise<T> {
+  #use<T>(task: StoredTask, work: (file: FileHandle) => Promise<T> | T, direct = false): Promise<T> {
     if (this.#tasks.get(task.id) !== task) return Promise.reject(new ShoalError('STORAGE', `task ${task.id} was removed from the store`));
-    return this.#files.use(task.path, work);
+    return this.#files.use(task.path, work, direct);
   }
 
   /** How many content files are open now (at most MAX_OPEN_FILES beyond those in use). */

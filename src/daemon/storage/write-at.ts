@@ -28,3 +28,26 @@ export async function writeAt(file: FileHandle, offset: number, data: Buffer): P
     done += bytesWritten;
   }
 }
+
+/**
+ * Writes an aligned piece (common/aligned-buffers.ts directWritable) through
+ * a descriptor opened with O_DIRECT, on libuv's thread pool: the device
+ * reads the bytes from the piece's buffer, so no page-cache page is
+ * allocated or filled for them and the CPU copies nothing (on the lab's VM
+ * a page-cache write was a fifth of the machine, docs/benchmarks.md
+ * "Pieces written with O_DIRECT"). The call returns once the device has the
+ * bytes, which is why it is not made on the event loop.
+ */
+export async function writeDirect(file: FileHandle, offset: number, data: Buffer): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await file.write(data, done, data.length - done, offset + done);
+    if (bytesWritten <= 0) throw new Error(`a direct write at ${offset + done} wrote ${bytesWritten} bytes`);
+    done += bytesWritten;
+  }
+}
+
+/** The file system refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE and network file systems). */
+export function directRefused(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'EINVAL';
+}
