@@ -106,7 +106,7 @@ describe('DaemonConfigSchema', () => {
     assert.equal(config.upload.rate, 0);
     assert.equal(config.upload.slots, undefined);
     assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 4, pieceTimeout: 10_000, scheduleTimeout: 15_000, starvationTimeout: 10_000, protocol: 'tcp', askAhead: false, rate: 0 });
-    assert.deepEqual(config.cache, { quota: 0, ttl: 0, gcInterval: 60_000 });
+    assert.deepEqual(config.cache, { quota: 0, ttl: 0, gcInterval: 60_000, directIo: true, recentPieces: 16 * 1024 * 1024 });
     assert.equal(config.source.retries, 5);
     assert.equal(config.source.timeout, 30_000);
     assert.equal(config.source.insecure, false);
@@ -122,7 +122,7 @@ describe('DaemonConfigSchema', () => {
     assert.equal(config.upload.rate, 10 * MIB);
     assert.equal(config.upload.slots, 8);
     assert.deepEqual(config.download, { concurrentPieces: 16, perParent: 2, pieceTimeout: 5000, scheduleTimeout: 15_000, starvationTimeout: 10_000, protocol: 'tcp', askAhead: false, rate: 0 });
-    assert.deepEqual(config.cache, { quota: 20_000_000_000, ttl: 7_200_000, gcInterval: 60_000 });
+    assert.deepEqual(config.cache, { quota: 20_000_000_000, ttl: 7_200_000, gcInterval: 60_000, directIo: true, recentPieces: 16 * 1024 * 1024 });
     assert.equal(config.source.timeout, 90_000);
   });
 

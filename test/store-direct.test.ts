@@ -133,10 +133,10 @@ describe('store: O_DIRECT writes and recent pieces', () => {
     const task = await store.ensure(id(4), 'http://o/d', undefined);
     const bufs = await writePieces(store, task, 3);
     const released: number[] = [];
-    bufs.forEach((b, n) => store.keepRecent(task, n, b, () => released.push(n)));
+    bufs.forEach((b, n) => store.recent.keep(task, n, task.digests.get(n)!, b, () => released.push(n)));
     // Two fit: piece 0 left first, its buffer given back.
     assert.deepEqual(released, [0]);
-    assert.equal(store.recentBytes, 2 * MiB);
+    assert.equal(store.recent.bytes, 2 * MiB);
     // Overwrite the file behind the store's back: what memory holds is still served as verified.
     const fd = openSync(task.path, 'r+');
     writeSync(fd, Buffer.alloc(3 * MiB, 0xee), 0, 3 * MiB, 0);
@@ -147,7 +147,7 @@ describe('store: O_DIRECT writes and recent pieces', () => {
     // Dropped pieces are never served from memory, and their buffers go back.
     await store.invalidate(task);
     assert.deepEqual(released.sort(), [0, 1, 2]);
-    assert.equal(store.recentBytes, 0);
+    assert.equal(store.recent.bytes, 0);
     assert.equal(await readPiece(store, task.id, 1), undefined);
     // A piece held again with other bytes (another version) is read from the file, not from a stale copy.
     const again = pool.acquire(MiB);
@@ -155,11 +155,11 @@ describe('store: O_DIRECT writes and recent pieces', () => {
     await store.write(task, MiB, again);
     store.commitPiece(task, 1, sha(again));
     assert.ok((await readPiece(store, task.id, 1))!.equals(Buffer.alloc(MiB, 9)));
-    // keepRecent of a piece not held gives the buffer straight back.
+    // Keeping a piece not held (or held with another digest) gives the buffer straight back.
     let back = false;
-    store.keepRecent(task, 2, pool.acquire(MiB), () => (back = true));
+    store.recent.keep(task, 2, sha(Buffer.alloc(MiB, 3)), pool.acquire(MiB), () => (back = true));
     assert.equal(back, true);
-    store.keepRecent(task, 1, again, () => released.push(11));
+    store.recent.keep(task, 1, sha(again), again, () => released.push(11));
     await store.delete(task.id);
     assert.ok(released.includes(11), 'deleting the task gives its kept pieces back');
     await store.stop();

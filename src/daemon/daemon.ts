@@ -187,8 +187,8 @@ class ShoalDaemon extends Service implements Daemon {
         cache: {
           usedBytes: this.#store?.usedBytes() ?? 0,
           tasks: this.#store?.tasks().length ?? 0,
-          memoryBytes: this.#store?.recentBytes ?? 0,
-          pieceReads: { ...(this.#store?.pieceReads ?? { memory: 0, file: 0 }) },
+          memoryBytes: this.#store?.recent.bytes ?? 0,
+          pieceReads: { ...(this.#store?.recent.reads ?? { memory: 0, file: 0 }) },
         },
         ...(this.#mirror === undefined ? {} : { mirror: this.#mirror.stats() }),
         ...(this.#proxy === undefined ? {} : { proxy: this.#proxy.stats() }),
@@ -317,7 +317,7 @@ class ShoalDaemon extends Service implements Daemon {
       rateLimiters: () => this.#limits,
       mirror: () => this.#mirror?.stats(),
       proxy: () => this.#proxy?.stats(),
-      storage: () => ({ usedBytes: store.usedBytes(), tasks: store.tasks().length, dataDir: this.#dataDir, memoryBytes: store.recentBytes, pieceReads: store.pieceReads }),
+      storage: () => ({ usedBytes: store.usedBytes(), tasks: store.tasks().length, dataDir: this.#dataDir, memoryBytes: store.recent.bytes, pieceReads: store.recent.reads }),
       schedulerConnected: () => this.#link?.connected ?? false,
     });
   }

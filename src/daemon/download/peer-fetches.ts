@@ -140,7 +140,7 @@ export class PeerFetches {
     let kept = false;
     const keep = (data: Buffer): void => {
       kept = true;
-      this.#options.store.keepRecent(task, n, data, () => pieceBuffers.release(buffer));
+      this.#options.store.recent.keep(task, n, task.digests.get(n)!, data, () => pieceBuffers.release(buffer));
     };
     // The piece's bytes are granted by every rate limit before it is asked for (the stall timer starts after).
     takeAll(this.#options.limiters?.() ?? [], length, flight.signal)

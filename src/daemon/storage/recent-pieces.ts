@@ -27,6 +27,8 @@ export class RecentPieces {
   /** By `${task id}/${n}`, least recently stored first. */
   readonly #entries = new Map<string, Entry>();
   #bytes = 0;
+  /** Reads asked of `read`, by whether the piece was here. */
+  readonly reads = { memory: 0, file: 0 };
 
   constructor(maxBytes: number) {
     this.#maxBytes = maxBytes;
@@ -57,11 +59,12 @@ export class RecentPieces {
   read(task: StoredTask, n: number, buf: Buffer, offset: number, length: number): number | undefined {
     const key = `${task.id}/${n}`;
     const entry = this.#entries.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.task !== task || task.digests.get(n)?.equals(entry.digest) !== true) {
-      this.#drop(key);
+    if (entry === undefined || entry.task !== task || task.digests.get(n)?.equals(entry.digest) !== true) {
+      if (entry !== undefined) this.#drop(key);
+      this.reads.file++;
       return undefined;
     }
+    this.reads.memory++;
     const end = Math.min(entry.data.length, offset + length);
     return offset >= end ? 0 : entry.data.copy(buf, 0, offset, end);
   }

@@ -1,18 +1,16 @@
 /**
- * The piece store: one content file per task, written at piece offsets, and its metadata in
- * SQLite. Survives restarts: verified pieces are reloaded and reused. A piece counts as held
- * only after its bytes are written and its SHA-256 checked (./verify.ts), so a crash mid-piece
- * never serves a partial piece. A cache task (docs/cache.md) is kept until it expires.
+ * The piece store: one content file per task, written at piece offsets (./write-at.ts: O_DIRECT
+ * for aligned pieces, else the page cache), its metadata in SQLite, and the pieces received last
+ * in memory for uploads (./recent-pieces.ts). Survives restarts: verified pieces are reloaded and
+ * reused. A piece counts as held only after its bytes are written and its SHA-256 checked
+ * (./verify.ts), so a crash mid-piece never serves a partial piece. A cache task (docs/cache.md) is
+ * kept until it expires. A complete task is served from the cache only while its content file is
+ * the one verified (./intact.ts). At most MAX_OPEN_FILES content files stay open (./open-files.ts).
+ * A write that fails for lack of space fails with STORAGE_FULL and reclaims space (./space.ts).
  *
- * A complete task is served from the cache only while its content file is the one verified
- * (./intact.ts). Content files are opened on use and at most MAX_OPEN_FILES stay open
- * (./open-files.ts). A write that fails for lack of space fails with STORAGE_FULL and reclaims
- * space (./space.ts, ./eviction.ts chooseReclaim).
- *
- * Lifecycle (common/lifecycle.ts): `start()` creates the data directory,
- * takes its lock (DATA_DIR_LOCKED when another process holds it), opens the
- * metadata and loads the tasks; `stop()` lets writes in flight finish (for
- * STOP_GRACE_MS at most), closes every file and releases the lock.
+ * Lifecycle (common/lifecycle.ts): `start()` opens the data directory (./data-dir.ts) and loads
+ * the tasks; `stop()` lets writes in flight finish (for STOP_GRACE_MS at most), closes every file
+ * and releases the lock.
  */
 import { mkdirSync } from 'node:fs';
 import { rm, type FileHandle } from 'node:fs/promises';
@@ -23,15 +21,15 @@ import { Service, drainWithin } from '../../common/lifecycle.js';
 import { silentLogger, type Logger } from '../../common/log.js';
 import { chooseEvictions } from './eviction.js';
 import { readStamp, recheckContent } from './intact.js';
-import { lockDataDir, type DirLock } from './lock.js';
-import { MetadataDb } from './metadata.js';
+import type { DirLock } from './lock.js';
+import { openDataDir } from './data-dir.js';
+import type { MetadataDb } from './metadata.js';
 import { OpenFiles } from './open-files.js';
 import { pieceHandle, type PieceHandle } from './piece-handle.js';
 import { SpaceReclaimer, isNoSpace } from './space.js';
 import { StoredTask, checkShape, loadTasks, type CacheInfo, type TaskShape } from './stored-task.js';
-import { directRefused, writeAt, writeDirect } from './write-at.js';
+import { ContentWriter } from './write-at.js';
 import { RecentPieces } from './recent-pieces.js';
-import { directWritable } from '../../common/aligned-buffers.js';
 
 // Re-exported for the store's users outside this folder.
 export { StoredTask, type CacheInfo, type TaskShape } from './stored-task.js';
@@ -62,9 +60,9 @@ export class PieceStore extends Service {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #files = new OpenFiles();
-  readonly #recent: RecentPieces;
-  /** Whether aligned writes go with O_DIRECT: off when asked, and once the file system refuses it. */
-  #direct: boolean;
+  /** The pieces received last, kept in memory for uploads (./recent-pieces.ts); the receiver gives them. */
+  readonly recent: RecentPieces;
+  readonly #writer: ContentWriter;
   /** Deletes and reclaims under way (stop() waits for them). */
   readonly #background = new Set<Promise<void>>();
   readonly #deleting = new Map<string, Promise<void>>();
@@ -80,26 +78,13 @@ export class PieceStore extends Service {
     this.#log = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
     this.#space = new SpaceReclaimer(this, this.#log);
-    this.#direct = options.directIo ?? false;
-    this.#recent = new RecentPieces(options.recentBytes ?? 0);
+    this.#writer = new ContentWriter(options.directIo ?? false, this.#log, this.dataDir);
+    this.recent = new RecentPieces(options.recentBytes ?? 0);
   }
 
   protected async onStart(): Promise<void> {
-    const dir = this.dataDir;
-    try {
-      mkdirSync(join(dir, 'content'), { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw this.#error(err, `create data directory ${dir}`);
-    }
-    this.#lock = lockDataDir(dir);
-    const dbPath = join(dir, 'metadata.db');
-    let db: MetadataDb;
-    try {
-      db = new MetadataDb(dbPath);
-    } catch (err) {
-      this.#lock.release();
-      throw this.#error(err, `open ${dbPath}`);
-    }
+    const { lock, db } = openDataDir(this.dataDir, (err, what) => this.#error(err, what));
+    this.#lock = lock;
     this.#db = db;
     await this.#load(db);
   }
@@ -110,7 +95,7 @@ export class PieceStore extends Service {
     await drainWithin(Promise.all(this.#background), STOP_GRACE_MS, this.destroyed);
     const db = this.#db;
     this.#db = undefined;
-    this.#recent.clear();
+    this.recent.clear();
     await this.#files.closeAll();
     db?.close();
     this.#lock?.release();
@@ -189,10 +174,8 @@ export class PieceStore extends Service {
   }
 
   /**
-   * Writes bytes at an absolute content offset (not yet a verified piece),
-   * as ./write-at.ts says. Writes to one task's file go one at a time:
-   * concurrent pwrites to one file contend on its inode lock (measured: more
-   * system time, no gain).
+   * Writes bytes at an absolute content offset (not yet a verified piece), as ./write-at.ts says, one
+   * write to a task's file at a time (concurrent pwrites contend on its inode lock: more system time).
    */
   write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
     const next = task.writeChain.then(() => this.#write(task, offset, data));
@@ -202,38 +185,10 @@ export class PieceStore extends Service {
 
   async #write(task: StoredTask, offset: number, data: Buffer): Promise<void> {
     try {
-      if (this.#direct && directWritable(data, offset)) {
-        try {
-          return await this.#use(task, (fh) => writeDirect(fh, offset, data), true);
-        } catch (err) {
-          if (!directRefused(err)) throw err;
-          this.#direct = false;
-          this.#log.info({ dir: this.dataDir, err: (err as Error).message }, 'the file system refuses O_DIRECT; pieces are written through the page cache');
-        }
-      }
-      await this.#use(task, (fh) => writeAt(fh, offset, data));
+      await this.#writer.write((work, direct) => this.#use(task, work, direct), offset, data);
     } catch (err) {
       throw this.#error(err, `write to ${task.path}`, task);
     }
-  }
-
-  /**
-   * Keeps the verified bytes of held piece n in memory for uploads
-   * (./recent-pieces.ts); ownership of `data` passes to the store, which
-   * calls `release` when it lets them go (at once when it keeps none).
-   */
-  keepRecent(task: StoredTask, n: number, data: Buffer, release: () => void): void {
-    const digest = task.digests.get(n);
-    if (this.#tasks.get(task.id) !== task || digest === undefined) release();
-    else this.#recent.keep(task, n, digest, data, release);
-  }
-
-  /** Reads of pieces for uploads, by where the bytes came from. */
-  readonly pieceReads = { memory: 0, file: 0 };
-
-  /** Bytes of pieces kept in memory for uploads. */
-  get recentBytes(): number {
-    return this.#recent.bytes;
   }
 
   /** Marks a piece verified and held. Returns false if it was already held. */
@@ -353,11 +308,7 @@ export class PieceStore extends Service {
   openPiece(id: string, n: number): PieceHandle | undefined {
     const task = this.#tasks.get(id);
     if (task === undefined || task.shape === undefined || !task.digests.has(n)) return undefined;
-    const recent = (buf: Buffer, offset: number, length: number): number | undefined => {
-      const got = this.#recent.read(task, n, buf, offset, length);
-      this.pieceReads[got === undefined ? 'file' : 'memory']++;
-      return got;
-    };
+    const recent = (buf: Buffer, offset: number, length: number): number | undefined => this.recent.read(task, n, buf, offset, length);
     return pieceHandle(task, n, (work) => this.#use(task, work), this.pin(task), recent);
   }
 
@@ -370,7 +321,7 @@ export class PieceStore extends Service {
     const task = this.#tasks.get(id);
     if (task === undefined) return this.#deleting.get(id) ?? Promise.resolve();
     this.#tasks.delete(id);
-    this.#recent.dropTask(id);
+    this.recent.dropTask(id);
     this.#files.release(task.path);
     const deleted = (async () => {
       try {
@@ -392,7 +343,7 @@ export class PieceStore extends Service {
     });
     task.digests.clear();
     task.complete = false;
-    this.#recent.dropTask(task.id);
+    this.recent.dropTask(task.id);
   }
 
   /** Evicts what the cache policy chooses (./eviction.ts). Returns the evicted task IDs. */

@@ -12,6 +12,8 @@
 import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { DirtyPages } from './dirty-pages.js';
+import { directWritable } from '../../common/aligned-buffers.js';
+import type { Logger } from '../../common/log.js';
 
 /** Bytes per synchronous write. */
 const WRITE_CHUNK = 64 * 1024;
@@ -50,4 +52,37 @@ export async function writeDirect(file: FileHandle, offset: number, data: Buffer
 /** The file system refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE and network file systems). */
 export function directRefused(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'EINVAL';
+}
+
+type Use = (work: (file: FileHandle) => Promise<void>, direct: boolean) => Promise<void>;
+
+/**
+ * A store's writes: aligned pieces with writeDirect while `direct` holds,
+ * everything else with writeAt. The first EINVAL from O_DIRECT (open or
+ * write) turns direct writes off for good (and is logged) and that
+ * write is made again through the page cache.
+ */
+export class ContentWriter {
+  #direct: boolean;
+  readonly #log: Logger;
+  readonly #dir: string;
+
+  constructor(direct: boolean, log: Logger, dir: string) {
+    this.#direct = direct;
+    this.#log = log;
+    this.#dir = dir;
+  }
+
+  async write(use: Use, offset: number, data: Buffer): Promise<void> {
+    if (this.#direct && directWritable(data, offset)) {
+      try {
+        return await use((fh) => writeDirect(fh, offset, data), true);
+      } catch (err) {
+        if (!directRefused(err)) throw err;
+        this.#direct = false;
+        this.#log.info({ dir: this.#dir, err: (err as Error).message }, 'the file system refuses O_DIRECT; pieces are written through the page cache');
+      }
+    }
+    await use((fh) => writeAt(fh, offset, data), false);
+  }
 }
