@@ -60,10 +60,10 @@ export class OpenFiles {
     try {
       const handle = await file.handle;
       if (!direct) return await work(handle);
-      const opened = file;
-      opened.direct ??= open(path, constants.O_RDWR | constants.O_DIRECT);
-      const directHandle = await opened.direct.catch((err: unknown) => {
-        opened.direct = undefined;
+      const entry = file;
+      entry.direct ??= open(path, constants.O_RDWR | constants.O_DIRECT);
+      const directHandle = await entry.direct.catch((err: unknown) => {
+        entry.direct = undefined; // tried again on the next direct write (the store stops asking after EINVAL)
         throw err;
       });
       return await work(directHandle);
