@@ -72,7 +72,7 @@ describe('store: O_DIRECT writes and recent pieces', () => {
     const p = new BufferPool(2, { aligned: true });
     const a = p.acquire(MiB);
     const b = p.acquire(MiB);
-    assert.notEqual(a.buffer === b.buffer && a.byteOffset === b.byteOffset, true, 'two buffers in use share memory');
+    assert.ok(a.buffer !== b.buffer || a.byteOffset !== b.byteOffset, 'two buffers in use share memory');
     assert.equal(directWritable(a, 0), true);
     assert.equal(directWritable(a, 4096 * 3), true);
     assert.equal(directWritable(a, 100), false, 'an unaligned offset');

@@ -1,7 +1,8 @@
 /**
- * Copies a cached content file to a new file written with O_DIRECT: the
- * bytes go from the cache's pages (already in memory) to the disk without a
- * second copy of them in the page cache. A plain copy allocates and fills
+ * Copies a cached content file to a new file written with O_DIRECT, read
+ * with O_DIRECT too where the file system allows (the daemon writes pieces
+ * past the page cache): the bytes go from the disk to a reused buffer and
+ * back, without a copy of them in the page cache. A plain copy allocates and fills
  * one new page-cache page per 4 KiB, and that is most of what a copy costs:
  * on the lab's 2-core VM, twenty 100 MB outputs copied at once were a fifth
  * of the machine's CPU and 4 s at the end of every host's download
@@ -24,7 +25,8 @@
 import { constants as fsc } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
-import { DIRECT_ALIGN as BLOCK, alignedBuffer } from '../common/aligned-buffers.js';
+import { DIRECT_ALIGN as BLOCK, alignedBuffer, directRefused as refused } from '../common/aligned-buffers.js';
+import { writeFully } from '../common/write-fully.js';
 
 const CHUNK = 4 * 1024 * 1024;
 
@@ -39,12 +41,6 @@ async function readFully(file: FileHandle, buf: Buffer, length: number, position
   }
 }
 
-async function writeFully(file: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
-  let put = 0;
-  while (put < length) put += (await file.write(buf, put, length - put, position + put)).bytesWritten;
-}
-
-const refused = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'EINVAL';
 
 /** Copies `from` to the new file `to` (which must not exist), with the source's permission bits; stops between chunks once `signal` aborts (throwing its reason). */
 export async function directCopy(from: string, to: string, signal?: AbortSignal): Promise<void> {
@@ -74,7 +70,7 @@ export async function directCopy(from: string, to: string, signal?: AbortSignal)
         await readFully(src, buf, n, pos); // while the other buffer is being written
         if (writing !== undefined) await writing;
         const first = pos === 0;
-        writing = writeFully(dst, buf, n, pos).catch((err: unknown) => {
+        writing = writeFully(dst, buf.subarray(0, n), pos).catch((err: unknown) => {
           if (first && refused(err)) throw new DirectIoUnsupported(`O_DIRECT write refused: ${(err as Error).message}`, { cause: err });
           throw err;
         });
@@ -93,7 +89,7 @@ export async function directCopy(from: string, to: string, signal?: AbortSignal)
         try {
           const buf = Buffer.allocUnsafe(size - aligned);
           await readFully(tailIn, buf, buf.length, aligned);
-          await writeFully(tail, buf, buf.length, aligned);
+          await writeFully(tail, buf, aligned);
         } finally {
           await tail.close();
         }

@@ -69,6 +69,11 @@ export class AlignedSlabs {
   }
 }
 
+/** The file system refuses O_DIRECT (EINVAL: tmpfs before Linux 6.6, some FUSE and network file systems). */
+export function directRefused(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'EINVAL';
+}
+
 /** Whether `data` may be written at `offset` with O_DIRECT: an aligned buffer, offset and length. */
 export function directWritable(data: Buffer, offset: number): boolean {
   return alignedBackings.has(data.buffer) && data.byteOffset % DIRECT_ALIGN === 0 && data.length % DIRECT_ALIGN === 0 && offset % DIRECT_ALIGN === 0 && data.length > 0;

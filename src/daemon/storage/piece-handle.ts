@@ -28,9 +28,10 @@ export function pieceHandle(
     length: range.length,
     taskComplete: task.complete,
     read: async (buf, offset, length) => {
-      const kept = recent(buf, offset, Math.min(length, range.length - offset));
+      const want = Math.min(length, range.length - offset);
+      const kept = recent(buf, offset, want);
       if (kept !== undefined) return kept;
-      const { bytesRead } = await use((fh) => fh.read(buf, 0, Math.min(length, range.length - offset), range.offset + offset));
+      const { bytesRead } = await use((fh) => fh.read(buf, 0, want, range.offset + offset));
       return bytesRead;
     },
     release,

@@ -38,11 +38,11 @@ export class RecentPieces {
     return this.#bytes;
   }
 
-  /** Keeps piece n's bytes (ownership passes here: `release` is called when they leave). Returns false, having released them, when they cannot be kept. */
-  keep(task: StoredTask, n: number, digest: Buffer, data: Buffer, release: () => void): boolean {
+  /** Keeps piece n's bytes (ownership passes here: `release` is called when they leave, at once when they cannot be kept). */
+  keep(task: StoredTask, n: number, digest: Buffer, data: Buffer, release: () => void): void {
     if (data.length > this.#maxBytes || task.digests.get(n)?.equals(digest) !== true) {
       release();
-      return false;
+      return;
     }
     const key = `${task.id}/${n}`;
     this.#drop(key);
@@ -52,7 +52,6 @@ export class RecentPieces {
       if (this.#bytes <= this.#maxBytes) break;
       this.#drop(oldest);
     }
-    return true;
   }
 
   /** Copies `length` bytes from `offset` in piece n into `buf`; undefined when the piece is not here (or no longer held as it was). */

@@ -43,7 +43,7 @@ export interface PieceStoreOptions {
   logger?: Logger;
   /** The clock of last-access times and the TTL. Default: Date.now. */
   now?: () => number;
-  /** Write aligned pieces with O_DIRECT (./write-at.ts writeDirect). Default: false. */
+  /** Write aligned pieces with O_DIRECT (./write-at.ts ContentWriter). Default: false. */
   directIo?: boolean;
   /** Bytes of the latest pieces kept in memory for uploads (./recent-pieces.ts). Default: 0. */
   recentBytes?: number;

@@ -12,7 +12,8 @@
 import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { DirtyPages } from './dirty-pages.js';
-import { directWritable } from '../../common/aligned-buffers.js';
+import { directRefused, directWritable } from '../../common/aligned-buffers.js';
+import { writeFully } from '../../common/write-fully.js';
 import type { Logger } from '../../common/log.js';
 
 /** Bytes per synchronous write. */
@@ -20,47 +21,25 @@ const WRITE_CHUNK = 64 * 1024;
 const dirtyPages = new DirtyPages();
 
 export async function writeAt(file: FileHandle, offset: number, data: Buffer): Promise<void> {
-  let done = 0;
   if (!dirtyPages.near()) {
-    while (done < data.length) done += writeSync(file.fd, data, done, Math.min(WRITE_CHUNK, data.length - done), offset + done);
+    for (let done = 0; done < data.length; ) done += writeSync(file.fd, data, done, Math.min(WRITE_CHUNK, data.length - done), offset + done);
     return;
   }
-  while (done < data.length) {
-    const { bytesWritten } = await file.write(data, done, data.length - done, offset + done);
-    done += bytesWritten;
-  }
-}
-
-/**
- * Writes an aligned piece (common/aligned-buffers.ts directWritable) through
- * a descriptor opened with O_DIRECT, on libuv's thread pool: the device
- * reads the bytes from the piece's buffer, so no page-cache page is
- * allocated or filled for them and the CPU copies nothing (on the lab's VM
- * a page-cache write was a fifth of the machine, docs/benchmarks.md
- * "Pieces written with O_DIRECT"). The call returns once the device has the
- * bytes, which is why it is not made on the event loop.
- */
-export async function writeDirect(file: FileHandle, offset: number, data: Buffer): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await file.write(data, done, data.length - done, offset + done);
-    if (bytesWritten <= 0) throw new Error(`a direct write at ${offset + done} wrote ${bytesWritten} bytes`);
-    done += bytesWritten;
-  }
-}
-
-/** The file system refuses O_DIRECT (tmpfs before Linux 6.6, some FUSE and network file systems). */
-export function directRefused(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException | undefined)?.code === 'EINVAL';
+  await writeFully(file, data, offset);
 }
 
 type Use = (work: (file: FileHandle) => Promise<void>, direct: boolean) => Promise<void>;
 
 /**
- * A store's writes: aligned pieces with writeDirect while `direct` holds,
- * everything else with writeAt. The first EINVAL from O_DIRECT (open or
- * write) turns direct writes off for good (and is logged) and that
- * write is made again through the page cache.
+ * A store's writes: aligned pieces (common/aligned-buffers.ts
+ * directWritable) through a descriptor opened with O_DIRECT while `direct`
+ * holds, everything else with writeAt. A direct write runs on libuv's thread
+ * pool (it returns once the device has the bytes): the device reads them from
+ * the piece's buffer, so no page-cache page is allocated or filled and the CPU
+ * copies nothing (on the lab's VM a page-cache write was a fifth of the
+ * machine, docs/benchmarks.md "Pieces written with O_DIRECT"). The first
+ * EINVAL from O_DIRECT (open or write) turns direct writes off for good (and
+ * is logged), and that write is made again through the page cache.
  */
 export class ContentWriter {
   #direct: boolean;
@@ -76,7 +55,7 @@ export class ContentWriter {
   async write(use: Use, offset: number, data: Buffer): Promise<void> {
     if (this.#direct && directWritable(data, offset)) {
       try {
-        return await use((fh) => writeDirect(fh, offset, data), true);
+        return await use((fh) => writeFully(fh, data, offset), true);
       } catch (err) {
         if (!directRefused(err)) throw err;
         this.#direct = false;
