@@ -14,6 +14,7 @@ import { PieceChannel, PieceLengthError } from '../src/daemon/download/piece-cha
 import { createUploadServer, type UploadServer, type UploadServerOptions } from '../src/daemon/upload/server.js';
 import { encodeRequest, PREFACE, REQUEST_SIZE, RESPONSE_HEADER_SIZE, Status } from '../src/common/wire.js';
 import { gate, MemoryProvider } from './fixtures/memory-provider.js';
+import { until } from './fixtures/wait.js';
 
 const HOST = '127.0.0.1';
 const TIMEOUT = { timeout: 15_000 };
@@ -66,6 +67,22 @@ describe('binary piece protocol', () => {
     }
     assert.deepEqual(uploaded, pieces.map((p) => p.length));
     assert.ok(provider.balanced);
+  });
+
+  it('sends a piece held in memory from there, and gives it back once', TIMEOUT, async () => {
+    const provider = new MemoryProvider();
+    const pieces = [randomBytes(3 * 1024 * 1024 + 17), randomBytes(1000)];
+    provider.add(taskA, pieces, false, { lend: true });
+    const { server } = await start(provider);
+    const ch = channel(server.port, 5_000, 2);
+    for (const [n, piece] of pieces.entries()) {
+      const target = Buffer.alloc(piece.length);
+      await ch.fetch(rawA, n, target, AbortSignal.timeout(5_000));
+      assert.ok(target.equals(piece), `piece ${n} bytes`);
+    }
+    await until(() => provider.released === 2, 'both answers released', { within: 5_000, every: 10 });
+    assert.equal(provider.lent, 2, 'no byte was read: both answers were lent');
+    assert.ok(provider.balanced, `lent ${provider.lent}, given back ${provider.returned}, twice ${provider.doubleReturns}`);
   });
 
   it('answers NOT_FOUND and BUSY without closing the connection', TIMEOUT, async () => {

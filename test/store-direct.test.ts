@@ -58,6 +58,13 @@ async function readPiece(store: PieceStore, taskId: string, n: number): Promise<
   const handle = store.openPiece(taskId, n);
   if (handle === undefined) return undefined;
   try {
+    // held in memory: lent (what an upload writes from), else read from the file
+    const lent = handle.lend();
+    if (lent !== undefined) {
+      const copy = Buffer.from(lent.data);
+      lent.done();
+      return copy;
+    }
     const buf = Buffer.alloc(handle.length);
     let got = 0;
     while (got < buf.length) got += await handle.read(buf.subarray(got), got, buf.length - got);
@@ -162,6 +169,36 @@ describe('store: O_DIRECT writes and recent pieces', () => {
     store.recent.keep(task, 1, sha(again), again, () => released.push(11));
     await store.delete(task.id);
     assert.ok(released.includes(11), 'deleting the task gives its kept pieces back');
+    await store.stop();
+  });
+
+  test('a piece lent to an upload goes back to the pool only when the upload is done with it, whatever left first', async () => {
+    const store = await openStore({ directIo: true, recentBytes: 1 * MiB });
+    const task = await store.ensure(id(5), 'http://o/e', undefined);
+    const bufs = await writePieces(store, task, 2);
+    const released: number[] = [];
+    store.recent.keep(task, 0, task.digests.get(0)!, bufs[0]!, () => released.push(0));
+    const handle = store.openPiece(task.id, 0)!;
+    const lent = handle.lend();
+    assert.ok(lent !== undefined && lent.data.equals(Buffer.alloc(MiB, 1)), 'piece 0 is lent from memory');
+    assert.deepEqual(store.recent.reads, { memory: 1, file: 0 });
+    // Piece 1 pushes piece 0 out while the upload still writes from it: not released yet.
+    store.recent.keep(task, 1, task.digests.get(1)!, bufs[1]!, () => released.push(1));
+    assert.equal(store.recent.bytes, MiB);
+    assert.deepEqual(released, []);
+    assert.equal(store.openPiece(task.id, 0)!.lend(), undefined, 'an evicted piece is not lent again');
+    lent.done();
+    lent.done(); // twice is once
+    assert.deepEqual(released, [0]);
+    handle.release();
+    // Dropped while lent (invalidate): released at done, not before.
+    const second = store.openPiece(task.id, 1)!;
+    const lent1 = second.lend()!;
+    await store.invalidate(task);
+    assert.deepEqual(released, [0]);
+    lent1.done();
+    assert.deepEqual(released, [0, 1]);
+    second.release();
     await store.stop();
   });
 });

@@ -296,6 +296,41 @@ describe('upload server', () => {
     assert.ok(uploaded[0]!.bytes < piece.length);
   });
 
+  it('a piece held in memory is written from there and given back once', TIMEOUT, async () => {
+    const pieces = [randomBytes(3 * MIB + 17), randomBytes(1000)];
+    const { provider, origin } = await start();
+    provider.add(taskA, pieces, false, { lend: true });
+    const p = pool(origin);
+    for (const [i, piece] of pieces.entries()) {
+      const res = await p.request({ path: `/pieces/${taskA}/${i}`, method: 'GET' });
+      assert.equal(res.statusCode, 200);
+      assert.ok(Buffer.from(await res.body.arrayBuffer()).equals(piece), `piece ${i} over HTTP`);
+    }
+    await until(() => provider.released === 2, 'every response released', SOON);
+    assert.equal(provider.lent, 2, 'no byte was read: every answer was lent');
+    assert.ok(provider.balanced, `lent ${provider.lent}, given back ${provider.returned}, twice ${provider.doubleReturns}`);
+  });
+
+  it('a lent piece is given back once when the client leaves mid-body', TIMEOUT, async () => {
+    const { server, provider } = await start({ rateLimiter: createRateLimiter(4 * MIB) });
+    const piece = randomBytes(16 * MIB);
+    provider.add(taskA, [piece], false, { lend: true });
+    const socket = connect(server.port, HOST);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(get(`/pieces/${taskA}/0`, '', false));
+    let received = 0;
+    await new Promise<void>((resolve) => {
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > MIB) resolve();
+      });
+    });
+    assert.ok(received < piece.length && provider.lent === 1 && provider.returned === 0, `the client left after ${received} B of ${piece.length}, while lent: mid-body`);
+    socket.destroy();
+    await until(() => provider.released === 1 && provider.returned === 1, 'handle released and bytes given back', SOON);
+    assert.ok(provider.balanced);
+  });
+
   it('releases once when the client leaves during a slow read, through undici', TIMEOUT, async () => {
     const reads = gate();
     const { server, provider, origin } = await start();

@@ -11,7 +11,9 @@
  * against; it is served only while the task still holds piece n with that
  * digest (so a piece dropped, or of another version, is never served from
  * here). The buffer is the receiver's pool buffer: `release` gives it back
- * when the entry leaves.
+ * when the entry leaves, or, if an upload is still writing from it then,
+ * when the last such upload is done (`lend`): uploads are sent straight from
+ * it, with no copy.
  */
 import type { StoredTask } from './stored-task.js';
 
@@ -20,6 +22,16 @@ interface Entry {
   digest: Buffer;
   data: Buffer;
   release: () => void;
+  /** Uploads writing from `data` now. */
+  lent: number;
+  /** No longer kept: `release` is due once `lent` is 0. */
+  dropped: boolean;
+}
+
+/** A kept piece's bytes, lent to one upload: `done()` (once) when every write from them has completed. */
+export interface LentPiece {
+  readonly data: Buffer;
+  done(): void;
 }
 
 export class RecentPieces {
@@ -46,7 +58,7 @@ export class RecentPieces {
     }
     const key = `${task.id}/${n}`;
     this.#drop(key);
-    this.#entries.set(key, { task, digest, data, release });
+    this.#entries.set(key, { task, digest, data, release, lent: 0, dropped: false });
     this.#bytes += data.length;
     for (const oldest of this.#entries.keys()) {
       if (this.#bytes <= this.#maxBytes) break;
@@ -54,8 +66,8 @@ export class RecentPieces {
     }
   }
 
-  /** Copies `length` bytes from `offset` in piece n into `buf`; undefined when the piece is not here (or no longer held as it was). */
-  read(task: StoredTask, n: number, buf: Buffer, offset: number, length: number): number | undefined {
+  /** Piece n's bytes, to write from until `done()`; undefined when the piece is not here (or no longer held as it was). */
+  lend(task: StoredTask, n: number): LentPiece | undefined {
     const key = `${task.id}/${n}`;
     const entry = this.#entries.get(key);
     if (entry === undefined || entry.task !== task || task.digests.get(n)?.equals(entry.digest) !== true) {
@@ -64,8 +76,17 @@ export class RecentPieces {
       return undefined;
     }
     this.reads.memory++;
-    const end = Math.min(entry.data.length, offset + length);
-    return offset >= end ? 0 : entry.data.copy(buf, 0, offset, end);
+    entry.lent++;
+    let returned = false;
+    return {
+      data: entry.data,
+      done: () => {
+        if (returned) return;
+        returned = true;
+        entry.lent--;
+        if (entry.dropped && entry.lent === 0) entry.release();
+      },
+    };
   }
 
   /** Forgets every piece of the task with this id. */
@@ -82,6 +103,7 @@ export class RecentPieces {
     if (entry === undefined) return;
     this.#entries.delete(key);
     this.#bytes -= entry.data.length;
-    entry.release();
+    entry.dropped = true;
+    if (entry.lent === 0) entry.release();
   }
 }

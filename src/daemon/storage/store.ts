@@ -308,8 +308,7 @@ export class PieceStore extends Service {
   openPiece(id: string, n: number): PieceHandle | undefined {
     const task = this.#tasks.get(id);
     if (task === undefined || task.shape === undefined || !task.digests.has(n)) return undefined;
-    const recent = (buf: Buffer, offset: number, length: number): number | undefined => this.recent.read(task, n, buf, offset, length);
-    return pieceHandle(task, n, (work) => this.#use(task, work), this.pin(task), recent);
+    return pieceHandle(task, n, (work) => this.#use(task, work), this.pin(task), () => this.recent.lend(task, n));
   }
 
   /**

@@ -11,6 +11,12 @@ export interface PieceHandle {
   readonly taskComplete: boolean;
   /** Reads up to `length` bytes at `offset` within the piece into buf; returns bytes read (positional read, no shared file offset). */
   read(buf: Buffer, offset: number, length: number): Promise<number>;
+  /**
+   * The piece's bytes where they are in memory (the pieces received last), to
+   * write from without a copy; they stay valid until `done()`, which the
+   * caller calls once every write from them has completed. Undefined: read.
+   */
+  lend?(): { readonly data: Buffer; done(): void } | undefined;
   /** Called exactly once when the response is done or failed. */
   release(): void;
 }

@@ -1,7 +1,9 @@
 /**
  * Streams one piece body to an HTTP response or a raw socket (the binary
  * protocol): read a chunk, wait for the rate limiter, write, wait for 'drain'
- * when the socket is full. Each chunk is a pooled buffer, back in the pool only
+ * when the socket is full. A piece held in memory (PieceHandle.lend) is
+ * written straight from there, chunk by chunk, and given back once its last
+ * write completed. Otherwise each chunk is a pooled buffer, back in the pool only
  * when its write completed, so a buffer handed to `write` is never overwritten
  * (and a fresh 1 MiB buffer per chunk would cost an mmap and 256 page faults);
  * with the drain wait, at most about two chunks per response are in memory.
@@ -44,37 +46,58 @@ export interface BodySink {
 export async function sendPiece(out: BodySink, socket: Socket | null | undefined, handle: PieceHandle, options: SendPieceOptions, progress: SendProgress): Promise<void> {
   const { signal, chunkSize, idleTimeoutMs, rateLimiter } = options;
   const length = handle.length;
+  const lent = handle.lend?.();
+  // What was lent goes back once the loop is over and every write from it has completed.
+  let writing = 0;
+  let looping = true;
+  const settle = (): void => {
+    if (!looping && writing === 0) lent?.done();
+  };
   socket?.setTimeout(idleTimeoutMs);
   let offset = 0;
   let last: Promise<void> = Promise.resolve();
-  while (offset < length) {
-    signal.throwIfAborted();
-    const size = Math.min(chunkSize, length - offset);
-    if (rateLimiter !== undefined && rateLimiter.rate > 0) {
-      // Waiting for our share is not the peer's fault: no idle timeout meanwhile.
-      socket?.setTimeout(0);
-      await rateLimiter.take(size, signal);
-      socket?.setTimeout(idleTimeoutMs);
-    }
-    const buf = chunks.acquire(size, chunkSize);
-    try {
-      await readFully(handle, buf, offset);
+  try {
+    while (offset < length) {
       signal.throwIfAborted();
-    } catch (err) {
-      chunks.release(buf);
-      throw err;
+      const size = Math.min(chunkSize, length - offset);
+      if (rateLimiter !== undefined && rateLimiter.rate > 0) {
+        // Waiting for our share is not the peer's fault: no idle timeout meanwhile.
+        socket?.setTimeout(0);
+        await rateLimiter.take(size, signal);
+        socket?.setTimeout(idleTimeoutMs);
+      }
+      const buf = lent !== undefined ? lent.data.subarray(offset, offset + size) : await readChunk(handle, size, chunkSize, offset, signal);
+      let written!: () => void;
+      last = new Promise<void>((resolve) => (written = resolve));
+      writing++;
+      const more = out.write(buf, (err) => {
+        if (lent === undefined) chunks.release(buf);
+        if (err === null || err === undefined) progress.bytes += size;
+        writing--;
+        settle();
+        written();
+      });
+      offset += size;
+      if (!more) await abortable(new Promise<void>((resolve) => out.once('drain', resolve)), signal);
     }
-    let written!: () => void;
-    last = new Promise<void>((resolve) => (written = resolve));
-    const more = out.write(buf, (err) => {
-      chunks.release(buf);
-      if (err === null || err === undefined) progress.bytes += size;
-      written();
-    });
-    offset += size;
-    if (!more) await abortable(new Promise<void>((resolve) => out.once('drain', resolve)), signal);
+    await abortable(last, signal);
+  } finally {
+    looping = false;
+    settle();
   }
-  await abortable(last, signal);
+}
+
+/** The next `size` bytes at `offset` from the file, in a pooled buffer (given back by the write's callback). */
+async function readChunk(handle: PieceHandle, size: number, chunkSize: number, offset: number, signal: AbortSignal): Promise<Buffer> {
+  const buf = chunks.acquire(size, chunkSize);
+  try {
+    await readFully(handle, buf, offset);
+    signal.throwIfAborted();
+    return buf;
+  } catch (err) {
+    chunks.release(buf);
+    throw err;
+  }
 }
 
 /**
