@@ -13,6 +13,7 @@ import { silentLogger } from '../src/common/log.js';
 import { packDigests } from '../src/common/pieces.js';
 import type { HostInfo, PeerEntry } from '../src/scheduler/model.js';
 import { Swarm } from '../src/scheduler/swarm.js';
+import { sendParents } from '../src/scheduler/messages.js';
 import { stripeDepth } from '../src/scheduler/stripes.js';
 import { ParentConn } from '../src/daemon/download/parent.js';
 
@@ -960,6 +961,38 @@ describe('Swarm: split trees (stripes: 2)', () => {
     assert.ok(!b.peer.parents.has(a.peer), 'A was offered again after B found it corrupt');
     const stripe1 = parents.filter((p) => ((b.peer.parentMasks.get(p) ?? 0b11) & 0b10) !== 0 && (p.state === 'complete' || p.state === 'source' || p.pieces.has(1)));
     assert.ok(stripe1.length > 0, `B has no parent for stripe 1: ${parents.map((p) => p.id + ':' + b.peer.parentMasks.get(p)).join(', ')}`);
+  });
+
+  it("a child hears only of its parent's pieces in the stripes it takes from it, and of all it holds once given another stripe", async () => {
+    stripedSwarm(['a', 'b', 'c']);
+    const a = register('A', 'ha');
+    await tick();
+    const b = register('B', 'hb');
+    const c = register('C', 'hc');
+    await tick();
+    assert.deepEqual(stripesOf(b), { A: 0b10, C: 0b01 });
+    const heard = (client: Client, from: string): number[][] => ofCase(client, 'parentPieces').filter((m) => m.peerId === from).map((m) => [...m.numbers]);
+    const bFromA = heard(b, 'A').length;
+    const cFromA = heard(c, 'A').length;
+    swarm.piecesFinished(a.peer, [4, 5, 6, 7], new Uint8Array(0));
+    assert.deepEqual(heard(b, 'A').slice(bFromA), [[5, 7]], 'B takes stripe 1 from A');
+    assert.deepEqual(heard(c, 'A').slice(cFromA), [[4, 6]], 'C takes stripe 0 from A');
+    // A piece of the other stripe only is not worth a message.
+    swarm.piecesFinished(a.peer, [8], new Uint8Array(0));
+    assert.equal(heard(b, 'A').length, bFromA + 1);
+    assert.deepEqual(heard(c, 'A').slice(cFromA + 1), [[8]]);
+    // C gives B stripe 1 as well: until B is told, C's pieces of either stripe reach it; then C's whole set.
+    swarm.piecesFinished(c.peer, [4, 6], new Uint8Array(0));
+    b.peer.link(c.peer, Date.now(), 0b10);
+    swarm.piecesFinished(c.peer, [5], new Uint8Array(0));
+    assert.deepEqual(heard(b, 'C').at(-1), [5]);
+    sendParents(b.peer, []);
+    assert.deepEqual(stripesOf(b), { A: 0b10, C: 0b11 });
+    assert.deepEqual(heard(b, 'C').at(-1), [4, 5, 6]);
+    // Told again with nothing new: no repeat of the whole set.
+    const told = heard(b, 'C').length;
+    sendParents(b.peer, []);
+    assert.equal(heard(b, 'C').length, told);
   });
 
   it('with stripesFrom, a task is a chain until that many peers download it, then split trees', async () => {

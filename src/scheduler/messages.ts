@@ -7,6 +7,7 @@
 import { create } from '@bufbuild/protobuf';
 import { HostCommandSchema, PeerResponseSchema, type HostCommand, type PeerResponse, type TaskSpec } from '../gen/shoal/v1/scheduler_pb.js';
 import { packDigests } from '../common/pieces.js';
+import { inStripes, isStriped } from '../common/stripes.js';
 import type { PeerEntry, TaskEntry, TaskShape } from './model.js';
 
 function shapeValue(shape: TaskShape): { contentLength?: bigint; pieceSize: number } {
@@ -67,12 +68,48 @@ export function seedTaskCommand(task: TaskSpec): HostCommand {
   return create(HostCommandSchema, { command: { case: 'seedTask', value: { task } } });
 }
 
-/** Tells `peer` its parent list, then what each parent in `added` already holds. */
+/** A stripe mask with every bit: the parent serves every piece (no split, or no mask on the edge). */
+export const EVERY_PIECE = -1;
+
+/** The pieces of `numbers` in the stripes of `mask` (common/stripes.ts). */
+function ofStripes(numbers: readonly number[], mask: number, stripes: number): readonly number[] {
+  if (mask === EVERY_PIECE || !isStriped(stripes)) return numbers;
+  return numbers.filter((n) => inStripes(n, stripes, mask));
+}
+
+/**
+ * Of the pieces `parent` just reported, the ones `child` is told of: in split
+ * trees a child takes from a parent only the pieces of that edge's stripes, so
+ * the others are not worth a message (half of a relay's reports, with two
+ * stripes). Those of the stripes it was last told as well, until it is told
+ * the new mask; a stripe it is given later comes with the parent's whole set
+ * (sendParents).
+ */
+export function piecesToTell(child: PeerEntry, parent: PeerEntry, numbers: readonly number[]): readonly number[] {
+  const mask = (child.parentMasks.get(parent) ?? EVERY_PIECE) | (child.toldMasks.get(parent) ?? 0);
+  return ofStripes(numbers, mask, child.task.stripes);
+}
+
+/**
+ * Tells `peer` its parent list, then what each parent in `added`, or whose
+ * stripes grew since the last list, already holds (of its stripes).
+ */
 export function sendParents(peer: PeerEntry, added: readonly PeerEntry[]): void {
   const send = peer.send;
   if (send === undefined) return;
   send(parentsMessage(peer));
-  for (const parent of added) if (parent.pieces.size > 0) send(parentPiecesMessage(parent, [...parent.pieces]));
+  const told = new Map<PeerEntry, number>();
+  for (const parent of peer.parents) {
+    const mask = peer.parentMasks.get(parent) ?? EVERY_PIECE;
+    const before = peer.toldMasks.get(parent);
+    told.set(parent, mask);
+    const grew = before === undefined || (mask & ~before) !== 0;
+    if (!(grew || added.includes(parent)) || parent.pieces.size === 0) continue;
+    const held = ofStripes([...parent.pieces], mask, peer.task.stripes);
+    if (held.length > 0) send(parentPiecesMessage(parent, held));
+  }
+  peer.toldMasks.clear();
+  for (const [parent, mask] of told) peer.toldMasks.set(parent, mask);
 }
 
 export function sendDigests(peer: PeerEntry, numbers: readonly number[]): void {

@@ -201,6 +201,8 @@ export class PeerEntry {
    * serves this peer every piece.
    */
   readonly parentMasks = new Map<PeerEntry, number>();
+  /** Each parent's stripe mask as this peer was last told it (a parents message); EVERY_PIECE for a parent that serves every piece. */
+  readonly toldMasks = new Map<PeerEntry, number>();
   /** When each parent edge was made or last given more stripes (the scheduler's clock). */
   readonly linkedAt = new Map<PeerEntry, number>();
   /** Split trees: the one stripe this peer passes on to children (a seed or source passes on every stripe). */
@@ -289,6 +291,7 @@ export class PeerEntry {
     this.task.roomy.add(this);
     this.task.roomy.add(parent);
     this.parentMasks.delete(parent);
+    this.toldMasks.delete(parent);
     this.linkedAt.delete(parent);
   }
 

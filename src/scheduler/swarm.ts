@@ -19,7 +19,7 @@ import type { Logger } from '../common/log.js';
 import { originRefused, refusedWith, seedFetchesFirst } from './back-to-source.js';
 import { carriesCredentials } from '../common/credentials.js';
 import { heldTrust, learnDigests, registerTrust, reportTrust, type TrustPolicy } from './digest-trust.js';
-import { accessRequiredMessage, broadcast, broadcastDigests, completeMessage, failedMessage, metadataMessage, parentPiecesMessage, sendDigests } from './messages.js';
+import { accessRequiredMessage, broadcast, broadcastDigests, completeMessage, failedMessage, metadataMessage, parentPiecesMessage, piecesToTell, sendDigests } from './messages.js';
 import { HostEntry, PeerEntry, TaskEntry, type HostInfo, type TaskShape } from './model.js';
 import { Scheduling } from './scheduling.js';
 import { stripeFor } from './stripes.js';
@@ -311,7 +311,10 @@ export class Swarm implements Lifecycle {
     const now = this.#now();
     if (fresh.length > 0) {
       peer.recordArrivals(fresh, now);
-      for (const child of peer.children) child.send?.(parentPiecesMessage(peer, fresh));
+      for (const child of peer.children) {
+        const told = piecesToTell(child, peer, fresh);
+        if (told.length > 0) child.send?.(parentPiecesMessage(peer, told));
+      }
       for (const parent of peer.parents) parent.host.uploads += fresh.length / Math.max(1, peer.parents.size);
     }
     if (!wasServing && peer.canServe) this.#scheduling.scheduleTask(task);
