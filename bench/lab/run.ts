@@ -261,6 +261,8 @@ function printPoint(r: PointResult): void {
     if (fg.length > 0) console.log(`${s.scenario} other processes on the VM during the run (CPU s): ${fg.map((x) => `${x.comm}[${x.pid}] ${x.cpuS}`).join(', ')}`);
     const pc = (s.details?.['processCpuS'] ?? {}) as Record<string, { user: number; system: number; processes: number }>;
     if (Object.keys(pc).length > 0) console.log(`${s.scenario} CPU s by process (user+sys, processes alive at the end): ${Object.entries(pc).map(([k, v]) => `${k} ×${v.processes} ${v.user.toFixed(1)}+${v.system.toFixed(1)}`).join(', ')}`);
+    const ex = s.details?.['exitedProcessesCpuS'] as { user: number; system: number } | undefined;
+    if (ex !== undefined && ex.user + ex.system > 0) console.log(`${s.scenario} CPU s of the processes that ended during the run (user+sys; the clients, e.g. every shoal get): ${ex.user.toFixed(1)}+${ex.system.toFixed(1)}`);
     if (s.scenario === 'shoal') for (const l of shoalPeerLines(s)) console.log(l);
     if (s.scenario.startsWith('files-')) {
       console.log(perFileLine(s, r.bound.adjusted));

@@ -166,15 +166,31 @@ function diffByPeer(a: Record<string, number>, b: Record<string, number>): Recor
   return out;
 }
 
-/** utime + stime (seconds) of a running process, from /proc/PID/stat. */
-function procCpuS(pid: number): { user: number; system: number } | undefined {
+/** Fields 3 onwards of /proc/PID/stat (after the command name), or undefined once it is gone. */
+function statFields(pid: number | 'self'): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+/** utime + stime (seconds) of a running process, from /proc/PID/stat. */
+function procCpuS(pid: number): { user: number; system: number } | undefined {
+  const f = statFields(pid);
+  return f === undefined ? undefined : { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
+}
+
+/**
+ * The CPU seconds of this process's children that have exited and been
+ * reaped (cutime + cstime): across a window, the processes that ended in it,
+ * such as every `shoal get` (each `ip netns exec` becomes its command), which
+ * the per-process figures of processes alive at the end cannot show.
+ */
+function reapedChildrenCpuS(): { user: number; system: number } {
+  const f = statFields('self');
+  return { user: Number(f?.[13] ?? 0) / 100, system: Number(f?.[14] ?? 0) / 100 };
 }
 
 /** A lab process's role: "daemon@p3" → "daemon (peers)", "daemon@o" → "daemon (origin host)"; other names as they are. */
@@ -240,6 +256,7 @@ export async function measure(
   const procsBefore = allProcessCpu();
   const perf = await startPerf(scenario);
   const cpu = new CpuMeter();
+  const reapedBefore = reapedChildrenCpuS();
   const t0 = Date.now();
   const { done, outputs } = launch(t0);
   let timedOut = false;
@@ -256,6 +273,8 @@ export async function measure(
   if ((await Promise.race([all, deadline])) === 'timeout') timedOut = true;
   clearTimeout(deadlineTimer);
   const cpuUse = cpu.stop();
+  const reapedAfter = reapedChildrenCpuS();
+  const exitedCpuS = { user: round(reapedAfter.user - reapedBefore.user, 2), system: round(reapedAfter.system - reapedBefore.system, 2) };
   await perf?.stop(watched().map((p) => ({ pid: p.pid, name: p.name })));
   const labUse = labCpu.stop(watched().filter((p) => p.running()).map((p) => p.pid));
   cpuUse.labUserS = labUse.userS;
@@ -345,7 +364,7 @@ export async function measure(
     cpu: cpuUse,
     verified,
     mismatched,
-    details: { ...details, processCpuS: processCpu, foreignProcessesCpuS: foreign, originHttpBodyBytesByClient: diffByPeer(serverBefore.byPeer, serverAfter.byPeer), loss, ...seedHostLink, ...extra },
+    details: { ...details, processCpuS: processCpu, exitedProcessesCpuS: exitedCpuS, foreignProcessesCpuS: foreign, originHttpBodyBytesByClient: diffByPeer(serverBefore.byPeer, serverAfter.byPeer), loss, ...seedHostLink, ...extra },
   };
   if (errors.length > 0) result.error = errors.join(' | ');
   return result;
