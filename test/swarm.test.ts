@@ -860,6 +860,18 @@ describe('Swarm: split trees (stripes: 2)', () => {
     return register('S', 'hs', { backToSource: true, metadata: { contentLength: BigInt(LENGTH), pieceSize: PIECE } });
   }
 
+  /** A (the relay), then B and C under it: B takes stripe 1 from A and stripe 0 from C. */
+  async function relayAndTwo(): Promise<{ a: Client; b: Client; c: Client }> {
+    stripedSwarm(['a', 'b', 'c']);
+    const a = register('A', 'ha');
+    await tick();
+    const b = register('B', 'hb');
+    const c = register('C', 'hc');
+    await tick();
+    assert.deepEqual(stripesOf(b), { A: 0b10, C: 0b01 });
+    return { a, b, c };
+  }
+
   /** The client's last parent list as parent id → stripe mask (every entry must carry 2 stripes). */
   function stripesOf(client: Client): Record<string, number> {
     const last = ofCase(client, 'parents').at(-1);
@@ -939,13 +951,7 @@ describe('Swarm: split trees (stripes: 2)', () => {
   it('a peer holding the whole stripe of its only parent, its other parent blocked as a liar, takes a parent past the limits', async () => {
     // A, the relay, is found corrupt by B after C and B got stripe 0 whole.
     // C still "can serve" B, but nothing B lacks: B must not wait on it forever.
-    stripedSwarm(['a', 'b', 'c']);
-    const a = register('A', 'ha');
-    await tick();
-    const b = register('B', 'hb');
-    const c = register('C', 'hc');
-    await tick();
-    assert.deepEqual(stripesOf(b), { A: 0b10, C: 0b01 });
+    const { a, b, c } = await relayAndTwo();
     swarm.piecesFinished(a.peer, [0, 1, 2, 3], new Uint8Array(0));
     swarm.piecesFinished(c.peer, [0, 2], new Uint8Array(0));
     swarm.piecesFinished(b.peer, [0, 2], new Uint8Array(0));
@@ -964,13 +970,7 @@ describe('Swarm: split trees (stripes: 2)', () => {
   });
 
   it("a child hears only of its parent's pieces in the stripes it takes from it, and of all it holds once given another stripe", async () => {
-    stripedSwarm(['a', 'b', 'c']);
-    const a = register('A', 'ha');
-    await tick();
-    const b = register('B', 'hb');
-    const c = register('C', 'hc');
-    await tick();
-    assert.deepEqual(stripesOf(b), { A: 0b10, C: 0b01 });
+    const { a, b, c } = await relayAndTwo();
     const heard = (client: Client, from: string): number[][] => ofCase(client, 'parentPieces').filter((m) => m.peerId === from).map((m) => [...m.numbers]);
     const bFromA = heard(b, 'A').length;
     const cFromA = heard(c, 'A').length;
