@@ -12,6 +12,7 @@ import type { GetOptions } from './get.js';
 import type { Filter } from './recursive/glob.js';
 import type { PreheatFlags } from './preheat.js';
 import { processIo, type CliIo } from './io.js';
+import { shortLivedHeap } from './short-lived.js';
 import type { RuntimeConfigFlags } from './runtime-config.js';
 import type { IssueFlags } from './cluster.js';
 import type { ImportFlags } from './cache.js';
@@ -20,6 +21,9 @@ import type { DaemonFlags, SchedulerFlags } from './serve.js';
 export { exitIfStillHeld } from './leak-guard.js';
 
 export const VERSION = '0.1.0';
+
+// Before the command runs, as early as its modules load (./short-lived.ts).
+shortLivedHeap();
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
