@@ -12,7 +12,7 @@ import type { GetOptions } from './get.js';
 import type { Filter } from './recursive/glob.js';
 import type { PreheatFlags } from './preheat.js';
 import { processIo, type CliIo } from './io.js';
-import { shortLivedHeap } from './short-lived.js';
+import { longLivedHeap, shortLivedHeap } from './short-lived.js';
 import type { RuntimeConfigFlags } from './runtime-config.js';
 import type { IssueFlags } from './cluster.js';
 import type { ImportFlags } from './cache.js';
@@ -99,6 +99,7 @@ export function program(io: CliIo, result: { code: number }): Command {
     .option('--insecure', 'allow listening on a non-loopback address without TLS (trusts everyone who reaches it)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: DaemonFlags) => {
+      longLivedHeap();
       const { runDaemon } = await import('./serve.js');
       result.code = await runDaemon(opts, io);
     });
@@ -114,6 +115,7 @@ export function program(io: CliIo, result: { code: number }): Command {
     .option('--insecure', 'allow listening on a non-loopback address without TLS (trusts everyone who reaches it)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (opts: SchedulerFlags) => {
+      longLivedHeap();
       const { runScheduler } = await import('./serve.js');
       result.code = await runScheduler(opts, io);
     });

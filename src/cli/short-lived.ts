@@ -10,8 +10,9 @@
  * on a busy host, where every peer pays it at once. The memory goes back when the
  * process exits in any case. A full collection the heap actually needs still runs,
  * and so does the reducer after one: only the arming before the first full
- * collection is turned off. A daemon or scheduler has full collections within
- * seconds of start, so for them nothing changes.
+ * collection is turned off. `shoal daemon` and `shoal scheduler` turn V8's
+ * default back on as they start (`longLivedHeap`): a service idle for hours
+ * should give its memory back.
  * Measured in docs/benchmarks.md, "A get's idle-time collections".
  */
 import { setFlagsFromString } from 'node:v8';
@@ -19,4 +20,9 @@ import { setFlagsFromString } from 'node:v8';
 export function shortLivedHeap(): void {
   // A flag V8 reads each time the heap grows, so setting it after start-up takes effect (Node 20 and 24).
   setFlagsFromString('--no-memory-reducer-for-small-heaps');
+}
+
+/** Back to V8's default, for a process that serves for long: `shoal daemon`, `shoal scheduler`. */
+export function longLivedHeap(): void {
+  setFlagsFromString('--memory-reducer-for-small-heaps');
 }
