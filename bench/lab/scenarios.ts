@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { allProcessCpu, backgroundBusyPct, CpuMeter, foreignTop, type CpuUse, daemonApi, LabCpu, median, percentile, round, sha256File, softnetDrops } from './measure.js';
+import { allProcessCpu, backgroundBusyPct, CpuMeter, foreignTop, type CpuUse, daemonApi, LabCpu, median, percentile, procTimes, round, sha256File, softnetDrops } from './measure.js';
 import { type HostSpec, type NsProc, Procs, sh, type Topology } from './netns.js';
 
 export const SCENARIOS = ['direct', 'bittorrent', 'shoal'] as const;
@@ -166,22 +166,6 @@ function diffByPeer(a: Record<string, number>, b: Record<string, number>): Recor
   return out;
 }
 
-/** Fields 3 onwards of /proc/PID/stat (after the command name), or undefined once it is gone. */
-function statFields(pid: number | 'self'): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/** utime + stime (seconds) of a running process, from /proc/PID/stat. */
-function procCpuS(pid: number): { user: number; system: number } | undefined {
-  const f = statFields(pid);
-  return f === undefined ? undefined : { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
-}
-
 /**
  * The CPU seconds of this process's children that have exited and been
  * reaped (cutime + cstime): across a window, the processes that ended in it,
@@ -189,8 +173,8 @@ function procCpuS(pid: number): { user: number; system: number } | undefined {
  * the per-process figures of processes alive at the end cannot show.
  */
 function reapedChildrenCpuS(): { user: number; system: number } {
-  const f = statFields('self');
-  return { user: Number(f?.[13] ?? 0) / 100, system: Number(f?.[14] ?? 0) / 100 };
+  const t = procTimes('self');
+  return { user: t?.cuser ?? 0, system: t?.csystem ?? 0 };
 }
 
 /** A lab process's role: "daemon@p3" → "daemon (peers)", "daemon@o" → "daemon (origin host)"; other names as they are. */
@@ -204,7 +188,7 @@ function cpuByRole(start: Map<number, { user: number; system: number }>, procs: 
   const out: Record<string, { user: number; system: number; processes: number }> = {};
   for (const p of procs) {
     if (!p.running()) continue;
-    const now = procCpuS(p.pid);
+    const now = procTimes(p.pid);
     if (now === undefined) continue;
     const was = start.get(p.pid) ?? { user: 0, system: 0 };
     const role = roleOf(p.name);
@@ -242,7 +226,7 @@ export async function measure(
   const watched = () => [...ctx.procs.all, ...after.watch()];
   const cpuStart = new Map<number, { user: number; system: number }>();
   for (const p of watched()) {
-    const c = p.running() ? procCpuS(p.pid) : undefined;
+    const c = p.running() ? procTimes(p.pid) : undefined;
     if (c !== undefined) cpuStart.set(p.pid, c);
   }
   const originBefore = topo.counters(topo.origin);
