@@ -12,10 +12,12 @@ import type { DaemonStats } from '../daemon/stats.js';
 import type { PreheatEvent, PreheatInput } from '../daemon/preheat/run.js';
 
 export interface DownloadEvent {
-  event: 'started' | 'progress' | 'done' | 'error';
+  event: 'started' | 'progress' | 'pieces' | 'done' | 'error';
   taskId?: string;
   path?: string;
   contentLength?: number;
+  /** done: the generation of the content's pieces (pieces events carry theirs). */
+  generation?: number;
   stats?: TaskStatsJson;
   error?: { code?: unknown; message?: unknown; sourceStatus?: unknown };
 }

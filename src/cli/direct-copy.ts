@@ -32,7 +32,8 @@ const CHUNK = 4 * 1024 * 1024;
 
 export class DirectIoUnsupported extends Error {}
 
-async function readFully(file: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
+/** Reads `length` bytes at `position` into `buf`, continuing after short reads; an early end of file is an error. */
+export async function readFully(file: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
   let got = 0;
   while (got < length) {
     const { bytesRead } = await file.read(buf, got, length - got, position + got);
@@ -81,23 +82,25 @@ export async function directCopy(from: string, to: string, signal?: AbortSignal)
       await writing?.catch(() => undefined);
       await dst.close();
     }
-    if (aligned < size) {
-      // The tail is no whole block: both ends through ordinary descriptors.
-      const tailIn = await open(from, 'r');
-      try {
-        const tail = await open(to, 'r+');
-        try {
-          const buf = Buffer.allocUnsafe(size - aligned);
-          await readFully(tailIn, buf, buf.length, aligned);
-          await writeFully(tail, buf, aligned);
-        } finally {
-          await tail.close();
-        }
-      } finally {
-        await tailIn.close();
-      }
-    }
+    if (aligned < size) await copyTail(from, to, aligned, size);
   } finally {
     await src.close();
+  }
+}
+
+/** Copies bytes [aligned, size) of `from` into the existing file `to`: no whole block, so both ends through ordinary descriptors. */
+export async function copyTail(from: string, to: string, aligned: number, size: number): Promise<void> {
+  const tailIn = await open(from, 'r');
+  try {
+    const tail = await open(to, 'r+');
+    try {
+      const buf = Buffer.allocUnsafe(size - aligned);
+      await readFully(tailIn, buf, buf.length, aligned);
+      await writeFully(tail, buf, aligned);
+    } finally {
+      await tail.close();
+    }
+  } finally {
+    await tailIn.close();
   }
 }

@@ -11,16 +11,23 @@ import type { TaskStatsJson } from '../daemon/download/task-stats.js';
 import { endpointAlive, requestDownload } from './daemon-client.js';
 import { defaultDataDir, defaultEndpoint } from './defaults.js';
 import type { CliIo } from './io.js';
+import { checkPieces, type PiecesNotice } from './progressive-copy.js';
 
 export type OnProgress = (done: number, total: number | undefined) => void;
+
+/** Pieces stored and verified in the task's content file as it downloads (./progressive-copy.ts). */
+export type OnPieces = (notice: PiecesNotice) => void;
 
 export interface Fetched {
   readonly path: string;
   readonly stats: TaskStatsJson | undefined;
+  /** The generation of the content's pieces (PartialContent), when told. */
+  readonly generation?: number | undefined;
 }
 
 export interface Fetcher {
-  fetch(request: ApiDownloadRequest, onProgress: OnProgress): Promise<Fetched>;
+  /** `onPieces`: asks for the pieces as they are stored, and hears of them there. */
+  fetch(request: ApiDownloadRequest, onProgress: OnProgress, onPieces?: OnPieces): Promise<Fetched>;
   close(): Promise<void>;
 }
 
@@ -28,18 +35,22 @@ export interface Fetcher {
 export async function openFetcher(io: CliIo, endpoint: string | undefined): Promise<Fetcher> {
   const target = endpoint ?? defaultEndpoint(io.env);
   if (await endpointAlive(target)) {
-    return { fetch: (request, onProgress) => viaDaemon(target, request, io.signal, onProgress), close: async () => undefined };
+    return { fetch: (request, onProgress, onPieces) => viaDaemon(target, request, io.signal, onProgress, onPieces), close: async () => undefined };
   }
   if (endpoint !== undefined) throw new ShoalError('DAEMON_UNREACHABLE', `no daemon answers at ${target}`);
   return embedded(io);
 }
 
-export async function viaDaemon(endpoint: string, request: ApiDownloadRequest, signal: AbortSignal, onProgress: OnProgress): Promise<Fetched> {
-  for await (const event of requestDownload(endpoint, request, signal)) {
+export async function viaDaemon(endpoint: string, request: ApiDownloadRequest, signal: AbortSignal, onProgress: OnProgress, onPieces?: OnPieces): Promise<Fetched> {
+  const asked = onPieces === undefined ? request : { ...request, pieces: true };
+  for await (const event of requestDownload(endpoint, asked, signal)) {
     if (event.event === 'progress' && event.stats !== undefined) {
       onProgress(event.stats.completedBytes, event.stats.contentLength);
+    } else if (event.event === 'pieces') {
+      const notice = checkPieces(event as unknown as Record<string, unknown>);
+      if (notice !== undefined) onPieces?.(notice);
     } else if (event.event === 'done' && typeof event.path === 'string') {
-      return { path: event.path, stats: event.stats };
+      return { path: event.path, stats: event.stats, generation: Number.isSafeInteger(event.generation) ? event.generation : undefined };
     } else if (event.event === 'error') {
       throw fromJSON(event.error ?? {});
     }
@@ -55,7 +66,7 @@ async function embedded(io: CliIo): Promise<Fetcher> {
   const daemon = createDaemon({ data: defaultDataDir(io.env), listen: '127.0.0.1:0' }, { env: io.env });
   await daemon.start();
   return {
-    async fetch(request, onProgress) {
+    async fetch(request, onProgress, onPieces) {
       const abort = new AbortController();
       const onCancel = (): void => abort.abort(new ShoalError('ABORTED', 'cancelled'));
       io.signal.addEventListener('abort', onCancel, { once: true });
@@ -66,11 +77,17 @@ async function embedded(io: CliIo): Promise<Fetcher> {
       try {
         const handle = daemon.download(request, abort.signal);
         const off = handle.onProgress((s) => onProgress(s.completedBytes, s.contentLength));
+        // In this process each piece is told as it is stored (no batching: no socket to spare).
+        const offPieces = handle.onPiece((n) => {
+          const content = onPieces === undefined ? undefined : handle.partial();
+          if (content !== undefined) onPieces?.({ ...content, numbers: [n] });
+        });
         try {
           const task = await handle.done;
-          return { path: task.path, stats: handle.stats.toJSON() };
+          return { path: task.path, stats: handle.stats.toJSON(), generation: task.generation };
         } finally {
           off();
+          offPieces();
         }
       } catch (err) {
         throw toShoalError(err);

@@ -10,7 +10,8 @@ import type { ApiDownloadRequest } from '../daemon/api/requests.js';
 import { checkDownloadRequest } from '../daemon/request-check.js';
 import { openFetcher } from './fetcher.js';
 import type { CliIo } from './io.js';
-import { checkOutputPath, placeOutput } from './output.js';
+import { checkOutputPath, placeOutput, tempPath } from './output.js';
+import { ProgressiveCopy } from './progressive-copy.js';
 import { createProgress } from './progress.js';
 import { withS3Options } from './s3-options.js';
 
@@ -95,10 +96,13 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
     if (!options.quiet) io.stderr.write(line + '\n');
   };
   const fetcher = await openFetcher(io, options.endpoint);
+  // The output is copied as pieces come, where it is a file written with O_DIRECT (./progressive-copy.ts).
+  const copy = output === '-' || options.directIo === false ? undefined : new ProgressiveCopy(tempPath(output), io.signal);
   try {
-    const result = await fetcher.fetch({ ...request, progress: progress.shown }, progress.update);
+    const result = await fetcher.fetch({ ...request, progress: progress.shown }, progress.update, copy === undefined ? undefined : (notice) => copy.pieces(notice));
     progress.stop();
-    const how = await placeOutput(result.path, output, io.stdout, io.signal, { direct: options.directIo !== false });
+    const progressive = copy === undefined ? undefined : { copy, generation: result.generation };
+    const how = await placeOutput(result.path, output, io.stdout, io.signal, { direct: options.directIo !== false, progressive });
     const bytes = result.stats?.bytes;
     if (bytes !== undefined && output !== '-') {
       say(`saved ${output} (${how}; from cache ${bytes.cache} B, peers ${bytes.peers} B, seeds ${bytes.seeds} B, origin ${bytes.source} B)`);
@@ -106,6 +110,7 @@ export async function runGet(url: string, options: GetOptions, io: CliIo): Promi
     return 0;
   } finally {
     progress.stop();
+    await copy?.discard();
     await fetcher.close();
   }
 }

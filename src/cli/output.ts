@@ -23,12 +23,13 @@ import { pipeline } from 'node:stream/promises';
 import { ShoalError } from '../common/errors.js';
 import { processAlive } from '../common/processes.js';
 import { DirectIoUnsupported, directCopy } from './direct-copy.js';
+import type { ProgressiveCopy } from './progressive-copy.js';
 
 /** This host in temporary names (8 hex): a PID names a process only on its own host (an NFS directory is shared). */
 const HOST = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
 const TEMP = /^\..+\.shoal-([0-9a-f]{8})-(\d+)-[0-9a-f]{12}$/;
 
-function tempPath(output: string): string {
+export function tempPath(output: string): string {
   return join(dirname(output), `.${basename(output)}.shoal-${HOST}-${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
@@ -65,6 +66,8 @@ export type Placement = 'reflink' | 'copy' | 'buffered copy' | 'stdout';
 export interface PlaceOptions {
   /** false: a copy goes through the page cache (`--no-direct-io`), instead of O_DIRECT. Default true. */
   direct?: boolean;
+  /** The output copied while the download ran (./progressive-copy.ts), finished here if it can be, with the content's generation. */
+  progressive?: { copy: ProgressiveCopy; generation: number | undefined } | undefined;
 }
 
 export async function placeOutput(cachePath: string, output: string, stdout: NodeJS.WritableStream, signal: AbortSignal, options: PlaceOptions = {}): Promise<Placement> {
@@ -72,7 +75,8 @@ export async function placeOutput(cachePath: string, output: string, stdout: Nod
     await pipeline(createReadStream(cachePath, { highWaterMark: 1024 * 1024 }), stdout, { end: false, signal });
     return 'stdout';
   }
-  const tmp = tempPath(output);
+  const progressive = options.progressive;
+  const tmp = progressive?.copy.tmp ?? tempPath(output);
   // At once, not after the copy: a second Ctrl-C ends the process with nothing left behind.
   const onAbort = (): void => {
     try {
@@ -83,7 +87,13 @@ export async function placeOutput(cachePath: string, output: string, stdout: Nod
   };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const how = await cloneOrCopy(cachePath, tmp, options.direct !== false, signal);
+    let how: Placement;
+    if (progressive !== undefined && (await progressive.copy.finish(cachePath, progressive.generation, signal))) {
+      how = 'copy';
+    } else {
+      await progressive?.copy.discard();
+      how = await cloneOrCopy(cachePath, tmp, options.direct !== false, signal);
+    }
     if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
     await rename(tmp, output);
     return how;

@@ -16,8 +16,23 @@ export interface DownloadedContent {
   /** The content file in the cache (read it only while pinned). */
   readonly path: string;
   readonly contentLength: number;
+  /** Its pieces' generation (StoredTask.generation): what a reader that copied pieces as they came compares. */
+  readonly generation: number;
   /** Keeps the content in the cache (no eviction) until the returned function is called. */
   pin(): () => void;
+}
+
+/**
+ * Where a running task's verified pieces are being written: the content file,
+ * piece n at n × pieceSize. Read piece n there once onPiece has named it, and
+ * only while `generation` is still the task's (a change means pieces were
+ * dropped and their bytes may be rewritten).
+ */
+export interface PartialContent {
+  readonly path: string;
+  readonly pieceSize: number;
+  readonly contentLength: number;
+  readonly generation: number;
 }
 
 export interface DownloadHandle {
@@ -26,6 +41,14 @@ export interface DownloadHandle {
   /** Resolves once every piece is held and verified (and the whole content matches its digest, when known). */
   readonly done: Promise<DownloadedContent>;
   onProgress(listener: (stats: TaskStats) => void): () => void;
+  /** Piece `n` was stored and verified here (the listener runs as that happens). */
+  onPiece(listener: (n: number) => void): () => void;
+  /**
+   * The task's content file as it fills: undefined while its length is
+   * unknown, and for a caller that must pass the origin's access check
+   * first (it sees no byte before the check, at the end).
+   */
+  partial(): PartialContent | undefined;
   /** The task's shape once the origin or the swarm told it; undefined before. */
   shape(): TaskShape | undefined;
   /**

@@ -141,6 +141,19 @@ export class Downloads extends Service implements DownloadService {
         entry.download.on('progress', listener);
         return () => entry.download.off('progress', listener);
       },
+      onPiece: (listener) => {
+        const onStored = (_: TaskStats, n?: number): void => {
+          if (n !== undefined) listener(n);
+        };
+        entry.download.on('progress', onStored);
+        return () => entry.download.off('progress', onStored);
+      },
+      partial: () => {
+        const task = this.#deps.store.get(spec.taskId);
+        const shape = task?.shape;
+        if (task === undefined || shape?.contentLength === undefined || needsAccessCheck(task, request)) return undefined;
+        return { path: task.path, pieceSize: shape.pieceSize, contentLength: shape.contentLength, generation: task.generation };
+      },
       shape: () => this.#deps.store.get(spec.taskId)?.shape,
       openPiece: (n) => this.#deps.store.openPiece(spec.taskId, n),
     };
@@ -231,6 +244,6 @@ export class Downloads extends Service implements DownloadService {
 
   #content(task: StoredTask): DownloadedContent {
     const store = this.#deps.store;
-    return { taskId: task.id, path: task.path, contentLength: task.shape?.contentLength ?? 0, pin: () => store.pin(task) };
+    return { taskId: task.id, path: task.path, contentLength: task.shape?.contentLength ?? 0, generation: task.generation, pin: () => store.pin(task) };
   }
 }

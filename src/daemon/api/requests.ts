@@ -16,6 +16,12 @@ export interface ApiDownloadRequest extends DownloadRequest {
   timeoutMs?: number | undefined;
   /** Send `progress` events (default true); a client that shows none says false and is woken only for the result. */
   progress?: boolean | undefined;
+  /**
+   * Send `pieces` events: the content file and the pieces stored in it as they
+   * come, for a client that copies them while the rest downloads
+   * (src/cli/progressive-copy.ts). Default false.
+   */
+  pieces?: boolean | undefined;
 }
 
 export async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -51,6 +57,8 @@ export function asRequest(body: unknown): ApiDownloadRequest {
   if (url === undefined) throw new ShoalError('USAGE', 'url (or cacheId) is required');
   const progress = b['progress'];
   if (progress !== undefined && progress !== null && typeof progress !== 'boolean') throw new ShoalError('USAGE', 'progress must be true or false');
+  const pieces = b['pieces'];
+  if (pieces !== undefined && pieces !== null && typeof pieces !== 'boolean') throw new ShoalError('USAGE', 'pieces must be true or false');
   return {
     url,
     ...(cacheId === undefined ? {} : { cacheId }),
@@ -63,6 +71,7 @@ export function asRequest(body: unknown): ApiDownloadRequest {
     limitRate: num('limitRate'),
     timeoutMs: num('timeoutMs'),
     progress: progress === true || progress === false ? progress : undefined,
+    pieces: pieces === true ? true : undefined,
   };
 }
 

@@ -2,7 +2,8 @@
  * The daemon's local API for the CLI: HTTP/1.1 on a unix socket (mode 0600)
  * or on a loopback address only (./address.ts).
  *   POST /v1/download  JSON request → NDJSON events: started, progress… (at most 10 a
- *                      second; none with "progress": false), done | error
+ *                      second; none with "progress": false), pieces… (with "pieces": true:
+ *                      ./piece-events.ts), done | error
  *   POST /v1/preheat   JSON {urls | image, headers, timeoutMs} → NDJSON events:
  *                      [resolved], started, task… (running, then done | failed), end | error
  *   GET  /v1/stats     where bytes came from, per task and in total
@@ -26,6 +27,7 @@ import type { DaemonStats } from '../stats.js';
 import { parseApiAddress, socketAlive } from './address.js';
 import { asPreheat, asRequest, readJson } from './requests.js';
 import { asCacheImport } from './cache-requests.js';
+import { pieceEvents } from './piece-events.js';
 import type { CacheService } from '../cache/service.js';
 
 /** What the API serves: the daemon supplies it. */
@@ -151,8 +153,10 @@ export class LocalApi extends Service {
         ? setLongTimeout(() => call.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
         : undefined;
     let off = (): void => undefined;
+    let stopPieces = (): void => undefined;
     try {
       const write = ndjson(res);
+      if (request.pieces === true) stopPieces = pieceEvents(handle, write);
       write({ event: 'started', taskId: handle.taskId });
       let last = 0;
       off = handle.onProgress((stats) => {
@@ -164,11 +168,14 @@ export class LocalApi extends Service {
       });
       try {
         const content = await handle.done;
-        write({ event: 'done', path: content.path, contentLength: content.contentLength, stats: handle.stats.toJSON() });
+        stopPieces();
+        write({ event: 'done', path: content.path, contentLength: content.contentLength, generation: content.generation, stats: handle.stats.toJSON() });
       } catch (err) {
+        stopPieces();
         write({ event: 'error', error: toShoalError(err).toJSON() });
       }
     } finally {
+      stopPieces();
       off();
       timer?.clear();
       res.end();

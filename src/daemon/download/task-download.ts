@@ -3,7 +3,7 @@
  * pieces from the parents it is given (./peer-fetches.ts), or from the
  * origin when told to (./source-fetch.ts), and finishes when every piece is
  * held (./finish-task.ts). Pieces are served to other peers the moment they
- * are stored. `done` settles with the outcome.
+ * are stored (`progress` names the piece). `done` settles with the outcome.
  *
  * Lifecycle (common/lifecycle.ts): `start()` begins (it does not reject: a
  * download that cannot begin fails `done`); `stop()` cancels it, `done`
@@ -55,7 +55,7 @@ export interface TaskDownloadOptions {
 /** How often the download checks for starvation and an unreachable scheduler. */
 const TICK_MS = 500;
 
-export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implements Lifecycle {
+export class TaskDownload extends EventEmitter<{ progress: [TaskStats, number?] }> implements Lifecycle {
   readonly id: string;
   readonly spec: TaskSpec;
   readonly stats: TaskStats;
@@ -328,7 +328,7 @@ export class TaskDownload extends EventEmitter<{ progress: [TaskStats] }> implem
     this.stats.piece(length, from);
     this.#reporter.add(n, digest);
     this.#waiters.release(n);
-    this.emit('progress', this.stats);
+    this.emit('progress', this.stats, n);
   }
 
   /** Periodic: go to the origin when the scheduler never answered; ask for other parents when starving. */

@@ -58,7 +58,7 @@ export async function recheckContent(task: StoredTask, deps: RecheckDeps): Promi
     deps.log.warn({ task: task.id, pieces: bad.length }, 'cached content was modified; refetching those pieces');
     deps.meta.dropPieces(task.id, bad);
     deps.meta.setState(task.id, 'running', deps.now());
-    for (const n of bad) task.digests.delete(n);
+    task.dropPieces(bad);
     task.complete = false;
   }
   task.stamp = task.complete ? (await readStamp(task.path))?.stamp : undefined;

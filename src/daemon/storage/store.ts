@@ -161,7 +161,7 @@ export class PieceStore extends Service {
       if (old !== undefined && !lengthLearned) {
         this.#log.warn({ task: task.id, old, shape }, 'task shape changed; dropping its pieces');
         this.#meta.clearPieces(task.id);
-        task.digests.clear();
+        task.dropPieces();
         task.complete = false;
       }
       this.#meta.setShape(task.id, shape.contentLength ?? null, shape.pieceSize);
@@ -340,7 +340,7 @@ export class PieceStore extends Service {
       meta.clearPieces(task.id);
       meta.setState(task.id, 'running', this.#now());
     });
-    task.digests.clear();
+    task.dropPieces();
     task.complete = false;
     this.recent.dropTask(task.id);
   }

@@ -53,8 +53,15 @@ export class StoredTask {
   validator = '';
   /** A cache task (kept until it expires, never evicted by the quota or the TTL before): what it was imported as. */
   cache: CacheInfo | undefined;
-  /** Verified pieces and their SHA-256. */
+  /** Verified pieces and their SHA-256 (dropped through dropPieces only). */
   readonly digests = new Map<number, Buffer>();
+  /**
+   * One more each time held pieces are dropped: the content file's bytes there
+   * are no longer the verified ones. A reader copying pieces as they are
+   * stored (`shoal get`'s output, src/cli/progressive-copy.ts) starts over
+   * when it changes.
+   */
+  generation = 0;
   pins = 0;
   /** Serialises writes to the content file. */
   writeChain: Promise<void> = Promise.resolve();
@@ -74,6 +81,13 @@ export class StoredTask {
 
   has(n: number): boolean {
     return this.digests.has(n);
+  }
+
+  /** Forgets the pieces `numbers` (every piece when omitted) and moves to the next generation. */
+  dropPieces(numbers?: Iterable<number>): void {
+    if (numbers === undefined) this.digests.clear();
+    else for (const n of numbers) this.digests.delete(n);
+    this.generation++;
   }
 
   /** Bytes held on disk (verified pieces). */
