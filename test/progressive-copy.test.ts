@@ -42,32 +42,31 @@ describe('ProgressiveCopy', () => {
     assert.ok(readFileSync(copy.tmp).equals(content), 'the copy differs from the content');
   });
 
-  test('a new generation: what was copied before is copied again, never mixed', async () => {
+  /** A copy of every piece of one content, made in `generation`; then the file is rewritten with other bytes (the daemon dropped its pieces). */
+  async function copiedThenRewritten(name: string, generation: number): Promise<{ copy: ProgressiveCopy; src: string; now: Buffer }> {
     const old = randomBytes(size);
     const now = randomBytes(size);
-    const src = join(dir, 'c2');
+    const src = join(dir, `c-${name}`);
     writeFileSync(src, old);
-    const copy = new ProgressiveCopy(join(dir, 'o2.tmp'));
-    copy.pieces(notice(src, 4, all));
+    const copy = new ProgressiveCopy(join(dir, `o-${name}.tmp`));
+    copy.pieces(notice(src, generation, all));
     // Let the old generation's copies land first (the fault: the old bytes are in the output).
     await until(() => statSync(copy.tmp, { throwIfNoEntry: false })?.size === 8 * PIECE, 'the old pieces to be copied (two whole 4 MiB spans)', { within: 10_000 });
     assert.ok(readFileSync(copy.tmp).subarray(0, PIECE).equals(old.subarray(0, PIECE)), 'the old generation was copied');
-    // The daemon dropped every piece, rewrote the file, and named only two in the new generation.
     writeFileSync(src, now);
+    return { copy, src, now };
+  }
+
+  test('a new generation: what was copied before is copied again, never mixed', async () => {
+    const { copy, src, now } = await copiedThenRewritten('named', 4);
+    // Only two pieces named in the new generation.
     copy.pieces(notice(src, 5, [2, 9]));
     assert.equal(await copy.finish(src, 5, signal), true);
     assert.ok(readFileSync(copy.tmp).equals(now), 'the output mixes two generations');
   });
 
   test('done in a generation never named: everything is copied at the end', async () => {
-    const old = randomBytes(size);
-    const now = randomBytes(size);
-    const src = join(dir, 'c3');
-    writeFileSync(src, old);
-    const copy = new ProgressiveCopy(join(dir, 'o3.tmp'));
-    copy.pieces(notice(src, 0, all));
-    await until(() => statSync(copy.tmp, { throwIfNoEntry: false })?.size === 8 * PIECE, 'the pieces to be copied (two whole 4 MiB spans)', { within: 10_000 });
-    writeFileSync(src, now);
+    const { copy, src, now } = await copiedThenRewritten('unnamed', 0);
     assert.equal(await copy.finish(src, 1, signal), true);
     assert.ok(readFileSync(copy.tmp).equals(now), 'the output mixes two generations');
   });

@@ -12,6 +12,7 @@ import { endpointAlive, requestDownload } from './daemon-client.js';
 import { defaultDataDir, defaultEndpoint } from './defaults.js';
 import type { CliIo } from './io.js';
 import { checkPieces, type PiecesNotice } from './progressive-copy.js';
+import { pieceEvents } from '../daemon/api/piece-events.js';
 
 export type OnProgress = (done: number, total: number | undefined) => void;
 
@@ -77,11 +78,8 @@ async function embedded(io: CliIo): Promise<Fetcher> {
       try {
         const handle = daemon.download(request, abort.signal);
         const off = handle.onProgress((s) => onProgress(s.completedBytes, s.contentLength));
-        // In this process each piece is told as it is stored (no batching: no socket to spare).
-        const offPieces = handle.onPiece((n) => {
-          const content = onPieces === undefined ? undefined : handle.partial();
-          if (content !== undefined) onPieces?.({ ...content, numbers: [n] });
-        });
+        // The same events as through the API, without the socket.
+        const offPieces = onPieces === undefined ? () => undefined : pieceEvents(handle, onPieces);
         try {
           const task = await handle.done;
           return { path: task.path, stats: handle.stats.toJSON(), generation: task.generation };

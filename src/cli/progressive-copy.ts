@@ -24,7 +24,7 @@
  * pieces not a multiple of 4 KiB, nor where O_DIRECT is refused.
  */
 import { constants as fsc, unlinkSync } from 'node:fs';
-import { copyFile, open, rm, type FileHandle } from 'node:fs/promises';
+import { copyFile, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { DIRECT_ALIGN, alignedBuffer } from '../common/aligned-buffers.js';
 import { pieceCount } from '../common/pieces.js';
 import { writeFully } from '../common/write-fully.js';
@@ -69,6 +69,8 @@ export class ProgressiveCopy {
   #queue: number[] = [];
   /** Pieces named in the current generation. */
   #named = new Set<number>();
+  /** Of each span not yet whole, how many of its pieces are named. */
+  #namedIn = new Map<number, number>();
   /** Spans copied in the current generation. */
   #copied = new Set<number>();
   #working: Promise<void> | undefined;
@@ -128,13 +130,7 @@ export class ProgressiveCopy {
     if (this.#off || opened === undefined) return false;
     if (generation !== notice.generation) this.#newGeneration(generation);
     try {
-      const now = await open(path, 'r').then(async (f) => {
-        try {
-          return await f.stat();
-        } finally {
-          await f.close();
-        }
-      });
+      const now = await stat(path);
       if (now.dev !== opened.dev || now.ino !== opened.ino) return false;
       const { contentLength } = notice;
       const span = this.#spanBytes();
@@ -168,6 +164,7 @@ export class ProgressiveCopy {
   #newGeneration(generation: number): void {
     this.#notice = { ...this.#notice!, generation };
     this.#named = new Set();
+    this.#namedIn = new Map();
     this.#copied = new Set();
     this.#queue = [];
   }
@@ -191,7 +188,12 @@ export class ProgressiveCopy {
     const j = Math.floor((n * pieceSize) / span);
     const end = Math.min((j + 1) * span, contentLength);
     if (end % DIRECT_ALIGN !== 0) return;
-    for (let k = (j * span) / pieceSize; k * pieceSize < end; k++) if (!this.#named.has(k)) return;
+    const named = (this.#namedIn.get(j) ?? 0) + 1;
+    if (named < Math.ceil((end - j * span) / pieceSize)) {
+      this.#namedIn.set(j, named);
+      return;
+    }
+    this.#namedIn.delete(j);
     this.#queue.push(j);
   }
 

@@ -27,7 +27,7 @@ export function pieceEvents(handle: Pick<DownloadHandle, 'onPiece' | 'partial'>,
     if (batch === undefined) return;
     const { content, numbers } = batch;
     batch = undefined;
-    write({ event: 'pieces', path: content.path, pieceSize: content.pieceSize, contentLength: content.contentLength, generation: content.generation, numbers });
+    write({ event: 'pieces', ...content, numbers });
   };
   const off = handle.onPiece((n) => {
     // Unknown length, or an access check still to pass: the client copies this piece at the end, if at all.
