@@ -15,7 +15,7 @@
  * is removed by the next get into that directory (checkOutputPath).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsc, createReadStream, unlinkSync } from 'node:fs';
+import { constants as fsc, createReadStream } from 'node:fs';
 import { access, copyFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -23,6 +23,7 @@ import { pipeline } from 'node:stream/promises';
 import { ShoalError } from '../common/errors.js';
 import { processAlive } from '../common/processes.js';
 import { DirectIoUnsupported, directCopy } from './direct-copy.js';
+import { removeOnAbort } from './remove-on-abort.js';
 import type { ProgressiveCopy } from './progressive-copy.js';
 
 /** This host in temporary names (8 hex): a PID names a process only on its own host (an NFS directory is shared). */
@@ -77,15 +78,7 @@ export async function placeOutput(cachePath: string, output: string, stdout: Nod
   }
   const progressive = options.progressive;
   const tmp = progressive?.copy.tmp ?? tempPath(output);
-  // At once, not after the copy: a second Ctrl-C ends the process with nothing left behind.
-  const onAbort = (): void => {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // not created yet, or renamed
-    }
-  };
-  signal.addEventListener('abort', onAbort, { once: true });
+  const stopRemoving = removeOnAbort(tmp, signal);
   try {
     let how: Placement;
     if (progressive !== undefined && (await progressive.copy.finish(cachePath, progressive.generation, signal))) {
@@ -102,7 +95,7 @@ export async function placeOutput(cachePath: string, output: string, stdout: Nod
     if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
     throw new ShoalError('OUTPUT_UNWRITABLE', `cannot write ${output}: ${(err as Error).message}`, { cause: err });
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    stopRemoving();
   }
 }
 

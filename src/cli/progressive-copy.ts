@@ -23,12 +23,13 @@
  * Not used where a reflink works (the end costs nothing there), for
  * pieces not a multiple of 4 KiB, nor where O_DIRECT is refused.
  */
-import { constants as fsc, unlinkSync } from 'node:fs';
+import { constants as fsc } from 'node:fs';
 import { copyFile, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { DIRECT_ALIGN, alignedBuffer } from '../common/aligned-buffers.js';
 import { pieceCount } from '../common/pieces.js';
 import { writeFully } from '../common/write-fully.js';
 import { copyTail, readFully } from './direct-copy.js';
+import { removeOnAbort } from './remove-on-abort.js';
 
 const CHUNK = 4 * 1024 * 1024;
 
@@ -77,21 +78,12 @@ export class ProgressiveCopy {
   #off = false;
   #buffer: Buffer | undefined;
 
-  readonly #signal: AbortSignal | undefined;
-  readonly #onAbort = (): void => {
-    // At once, as ./output.ts does: a second Ctrl-C ends the process before any await.
-    try {
-      unlinkSync(this.#tmp);
-    } catch {
-      // not created yet, or already renamed
-    }
-  };
+  readonly #stopRemoving: () => void;
 
   /** `tmp`: the output's temporary file, created here (it must not exist); removed by discard(), or the moment `signal` aborts. */
   constructor(tmp: string, signal?: AbortSignal) {
     this.#tmp = tmp;
-    this.#signal = signal;
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.#stopRemoving = signal === undefined ? () => undefined : removeOnAbort(tmp, signal);
   }
 
   get tmp(): string {
@@ -151,7 +143,7 @@ export class ProgressiveCopy {
 
   /** Stops copying and removes the temporary file. */
   async discard(): Promise<void> {
-    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#stopRemoving();
     this.#off = true;
     this.#queue = [];
     await this.#working;
