@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { VERSION } from '../src/cli/main.js';
+import { VERSION } from '../src/cli/version.js';
 import { Cluster, SHOAL, runCommand, type Proc } from './fixtures/cluster.js';
 import { startOrigin, type Origin } from './fixtures/origin.js';
 import { until } from './fixtures/wait.js';

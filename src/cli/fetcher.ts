@@ -1,18 +1,16 @@
 /**
  * How `shoal get` has tasks downloaded: through the local daemon's API, or,
- * when none runs, by a daemon in this process (started once, for every task
- * of a `get --recursive`). Either way: the path of the verified content in
- * the cache, and the task's stats.
+ * when none runs, by a daemon in this process (./embedded.ts, started once,
+ * for every task of a `get --recursive`). Either way: the path of the
+ * verified content in the cache, and the task's stats.
  */
-import { ShoalError, fromJSON, toShoalError } from '../common/errors.js';
-import { setLongTimeout } from '../common/timers.js';
+import { ShoalError, fromJSON } from '../common/errors.js';
 import type { ApiDownloadRequest } from '../daemon/api/requests.js';
 import type { TaskStatsJson } from '../daemon/download/task-stats.js';
 import { endpointAlive, requestDownload } from './daemon-client.js';
-import { defaultDataDir, defaultEndpoint } from './defaults.js';
+import { defaultEndpoint } from './defaults.js';
 import type { CliIo } from './io.js';
 import { checkPieces, type PiecesNotice } from './progressive-copy.js';
-import { pieceEvents } from '../daemon/api/piece-events.js';
 
 export type OnProgress = (done: number, total: number | undefined) => void;
 
@@ -32,13 +30,20 @@ export interface Fetcher {
   close(): Promise<void>;
 }
 
-/** A daemon answering at `endpoint` (default: the standard socket), else, unless one was named, an in-process one. */
-export async function openFetcher(io: CliIo, endpoint: string | undefined): Promise<Fetcher> {
+/** Starts a daemon in this process (./embedded.ts): passed in, so that a get which needs none does not load it. */
+export type StartEmbedded = (io: CliIo) => Promise<Fetcher>;
+
+/**
+ * A daemon answering at `endpoint` (default: the standard socket), else,
+ * unless one was named, an in-process one started by `embedded` (without it:
+ * DAEMON_UNREACHABLE).
+ */
+export async function openFetcher(io: CliIo, endpoint: string | undefined, embedded: StartEmbedded | undefined): Promise<Fetcher> {
   const target = endpoint ?? defaultEndpoint(io.env);
   if (await endpointAlive(target)) {
     return { fetch: (request, onProgress, onPieces) => viaDaemon(target, request, io.signal, onProgress, onPieces), close: async () => undefined };
   }
-  if (endpoint !== undefined) throw new ShoalError('DAEMON_UNREACHABLE', `no daemon answers at ${target}`);
+  if (endpoint !== undefined || embedded === undefined) throw new ShoalError('DAEMON_UNREACHABLE', `no daemon answers at ${target}`);
   return embedded(io);
 }
 
@@ -58,42 +63,4 @@ export async function viaDaemon(endpoint: string, request: ApiDownloadRequest, s
   }
   if (signal.aborted) throw new ShoalError('ABORTED', 'cancelled');
   throw new ShoalError('DAEMON_UNREACHABLE', 'the daemon closed the connection before the download finished');
-}
-
-/** No daemon running: one in this process, with its own scheduler, until close(). */
-async function embedded(io: CliIo): Promise<Fetcher> {
-  // Loaded only here: a get through a running daemon never evaluates the daemon's modules.
-  const { createDaemon } = await import('../daemon/daemon.js');
-  const daemon = createDaemon({ data: defaultDataDir(io.env), listen: '127.0.0.1:0' }, { env: io.env });
-  await daemon.start();
-  return {
-    async fetch(request, onProgress, onPieces) {
-      const abort = new AbortController();
-      const onCancel = (): void => abort.abort(new ShoalError('ABORTED', 'cancelled'));
-      io.signal.addEventListener('abort', onCancel, { once: true });
-      const timer =
-        request.timeoutMs !== undefined && request.timeoutMs > 0
-          ? setLongTimeout(() => abort.abort(new ShoalError('TIMEOUT', `download did not finish within ${request.timeoutMs} ms`)), request.timeoutMs)
-          : undefined;
-      try {
-        const handle = daemon.download(request, abort.signal);
-        const off = handle.onProgress((s) => onProgress(s.completedBytes, s.contentLength));
-        // The same events as through the API, without the socket.
-        const offPieces = onPieces === undefined ? () => undefined : pieceEvents(handle, onPieces);
-        try {
-          const task = await handle.done;
-          return { path: task.path, stats: handle.stats.toJSON(), generation: task.generation };
-        } finally {
-          off();
-          offPieces();
-        }
-      } catch (err) {
-        throw toShoalError(err);
-      } finally {
-        timer?.clear();
-        io.signal.removeEventListener('abort', onCancel);
-      }
-    },
-    close: () => daemon.stop(),
-  };
 }

@@ -8,7 +8,7 @@ import { parseDigest, parseSourceUrl } from '../common/ids.js';
 import { parseDuration, parseSize } from '../common/units.js';
 import type { ApiDownloadRequest } from '../daemon/api/requests.js';
 import { checkDownloadRequest } from '../daemon/request-check.js';
-import { openFetcher } from './fetcher.js';
+import { openFetcher, type StartEmbedded } from './fetcher.js';
 import type { CliIo } from './io.js';
 import { checkOutputPath, placeOutput, tempPath } from './output.js';
 import { ProgressiveCopy } from './progressive-copy.js';
@@ -88,14 +88,15 @@ export function buildRequest(given: string, options: GetOptions, env: NodeJS.Pro
   return request;
 }
 
-export async function runGet(url: string, options: GetOptions, io: CliIo): Promise<number> {
+/** `embedded`: how to start an in-process daemon when none runs (./fetcher.ts). */
+export async function runGet(url: string, options: GetOptions, io: CliIo, embedded: StartEmbedded | undefined): Promise<number> {
   const request = buildRequest(url, options, io.env);
   const output = await checkOutputPath(options.output);
   const progress = await createProgress(io.stderr, options.progress && !options.quiet);
   const say = (line: string): void => {
     if (!options.quiet) io.stderr.write(line + '\n');
   };
-  const fetcher = await openFetcher(io, options.endpoint);
+  const fetcher = await openFetcher(io, options.endpoint, embedded);
   // The output is copied as pieces come, where it is a file written with O_DIRECT (./progressive-copy.ts).
   const copy = output === '-' || options.directIo === false ? undefined : new ProgressiveCopy(tempPath(output), io.signal);
   try {

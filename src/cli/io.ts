@@ -14,3 +14,4 @@ export function processIo(): CliIo {
   process.once('SIGTERM', stop);
   return { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: abort.signal };
 }
+

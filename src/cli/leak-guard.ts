@@ -8,7 +8,8 @@
  * ./sea-main.ts) once runCli has returned.
  */
 const LEAK_GRACE_MS = 3000;
-const SERVICES = new Set(['daemon', 'scheduler']);
+/** The commands that serve until stopped. */
+export const SERVICES: ReadonlySet<string> = new Set(['daemon', 'scheduler']);
 
 export function exitIfStillHeld(argv: readonly string[]): void {
   if (!SERVICES.has(argv[0] ?? '')) return;

@@ -14,7 +14,7 @@ import { ERRORS, ShoalError, toShoalError } from '../../common/errors.js';
 import { parseSourceUrl } from '../../common/ids.js';
 import { parseS3Url } from '../../common/s3-url.js';
 import { buildRequest, parseHeader, type GetOptions } from '../get.js';
-import { openFetcher, type Fetcher } from '../fetcher.js';
+import { openFetcher, type Fetcher, type StartEmbedded } from '../fetcher.js';
 import type { CliIo } from '../io.js';
 import { checkOutputPath, placeOutput } from '../output.js';
 import { createProgress, human } from '../progress.js';
@@ -60,7 +60,7 @@ async function isComplete(path: string, file: ListedFile): Promise<boolean> {
   return file.size !== undefined || file.mtime !== undefined;
 }
 
-export async function runRecursive(url: string, options: RecursiveOptions, io: CliIo): Promise<number> {
+export async function runRecursive(url: string, options: RecursiveOptions, io: CliIo, embedded: StartEmbedded | undefined): Promise<number> {
   if (options.digest !== undefined) throw new ShoalError('USAGE', '--digest names one file; it does not go with --recursive');
   if (options.output === '-') throw new ShoalError('USAGE', '--recursive writes into a directory: -O DIR');
   const parallel = parallelism(options.parallel);
@@ -93,7 +93,7 @@ export async function runRecursive(url: string, options: RecursiveOptions, io: C
 
   let fetcher: Fetcher | undefined;
   try {
-    fetcher = await openFetcher(io, options.endpoint);
+    fetcher = await openFetcher(io, options.endpoint, embedded);
     const one = async (file: ListedFile): Promise<void> => {
       const target = await prepareTarget(dir, file.name);
       if (await isComplete(target, file)) {
